@@ -86,9 +86,11 @@ impl FromStr for Digest {
         let (alg, hex) = s.split_once(':').ok_or_else(invalid)?;
         // The spec's grammar: algorithm-component [+._-] ..., encoded [a-zA-Z0-9=_-]+
         let alg_ok = !alg.is_empty()
-            && alg
-                .split(['+', '.', '_', '-'])
-                .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            && alg.split(['+', '.', '_', '-']).all(|c| {
+                !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
         let hex_ok = !hex.is_empty()
             && hex
                 .bytes()
@@ -102,11 +104,13 @@ impl FromStr for Digest {
             _ => {
                 return Err(Error::UnsupportedDigest {
                     algorithm: alg.to_owned(),
-                })
+                });
             }
         };
         if hex.len() != algorithm.hex_len()
-            || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(invalid());
         }
@@ -192,7 +196,7 @@ impl<R> HashingReader<R> {
     }
 
     /// Bytes read so far.
-    pub fn bytes(&self) -> u64 {
+    pub fn bytes_read(&self) -> u64 {
         self.bytes
     }
 
@@ -229,14 +233,24 @@ mod tests {
 
     #[test]
     fn refuses_bad_digests() {
-        for bad in ["", "sha256", "sha256:", "sha256:abc", "SHA256:00", "sha256:zz"] {
+        for bad in [
+            "",
+            "sha256",
+            "sha256:",
+            "sha256:abc",
+            "SHA256:00",
+            "sha256:zz",
+        ] {
             assert!(
                 matches!(bad.parse::<Digest>(), Err(Error::InvalidDigest { .. })),
                 "{bad}"
             );
         }
         let upper = format!("sha256:{}", "A".repeat(64));
-        assert!(matches!(upper.parse::<Digest>(), Err(Error::InvalidDigest { .. })));
+        assert!(matches!(
+            upper.parse::<Digest>(),
+            Err(Error::InvalidDigest { .. })
+        ));
         assert!(matches!(
             "md5:d41d8cd98f00b204e9800998ecf8427e".parse::<Digest>(),
             Err(Error::UnsupportedDigest { .. })

@@ -48,13 +48,21 @@ pub enum Error {
         /// The digest of what was received.
         actual: Digest,
     },
-    /// The content is larger than the caller allowed.
-    #[error("blob {digest} exceeds the limit of {limit} bytes")]
+    /// The content is larger than the caller allowed; nothing was stored.
+    #[error("blob {digest} is larger than allowed")]
     TooLarge {
         /// The blob being put.
         digest: Digest,
-        /// The limit.
-        limit: u64,
+    },
+    /// The content's length differs from the length promised; nothing was stored.
+    #[error("blob {digest} is {actual} bytes long, {expected} were promised")]
+    SizeMismatch {
+        /// The blob being put.
+        digest: Digest,
+        /// The promised length.
+        expected: u64,
+        /// The length received.
+        actual: u64,
     },
     /// No blob with this digest is stored.
     #[error("blob {digest} not found")]
@@ -148,7 +156,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
     }

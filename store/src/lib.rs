@@ -1,10 +1,62 @@
-//! bootstrap: the store is being written (issue 7)
+//! The on-disk store: packs of zstd-compressed chunks, a redb index, blob recipes, repositories
+//! and tags, integrity checks and garbage collection.
+//!
+//! A blob is anything with an OCI digest. It is cut by `airlock-chunker` into content-defined
+//! chunks (tar-aware for layers) that are stored once however many blobs hold them, and a
+//! recipe that rebuilds the exact bytes. Pack bytes are synced before the index transaction
+//! that references them commits, so a crash at any instant leaves a store that opens, verifies
+//! clean and has lost nothing acknowledged.
+//!
+//! This crate knows nothing of HTTP, manifests, media types or bundle volumes: callers tell it
+//! what a manifest references. Only the `index` module imports redb; only `pack` knows the pack
+//! byte layout.
+//!
+//! # Overview
+//! - [`Store`]: open with [`StoreOptions`]; [`Store::put_blob`], [`Store::open_blob_range`],
+//!   [`Store::apply_repo_changes`] for links and tags, [`Store::verify`], [`Store::du`],
+//!   [`Store::plan_gc`] then [`Store::apply_gc`].
+//! - [`Digest`]: a validated `sha256:`/`sha512:` digest; [`HashingReader`] computes one.
+//! - [`Error`]: every failure, naming the blob, pack, offset or path at fault.
+//!
+//! ```
+//! use airlock_store::{Digest, PutOptions, Store, StoreOptions};
+//! use std::io::Read;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+//! let data = b"hello, air gap".repeat(1000);
+//! let digest = Digest::sha256(&data);
+//! store.put_blob(&digest, &data[..], PutOptions::default()).unwrap();
+//! let mut back = Vec::new();
+//! store.open_blob(&digest).unwrap().read_to_end(&mut back).unwrap();
+//! assert_eq!(back, data);
+//! ```
+
 mod digest;
 mod error;
-pub use crate::{digest::{Algorithm, Digest, Hasher, HashingReader}, error::{Error, Result}};
-/// Identifier of a pack file.
+mod index;
+mod pack;
+mod put;
+mod read;
+mod recipe;
+mod repo;
+mod store;
+
+pub use crate::{
+    digest::{Algorithm, Digest, Hasher, HashingReader},
+    error::{Error, Result},
+    put::{PutOptions, PutOutcome},
+    read::{BlobReader, BlobStat, Layout, unwrap_io},
+    repo::{Link, RepoChange, TagChange},
+    store::{Access, FormatConflict, STORE_FORMAT_VERSION, Store, StoreFormat, StoreOptions},
+};
+
+/// Identifier of a pack file (printed as 16 hex digits, its file name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PackId(pub u64);
+
 impl std::fmt::Display for PackId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{:016x}", self.0) }
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
 }

@@ -1,0 +1,265 @@
+//! Repositories over the blob store: links, tags with history, manifest edges, referrers and
+//! upload sessions. The store does not read manifests: callers say what a manifest references.
+
+use crate::{
+    Digest, Error, Result, Store,
+    index::{LinkKind, TagEvent},
+    store::now,
+};
+
+/// One change to repositories; a list of them is applied in one transaction, so that tags of
+/// a bundle or a push move together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RepoChange {
+    /// Make a stored blob part of a repository (a layer or config upload, a mount).
+    LinkBlob {
+        /// Repository name.
+        repo: String,
+        /// The blob.
+        digest: Digest,
+    },
+    /// Make a stored manifest part of a repository, recording what it references (for GC) and
+    /// the subject it refers to, with the descriptor bytes the referrers API will list.
+    LinkManifest {
+        /// Repository name.
+        repo: String,
+        /// The manifest blob.
+        digest: Digest,
+        /// Digests of blobs and manifests it references.
+        children: Vec<Digest>,
+        /// Subject digest and the referrer's descriptor (opaque bytes).
+        subject: Option<(Digest, Vec<u8>)>,
+    },
+    /// Point a tag at a manifest linked in the same repository.
+    SetTag {
+        /// Repository name.
+        repo: String,
+        /// Tag name.
+        tag: String,
+        /// The manifest.
+        digest: Digest,
+    },
+    /// Remove a tag (no error if absent).
+    DeleteTag {
+        /// Repository name.
+        repo: String,
+        /// Tag name.
+        tag: String,
+    },
+    /// Remove a manifest from a repository, with the tags that point at it and its referrer
+    /// entry.
+    UnlinkManifest {
+        /// Repository name.
+        repo: String,
+        /// The manifest.
+        digest: Digest,
+    },
+    /// Remove a blob link from a repository.
+    UnlinkBlob {
+        /// Repository name.
+        repo: String,
+        /// The blob.
+        digest: Digest,
+    },
+}
+
+/// How a repository holds a digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Linked as a blob (uploaded or mounted).
+    pub blob: bool,
+    /// Linked as a manifest.
+    pub manifest: bool,
+}
+
+/// One change of a tag, from its history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagChange {
+    /// What the tag pointed to after the change; `None` when it was deleted.
+    pub digest: Option<Digest>,
+    /// Unix seconds.
+    pub time: u64,
+}
+
+impl From<TagEvent> for TagChange {
+    fn from(e: TagEvent) -> Self {
+        TagChange {
+            digest: e.digest,
+            time: e.time,
+        }
+    }
+}
+
+impl Store {
+    /// Applies changes in one transaction: all or nothing. Linked digests must be stored;
+    /// tags must point at manifests linked in their repository (possibly by an earlier change
+    /// of the same list).
+    pub fn apply_repo_changes(&self, changes: &[RepoChange]) -> Result<()> {
+        self.check_writable()?;
+        let now = now();
+        let mut tx = self.inner.index.write()?;
+        for change in changes {
+            match change {
+                RepoChange::LinkBlob { repo, digest } => {
+                    check_repo(repo)?;
+                    if tx.blob(digest)?.is_none() {
+                        return Err(Error::BlobNotFound {
+                            digest: digest.clone(),
+                        });
+                    }
+                    tx.add_link(repo, digest, LinkKind::BLOB, now)?;
+                }
+                RepoChange::LinkManifest {
+                    repo,
+                    digest,
+                    children,
+                    subject,
+                } => {
+                    check_repo(repo)?;
+                    if tx.blob(digest)?.is_none() {
+                        return Err(Error::BlobNotFound {
+                            digest: digest.clone(),
+                        });
+                    }
+                    tx.add_link(repo, digest, LinkKind::MANIFEST, now)?;
+                    if tx.edges(digest)?.is_empty() {
+                        tx.put_edges(digest, children)?;
+                    }
+                    if let Some((subject, descriptor)) = subject {
+                        tx.put_referrer(repo, subject, digest, descriptor)?;
+                    }
+                }
+                RepoChange::SetTag { repo, tag, digest } => {
+                    check_repo(repo)?;
+                    if tag.is_empty() {
+                        return Err(Error::InvalidName {
+                            what: "tag",
+                            text: tag.clone(),
+                            why: "must not be empty",
+                        });
+                    }
+                    let linked = tx
+                        .link(repo, digest)?
+                        .is_some_and(|k| k.contains(LinkKind::MANIFEST));
+                    if !linked {
+                        return Err(Error::BlobNotFound {
+                            digest: digest.clone(),
+                        });
+                    }
+                    if tx.tag(repo, tag)?.as_ref() != Some(digest) {
+                        tx.set_tag(repo, tag, Some(digest), now)?;
+                    }
+                }
+                RepoChange::DeleteTag { repo, tag } => {
+                    if tx.tag(repo, tag)?.is_some() {
+                        tx.set_tag(repo, tag, None, now)?;
+                    }
+                }
+                RepoChange::UnlinkManifest { repo, digest } => {
+                    for (tag, d) in tx.tags(repo)? {
+                        if d == *digest {
+                            tx.set_tag(repo, &tag, None, now)?;
+                        }
+                    }
+                    tx.remove_link(repo, digest, LinkKind::MANIFEST)?;
+                    tx.remove_referrer_everywhere(repo, digest)?;
+                }
+                RepoChange::UnlinkBlob { repo, digest } => {
+                    tx.remove_link(repo, digest, LinkKind::BLOB)?;
+                }
+            }
+        }
+        tx.commit()
+    }
+
+    /// Links a stored blob into a repository.
+    pub fn link_blob(&self, repo: &str, digest: &Digest) -> Result<()> {
+        self.apply_repo_changes(&[RepoChange::LinkBlob {
+            repo: repo.to_owned(),
+            digest: digest.clone(),
+        }])
+    }
+
+    /// How `repo` holds `digest`, if it does.
+    pub fn link(&self, repo: &str, digest: &Digest) -> Result<Option<Link>> {
+        Ok(self.inner.index.read()?.link(repo, digest)?.map(|k| Link {
+            blob: k.contains(LinkKind::BLOB),
+            manifest: k.contains(LinkKind::MANIFEST),
+        }))
+    }
+
+    /// The manifest a tag points to.
+    pub fn tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>> {
+        self.inner.index.read()?.tag(repo, tag)
+    }
+
+    /// Tags of a repository with their manifests, sorted by tag.
+    pub fn tags(&self, repo: &str) -> Result<Vec<(String, Digest)>> {
+        self.inner.index.read()?.tags(repo)
+    }
+
+    /// Every change of a tag, oldest first (kept for the GC rollback window).
+    pub fn tag_history(&self, repo: &str, tag: &str) -> Result<Vec<TagChange>> {
+        Ok(self
+            .inner
+            .index
+            .read()?
+            .tag_history(repo, tag)?
+            .into_iter()
+            .map(|(_, e)| e.into())
+            .collect())
+    }
+
+    /// Repository names, sorted.
+    pub fn repositories(&self) -> Result<Vec<String>> {
+        self.inner.index.read()?.repos()
+    }
+
+    /// Digests a manifest was recorded as referencing.
+    pub fn manifest_children(&self, digest: &Digest) -> Result<Vec<Digest>> {
+        self.inner.index.read()?.edges(digest)
+    }
+
+    /// Referrers of `subject` in `repo` as (manifest digest, descriptor bytes), by digest.
+    pub fn referrers(&self, repo: &str, subject: &Digest) -> Result<Vec<(Digest, Vec<u8>)>> {
+        self.inner.index.read()?.referrers(repo, subject)
+    }
+
+    /// Saves an upload session's state (opaque to the store), so it survives a restart.
+    pub fn put_upload(&self, id: &str, state: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        let mut tx = self.inner.index.write()?;
+        tx.put_upload(id, state)?;
+        tx.commit()
+    }
+
+    /// An upload session's state.
+    pub fn upload(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.index.read()?.upload(id)
+    }
+
+    /// Every upload session as (id, state).
+    pub fn uploads(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.inner.index.read()?.uploads()
+    }
+
+    /// Forgets an upload session; returns whether it existed.
+    pub fn remove_upload(&self, id: &str) -> Result<bool> {
+        self.check_writable()?;
+        let mut tx = self.inner.index.write()?;
+        let had = tx.remove_upload(id)?;
+        tx.commit()?;
+        Ok(had)
+    }
+}
+
+fn check_repo(repo: &str) -> Result<()> {
+    if repo.is_empty() || repo.len() > 4096 {
+        return Err(Error::InvalidName {
+            what: "repository",
+            text: repo.chars().take(100).collect(),
+            why: "must be 1 to 4096 bytes",
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! Opening a store: its directory layout, format header, lock, and shared state.
+//!
+//! ```text
+//! DATA/
+//!   store.json     format header: format version, chunker parameters, chunk hash (written once)
+//!   lock           held (flock) by the process that has the store open
+//!   index.redb     the index
+//!   packs/NN/ID.pack
+//! ```
+
+use std::{
+    collections::HashMap,
+    fs::{self, File, OpenOptions},
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use airlock_chunker::{CHUNKER_VERSION, ChunkerParams};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Error, PackId, Result,
+    index::Index,
+    pack::{self, PACK_FORMAT_VERSION, PackWriter, sync_dir},
+    recipe::RECIPE_FORMAT_VERSION,
+};
+
+/// Version of the store's directory layout and format header.
+pub const STORE_FORMAT_VERSION: u32 = 1;
+
+const FORMAT_FILE: &str = "store.json";
+const LOCK_FILE: &str = "lock";
+const INDEX_FILE: &str = "index.redb";
+const PACKS_DIR: &str = "packs";
+
+/// Whether the store may be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only; a shared lock lets other readers in.
+    ReadOnly,
+    /// Reads and writes; an exclusive lock keeps other processes out.
+    ReadWrite,
+}
+
+/// Runtime settings for opening a store. Format parameters (`chunker`) apply only when the
+/// store is created; an existing store keeps its own and reports a difference.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Read-only or read-write.
+    pub access: Access,
+    /// Chunker parameters for a new store.
+    pub chunker: ChunkerParams,
+    /// zstd level for new packs (1..=22).
+    pub zstd_level: i32,
+    /// Packs are sealed once they reach this many bytes.
+    pub pack_size: u64,
+    /// Target raw bytes per compressed frame.
+    pub frame_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            access: Access::ReadWrite,
+            chunker: ChunkerParams::default(),
+            zstd_level: 3,
+            pack_size: 64 * 1024 * 1024,
+            frame_size: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// The format parameters a store was created with, from its `store.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreFormat {
+    /// Always "airlock-store".
+    pub format: String,
+    /// [`STORE_FORMAT_VERSION`] at creation.
+    pub version: u32,
+    /// Chunker algorithm version ([`CHUNKER_VERSION`]).
+    pub chunker_version: u32,
+    /// Minimum chunk size.
+    pub chunk_min: u32,
+    /// Average chunk size.
+    pub chunk_avg: u32,
+    /// Maximum chunk size.
+    pub chunk_max: u32,
+    /// Hash naming chunks.
+    pub chunk_hash: String,
+    /// Pack byte layout version.
+    pub pack_format: u32,
+    /// Recipe byte layout version.
+    pub recipe_format: u32,
+}
+
+impl StoreFormat {
+    fn new(params: ChunkerParams) -> StoreFormat {
+        StoreFormat {
+            format: "airlock-store".into(),
+            version: STORE_FORMAT_VERSION,
+            chunker_version: CHUNKER_VERSION,
+            chunk_min: params.min_size(),
+            chunk_avg: params.avg_size(),
+            chunk_max: params.max_size(),
+            chunk_hash: "blake3-256".into(),
+            pack_format: PACK_FORMAT_VERSION,
+            recipe_format: RECIPE_FORMAT_VERSION,
+        }
+    }
+
+    /// The chunker parameters recorded in the store.
+    pub fn chunker(&self) -> Result<ChunkerParams> {
+        ChunkerParams::new(self.chunk_min, self.chunk_avg, self.chunk_max).map_err(|e| {
+            Error::Format {
+                path: PathBuf::from(FORMAT_FILE),
+                what: e.to_string(),
+            }
+        })
+    }
+}
+
+/// A setting that differs from what the store was created with; the store's value wins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormatConflict {
+    /// The setting.
+    pub key: &'static str,
+    /// What the store uses.
+    pub stored: String,
+    /// What was asked for.
+    pub requested: String,
+}
+
+/// A content-addressed chunk store. Cheap to clone; every clone shares one open store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) root: PathBuf,
+    pub(crate) packs_dir: PathBuf,
+    pub(crate) access: Access,
+    pub(crate) format: StoreFormat,
+    pub(crate) chunker: ChunkerParams,
+    pub(crate) opts: StoreOptions,
+    pub(crate) conflicts: Vec<FormatConflict>,
+    pub(crate) index: Index,
+    /// Open, unsealed packs not in use by a put.
+    pub(crate) pool: Mutex<Vec<PackWriter>>,
+    pub(crate) next_pack: Mutex<u64>,
+    /// Read handles of pack files.
+    pub(crate) files: Mutex<HashMap<PackId, Arc<File>>>,
+    /// Puts hold it shared from their first dedup lookup to their commit; GC's deletion takes
+    /// it exclusively, so no put can count on a chunk that is being deleted.
+    pub(crate) gc_lock: RwLock<()>,
+    _lock: File,
+}
+
+impl Store {
+    /// Opens the store in `root`, creating it if it does not exist (read-write only).
+    pub fn open(root: &Path, opts: StoreOptions) -> Result<Store> {
+        let format_path = root.join(FORMAT_FILE);
+        let exists = format_path.exists();
+        if !exists && opts.access == Access::ReadOnly {
+            return Err(Error::Format {
+                path: root.to_owned(),
+                what: "no store here (store.json is missing) and it cannot be created read-only"
+                    .into(),
+            });
+        }
+        fs::create_dir_all(root).map_err(Error::io("creating store directory", root))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join(LOCK_FILE))
+            .map_err(Error::io("opening lock file", root.join(LOCK_FILE)))?;
+        let locked = match opts.access {
+            Access::ReadWrite => lock.try_lock(),
+            Access::ReadOnly => lock.try_lock_shared(),
+        };
+        if locked.is_err() {
+            return Err(Error::Locked {
+                path: root.to_owned(),
+            });
+        }
+        let format = if exists {
+            read_format(&format_path)?
+        } else {
+            let f = StoreFormat::new(opts.chunker);
+            write_format(root, &f)?;
+            f
+        };
+        if format.version != STORE_FORMAT_VERSION
+            || format.pack_format != PACK_FORMAT_VERSION
+            || format.recipe_format != RECIPE_FORMAT_VERSION
+            || format.chunker_version != CHUNKER_VERSION
+        {
+            return Err(Error::Format {
+                path: format_path,
+                what: format!(
+                    "store format {} (packs {}, recipes {}, chunker {}) is not supported by this \
+                     airlock, which reads format {STORE_FORMAT_VERSION} (packs \
+                     {PACK_FORMAT_VERSION}, recipes {RECIPE_FORMAT_VERSION}, chunker \
+                     {CHUNKER_VERSION})",
+                    format.version,
+                    format.pack_format,
+                    format.recipe_format,
+                    format.chunker_version
+                ),
+            });
+        }
+        let chunker = format.chunker()?;
+        let mut conflicts = Vec::new();
+        for (key, stored, requested) in [
+            (
+                "chunker.min_size",
+                chunker.min_size(),
+                opts.chunker.min_size(),
+            ),
+            (
+                "chunker.avg_size",
+                chunker.avg_size(),
+                opts.chunker.avg_size(),
+            ),
+            (
+                "chunker.max_size",
+                chunker.max_size(),
+                opts.chunker.max_size(),
+            ),
+        ] {
+            if stored != requested {
+                conflicts.push(FormatConflict {
+                    key,
+                    stored: stored.to_string(),
+                    requested: requested.to_string(),
+                });
+            }
+        }
+        let packs_dir = root.join(PACKS_DIR);
+        fs::create_dir_all(&packs_dir).map_err(Error::io("creating directory", &packs_dir))?;
+        let index = Index::open(&root.join(INDEX_FILE))?;
+        let (pool, next) = recover_packs(&index, &packs_dir, opts.access)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                root: root.to_owned(),
+                packs_dir,
+                access: opts.access,
+                format,
+                chunker,
+                opts,
+                conflicts,
+                index,
+                pool: Mutex::new(pool),
+                next_pack: Mutex::new(next),
+                files: Mutex::new(HashMap::new()),
+                gc_lock: RwLock::new(()),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The format parameters the store was created with.
+    pub fn format(&self) -> &StoreFormat {
+        &self.inner.format
+    }
+
+    /// Settings asked for at open that differ from the store's own and were not applied.
+    pub fn format_conflicts(&self) -> &[FormatConflict] {
+        &self.inner.conflicts
+    }
+
+    /// Whether writes are allowed.
+    pub fn access(&self) -> Access {
+        self.inner.access
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        match self.inner.access {
+            Access::ReadWrite => Ok(()),
+            Access::ReadOnly => Err(Error::ReadOnly {
+                path: self.inner.root.clone(),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    /// A shared read handle on a pack file.
+    pub(crate) fn pack_file(&self, id: PackId) -> Result<Arc<File>> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = files.get(&id) {
+            return Ok(f.clone());
+        }
+        let path = pack::pack_path(&self.packs_dir, id);
+        let f = File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::PackCorrupt {
+                    pack: id,
+                    offset: 0,
+                    what: format!("pack file {} is missing", path.display()),
+                }
+            } else {
+                Error::Io {
+                    op: "opening pack",
+                    path: path.clone(),
+                    source: e,
+                }
+            }
+        })?;
+        let f = Arc::new(f);
+        files.insert(id, f.clone());
+        Ok(f)
+    }
+
+    /// Drops a cached pack handle (after the pack was deleted or rewritten).
+    pub(crate) fn forget_pack_file(&self, id: PackId) {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// An open pack for a put: from the pool, or a new one.
+    pub(crate) fn take_writer(&self) -> Result<PackWriter> {
+        if let Some(w) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(w);
+        }
+        let id = {
+            let mut next = self.next_pack.lock().unwrap_or_else(|p| p.into_inner());
+            let id = *next;
+            *next += 1;
+            id
+        };
+        PackWriter::create(&self.packs_dir, PackId(id))
+    }
+
+    /// Returns a writer to the pool after a put.
+    pub(crate) fn return_writer(&self, w: PackWriter) {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+    }
+
+    pub(crate) fn next_pack_id(&self) -> u64 {
+        *self.next_pack.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn read_format(path: &Path) -> Result<StoreFormat> {
+    let bytes = fs::read(path).map_err(Error::io("reading", path))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Format {
+        path: path.to_owned(),
+        what: format!("unreadable format header: {e}"),
+    })
+}
+
+fn write_format(root: &Path, f: &StoreFormat) -> Result<()> {
+    let tmp = root.join(format!("{FORMAT_FILE}.tmp"));
+    let bytes = serde_json::to_vec_pretty(f).unwrap_or_default();
+    let mut file = File::create(&tmp).map_err(Error::io("creating", &tmp))?;
+    file.write_all(&bytes).map_err(Error::io("writing", &tmp))?;
+    file.sync_all().map_err(Error::io("syncing", &tmp))?;
+    fs::rename(&tmp, root.join(FORMAT_FILE)).map_err(Error::io("renaming", &tmp))?;
+    sync_dir(root)
+}
+
+/// Brings packs in line with the index after a restart: unsealed packs are reopened with any
+/// uncommitted tail cut off, and pack files the index never referenced (a put that crashed
+/// before its commit) are removed. Returns the pool of open packs and the next pack id.
+fn recover_packs(
+    index: &Index,
+    packs_dir: &Path,
+    access: Access,
+) -> Result<(Vec<PackWriter>, u64)> {
+    let rtx = index.read()?;
+    let known: HashMap<PackId, _> = rtx.packs()?.into_iter().collect();
+    let mut next = rtx.next_pack_id()?;
+    drop(rtx);
+    let mut max_seen = 0;
+    let mut pool = Vec::new();
+    for sub in read_dir_sorted(packs_dir)? {
+        if !sub.is_dir() {
+            continue;
+        }
+        for path in read_dir_sorted(&sub)? {
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pack"))
+                .and_then(|n| u64::from_str_radix(n, 16).ok())
+            else {
+                continue;
+            };
+            max_seen = max_seen.max(id);
+            match known.get(&PackId(id)) {
+                None if access == Access::ReadWrite => {
+                    tracing::info!(pack = %PackId(id), "removing pack that no commit referenced");
+                    fs::remove_file(&path).map_err(Error::io("removing", &path))?;
+                }
+                Some(rec) if !rec.sealed && access == Access::ReadWrite => {
+                    match PackWriter::reopen(packs_dir, PackId(id), rec.len) {
+                        Ok(w) => pool.push(w),
+                        // A damaged pack takes no more writes; verify names it.
+                        Err(e) => tracing::warn!("not appending to pack {}: {e}", PackId(id)),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    next = next.max(max_seen + 1);
+    Ok((pool, next))
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir).map_err(Error::io("listing", dir))? {
+        v.push(e.map_err(Error::io("listing", dir))?.path());
+    }
+    v.sort();
+    Ok(v)
+}
