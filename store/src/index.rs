@@ -22,7 +22,11 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Digest, Error, PackId, Result, pack::ChunkLoc};
+use crate::{
+    Digest, Error, PackId, Result,
+    pack::ChunkLoc,
+    recipe::{Entry, decode_segment},
+};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHUNKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
@@ -246,6 +250,8 @@ fn decode_chunk(path: &Path, id: &ChunkId, b: &[u8]) -> Result<ChunkRecord> {
 /// Reads shared by both transaction kinds, written once over redb's `ReadableTable`.
 macro_rules! reads {
     ($t:ty) => {
+        // Not every read is needed on both transaction kinds.
+        #[allow(dead_code)]
         impl $t {
             /// The record of a chunk, if indexed.
             pub fn chunk(&self, id: &ChunkId) -> Result<Option<ChunkRecord>> {
@@ -262,15 +268,6 @@ macro_rules! reads {
                 let key = digest.to_string();
                 match ix!(self, t.get(key.as_str()))? {
                     Some(v) => Ok(Some(decode_json(self.path, "blob", v.value())?)),
-                    None => Ok(None),
-                }
-            }
-
-            /// A pack's record.
-            pub fn pack(&self, id: PackId) -> Result<Option<PackRecord>> {
-                let t = ix!(self, self.tx.open_table(PACKS))?;
-                match ix!(self, t.get(id.0))? {
-                    Some(v) => Ok(Some(decode_json(self.path, "pack", v.value())?)),
                     None => Ok(None),
                 }
             }
@@ -329,6 +326,36 @@ macro_rules! reads {
                     }
                     None => Ok(None),
                 }
+            }
+
+            /// Every entry of a blob's recipe, in order, or a description of the damage.
+            pub fn recipe_entries(
+                &self,
+                digest: &Digest,
+                size: u64,
+            ) -> Result<std::result::Result<Vec<Entry>, String>> {
+                let mut out = Vec::new();
+                let mut offset = 0u64;
+                let mut seg = self.recipe_segment_at(digest, 0)?;
+                while let Some((start, bytes)) = seg {
+                    if start != offset {
+                        return Ok(Err(format!("segment starts at {start}, expected {offset}")));
+                    }
+                    let Some(entries) = decode_segment(&bytes) else {
+                        return Ok(Err(format!("segment at {start} does not decode")));
+                    };
+                    for e in entries {
+                        offset += e.len();
+                        out.push(e);
+                    }
+                    seg = self.recipe_segment_after(digest, start)?;
+                }
+                if offset != size {
+                    return Ok(Err(format!(
+                        "recipe covers {offset} bytes, the blob has {size}"
+                    )));
+                }
+                Ok(Ok(out))
             }
 
             /// Every stored blob's digest, in order, starting after `after`, at most `limit`.
@@ -781,19 +808,6 @@ impl WriteTx<'_> {
         let (s, r) = (subject.to_string(), referrer.to_string());
         let mut t = ix!(self, self.tx.open_table(REFERRERS))?;
         ix!(self, t.insert((repo, s.as_str(), r.as_str()), descriptor))?;
-        Ok(())
-    }
-
-    /// Removes a referrer entry.
-    pub fn remove_referrer(
-        &mut self,
-        repo: &str,
-        subject: &Digest,
-        referrer: &Digest,
-    ) -> Result<()> {
-        let (s, r) = (subject.to_string(), referrer.to_string());
-        let mut t = ix!(self, self.tx.open_table(REFERRERS))?;
-        ix!(self, t.remove((repo, s.as_str(), r.as_str())))?;
         Ok(())
     }
 

@@ -34,6 +34,7 @@
 
 mod digest;
 mod error;
+mod gc;
 mod index;
 mod pack;
 mod put;
@@ -41,14 +42,17 @@ mod read;
 mod recipe;
 mod repo;
 mod store;
+mod verify;
 
 pub use crate::{
     digest::{Algorithm, Digest, Hasher, HashingReader},
     error::{Error, Result},
+    gc::{GcOptions, GcPlan, GcReport},
     put::{PutOptions, PutOutcome},
     read::{BlobReader, BlobStat, Layout, unwrap_io},
     repo::{Link, RepoChange, TagChange},
     store::{Access, FormatConflict, STORE_FORMAT_VERSION, Store, StoreFormat, StoreOptions},
+    verify::{Defect, DiskUsage, Verify, VerifyReport},
 };
 
 /// Identifier of a pack file (printed as 16 hex digits, its file name).

@@ -72,7 +72,6 @@ pub struct ChunkLoc {
 pub struct CompressedFrame {
     bytes: Vec<u8>,
     entries: Vec<(ChunkId, u32, u32)>,
-    raw_len: u32,
 }
 
 impl CompressedFrame {
@@ -100,26 +99,12 @@ impl CompressedFrame {
         bytes.extend_from_slice(&payload);
         let check = frame_check(&bytes);
         bytes[16..32].copy_from_slice(&check);
-        Ok(CompressedFrame {
-            bytes,
-            entries,
-            raw_len: raw_len as u32,
-        })
+        Ok(CompressedFrame { bytes, entries })
     }
 
     /// Compressed size of the frame including header and entry table.
     pub fn len(&self) -> usize {
         self.bytes.len()
-    }
-
-    /// Whether the frame is empty (never: frames hold at least one chunk).
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Raw bytes of the chunks in the frame.
-    pub fn raw_len(&self) -> u32 {
-        self.raw_len
     }
 }
 
@@ -336,6 +321,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Reads and decompresses the frame at a chunk's location, then returns the chunk's bytes after
 /// checking the frame's checksum and the chunk's BLAKE3.
+#[cfg(test)]
 pub fn read_chunk(file: &File, id: &ChunkId, loc: &ChunkLoc) -> Result<Vec<u8>> {
     let frame = read_frame(file, loc.pack, loc.frame_offset, loc.frame_len)?;
     chunk_from_frame(&frame, id, loc)
@@ -468,6 +454,7 @@ fn parse_frame_header(bytes: &[u8], pack: PackId, offset: u64) -> Result<FrameHe
 #[derive(Debug, Clone)]
 pub struct ScannedFrame {
     /// Offset of the frame header.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub offset: u64,
     /// Total frame length.
     pub len: u32,

@@ -47,6 +47,7 @@ impl Entry {
     }
 
     /// Whether the entry stands for no bytes.
+    #[allow(dead_code)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -109,11 +110,6 @@ impl RecipeBuilder {
         self.current_start = self.offset;
         self.current_entries = 0;
         self.current_inline = 0;
-    }
-
-    /// Logical size so far.
-    pub fn size(&self) -> u64 {
-        self.offset
     }
 
     /// Number of chunk entries.
@@ -182,7 +178,7 @@ mod tests {
                 expect.push(Entry::Chunk { id, len: i + 1 });
             }
         }
-        let size = b.size();
+        let size = b.offset;
         let segs = b.finish();
         assert!(segs.len() > 1);
         let mut got = Vec::new();

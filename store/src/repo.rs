@@ -96,6 +96,7 @@ impl Store {
     /// of the same list).
     pub fn apply_repo_changes(&self, changes: &[RepoChange]) -> Result<()> {
         self.check_writable()?;
+        let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
         let now = now();
         let mut tx = self.inner.index.write()?;
         for change in changes {

@@ -1,0 +1,563 @@
+//! Integrity checks and space accounting.
+//!
+//! `verify` reads every frame of every pack the index references (checksum, decompression,
+//! each chunk's BLAKE3), every recipe, every chunk reference count, and with
+//! [`Verify::Full`] rebuilds every blob to check its digest. Each defect names the pack and
+//! offset, or the blob, and the blobs it affects.
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    fmt, io,
+};
+
+use airlock_chunker::ChunkId;
+
+use crate::{
+    Digest, Error, HashingReader, PackId, Result, Store,
+    index::{BlobRecord, ChunkRecord, CutLayout},
+    pack::{self, ChunkLoc},
+    recipe::Entry,
+};
+
+const PAGE: usize = 4096;
+
+/// How deep `verify` goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {
+    /// Packs, chunks, recipes, reference counts, links; and every blob's digest, rebuilt.
+    Full,
+    /// Everything but rebuilding blobs for their digests.
+    Quick,
+}
+
+/// One problem `verify` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Defect {
+    /// A pack file the index references is not there.
+    PackMissing {
+        /// The pack.
+        pack: PackId,
+        /// Blobs that cannot be read because of it.
+        blobs: Vec<Digest>,
+    },
+    /// A pack file is shorter than the index says.
+    PackTruncated {
+        /// The pack.
+        pack: PackId,
+        /// Bytes on disk.
+        actual: u64,
+        /// Bytes the index expects.
+        expected: u64,
+        /// Blobs that cannot be read because of it.
+        blobs: Vec<Digest>,
+    },
+    /// A frame fails its checksum, does not decompress, or holds a chunk that fails its hash.
+    FrameCorrupt {
+        /// The pack.
+        pack: PackId,
+        /// Offset of the frame in the pack.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+        /// Blobs that cannot be read because of it.
+        blobs: Vec<Digest>,
+    },
+    /// A recipe names a chunk the index does not have.
+    ChunkMissing {
+        /// The chunk.
+        chunk: ChunkId,
+        /// Blobs whose recipe names it.
+        blobs: Vec<Digest>,
+    },
+    /// A recipe segment cannot be decoded or does not add up to the blob's size.
+    RecipeDamaged {
+        /// The blob.
+        digest: Digest,
+        /// What is wrong.
+        what: String,
+    },
+    /// A blob rebuilds to other bytes than its digest says.
+    DigestMismatch {
+        /// The blob.
+        digest: Digest,
+        /// What its bytes hash to.
+        actual: Digest,
+    },
+    /// A chunk's reference count differs from the number of recipes naming it.
+    RefCountWrong {
+        /// The chunk.
+        chunk: ChunkId,
+        /// The count in the index.
+        recorded: u32,
+        /// The count found.
+        actual: u32,
+    },
+    /// A repository links a digest that is not stored.
+    LinkDangling {
+        /// The repository.
+        repo: String,
+        /// The digest.
+        digest: Digest,
+    },
+}
+
+impl fmt::Display for Defect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |blobs: &[Digest]| -> String {
+            if blobs.is_empty() {
+                "no stored blob".into()
+            } else {
+                blobs
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        match self {
+            Defect::PackMissing { pack, blobs } => {
+                write!(f, "pack {pack} is missing; affects {}", list(blobs))
+            }
+            Defect::PackTruncated {
+                pack,
+                actual,
+                expected,
+                blobs,
+            } => write!(
+                f,
+                "pack {pack} is truncated at offset {actual} (expected {expected} bytes); affects {}",
+                list(blobs)
+            ),
+            Defect::FrameCorrupt {
+                pack,
+                offset,
+                what,
+                blobs,
+            } => write!(
+                f,
+                "pack {pack} is corrupt at offset {offset}: {what}; affects {}",
+                list(blobs)
+            ),
+            Defect::ChunkMissing { chunk, blobs } => {
+                write!(
+                    f,
+                    "chunk {chunk} is missing from the index; affects {}",
+                    list(blobs)
+                )
+            }
+            Defect::RecipeDamaged { digest, what } => {
+                write!(f, "recipe of blob {digest} is damaged: {what}")
+            }
+            Defect::DigestMismatch { digest, actual } => {
+                write!(f, "blob {digest} rebuilds to content hashing to {actual}")
+            }
+            Defect::RefCountWrong {
+                chunk,
+                recorded,
+                actual,
+            } => write!(
+                f,
+                "chunk {chunk} has reference count {recorded}, {actual} recipes use it"
+            ),
+            Defect::LinkDangling { repo, digest } => {
+                write!(f, "repository {repo} links {digest}, which is not stored")
+            }
+        }
+    }
+}
+
+/// What `verify` checked and found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Packs checked.
+    pub packs: u64,
+    /// Frames checked.
+    pub frames: u64,
+    /// Chunks checked.
+    pub chunks: u64,
+    /// Blobs checked.
+    pub blobs: u64,
+    /// Bytes of blob content rebuilt and hashed ([`Verify::Full`]).
+    pub bytes_hashed: u64,
+    /// Everything wrong, in the order found.
+    pub defects: Vec<Defect>,
+}
+
+impl VerifyReport {
+    /// Whether nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.defects.is_empty()
+    }
+}
+
+/// Space used by the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiskUsage {
+    /// Stored blobs.
+    pub blobs: u64,
+    /// Sum of blob sizes: what the content would take stored blob by blob.
+    pub logical_bytes: u64,
+    /// Distinct chunks in the index.
+    pub chunks: u64,
+    /// Raw bytes of those chunks (before compression).
+    pub chunk_bytes: u64,
+    /// Bytes kept inline in recipes (tar headers and padding).
+    pub inline_bytes: u64,
+    /// Pack files.
+    pub packs: u64,
+    /// Bytes of pack files on disk.
+    pub pack_bytes: u64,
+    /// Bytes of the index file.
+    pub index_bytes: u64,
+    /// Blobs cut as tar streams (headers inline, file data chunked).
+    pub tar_blobs: u64,
+    /// Blobs cut as tar streams until a block failed to parse.
+    pub tar_then_plain_blobs: u64,
+    /// Blobs cut as plain bytes.
+    pub plain_blobs: u64,
+}
+
+impl DiskUsage {
+    /// Bytes on disk: packs plus index.
+    pub fn stored_bytes(&self) -> u64 {
+        self.pack_bytes + self.index_bytes
+    }
+}
+
+/// Calls `f` on every blob with its record, a page of blobs per read transaction.
+pub(crate) fn for_each_blob(
+    store: &Store,
+    mut f: impl FnMut(&Digest, &BlobRecord) -> Result<()>,
+) -> Result<()> {
+    let mut after: Option<Digest> = None;
+    loop {
+        let page = store.inner.index.read()?.blobs_page(after.as_ref(), PAGE)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        for (d, r) in &page {
+            f(d, r)?;
+        }
+    }
+}
+
+/// Calls `f` on every chunk record.
+pub(crate) fn for_each_chunk(
+    store: &Store,
+    mut f: impl FnMut(&ChunkId, &ChunkRecord) -> Result<()>,
+) -> Result<()> {
+    let mut after: Option<ChunkId> = None;
+    loop {
+        let page = store
+            .inner
+            .index
+            .read()?
+            .chunks_page(after.as_ref(), PAGE)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = Some(*last);
+        for (id, r) in &page {
+            f(id, r)?;
+        }
+    }
+}
+
+impl Store {
+    /// Checks the whole store and names every defect; see [`Verify`] for how deep.
+    pub fn verify(&self, depth: Verify) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let packs: HashMap<PackId, _> = self.inner.index.read()?.packs()?.into_iter().collect();
+
+        // 1. Packs: presence and length.
+        let mut bad_packs: HashMap<PackId, Defect> = HashMap::new();
+        let mut files = HashMap::new();
+        for (&id, rec) in &packs {
+            report.packs += 1;
+            let path = pack::pack_path(&self.inner.packs_dir, id);
+            match std::fs::File::open(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    bad_packs.insert(
+                        id,
+                        Defect::PackMissing {
+                            pack: id,
+                            blobs: vec![],
+                        },
+                    );
+                }
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "opening pack",
+                        path,
+                        source: e,
+                    });
+                }
+                Ok(f) => {
+                    let actual = f
+                        .metadata()
+                        .map_err(Error::io("reading metadata of", &path))?
+                        .len();
+                    if actual < rec.len {
+                        bad_packs.insert(
+                            id,
+                            Defect::PackTruncated {
+                                pack: id,
+                                actual,
+                                expected: rec.len,
+                                blobs: vec![],
+                            },
+                        );
+                    }
+                    files.insert(id, f);
+                }
+            }
+        }
+
+        // 2. Frames, reached through the chunks that live in them; each frame read once.
+        let mut frames: HashMap<(PackId, u64), Option<String>> = HashMap::new();
+        let mut bad_chunks: HashMap<ChunkId, (PackId, u64)> = HashMap::new();
+        let mut refs: HashMap<ChunkId, u32> = HashMap::new();
+        for_each_chunk(self, |id, rec| {
+            report.chunks += 1;
+            refs.insert(*id, rec.refs);
+            let loc = rec.loc;
+            if bad_packs.contains_key(&loc.pack)
+                && !matches!(bad_packs.get(&loc.pack), Some(Defect::PackTruncated { .. }))
+            {
+                bad_chunks.insert(*id, (loc.pack, loc.frame_offset));
+                return Ok(());
+            }
+            let Some(file) = files.get(&loc.pack) else {
+                bad_packs.insert(
+                    loc.pack,
+                    Defect::PackMissing {
+                        pack: loc.pack,
+                        blobs: vec![],
+                    },
+                );
+                bad_chunks.insert(*id, (loc.pack, loc.frame_offset));
+                return Ok(());
+            };
+            let key = (loc.pack, loc.frame_offset);
+            let outcome = frames.entry(key).or_insert_with(|| {
+                report.frames += 1;
+                check_frame(file, &loc).err()
+            });
+            if outcome.is_some() {
+                bad_chunks.insert(*id, key);
+            }
+            Ok(())
+        })?;
+        // Chunks in a frame that decoded but whose own hash failed were recorded by
+        // check_frame as a frame problem; pin each bad chunk to its frame's message.
+
+        // 3. Blobs: recipes, chunk presence, reference counts, digests.
+        let mut counted: HashMap<ChunkId, u32> = HashMap::new();
+        let mut affected_frames: HashMap<(PackId, u64), BTreeSet<Digest>> = HashMap::new();
+        let mut affected_packs: HashMap<PackId, BTreeSet<Digest>> = HashMap::new();
+        let mut missing: HashMap<ChunkId, BTreeSet<Digest>> = HashMap::new();
+        let mut damaged_blobs: HashSet<Digest> = HashSet::new();
+        let mut blob_defects = Vec::new();
+        for_each_blob(self, |digest, rec| {
+            report.blobs += 1;
+            let rtx = self.inner.index.read()?;
+            let entries = match rtx.recipe_entries(digest, rec.size)? {
+                Ok(e) => e,
+                Err(what) => {
+                    blob_defects.push(Defect::RecipeDamaged {
+                        digest: digest.clone(),
+                        what,
+                    });
+                    damaged_blobs.insert(digest.clone());
+                    return Ok(());
+                }
+            };
+            let mut distinct = HashSet::new();
+            for e in &entries {
+                if let Entry::Chunk { id, .. } = e {
+                    if !distinct.insert(*id) {
+                        continue;
+                    }
+                    *counted.entry(*id).or_default() += 1;
+                    if !refs.contains_key(id) {
+                        missing.entry(*id).or_default().insert(digest.clone());
+                        damaged_blobs.insert(digest.clone());
+                    } else if let Some(frame) = bad_chunks.get(id) {
+                        affected_frames
+                            .entry(*frame)
+                            .or_default()
+                            .insert(digest.clone());
+                        affected_packs
+                            .entry(frame.0)
+                            .or_default()
+                            .insert(digest.clone());
+                        damaged_blobs.insert(digest.clone());
+                    }
+                }
+            }
+            if depth == Verify::Full && !damaged_blobs.contains(digest) {
+                match self.open_blob(digest) {
+                    Ok(reader) => {
+                        let mut h = HashingReader::new(reader, digest.algorithm());
+                        match io::copy(&mut h, &mut io::sink()) {
+                            Ok(n) => {
+                                report.bytes_hashed += n;
+                                let (actual, _) = h.finish();
+                                if actual != *digest {
+                                    blob_defects.push(Defect::DigestMismatch {
+                                        digest: digest.clone(),
+                                        actual,
+                                    });
+                                }
+                            }
+                            Err(e) => blob_defects.push(Defect::RecipeDamaged {
+                                digest: digest.clone(),
+                                what: crate::unwrap_io(digest, e).to_string(),
+                            }),
+                        }
+                    }
+                    Err(e) => blob_defects.push(Defect::RecipeDamaged {
+                        digest: digest.clone(),
+                        what: e.to_string(),
+                    }),
+                }
+            }
+            Ok(())
+        })?;
+
+        // Assemble: pack-level defects first, then frames, chunks, blobs, counts, links.
+        let mut pack_ids: Vec<_> = bad_packs.keys().copied().collect();
+        pack_ids.sort();
+        let mut truncated = HashSet::new();
+        for id in pack_ids {
+            let blobs: Vec<Digest> = affected_packs
+                .get(&id)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            match bad_packs.remove(&id) {
+                Some(Defect::PackMissing { pack, .. }) => {
+                    report.defects.push(Defect::PackMissing { pack, blobs })
+                }
+                Some(Defect::PackTruncated {
+                    pack,
+                    actual,
+                    expected,
+                    ..
+                }) => {
+                    truncated.insert(pack);
+                    report.defects.push(Defect::PackTruncated {
+                        pack,
+                        actual,
+                        expected,
+                        blobs,
+                    })
+                }
+                Some(other) => report.defects.push(other),
+                None => {}
+            }
+        }
+        let mut frame_keys: Vec<_> = frames
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|w| (*k, w.clone())))
+            .collect();
+        frame_keys.sort();
+        for ((pack, offset), what) in frame_keys {
+            let blobs = affected_frames
+                .get(&(pack, offset))
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            report.defects.push(Defect::FrameCorrupt {
+                pack,
+                offset,
+                what,
+                blobs,
+            });
+        }
+        let mut missing: Vec<_> = missing.into_iter().collect();
+        missing.sort_by_key(|(id, _)| *id);
+        for (chunk, blobs) in missing {
+            report.defects.push(Defect::ChunkMissing {
+                chunk,
+                blobs: blobs.into_iter().collect(),
+            });
+        }
+        report.defects.extend(blob_defects);
+        let mut wrong: Vec<_> = refs
+            .iter()
+            .filter_map(|(id, &recorded)| {
+                let actual = counted.get(id).copied().unwrap_or(0);
+                (actual != recorded).then_some(Defect::RefCountWrong {
+                    chunk: *id,
+                    recorded,
+                    actual,
+                })
+            })
+            .collect();
+        wrong.sort_by_key(|d| match d {
+            Defect::RefCountWrong { chunk, .. } => *chunk,
+            _ => ChunkId::from_bytes([0; 32]),
+        });
+        report.defects.extend(wrong);
+        let rtx = self.inner.index.read()?;
+        for (repo, digest, _) in rtx.all_links()? {
+            if rtx.blob(&digest)?.is_none() {
+                report.defects.push(Defect::LinkDangling { repo, digest });
+            }
+        }
+        Ok(report)
+    }
+
+    /// Logical bytes against stored bytes, and how blobs were cut.
+    pub fn du(&self) -> Result<DiskUsage> {
+        let mut du = DiskUsage::default();
+        for_each_blob(self, |_, r| {
+            du.blobs += 1;
+            du.logical_bytes += r.size;
+            du.inline_bytes += r.inline_bytes;
+            match r.layout {
+                CutLayout::Tar => du.tar_blobs += 1,
+                CutLayout::TarThenPlain => du.tar_then_plain_blobs += 1,
+                CutLayout::Plain => du.plain_blobs += 1,
+            }
+            Ok(())
+        })?;
+        for_each_chunk(self, |_, r| {
+            du.chunks += 1;
+            du.chunk_bytes += u64::from(r.loc.raw_len);
+            Ok(())
+        })?;
+        for (id, _) in self.inner.index.read()?.packs()? {
+            du.packs += 1;
+            let path = pack::pack_path(&self.inner.packs_dir, id);
+            du.pack_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        }
+        let index = self.inner.root.join("index.redb");
+        du.index_bytes = std::fs::metadata(&index)
+            .map_err(Error::io("reading metadata of", &index))?
+            .len();
+        Ok(du)
+    }
+}
+
+/// Reads a frame and checks every chunk it lists; `Err` describes the first problem.
+fn check_frame(file: &std::fs::File, loc: &ChunkLoc) -> std::result::Result<(), String> {
+    let frame =
+        pack::read_frame(file, loc.pack, loc.frame_offset, loc.frame_len).map_err(|e| match e {
+            Error::PackCorrupt { what, .. } => what,
+            other => other.to_string(),
+        })?;
+    let mut at = 0usize;
+    for (id, len) in &frame.entries {
+        let end = at + *len as usize;
+        let ok = frame
+            .raw
+            .get(at..end)
+            .is_some_and(|d| ChunkId::of(d) == *id);
+        if !ok {
+            return Err(format!("chunk {id} does not match its hash"));
+        }
+        at = end;
+    }
+    Ok(())
+}
