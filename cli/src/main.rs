@@ -1,1 +1,76 @@
-fn main() {}
+//! The `airlock` command: a local OCI registry and artifact store with chunk-level dedup, for
+//! carrying container applications into air-gapped sites.
+//!
+//! Exit codes: 0 ok, 1 a check found problems, 2 error (the cause chain is printed).
+
+mod cmd;
+mod context;
+mod output;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::context::Context;
+
+/// airlock: a local OCI registry and artifact store with chunk-level dedup, for air-gapped sites.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None)]
+struct Cli {
+    /// Store directory [env: AIRLOCK_DATA; else `store.data` in the config file; else ./airlock-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+
+    /// Config file [default: ./airlock.toml if present, else built-in defaults]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Machine-readable JSON output
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// More detail (repeat for debug logs)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Report logical bytes against stored bytes, and how blobs were cut
+    Du(cmd::du::Args),
+    /// Check every pack, chunk, recipe and blob digest; exit 1 if anything is wrong
+    Verify(cmd::verify::Args),
+    /// Remove unreachable blobs and chunks, and reclaim pack space
+    Gc(cmd::gc::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.quiet, cli.verbose);
+    let ctx = match Context::new(
+        cli.data,
+        cli.config.as_deref(),
+        cli.json,
+        cli.quiet,
+        cli.verbose,
+    ) {
+        Ok(c) => c,
+        Err(e) => return output::fail(&e, cli.json),
+    };
+    let result = match cli.command {
+        Command::Du(args) => cmd::du::run(&ctx, args),
+        Command::Verify(args) => cmd::verify::run(&ctx, args),
+        Command::Gc(args) => cmd::gc::run(&ctx, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => output::fail(&e, ctx.json),
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand: `Args` (clap) and `run`.
+
+pub mod du;
+pub mod gc;
+pub mod verify;

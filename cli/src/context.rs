@@ -1,0 +1,96 @@
+//! What every command needs: the effective configuration and a way to open the store.
+
+use std::path::{Path, PathBuf};
+
+use airlock_config::{Config, Key, Origin};
+use airlock_store::{Access, Store, StoreOptions};
+use anyhow::{Context as _, Result};
+
+/// The effective configuration and output mode of one invocation.
+#[derive(Debug)]
+pub struct Context {
+    pub config: Config,
+    pub data: PathBuf,
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Context {
+    /// Loads the config file and environment; `--data` wins over both.
+    pub fn new(
+        data: Option<PathBuf>,
+        config: Option<&Path>,
+        json: bool,
+        quiet: bool,
+        verbose: u8,
+    ) -> Result<Context> {
+        let mut config = Config::load(config).context("loading configuration")?;
+        if let Some(d) = &data {
+            config
+                .override_value(
+                    Key::StoreData,
+                    &d.to_string_lossy(),
+                    Origin::CommandLine {
+                        flag: "--data".into(),
+                    },
+                )
+                .context("applying --data")?;
+        }
+        let data = config.store.data.clone();
+        Ok(Context {
+            config,
+            data,
+            json,
+            quiet,
+            verbose,
+        })
+    }
+
+    /// Store options from the configuration.
+    pub fn store_options(&self, access: Access) -> Result<StoreOptions> {
+        let c = &self.config;
+        let chunker = airlock_chunker_params(c)?;
+        Ok(StoreOptions {
+            access,
+            chunker,
+            zstd_level: c.store.zstd_level,
+            pack_size: c.store.pack_size.as_u64(),
+            frame_size: usize::try_from(c.store.frame_size.as_u64())
+                .context("store.frame_size is too large")?,
+        })
+    }
+
+    /// Opens the store; a missing store is an error for read-only access. Explicit settings
+    /// that conflict with the store's recorded format are reported, not applied.
+    pub fn open_store(&self, access: Access) -> Result<Store> {
+        let store =
+            Store::open(&self.data, self.store_options(access)?).context("opening the store")?;
+        for conflict in store.format_conflicts() {
+            let key = Key::from_name(conflict.key);
+            if key.is_some_and(|k| self.config.is_explicit(k)) {
+                eprintln!(
+                    "warning: {} = {} is ignored: the store at {} was created with {} (format \
+                     parameters are fixed when a store is created)",
+                    conflict.key,
+                    conflict.requested,
+                    self.data.display(),
+                    conflict.stored
+                );
+            }
+        }
+        Ok(store)
+    }
+}
+
+fn airlock_chunker_params(c: &Config) -> Result<airlock_store::ChunkerParams> {
+    let size = |v: airlock_config::ByteSize, key: &str| -> Result<u32> {
+        u32::try_from(v.as_u64()).with_context(|| format!("{key} is too large"))
+    };
+    airlock_store::ChunkerParams::new(
+        size(c.chunker.min_size, "chunker.min_size")?,
+        size(c.chunker.avg_size, "chunker.avg_size")?,
+        size(c.chunker.max_size, "chunker.max_size")?,
+    )
+    .context("chunker settings")
+}
