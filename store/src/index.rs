@@ -12,6 +12,7 @@
 //! - `edges`: manifest digest -> digests it references (multimap)
 //! - `referrers`: (repository, subject, referrer) -> opaque descriptor bytes
 //! - `uploads`: upload id -> opaque session bytes
+//! - `media_types`: manifest digest -> the media type it was pushed with
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,7 @@ const TAG_HISTORY: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::
 const EDGES: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("edges");
 const REFERRERS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("referrers");
 const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+const MEDIA_TYPES: TableDefinition<&str, &str> = TableDefinition::new("media_types");
 
 const NEXT_PACK: &str = "next_pack";
 
@@ -207,6 +209,7 @@ impl Index {
             ix!(index, tx.open_multimap_table(EDGES))?;
             ix!(index, tx.open_table(REFERRERS))?;
             ix!(index, tx.open_table(UPLOADS))?;
+            ix!(index, tx.open_table(MEDIA_TYPES))?;
         }
         ix!(index, tx.commit())?;
         Ok(index)
@@ -534,6 +537,13 @@ macro_rules! reads {
                 Ok(out)
             }
 
+            /// The media type a manifest was pushed with.
+            pub fn media_type(&self, digest: &Digest) -> Result<Option<String>> {
+                let t = ix!(self, self.tx.open_table(MEDIA_TYPES))?;
+                let d = digest.to_string();
+                Ok(ix!(self, t.get(d.as_str()))?.map(|v| v.value().to_owned()))
+            }
+
             /// An upload session's bytes.
             pub fn upload(&self, id: &str) -> Result<Option<Vec<u8>>> {
                 let t = ix!(self, self.tx.open_table(UPLOADS))?;
@@ -680,6 +690,8 @@ impl WriteTx<'_> {
         }
         let mut e = ix!(self, self.tx.open_multimap_table(EDGES))?;
         ix!(self, e.remove_all(key.as_str()))?;
+        let mut m = ix!(self, self.tx.open_table(MEDIA_TYPES))?;
+        ix!(self, m.remove(key.as_str()))?;
         Ok(())
     }
 
@@ -829,6 +841,14 @@ impl WriteTx<'_> {
         for s in doomed {
             ix!(self, t.remove((repo, s.as_str(), r.as_str())))?;
         }
+        Ok(())
+    }
+
+    /// Records the media type a manifest was pushed with.
+    pub fn put_media_type(&mut self, digest: &Digest, media_type: &str) -> Result<()> {
+        let d = digest.to_string();
+        let mut t = ix!(self, self.tx.open_table(MEDIA_TYPES))?;
+        ix!(self, t.insert(d.as_str(), media_type))?;
         Ok(())
     }
 

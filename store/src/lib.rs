@@ -44,6 +44,9 @@ mod repo;
 mod store;
 mod verify;
 
+/// Chunk size parameters, fixed when a store is created.
+pub use airlock_chunker::ChunkerParams;
+
 pub use crate::{
     digest::{Algorithm, Digest, Hasher, HashingReader},
     error::{Error, Result},

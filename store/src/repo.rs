@@ -29,6 +29,8 @@ pub enum RepoChange {
         children: Vec<Digest>,
         /// Subject digest and the referrer's descriptor (opaque bytes).
         subject: Option<(Digest, Vec<u8>)>,
+        /// The media type the manifest was pushed with, served back with it.
+        media_type: String,
     },
     /// Point a tag at a manifest linked in the same repository.
     SetTag {
@@ -115,6 +117,7 @@ impl Store {
                     digest,
                     children,
                     subject,
+                    media_type,
                 } => {
                     check_repo(repo)?;
                     if tx.blob(digest)?.is_none() {
@@ -126,6 +129,7 @@ impl Store {
                     if tx.edges(digest)?.is_empty() {
                         tx.put_edges(digest, children)?;
                     }
+                    tx.put_media_type(digest, media_type)?;
                     if let Some((subject, descriptor)) = subject {
                         tx.put_referrer(repo, subject, digest, descriptor)?;
                     }
@@ -219,6 +223,11 @@ impl Store {
     /// Digests a manifest was recorded as referencing.
     pub fn manifest_children(&self, digest: &Digest) -> Result<Vec<Digest>> {
         self.inner.index.read()?.edges(digest)
+    }
+
+    /// The media type a manifest was pushed with.
+    pub fn manifest_media_type(&self, digest: &Digest) -> Result<Option<String>> {
+        self.inner.index.read()?.media_type(digest)
     }
 
     /// Referrers of `subject` in `repo` as (manifest digest, descriptor bytes), by digest.
