@@ -216,6 +216,7 @@ impl<R: io::Read> io::Read for HashingReader<R> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

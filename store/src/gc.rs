@@ -17,7 +17,8 @@ use airlock_chunker::ChunkId;
 use crate::{
     Digest, Error, PackId, Result, Store,
     index::{ChunkRecord, LinkKind, PackRecord},
-    pack::{self, CompressedFrame, PackWriter},
+    pack::{self, CompressedFrame},
+    put::Writers,
     recipe::Entry,
     store::now,
     verify::{for_each_blob, for_each_chunk},
@@ -110,11 +111,10 @@ impl Store {
                 }
             }
         }
-        drop(rtx);
         let mut dead_chunks = HashSet::new();
         let mut chunk_bytes = 0;
         let mut per_pack: HashMap<PackId, (u64, u64)> = HashMap::new();
-        for_each_chunk(self, |id, rec| {
+        for_each_chunk(&rtx, |id, rec| {
             let gone = rec.refs <= drops.get(id).copied().unwrap_or(0);
             let e = per_pack.entry(rec.loc.pack).or_default();
             e.0 += u64::from(rec.loc.raw_len);
@@ -149,10 +149,11 @@ impl Store {
         let still_dead: HashMap<Digest, u64> =
             self.unreachable_blobs(plan.options)?.into_iter().collect();
         let mut report = GcReport::default();
-        let cutoff = now().saturating_sub(plan.options.keep_tag_history.as_secs());
+        let cutoff = cutoff(now(), plan.options.keep_tag_history);
 
         // 1. Blobs and chunk references, in one transaction.
         let mut tx = self.inner.index.write()?;
+        let mut removed = HashSet::new();
         for (digest, _) in &plan.blobs {
             let Some(&size) = still_dead.get(digest) else {
                 continue;
@@ -173,7 +174,14 @@ impl Store {
                 }
             }
             tx.remove_blob(digest)?;
+            removed.insert(digest.clone());
             report.blobs += 1;
+        }
+        // Blob links (uploads, mounts) are not roots: drop the ones whose blob went.
+        for (repo, digest, _) in tx.all_links()? {
+            if removed.contains(&digest) {
+                tx.remove_link(&repo, &digest, LinkKind::ALL)?;
+            }
         }
         report.history_pruned = tx.prune_tag_history(cutoff)?;
         tx.commit()?;
@@ -182,7 +190,8 @@ impl Store {
         let mut dead_chunks = Vec::new();
         let mut per_pack: HashMap<PackId, (u64, u64)> = HashMap::new();
         let mut live_by_pack: HashMap<PackId, Vec<(ChunkId, ChunkRecord)>> = HashMap::new();
-        for_each_chunk(self, |id, rec| {
+        let rtx = self.inner.index.read()?;
+        for_each_chunk(&rtx, |id, rec| {
             let e = per_pack.entry(rec.loc.pack).or_default();
             e.0 += u64::from(rec.loc.raw_len);
             if rec.refs == 0 {
@@ -196,6 +205,7 @@ impl Store {
             }
             Ok(())
         })?;
+        drop(rtx);
         let mut tx = self.inner.index.write()?;
         for id in &dead_chunks {
             tx.remove_chunk(id)?;
@@ -233,7 +243,8 @@ impl Store {
         Ok(report)
     }
 
-    /// Copies the live chunks of `packs` into a new pack and points the index at the copies.
+    /// Copies the live chunks of `packs` into new packs (sealed at the size limit like any
+    /// other) and points the index at the copies.
     fn rewrite_packs(
         &self,
         packs: &[PackId],
@@ -244,15 +255,35 @@ impl Store {
         if packs.is_empty() {
             return Ok(());
         }
-        let mut writer = self.inner.take_writer()?;
+        let mut writers = Writers::new(self);
+        match self.copy_live_chunks(packs, live, &mut writers) {
+            Ok(written) => {
+                writers.release(true);
+                report.packs_rewritten += packs.len() as u64;
+                *rewritten_bytes += written;
+                Ok(())
+            }
+            Err(e) => {
+                writers.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// The body of [`Store::rewrite_packs`]: returns the bytes written.
+    fn copy_live_chunks<'a>(
+        &'a self,
+        packs: &[PackId],
+        live: &HashMap<PackId, Vec<(ChunkId, ChunkRecord)>>,
+        writers: &mut Writers<'a>,
+    ) -> Result<u64> {
         let mut moved = Vec::new();
         let mut batch: Vec<(ChunkId, Vec<u8>)> = Vec::new();
         let mut batch_bytes = 0;
+        let mut written = 0u64;
         let level = self.inner.opts.zstd_level;
-        let flush = |batch: &mut Vec<(ChunkId, Vec<u8>)>,
-                     writer: &mut PackWriter,
-                     moved: &mut Vec<_>|
-         -> Result<()> {
+        let frame_size = self.frame_size();
+        let mut flush = |batch: &mut Vec<(ChunkId, Vec<u8>)>| -> Result<()> {
             if batch.is_empty() {
                 return Ok(());
             }
@@ -260,7 +291,8 @@ impl Store {
                 batch.iter().map(|(i, d)| (*i, d.as_slice())).collect();
             let frame = CompressedFrame::compress(&refs, level)
                 .map_err(Error::io("compressing frame for", &self.inner.packs_dir))?;
-            moved.extend(writer.append(&frame)?);
+            written += frame.len() as u64;
+            moved.extend(writers.append(&frame)?);
             batch.clear();
             Ok(())
         };
@@ -272,38 +304,38 @@ impl Store {
                 let data = self.read_chunk_cached(&id, &rec.loc, &mut cache)?;
                 batch_bytes += data.len();
                 batch.push((id, data));
-                if batch_bytes >= self.inner.opts.frame_size {
-                    flush(&mut batch, &mut writer, &mut moved)?;
+                if batch_bytes >= frame_size {
+                    flush(&mut batch)?;
                     batch_bytes = 0;
                 }
             }
         }
-        flush(&mut batch, &mut writer, &mut moved)?;
-        writer.sync()?;
+        flush(&mut batch)?;
+        writers.all().try_for_each(|(w, _)| w.sync())?;
         let mut tx = self.inner.index.write()?;
         let old: HashSet<PackId> = packs.iter().copied().collect();
         for (id, loc) in &moved {
-            if let Some(mut rec) = tx.chunk(id)? {
-                if old.contains(&rec.loc.pack) {
-                    rec.loc = *loc;
-                    tx.put_chunk(id, &rec)?;
-                }
+            if let Some(mut rec) = tx.chunk(id)?
+                && old.contains(&rec.loc.pack)
+            {
+                rec.loc = *loc;
+                tx.put_chunk(id, &rec)?;
             }
         }
-        tx.put_pack(
-            writer.id(),
-            &PackRecord {
-                len: writer.len(),
-                sealed: false,
-            },
-        )?;
-        let next = tx.next_pack_id()?.max(writer.id().0 + 1);
+        let mut next = tx.next_pack_id()?;
+        for (w, _) in writers.all() {
+            tx.put_pack(
+                w.id(),
+                &PackRecord {
+                    len: w.len(),
+                    sealed: false,
+                },
+            )?;
+            next = next.max(w.id().0 + 1);
+        }
         tx.set_next_pack_id(next)?;
         tx.commit()?;
-        report.packs_rewritten += packs.len() as u64;
-        *rewritten_bytes += writer.len();
-        self.inner.return_writer(writer);
-        Ok(())
+        Ok(written)
     }
 
     /// Forgets packs in the index, then removes their files.
@@ -334,10 +366,17 @@ impl Store {
             report.bytes_freed += len;
             report.packs_deleted += 1;
         }
-        if let Some(first) = packs.first() {
-            if let Some(dir) = pack::pack_path(&self.inner.packs_dir, *first).parent() {
-                pack::sync_dir(dir)?;
-            }
+        // Packs live in several directories: sync each one that lost a file.
+        let dirs: HashSet<_> = packs
+            .iter()
+            .filter_map(|id| {
+                pack::pack_path(&self.inner.packs_dir, *id)
+                    .parent()
+                    .map(|d| d.to_owned())
+            })
+            .collect();
+        for dir in dirs {
+            pack::sync_dir(&dir)?;
         }
         Ok(())
     }
@@ -346,7 +385,7 @@ impl Store {
     fn unreachable_blobs(&self, options: GcOptions) -> Result<Vec<(Digest, u64)>> {
         let rtx = self.inner.index.read()?;
         let now = now();
-        let history_cutoff = now.saturating_sub(options.keep_tag_history.as_secs());
+        let history_cutoff = cutoff(now, options.keep_tag_history);
         let mut live: HashSet<Digest> = HashSet::new();
         let mut queue: VecDeque<Digest> = VecDeque::new();
         for (_, digest, kind) in rtx.all_links()? {
@@ -358,10 +397,10 @@ impl Store {
             queue.push_back(digest);
         }
         for (_, _, event) in rtx.all_tag_history()? {
-            if event.time >= history_cutoff {
-                if let Some(d) = event.digest {
-                    queue.push_back(d);
-                }
+            if event.time >= history_cutoff
+                && let Some(d) = event.digest
+            {
+                queue.push_back(d);
             }
         }
         while let Some(d) = queue.pop_front() {
@@ -369,10 +408,9 @@ impl Store {
                 queue.extend(rtx.edges(&d)?);
             }
         }
-        drop(rtx);
-        let grace_cutoff = now.saturating_sub(options.upload_grace.as_secs());
+        let grace_cutoff = cutoff(now, options.upload_grace);
         let mut dead = Vec::new();
-        for_each_blob(self, |digest, rec| {
+        for_each_blob(&rtx, |digest, rec| {
             if !live.contains(digest) && rec.created < grace_cutoff {
                 dead.push((digest.clone(), rec.size));
             }
@@ -380,6 +418,17 @@ impl Store {
         })?;
         Ok(dead)
     }
+}
+
+/// Unix seconds before which a time (stored in whole seconds) is surely older than `window`:
+/// a window of zero keeps nothing (times of the current second included), any other is
+/// rounded up to whole seconds so nothing younger than it is ever taken.
+fn cutoff(now: u64, window: Duration) -> u64 {
+    if window.is_zero() {
+        return u64::MAX;
+    }
+    let secs = window.as_secs() + u64::from(window.subsec_nanos() > 0);
+    now.saturating_sub(secs)
 }
 
 /// Splits packs by live share: none live -> delete; below the threshold -> rewrite.

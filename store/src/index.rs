@@ -143,6 +143,8 @@ impl LinkKind {
     pub const BLOB: LinkKind = LinkKind(1);
     /// A manifest pushed to the repository.
     pub const MANIFEST: LinkKind = LinkKind(2);
+    /// Every kind, to drop a link whatever it holds.
+    pub const ALL: LinkKind = LinkKind(u8::MAX);
 
     /// Whether all of `other`'s bits are set.
     pub fn contains(self, other: LinkKind) -> bool {

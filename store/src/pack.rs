@@ -296,6 +296,14 @@ impl PackWriter {
         Ok(())
     }
 
+    /// Deletes the file of a pack that no index commit references (a new pack a failed put
+    /// left empty). A file that cannot be removed now goes when the store is next opened.
+    pub fn discard(self) {
+        if let Err(e) = fs::remove_file(&self.path) {
+            tracing::warn!("removing unused pack {}: {e}", self.id);
+        }
+    }
+
     /// Writes the seal record and syncs; returns the final length. The pack is read-only after.
     pub fn seal(mut self) -> Result<u64> {
         let mut seal = Vec::with_capacity(SEAL_BYTES);
@@ -454,7 +462,6 @@ fn parse_frame_header(bytes: &[u8], pack: PackId, offset: u64) -> Result<FrameHe
 #[derive(Debug, Clone)]
 pub struct ScannedFrame {
     /// Offset of the frame header.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub offset: u64,
     /// Total frame length.
     pub len: u32,
@@ -546,6 +553,43 @@ pub fn scan_frames(
     })
 }
 
+/// Checks the seal record that ends a sealed pack of `len` bytes against the frames before it
+/// (as found by [`scan_frames`]).
+pub fn check_seal(file: &File, pack: PackId, len: u64, frames: &[ScannedFrame]) -> Result<()> {
+    let offset = len.saturating_sub(SEAL_BYTES as u64);
+    let corrupt = |what: String| Error::PackCorrupt { pack, offset, what };
+    let mut seal = [0u8; SEAL_BYTES];
+    if len < PACK_HEADER_BYTES + SEAL_BYTES as u64 {
+        return Err(corrupt("sealed pack too short for a seal".into()));
+    }
+    file.read_exact_at(&mut seal, offset)
+        .map_err(|e| corrupt(format!("reading seal: {e}")))?;
+    if &seal[..4] != SEAL_MAGIC {
+        return Err(corrupt("no seal where the sealed pack should end".into()));
+    }
+    let count = u32::from_le_bytes([seal[4], seal[5], seal[6], seal[7]]);
+    let mut end = [0u8; 8];
+    end.copy_from_slice(&seal[8..16]);
+    let frames_end = frames
+        .last()
+        .map_or(PACK_HEADER_BYTES, |f| f.offset + u64::from(f.len));
+    if count as usize != frames.len() || u64::from_le_bytes(end) != frames_end {
+        return Err(corrupt(format!(
+            "seal lists {count} frames ending at {}, the pack holds {} ending at {frames_end}",
+            u64::from_le_bytes(end),
+            frames.len()
+        )));
+    }
+    let mut h = blake3::Hasher::new();
+    for f in frames {
+        h.update(&f.check);
+    }
+    if h.finalize().as_bytes()[..16] != seal[16..32] {
+        return Err(corrupt("seal checksum mismatch".into()));
+    }
+    Ok(())
+}
+
 /// Reads the whole remaining file into memory; only for small test fixtures.
 #[cfg(test)]
 pub(crate) fn read_all(path: &Path) -> Vec<u8> {
@@ -553,6 +597,7 @@ pub(crate) fn read_all(path: &Path) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

@@ -15,10 +15,10 @@ use airlock_chunker::{Chunk, ChunkId, Chunker, Mode, Piece};
 use rayon::prelude::*;
 
 use crate::{
-    Digest, Error, Result, Store,
+    Digest, Error, PackId, Result, Store,
     digest::HashingReader,
     index::{BlobRecord, ChunkRecord, CutLayout, PackRecord, RecipeKind},
-    pack::{ChunkLoc, CompressedFrame, PackWriter},
+    pack::{ChunkLoc, CompressedFrame, MAX_FRAME_RAW_BYTES, PackWriter},
     recipe::RecipeBuilder,
     store::now,
 };
@@ -50,51 +50,79 @@ pub struct PutOutcome {
 }
 
 /// The packs a put appends to, with where each started so a failure can roll them back.
-struct Writers<'a> {
+pub(crate) struct Writers<'a> {
     store: &'a Store,
     current: Option<(PackWriter, u64)>,
+    /// Packs that refused a frame because it would take them past the size limit: full.
     done: Vec<(PackWriter, u64)>,
 }
 
-impl Writers<'_> {
-    fn append(&mut self, frame: &CompressedFrame) -> Result<Vec<(ChunkId, ChunkLoc)>> {
-        let pack_size = self.store.inner.opts.pack_size;
-        if let Some((w, _)) = &self.current {
-            if !w.is_empty() && w.len() + frame.len() as u64 > pack_size {
-                if let Some(full) = self.current.take() {
-                    self.done.push(full);
-                }
-            }
-        }
-        if self.current.is_none() {
-            let w = self.store.inner.take_writer()?;
-            let start = w.len();
-            self.current = Some((w, start));
-        }
-        match &mut self.current {
-            Some((w, _)) => w.append(frame),
-            None => unreachable_writer(),
+impl<'a> Writers<'a> {
+    pub(crate) fn new(store: &'a Store) -> Writers<'a> {
+        Writers {
+            store,
+            current: None,
+            done: Vec::new(),
         }
     }
 
-    fn all(&mut self) -> impl Iterator<Item = &mut (PackWriter, u64)> {
+    /// Appends a frame to the current pack, moving on to another one when the frame would take
+    /// the current pack past the size limit (an empty pack takes any frame).
+    pub(crate) fn append(&mut self, frame: &CompressedFrame) -> Result<Vec<(ChunkId, ChunkLoc)>> {
+        let pack_size = self.store.inner.opts.pack_size;
+        loop {
+            match &mut self.current {
+                None => {
+                    let w = self.store.inner.take_writer()?;
+                    let start = w.len();
+                    self.current = Some((w, start));
+                }
+                Some((w, _)) if !w.is_empty() && w.len() + frame.len() as u64 > pack_size => {
+                    self.done.extend(self.current.take());
+                }
+                Some((w, _)) => return w.append(frame),
+            }
+        }
+    }
+
+    /// Every pack touched, full ones first.
+    pub(crate) fn all(&mut self) -> impl Iterator<Item = &mut (PackWriter, u64)> {
         self.done.iter_mut().chain(self.current.iter_mut())
     }
 
-    fn rollback(mut self) {
+    /// Cuts every pack back to where this writer found it and hands them back. A pack created
+    /// for this writer and left empty is deleted: a failed put leaves no file behind.
+    pub(crate) fn rollback(mut self) {
         for (w, start) in self.all() {
             if let Err(e) = w.rollback(*start) {
                 tracing::warn!("rolling back pack {}: {e}", w.id());
             }
         }
-        self.release();
+        let known: HashSet<PackId> = match self.store.inner.index.read().and_then(|r| r.packs()) {
+            Ok(p) => p.into_iter().map(|(id, _)| id).collect(),
+            // Without the list, keep every pack: an unreferenced one goes at the next open.
+            Err(_) => return self.release(false),
+        };
+        let mut keep = Vec::new();
+        for (w, start) in self.done.drain(..).chain(self.current.take()) {
+            if w.is_empty() && !known.contains(&w.id()) {
+                w.discard();
+            } else {
+                keep.push((w, start));
+            }
+        }
+        self.done = keep;
+        self.release(false);
     }
 
-    /// Hands packs back to the pool, sealing the ones that reached the size limit.
-    fn release(self) {
+    /// Hands packs back to the pool after the index commit that references them, sealing the
+    /// full ones (all of them when `committed`; only those at the limit after a rollback).
+    pub(crate) fn release(self, committed: bool) {
         let pack_size = self.store.inner.opts.pack_size;
-        for (w, _) in self.done.into_iter().chain(self.current) {
-            if w.len() >= pack_size {
+        let done = self.done.into_iter().map(|w| (w, committed));
+        let current = self.current.into_iter().map(|w| (w, false));
+        for ((w, _), full) in done.chain(current) {
+            if full || w.len() >= pack_size {
                 let id = w.id();
                 match w.seal() {
                     Ok(len) => {
@@ -109,14 +137,6 @@ impl Writers<'_> {
             }
         }
     }
-}
-
-fn unreachable_writer() -> Result<Vec<(ChunkId, ChunkLoc)>> {
-    Err(Error::Io {
-        op: "appending to pack",
-        path: "packs".into(),
-        source: io::Error::other("no pack writer"),
-    })
 }
 
 /// A reader that refuses to go past a size limit.
@@ -149,6 +169,17 @@ impl<R: Read> Read for Limited<R> {
 
 type Batch = std::result::Result<Vec<Piece>, airlock_chunker::Error>;
 
+/// What a put's consumer built from the chunker's batches.
+struct Consumed {
+    recipe: RecipeBuilder,
+    /// Locations of the chunks this put appended.
+    new_locs: Vec<(ChunkId, ChunkLoc)>,
+    /// Every chunk the recipe names, once.
+    distinct: HashSet<ChunkId>,
+    /// New chunks, their raw bytes, bytes appended to packs.
+    stats: (u64, u64, u64),
+}
+
 impl Store {
     /// Stores the content read from `src` as blob `expected`, verifying its digest while
     /// streaming. On a mismatch nothing is stored and the error names both digests. Putting a
@@ -175,8 +206,8 @@ impl Store {
         let mut hashing = HashingReader::new(src, expected.algorithm());
         let params = self.inner.chunker;
         let (tx, rx) = mpsc::sync_channel::<Batch>(2);
-        let mut outcome = None;
-        let read_result = std::thread::scope(|s| {
+        let mut writers = Writers::new(self);
+        let (consumed, produced) = std::thread::scope(|s| {
             let producer = s.spawn(move || {
                 let mut chunker = Chunker::new(&mut hashing, params, Mode::Auto);
                 loop {
@@ -197,24 +228,20 @@ impl Store {
                 drop(chunker);
                 (layout, hashing.finish())
             });
-            let consumed = self.consume(expected, rx);
-            let (layout, (actual, size)) = producer.join().map_err(|_| Error::Io {
+            let consumed = self.consume(expected, rx, &mut writers);
+            (consumed, producer.join())
+        });
+        let Ok((layout, (actual, size))) = produced else {
+            writers.rollback();
+            return Err(Error::Io {
                 op: "chunking",
                 path: self.inner.root.clone(),
                 source: io::Error::other("chunker thread panicked"),
-            })?;
-            outcome = Some((consumed, layout, actual, size));
-            Ok::<(), Error>(())
-        });
-        read_result?;
-        let Some((consumed, layout, actual, size)) = outcome else {
-            return Err(Error::BlobNotFound {
-                digest: expected.clone(),
             });
         };
-        let (mut writers, recipe, new_locs, distinct, stats) = match consumed {
-            Ok(v) => v,
-            Err((writers, e)) => {
+        let consumed = match consumed {
+            Ok(c) => c,
+            Err(e) => {
                 writers.rollback();
                 return Err(self.source_error(expected, e));
             }
@@ -239,6 +266,12 @@ impl Store {
             writers.rollback();
             return Err(e);
         }
+        let Consumed {
+            recipe,
+            new_locs,
+            distinct,
+            stats,
+        } = consumed;
         let record = BlobRecord {
             size,
             kind: RecipeKind::Plain,
@@ -261,7 +294,7 @@ impl Store {
         );
         match committed {
             Ok(existed) => {
-                writers.release();
+                writers.release(true);
                 Ok(PutOutcome {
                     digest: expected.clone(),
                     size,
@@ -279,83 +312,50 @@ impl Store {
     }
 
     /// Receives batches from the chunker: builds the recipe, finds new chunks, compresses them
-    /// into frames in parallel and appends them.
-    #[allow(clippy::type_complexity)]
-    fn consume(
-        &self,
+    /// into frames in parallel and appends them through `writers`.
+    fn consume<'a>(
+        &'a self,
         digest: &Digest,
         rx: mpsc::Receiver<Batch>,
-    ) -> std::result::Result<
-        (
-            Writers<'_>,
-            RecipeBuilder,
-            Vec<(ChunkId, ChunkLoc)>,
-            HashSet<ChunkId>,
-            (u64, u64, u64),
-        ),
-        (Writers<'_>, Error),
-    > {
-        let mut writers = Writers {
-            store: self,
-            current: None,
-            done: Vec::new(),
+        writers: &mut Writers<'a>,
+    ) -> Result<Consumed> {
+        let mut c = Consumed {
+            recipe: RecipeBuilder::default(),
+            new_locs: Vec::new(),
+            distinct: HashSet::new(),
+            stats: (0, 0, 0),
         };
-        let mut recipe = RecipeBuilder::default();
         let mut new_ids = HashSet::new();
-        let mut distinct = HashSet::new();
         let mut pending: Vec<Chunk> = Vec::new();
         let mut pending_bytes = 0usize;
-        let mut new_locs = Vec::new();
-        let mut stats = (0u64, 0u64, 0u64);
-        let frame_size = self.inner.opts.frame_size;
-        let flush_at = frame_size * rayon::current_num_threads().max(1);
-        let run = |writers: &mut Writers<'_>,
-                   pending: &mut Vec<Chunk>,
-                   new_locs: &mut Vec<(ChunkId, ChunkLoc)>,
-                   stats: &mut (u64, u64, u64)|
-         -> Result<()> {
+        let flush_at = self.frame_size() * rayon::current_num_threads().max(1);
+        let mut run = |pending: &mut Vec<Chunk>, c: &mut Consumed| -> Result<()> {
             let frames = self.compress_frames(pending)?;
             pending.clear();
             for f in &frames {
-                stats.2 += f.len() as u64;
-                new_locs.extend(writers.append(f)?);
+                c.stats.2 += f.len() as u64;
+                c.new_locs.extend(writers.append(f)?);
             }
             Ok(())
         };
         for batch in rx {
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    return Err((
-                        writers,
-                        Error::Chunker {
-                            digest: digest.clone(),
-                            source: e,
-                        },
-                    ));
-                }
-            };
-            let rtx = match self.inner.index.read() {
-                Ok(t) => t,
-                Err(e) => return Err((writers, e)),
-            };
+            let batch = batch.map_err(|e| Error::Chunker {
+                digest: digest.clone(),
+                source: e,
+            })?;
+            let rtx = self.inner.index.read()?;
             for piece in batch {
                 match piece {
-                    Piece::Inline(bytes) => recipe.inline(&bytes),
+                    Piece::Inline(bytes) => c.recipe.inline(&bytes),
                     Piece::Chunk(chunk) => {
-                        recipe.chunk(&chunk.id, chunk.data.len() as u32);
-                        distinct.insert(chunk.id);
-                        if new_ids.contains(&chunk.id) {
+                        c.recipe.chunk(&chunk.id, chunk.data.len() as u32);
+                        c.distinct.insert(chunk.id);
+                        if new_ids.contains(&chunk.id) || rtx.chunk(&chunk.id)?.is_some() {
                             continue;
                         }
-                        match rtx.chunk(&chunk.id) {
-                            Ok(Some(_)) => continue,
-                            Ok(None) => {}
-                            Err(e) => return Err((writers, e)),
-                        }
                         new_ids.insert(chunk.id);
-                        stats.0 += 1;
-                        stats.1 += chunk.data.len() as u64;
+                        c.stats.0 += 1;
+                        c.stats.1 += chunk.data.len() as u64;
                         pending_bytes += chunk.data.len();
                         pending.push(chunk);
                     }
@@ -363,23 +363,28 @@ impl Store {
             }
             drop(rtx);
             if pending_bytes >= flush_at {
-                if let Err(e) = run(&mut writers, &mut pending, &mut new_locs, &mut stats) {
-                    return Err((writers, e));
-                }
+                run(&mut pending, &mut c)?;
                 pending_bytes = 0;
             }
         }
         if !pending.is_empty() {
-            if let Err(e) = run(&mut writers, &mut pending, &mut new_locs, &mut stats) {
-                return Err((writers, e));
-            }
+            run(&mut pending, &mut c)?;
         }
-        Ok((writers, recipe, new_locs, distinct, stats))
+        Ok(c)
+    }
+
+    /// Raw bytes per frame: the configured size, kept well under what a frame may hold (a
+    /// frame closes after the chunk that reaches it, and a chunk may be 16 MiB).
+    pub(crate) fn frame_size(&self) -> usize {
+        self.inner
+            .opts
+            .frame_size
+            .clamp(1, MAX_FRAME_RAW_BYTES as usize / 2)
     }
 
     /// Groups chunks into frames of about `frame_size` raw bytes and compresses them in parallel.
     fn compress_frames(&self, chunks: &[Chunk]) -> Result<Vec<CompressedFrame>> {
-        let frame_size = self.inner.opts.frame_size;
+        let frame_size = self.frame_size();
         let mut groups: Vec<&[Chunk]> = Vec::new();
         let mut start = 0;
         let mut acc = 0;

@@ -45,12 +45,6 @@ impl Entry {
             Entry::Inline(b) => b.len() as u64,
         }
     }
-
-    /// Whether the entry stands for no bytes.
-    #[allow(dead_code)]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Builds a recipe's segments as pieces arrive.
@@ -160,6 +154,7 @@ pub fn decode_segment(bytes: &[u8]) -> Option<Vec<Entry>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

@@ -14,8 +14,8 @@ use airlock_chunker::ChunkId;
 
 use crate::{
     Digest, Error, HashingReader, PackId, Result, Store,
-    index::{BlobRecord, ChunkRecord, CutLayout},
-    pack::{self, ChunkLoc},
+    index::{BlobRecord, ChunkRecord, CutLayout, ReadTx},
+    pack,
     recipe::Entry,
 };
 
@@ -51,7 +51,8 @@ pub enum Defect {
         /// Blobs that cannot be read because of it.
         blobs: Vec<Digest>,
     },
-    /// A frame fails its checksum, does not decompress, or holds a chunk that fails its hash.
+    /// A frame fails its checksum, does not decompress, or holds a chunk that fails its hash;
+    /// or the pack's structure breaks at `offset` (its header, a frame header, its seal).
     FrameCorrupt {
         /// The pack.
         pack: PackId,
@@ -224,14 +225,14 @@ impl DiskUsage {
     }
 }
 
-/// Calls `f` on every blob with its record, a page of blobs per read transaction.
+/// Calls `f` on every blob with its record, a page at a time, all from one snapshot.
 pub(crate) fn for_each_blob(
-    store: &Store,
+    rtx: &ReadTx<'_>,
     mut f: impl FnMut(&Digest, &BlobRecord) -> Result<()>,
 ) -> Result<()> {
     let mut after: Option<Digest> = None;
     loop {
-        let page = store.inner.index.read()?.blobs_page(after.as_ref(), PAGE)?;
+        let page = rtx.blobs_page(after.as_ref(), PAGE)?;
         let Some((last, _)) = page.last() else {
             return Ok(());
         };
@@ -242,18 +243,14 @@ pub(crate) fn for_each_blob(
     }
 }
 
-/// Calls `f` on every chunk record.
+/// Calls `f` on every chunk record, a page at a time, all from one snapshot.
 pub(crate) fn for_each_chunk(
-    store: &Store,
+    rtx: &ReadTx<'_>,
     mut f: impl FnMut(&ChunkId, &ChunkRecord) -> Result<()>,
 ) -> Result<()> {
     let mut after: Option<ChunkId> = None;
     loop {
-        let page = store
-            .inner
-            .index
-            .read()?
-            .chunks_page(after.as_ref(), PAGE)?;
+        let page = rtx.chunks_page(after.as_ref(), PAGE)?;
         let Some((last, _)) = page.last() else {
             return Ok(());
         };
@@ -265,15 +262,19 @@ pub(crate) fn for_each_chunk(
 }
 
 impl Store {
-    /// Checks the whole store and names every defect; see [`Verify`] for how deep.
+    /// Checks the whole store and names every defect; see [`Verify`] for how deep. Safe while
+    /// puts continue: it checks one snapshot of the index, and GC waits until it is done.
     pub fn verify(&self, depth: Verify) -> Result<VerifyReport> {
+        let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+        let rtx = self.inner.index.read()?;
         let mut report = VerifyReport::default();
-        let packs: HashMap<PackId, _> = self.inner.index.read()?.packs()?.into_iter().collect();
+        let mut packs = rtx.packs()?;
+        packs.sort_by_key(|(id, _)| *id);
 
         // 1. Packs: presence and length.
         let mut bad_packs: HashMap<PackId, Defect> = HashMap::new();
         let mut files = HashMap::new();
-        for (&id, rec) in &packs {
+        for &(id, rec) in &packs {
             report.packs += 1;
             let path = pack::pack_path(&self.inner.packs_dir, id);
             match std::fs::File::open(&path) {
@@ -309,7 +310,7 @@ impl Store {
                             },
                         );
                     }
-                    files.insert(id, f);
+                    files.insert(id, (f, actual));
                 }
             }
         }
@@ -318,50 +319,73 @@ impl Store {
         let mut frames: HashMap<(PackId, u64), Option<String>> = HashMap::new();
         let mut bad_chunks: HashMap<ChunkId, (PackId, u64)> = HashMap::new();
         let mut refs: HashMap<ChunkId, u32> = HashMap::new();
-        for_each_chunk(self, |id, rec| {
+        for_each_chunk(&rtx, |id, rec| {
             report.chunks += 1;
             refs.insert(*id, rec.refs);
             let loc = rec.loc;
-            if bad_packs.contains_key(&loc.pack)
-                && !matches!(bad_packs.get(&loc.pack), Some(Defect::PackTruncated { .. }))
-            {
-                bad_chunks.insert(*id, (loc.pack, loc.frame_offset));
-                return Ok(());
-            }
-            let Some(file) = files.get(&loc.pack) else {
-                bad_packs.insert(
-                    loc.pack,
-                    Defect::PackMissing {
-                        pack: loc.pack,
-                        blobs: vec![],
-                    },
-                );
-                bad_chunks.insert(*id, (loc.pack, loc.frame_offset));
+            let key = (loc.pack, loc.frame_offset);
+            let Some((file, _)) = files.get(&loc.pack) else {
+                // A missing pack, or one the index lost track of: either way unreadable.
+                bad_packs.entry(loc.pack).or_insert(Defect::PackMissing {
+                    pack: loc.pack,
+                    blobs: vec![],
+                });
+                bad_chunks.insert(*id, key);
                 return Ok(());
             };
-            let key = (loc.pack, loc.frame_offset);
             let outcome = frames.entry(key).or_insert_with(|| {
                 report.frames += 1;
-                check_frame(file, &loc).err()
+                check_frame(file, loc.pack, loc.frame_offset, loc.frame_len).err()
             });
             if outcome.is_some() {
                 bad_chunks.insert(*id, key);
             }
             Ok(())
         })?;
-        // Chunks in a frame that decoded but whose own hash failed were recorded by
-        // check_frame as a frame problem; pin each bad chunk to its frame's message.
 
-        // 3. Blobs: recipes, chunk presence, reference counts, digests.
+        // 3. Every other frame of every pack (copies no chunk uses any more still have to
+        // be sound), the pack header, and the seal of sealed packs.
+        for &(id, rec) in &packs {
+            let Some((file, actual)) = files.get(&id) else {
+                continue;
+            };
+            let mut scanned = Vec::new();
+            let mut broken = false;
+            for frame in pack::scan_frames(file, id, rec.len.min(*actual)) {
+                match frame {
+                    Ok(f) => {
+                        frames.entry((id, f.offset)).or_insert_with(|| {
+                            report.frames += 1;
+                            check_frame(file, id, f.offset, f.len).err()
+                        });
+                        scanned.push(f);
+                    }
+                    Err(e) => {
+                        let (offset, what) = corrupt_at(e);
+                        frames.entry((id, offset)).or_insert(Some(what));
+                        broken = true;
+                    }
+                }
+            }
+            if rec.sealed
+                && !broken
+                && *actual >= rec.len
+                && let Err(e) = pack::check_seal(file, id, rec.len, &scanned)
+            {
+                let (offset, what) = corrupt_at(e);
+                frames.entry((id, offset)).or_insert(Some(what));
+            }
+        }
+
+        // 4. Blobs: recipes, chunk presence, reference counts, digests.
         let mut counted: HashMap<ChunkId, u32> = HashMap::new();
         let mut affected_frames: HashMap<(PackId, u64), BTreeSet<Digest>> = HashMap::new();
         let mut affected_packs: HashMap<PackId, BTreeSet<Digest>> = HashMap::new();
         let mut missing: HashMap<ChunkId, BTreeSet<Digest>> = HashMap::new();
         let mut damaged_blobs: HashSet<Digest> = HashSet::new();
         let mut blob_defects = Vec::new();
-        for_each_blob(self, |digest, rec| {
+        for_each_blob(&rtx, |digest, rec| {
             report.blobs += 1;
-            let rtx = self.inner.index.read()?;
             let entries = match rtx.recipe_entries(digest, rec.size)? {
                 Ok(e) => e,
                 Err(what) => {
@@ -499,7 +523,6 @@ impl Store {
             _ => ChunkId::from_bytes([0; 32]),
         });
         report.defects.extend(wrong);
-        let rtx = self.inner.index.read()?;
         for (repo, digest, _) in rtx.all_links()? {
             if rtx.blob(&digest)?.is_none() {
                 report.defects.push(Defect::LinkDangling { repo, digest });
@@ -511,7 +534,8 @@ impl Store {
     /// Logical bytes against stored bytes, and how blobs were cut.
     pub fn du(&self) -> Result<DiskUsage> {
         let mut du = DiskUsage::default();
-        for_each_blob(self, |_, r| {
+        let rtx = self.inner.index.read()?;
+        for_each_blob(&rtx, |_, r| {
             du.blobs += 1;
             du.logical_bytes += r.size;
             du.inline_bytes += r.inline_bytes;
@@ -522,12 +546,12 @@ impl Store {
             }
             Ok(())
         })?;
-        for_each_chunk(self, |_, r| {
+        for_each_chunk(&rtx, |_, r| {
             du.chunks += 1;
             du.chunk_bytes += u64::from(r.loc.raw_len);
             Ok(())
         })?;
-        for (id, _) in self.inner.index.read()?.packs()? {
+        for (id, _) in rtx.packs()? {
             du.packs += 1;
             let path = pack::pack_path(&self.inner.packs_dir, id);
             du.pack_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -541,12 +565,13 @@ impl Store {
 }
 
 /// Reads a frame and checks every chunk it lists; `Err` describes the first problem.
-fn check_frame(file: &std::fs::File, loc: &ChunkLoc) -> std::result::Result<(), String> {
-    let frame =
-        pack::read_frame(file, loc.pack, loc.frame_offset, loc.frame_len).map_err(|e| match e {
-            Error::PackCorrupt { what, .. } => what,
-            other => other.to_string(),
-        })?;
+fn check_frame(
+    file: &std::fs::File,
+    pack: PackId,
+    offset: u64,
+    len: u32,
+) -> std::result::Result<(), String> {
+    let frame = pack::read_frame(file, pack, offset, len).map_err(|e| corrupt_at(e).1)?;
     let mut at = 0usize;
     for (id, len) in &frame.entries {
         let end = at + *len as usize;
@@ -560,4 +585,12 @@ fn check_frame(file: &std::fs::File, loc: &ChunkLoc) -> std::result::Result<(), 
         at = end;
     }
     Ok(())
+}
+
+/// The offset and description of a pack error.
+fn corrupt_at(e: Error) -> (u64, String) {
+    match e {
+        Error::PackCorrupt { offset, what, .. } => (offset, what),
+        other => (0, other.to_string()),
+    }
 }
