@@ -1,1 +1,23 @@
-//! placeholder during bootstrap
+//! Benchmarks for airlock: criterion micro-benchmarks (`benches/`) and the seeded inputs they
+//! share.
+//!
+//! This library holds only input generators; what is measured lives in the bench targets, one
+//! file each (`chunking` for the chunker). Nothing here is used by airlock itself, and the
+//! generators know nothing of airlock: they produce plain bytes and tar streams.
+//!
+//! # Overview
+//! - [`data::Rootfs`]: a seeded, rootfs-like tree of files (text, binaries, already-compressed
+//!   data, directories, links) that writes itself as a tar stream, and
+//!   [`data::Rootfs::edit`] to derive the next version of it.
+//! - [`data::rootfs_tar`], [`data::edit_rootfs`]: the same as one-call shortcuts.
+//!
+//! ```
+//! use airlock_benches::data::{self, Edit};
+//!
+//! let v1 = data::Rootfs::generate(7, 50, 64 * 1024);
+//! let v2 = data::edit_rootfs(&v1, 8, Edit::TYPICAL);
+//! assert_eq!(v1.entries().len(), v2.entries().len());
+//! assert_eq!(v1.to_tar().len() % 512, 0);
+//! ```
+
+pub mod data;

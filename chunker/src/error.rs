@@ -25,4 +25,11 @@ pub enum Error {
         /// The text that failed to parse.
         text: String,
     },
+    /// [`crate::Chunker::next_batch`] was called again after it returned an error: the bytes
+    /// of the failed read are lost, so the input cannot be resumed.
+    #[error("chunker used again after a read error at byte {offset}")]
+    Poisoned {
+        /// Bytes read before the failure.
+        offset: u64,
+    },
 }

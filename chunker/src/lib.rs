@@ -5,8 +5,11 @@
 //! This crate decides where those pieces start and end. On a tar stream it keeps each tar header
 //! (PAX and GNU long-name records included) and the padding after file data inline, and cuts
 //! chunks only inside file data, with cuts forced at each file's start and end, so an unchanged
-//! file dedups even when its header (mtime, owner) changed. When the stream is not a tar, or stops
-//! parsing as one, the rest is cut by plain FastCDC (v2020).
+//! file dedups even when its header (mtime, owner) changed. Headers are read as Go's
+//! `archive/tar` reads them, since that is how containerd and docker unpack layers. When the
+//! stream is not a tar, or stops parsing as one, the rest is cut by plain FastCDC (v2020).
+//! Whatever the input (truncated, corrupt, junk after the end marker), concatenating the
+//! pieces gives it back byte for byte.
 //!
 //! This crate knows nothing of files, compression, packs or OCI: it reads an [`std::io::Read`]
 //! and yields pieces. Cut points are part of the store format: [`CHUNKER_VERSION`] names the
@@ -17,6 +20,7 @@
 //! - [`Chunker`]: streams pieces out of a reader in bounded batches, hashing chunks in parallel.
 //! - [`Piece`], [`Chunk`], [`ChunkId`]: what comes out.
 //! - [`Layout`]: whether the stream was cut as a tar or as plain bytes, and why.
+//! - [`Error`]: a failed read, invalid parameters, an invalid chunk id.
 //!
 //! ```
 //! use airlock_chunker::{Chunker, ChunkerParams, Mode, Piece};
@@ -40,8 +44,8 @@ mod params;
 mod tar;
 
 pub use crate::{
-    chunker::{Chunk, Chunker, Layout, Mode, Piece, BATCH_BYTES},
+    chunker::{BATCH_BYTES, Chunk, Chunker, Layout, MAX_INLINE_RUN_BYTES, Mode, Piece},
     error::Error,
     id::ChunkId,
-    params::{ChunkerParams, CHUNKER_VERSION},
+    params::{CHUNKER_VERSION, ChunkerParams},
 };

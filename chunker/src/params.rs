@@ -29,7 +29,7 @@ impl ChunkerParams {
     /// max in 1 KiB..=16 MiB, all even, and min <= avg <= max.
     pub fn new(min_size: u32, avg_size: u32, max_size: u32) -> Result<ChunkerParams, Error> {
         let check = |name: &str, v: u32, lo: usize, hi: usize| -> Result<(), Error> {
-            if (v as usize) < lo || (v as usize) > hi || v % 2 != 0 {
+            if (v as usize) < lo || (v as usize) > hi || !v.is_multiple_of(2) {
                 return Err(Error::InvalidParams {
                     reason: format!("{name} size {v} must be an even number in {lo}..={hi}"),
                 });
@@ -80,6 +80,7 @@ impl Default for ChunkerParams {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
