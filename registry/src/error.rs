@@ -295,7 +295,7 @@ impl RegistryError {
     }
 
     /// MANIFEST_INVALID with 413 Payload Too Large: a manifest body over `limit` bytes.
-    pub fn manifest_too_large(limit: usize) -> Self {
+    pub fn manifest_too_large(limit: u64) -> Self {
         RegistryError::new(
             ErrorCode::ManifestInvalid,
             format!("manifest exceeds the limit of {limit} bytes"),
@@ -355,8 +355,10 @@ impl RegistryError {
             .with_status(StatusCode::NOT_FOUND)
     }
 
-    /// Maps a store error. Digest errors become DIGEST_INVALID (400, as the spec asks for "invalid or
-    /// unsupported" digests); everything else is a 500 whose cause is kept for the log.
+    /// Maps a store error to the spec's code; this is the only place that does. Digest errors are
+    /// DIGEST_INVALID (400, as the spec asks for "invalid or unsupported" digests), length errors
+    /// SIZE_INVALID, missing blobs BLOB_UNKNOWN, a write on a read-only store UNSUPPORTED (405);
+    /// everything else is a 500 whose cause is kept for the log and left out of the body.
     pub fn from_store(err: airlock_store::Error) -> Self {
         use airlock_store::Error as E;
         match err {
@@ -373,9 +375,38 @@ impl RegistryError {
                 "expected": expected.to_string(),
                 "actual": actual.to_string(),
             })),
-            // TODO(issue 2): map remaining store errors once the store API lands
+            E::TooLarge { digest } => RegistryError::new(
+                ErrorCode::SizeInvalid,
+                format!("blob {digest} is larger than allowed"),
+            ),
+            E::SizeMismatch {
+                digest,
+                expected,
+                actual,
+            } => RegistryError::new(
+                ErrorCode::SizeInvalid,
+                format!("blob {digest} is {actual} bytes long, {expected} were declared"),
+            )
+            .with_detail(serde_json::json!({ "expected": expected, "actual": actual })),
+            E::BlobNotFound { digest } => RegistryError::blob_unknown(&digest),
+            E::RangeNotSatisfiable { size, .. } => RegistryError::range_not_satisfiable(size),
+            E::ReadOnly { .. } => RegistryError::read_only(),
+            E::InvalidName { what, text, why } => RegistryError::new(
+                ErrorCode::NameInvalid,
+                format!(
+                    "invalid {what} {:?}: {why}",
+                    text.get(..128).unwrap_or(&text)
+                ),
+            ),
+            E::UploadNotFound { id } => RegistryError::upload_unknown(id),
             other => RegistryError::internal(other),
         }
+    }
+}
+
+impl From<airlock_store::Error> for RegistryError {
+    fn from(err: airlock_store::Error) -> Self {
+        RegistryError::from_store(err)
     }
 }
 
@@ -564,6 +595,65 @@ mod tests {
         });
         assert_eq!(err.code(), Some(ErrorCode::DigestInvalid));
         assert!(err.detail().is_some());
+
+        let d = Digest::sha256(b"a");
+        for (err, code, status) in [
+            (
+                airlock_store::Error::TooLarge { digest: d.clone() },
+                Some(ErrorCode::SizeInvalid),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                airlock_store::Error::SizeMismatch {
+                    digest: d.clone(),
+                    expected: 1,
+                    actual: 2,
+                },
+                Some(ErrorCode::SizeInvalid),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                airlock_store::Error::BlobNotFound { digest: d.clone() },
+                Some(ErrorCode::BlobUnknown),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                airlock_store::Error::RangeNotSatisfiable {
+                    digest: d.clone(),
+                    start: 5,
+                    end: 9,
+                    size: 3,
+                },
+                Some(ErrorCode::SizeInvalid),
+                StatusCode::RANGE_NOT_SATISFIABLE,
+            ),
+            (
+                airlock_store::Error::ReadOnly {
+                    path: "/data".into(),
+                },
+                Some(ErrorCode::Unsupported),
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+            (
+                airlock_store::Error::InvalidName {
+                    what: "repository",
+                    text: String::new(),
+                    why: "must not be empty",
+                },
+                Some(ErrorCode::NameInvalid),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                airlock_store::Error::Locked {
+                    path: "/secret".into(),
+                },
+                None,
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ] {
+            let err = RegistryError::from(err);
+            assert_eq!((err.code(), err.status()), (code, status), "{err}");
+        }
 
         let err = RegistryError::from_store(airlock_store::Error::Index {
             path: "/data/index.redb".into(),

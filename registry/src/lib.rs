@@ -5,12 +5,15 @@
 //! exact bytes.
 //!
 //! It must not know how content is stored: no pack, chunk or index details. Handlers reach the
-//! store only through `AppState`; requests are parsed once at the edge into validated types
+//! store only through [`AppState`] (on tokio's blocking pool: the store is synchronous) and stream
+//! blob bytes through bounded channels, never whole; requests are parsed once at the edge into validated types
 //! ([`Endpoint`], [`RepoName`], [`Reference`], `Digest`), and every failure leaves as exactly one
 //! [`RegistryError`], whose 5xx body carries no internals.
 //!
 //! # Overview
 //!
+//! - [`router`] / [`serve`]: the HTTP API over an [`AppState`] (a store and a [`RegistryConfig`]);
+//!   `airlock serve` calls [`serve`], tests call [`router`] with `oneshot`.
 //! - [`Route`] / [`Endpoint`]: method, path and query parsed into one enum; each variant names its
 //!   spec endpoint id (end-1 .. end-14).
 //! - [`RepoName`], [`Tag`], [`Reference`], [`UploadId`], [`Namespace`]: validated identifiers.
@@ -46,12 +49,19 @@ pub use crate::{
     },
     pagination::{MAX_PAGE_ENTRIES, Page, Paginated, paginate},
     range::{ByteRange, parse_range, parse_upload_range, upload_range_header},
+    server::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI_BYTES, router, serve},
+    state::{AppState, DEFAULT_UPLOAD_EXPIRY, RegistryConfig},
 };
 
+mod body;
 mod endpoint;
 mod error;
+mod handlers;
 mod manifest;
 mod names;
 mod pagination;
 mod query;
 mod range;
+mod server;
+mod state;
+mod uploads;

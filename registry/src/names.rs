@@ -210,6 +210,22 @@ impl UploadId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A fresh random id in UUID v4 form (the spec asks for a UUID in `<blob-push-location>`).
+    pub(crate) fn random() -> UploadId {
+        let mut b: [u8; 16] = rand::random();
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        UploadId(format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        ))
+    }
 }
 
 impl FromStr for UploadId {
@@ -428,6 +444,10 @@ mod tests {
     #[test]
     fn upload_ids() {
         assert!("0f1e-ABC_9".parse::<UploadId>().is_ok());
+        let id = UploadId::random();
+        assert_eq!(id.as_str().len(), 36);
+        assert_eq!(id.as_str().parse::<UploadId>().expect("valid"), id);
+        assert_ne!(UploadId::random(), id);
         for bad in ["", "a/b", "a.b", "%41"] {
             let err = bad.parse::<UploadId>().expect_err(bad);
             assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));

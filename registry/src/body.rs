@@ -1,0 +1,275 @@
+//! Bridges between async HTTP bodies and the store's synchronous readers, in both directions,
+//! with memory bounded by a few pieces whatever the blob's size.
+//!
+//! In: [`with_body`] runs blocking work over a [`BodyReader`] while an async pump feeds it the
+//! request body, checking its length against what the client declared. A body that fails, runs
+//! short or runs long reaches the reader as an error, so the work never mistakes a truncated
+//! upload for a complete one; the fault then decides the response (4xx), not the work's error.
+//!
+//! Out: [`blob_body`] reads a [`BlobReader`] on the blocking pool in [`PIECE_BYTES`] pieces into
+//! a small channel that the response body drains.
+
+use std::{
+    io::{self, Read},
+    sync::{Arc, Mutex},
+};
+
+use airlock_store::BlobReader;
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::error::{ErrorCode, RegistryError};
+
+/// Bytes per piece of a streamed blob response.
+pub(crate) const PIECE_BYTES: usize = 256 * 1024;
+
+/// Pieces buffered between a producer and a consumer, each way.
+const CHANNEL_PIECES: usize = 4;
+
+/// What went wrong with a request body, as the client's fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Fault {
+    /// The body could not be read (the client disconnected mid-body, a broken encoding).
+    Broken,
+    /// More bytes than declared.
+    Long { expected: u64 },
+    /// Fewer bytes than declared.
+    Short { expected: u64, received: u64 },
+}
+
+impl Fault {
+    fn into_error(self) -> RegistryError {
+        match self {
+            Fault::Broken => RegistryError::new(
+                ErrorCode::BlobUploadInvalid,
+                "the request body ended before it was complete",
+            ),
+            Fault::Long { expected } => RegistryError::new(
+                ErrorCode::SizeInvalid,
+                format!("the request body is longer than the {expected} bytes declared"),
+            ),
+            Fault::Short { expected, received } => RegistryError::new(
+                ErrorCode::SizeInvalid,
+                format!("the request body has {received} bytes, {expected} were declared"),
+            ),
+        }
+    }
+}
+
+/// A blocking `Read` over a request body fed by [`with_body`].
+#[derive(Debug)]
+pub(crate) struct BodyReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    piece: Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.piece.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(piece)) => self.piece = piece,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.piece.len());
+        buf[..n].copy_from_slice(&self.piece.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Runs `work` on the blocking pool over the request `body`, which must hold exactly `expected`
+/// bytes when that is known. A body fault wins over whatever `work` returned.
+pub(crate) async fn with_body<T, F>(
+    body: Body,
+    expected: Option<u64>,
+    work: F,
+) -> Result<T, RegistryError>
+where
+    T: Send + 'static,
+    F: FnOnce(BodyReader) -> Result<T, RegistryError> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
+    let fault = Arc::new(Mutex::new(None));
+    let reader = BodyReader {
+        rx,
+        piece: Bytes::new(),
+    };
+    let span = tracing::Span::current();
+    let mut worker = tokio::task::spawn_blocking(move || span.in_scope(|| work(reader)));
+    let pump = pump(body, expected, tx, fault.clone());
+    tokio::pin!(pump);
+    let mut pumping = true;
+    // Once the work is done the body is not needed: stop reading it.
+    let result = loop {
+        tokio::select! {
+            done = &mut worker => break done,
+            () = &mut pump, if pumping => pumping = false,
+        }
+    };
+    let fault = fault.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(fault) = fault {
+        return Err(fault.into_error());
+    }
+    result.map_err(RegistryError::internal)?
+}
+
+/// Sends the body's bytes to the reader; records and forwards any fault.
+async fn pump(
+    body: Body,
+    expected: Option<u64>,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    fault: Arc<Mutex<Option<Fault>>>,
+) {
+    let fail = |f: Fault| {
+        let message = format!("request body: {f:?}");
+        *fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+        io::Error::new(io::ErrorKind::InvalidData, message)
+    };
+    let mut stream = body.into_data_stream();
+    let mut received = 0u64;
+    while let Some(piece) = stream.next().await {
+        let piece = match piece {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("request body failed: {e}");
+                let _ = tx.send(Err(fail(Fault::Broken))).await;
+                return;
+            }
+        };
+        received = received.saturating_add(piece.len() as u64);
+        if let Some(expected) = expected.filter(|&e| received > e) {
+            let _ = tx.send(Err(fail(Fault::Long { expected }))).await;
+            return;
+        }
+        if tx.send(Ok(piece)).await.is_err() {
+            // The work stopped reading; its result decides.
+            return;
+        }
+    }
+    if let Some(expected) = expected.filter(|&e| received < e) {
+        let _ = tx
+            .send(Err(fail(Fault::Short { expected, received })))
+            .await;
+    }
+}
+
+/// A response body streaming `reader` from the blocking pool. A read failure is logged (in the
+/// request's span) and aborts the body, so the client sees a truncated response, never wrong
+/// bytes.
+pub(crate) fn blob_body(reader: BlobReader) -> Body {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_PIECES);
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| produce(reader, &tx)));
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
+    Body::from_stream(stream)
+}
+
+fn produce(mut reader: BlobReader, tx: &mpsc::Sender<io::Result<Bytes>>) {
+    while !reader.is_empty() {
+        let want = usize::try_from(reader.len()).map_or(PIECE_BYTES, |n| n.min(PIECE_BYTES));
+        let mut piece = vec![0u8; want];
+        let piece = match read_full(&mut reader, &mut piece) {
+            Ok(0) => {
+                let e = io::Error::new(io::ErrorKind::UnexpectedEof, "blob ended early");
+                tracing::error!(digest = %reader.digest(), "serving blob: {e}");
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            Ok(n) => {
+                piece.truncate(n);
+                Bytes::from(piece)
+            }
+            Err(e) => {
+                let cause = airlock_store::unwrap_io(reader.digest(), e);
+                tracing::error!(digest = %reader.digest(), "serving blob: {cause}");
+                let _ = tx.blocking_send(Err(io::Error::other("blob read failed")));
+                return;
+            }
+        };
+        if tx.blocking_send(Ok(piece)).is_err() {
+            // The client went away.
+            return;
+        }
+    }
+}
+
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    fn chunks(pieces: Vec<io::Result<&'static [u8]>>) -> Body {
+        let stream = futures_util::stream::iter(
+            pieces
+                .into_iter()
+                .map(|p| p.map(Bytes::from_static))
+                .collect::<Vec<_>>(),
+        );
+        Body::from_stream(stream)
+    }
+
+    async fn read_all(body: Body, expected: Option<u64>) -> Result<Vec<u8>, RegistryError> {
+        with_body(body, expected, |mut r| {
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).map_err(RegistryError::internal)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn passes_bytes_through() {
+        let body = chunks(vec![Ok(b"ab"), Ok(b""), Ok(b"cde")]);
+        assert_eq!(read_all(body, Some(5)).await.expect("ok"), b"abcde");
+        let body = chunks(vec![Ok(b"ab")]);
+        assert_eq!(read_all(body, None).await.expect("ok"), b"ab");
+    }
+
+    #[tokio::test]
+    async fn faults_are_client_errors() {
+        let err = read_all(chunks(vec![Ok(b"abc")]), Some(2))
+            .await
+            .expect_err("long");
+        assert_eq!(err.code(), Some(ErrorCode::SizeInvalid));
+        let err = read_all(chunks(vec![Ok(b"abc")]), Some(4))
+            .await
+            .expect_err("short");
+        assert_eq!(err.code(), Some(ErrorCode::SizeInvalid));
+        let broken = chunks(vec![Ok(b"abc"), Err(io::Error::other("reset"))]);
+        let err = read_all(broken, None).await.expect_err("broken");
+        assert_eq!(err.code(), Some(ErrorCode::BlobUploadInvalid));
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn work_may_stop_early() {
+        let body = chunks((0..64).map(|_| Ok(&b"abc"[..])).collect());
+        let got = with_body(body, None, |mut r| {
+            let mut one = [0u8; 1];
+            r.read_exact(&mut one).map_err(RegistryError::internal)?;
+            Ok(one[0])
+        })
+        .await
+        .expect("early stop");
+        assert_eq!(got, b'a');
+    }
+}

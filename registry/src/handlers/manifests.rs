@@ -1,0 +1,261 @@
+//! Manifests: pull by tag or digest with their exact bytes and media type, push with every
+//! reference checked, delete by digest or tag.
+
+use airlock_store::{Digest, PutOptions, RepoChange, Store};
+use axum::{
+    body::Body,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures_util::StreamExt;
+
+use super::{
+    DOCKER_CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG, Reply, Want, content_length, header_text,
+};
+use crate::{
+    error::RegistryError,
+    manifest::{OCI_MANIFEST, ParsedManifest, manifest_digest, parse_manifest},
+    names::{Reference, RepoName, Tag},
+    state::AppState,
+};
+
+/// end-3: `GET`/`HEAD /v2/<name>/manifests/<reference>`, the stored bytes with the media type
+/// they were pushed as, `Docker-Content-Digest` and `Content-Length`.
+pub(super) async fn get(
+    state: &AppState,
+    name: RepoName,
+    reference: Reference,
+    want: Want,
+) -> Result<Response, RegistryError> {
+    let (digest, bytes, media_type) = state
+        .blocking(move |s| {
+            let store = s.store();
+            let digest = resolve(store, &name, &reference)?;
+            let bytes = store.read_blob(&digest).map_err(|e| match e {
+                airlock_store::Error::BlobNotFound { .. } => {
+                    RegistryError::manifest_unknown(&reference)
+                }
+                other => other.into(),
+            })?;
+            let media_type = store.manifest_media_type(&digest)?;
+            Ok((digest, bytes, media_type))
+        })
+        .await?;
+    let media_type = media_type.unwrap_or_else(|| sniff_media_type(&bytes));
+    let reply = Reply::new(StatusCode::OK)
+        .header(header::CONTENT_TYPE, media_type)
+        .header(DOCKER_CONTENT_DIGEST, &digest)
+        .header(header::CONTENT_LENGTH, bytes.len());
+    Ok(match want {
+        Want::Body => reply.body(bytes),
+        Want::Head => reply,
+    }
+    .into_response())
+}
+
+/// The manifest a reference names in `repo`: a tag's target, or a digest linked as a manifest.
+fn resolve(store: &Store, repo: &RepoName, reference: &Reference) -> Result<Digest, RegistryError> {
+    let found = match reference {
+        Reference::Tag(tag) => store.tag(repo.as_str(), tag.as_str())?,
+        Reference::Digest(digest) => store
+            .link(repo.as_str(), digest)?
+            .filter(|l| l.manifest)
+            .map(|_| digest.clone()),
+    };
+    found.ok_or_else(|| RegistryError::manifest_unknown(reference))
+}
+
+/// The type of a manifest stored without one (e.g. by an older importer): what its body says.
+fn sniff_media_type(bytes: &[u8]) -> String {
+    parse_manifest(None, bytes)
+        .map_or(OCI_MANIFEST, |m| m.media_type.as_str())
+        .to_owned()
+}
+
+/// end-7a, end-7b: `PUT /v2/<name>/manifests/<reference>[?tag=..]`. The body (at most the
+/// configured size, else 413) is validated, every blob and child manifest it references must be
+/// in the repository (MANIFEST_BLOB_UNKNOWN), then it is stored byte for byte and linked, tagged
+/// and recorded as a referrer in one transaction.
+pub(super) async fn put(
+    state: &AppState,
+    name: RepoName,
+    reference: Reference,
+    tags: Vec<Tag>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, RegistryError> {
+    let bytes = read_limited(
+        body,
+        content_length(headers)?,
+        state.config().max_manifest_bytes,
+    )
+    .await?;
+    let content_type = header_text(headers, &header::CONTENT_TYPE).map(str::to_owned);
+    let location_name = name.clone();
+    let pushed = state
+        .blocking(move |s| {
+            push(
+                s.store(),
+                &name,
+                &reference,
+                &tags,
+                content_type.as_deref(),
+                &bytes,
+            )
+        })
+        .await?;
+    let mut reply = Reply::new(StatusCode::CREATED)
+        .header(
+            header::LOCATION,
+            format!("/v2/{location_name}/manifests/{}", pushed.digest),
+        )
+        .header(DOCKER_CONTENT_DIGEST, &pushed.digest);
+    if let Some(subject) = &pushed.subject {
+        reply = reply.header(OCI_SUBJECT, subject);
+    }
+    for tag in &pushed.extra_tags {
+        reply = reply.header(OCI_TAG, tag);
+    }
+    Ok(reply.into_response())
+}
+
+/// Reads a manifest body of at most `limit` bytes, refusing more with 413 before storing any.
+async fn read_limited(
+    body: Body,
+    declared: Option<u64>,
+    limit: u64,
+) -> Result<Vec<u8>, RegistryError> {
+    if declared.is_some_and(|n| n > limit) {
+        return Err(RegistryError::manifest_too_large(limit));
+    }
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |n| usize::try_from(n).unwrap_or(0)));
+    let mut stream = body.into_data_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|_| {
+            RegistryError::manifest_invalid("the request body ended before it was complete")
+        })?;
+        if (bytes.len() + piece.len()) as u64 > limit {
+            return Err(RegistryError::manifest_too_large(limit));
+        }
+        bytes.extend_from_slice(&piece);
+    }
+    if declared.is_some_and(|n| n != bytes.len() as u64) {
+        return Err(RegistryError::new(
+            crate::error::ErrorCode::SizeInvalid,
+            "the manifest body's length differs from its Content-Length",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// What a manifest push recorded.
+struct Pushed {
+    digest: Digest,
+    subject: Option<Digest>,
+    extra_tags: Vec<Tag>,
+}
+
+/// Checks and stores a pushed manifest (blocking).
+fn push(
+    store: &Store,
+    repo: &RepoName,
+    reference: &Reference,
+    extra_tags: &[Tag],
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<Pushed, RegistryError> {
+    let parsed = parse_manifest(content_type, bytes)?;
+    let digest = manifest_digest(reference, bytes)?;
+    check_references(store, repo, &parsed, &digest)?;
+    let size = bytes.len() as u64;
+    let put = PutOptions {
+        max_size: None,
+        expected_size: Some(size),
+    };
+    store.put_blob(&digest, bytes, put)?;
+    let subject = match &parsed.subject {
+        Some(s) => {
+            let entry = parsed.referrer_descriptor(digest.clone(), size);
+            let entry = serde_json::to_vec(&entry).map_err(RegistryError::internal)?;
+            Some((s.digest.clone(), entry))
+        }
+        None => None,
+    };
+    let mut children: Vec<Digest> = parsed
+        .blobs()
+        .chain(&parsed.manifests)
+        .map(|d| d.digest.clone())
+        .collect();
+    children.sort();
+    children.dedup();
+    let mut changes = vec![RepoChange::LinkManifest {
+        repo: repo.to_string(),
+        digest: digest.clone(),
+        children,
+        subject: subject.clone(),
+        media_type: parsed.media_type.as_str().to_owned(),
+    }];
+    let tags = reference.tag().into_iter().chain(extra_tags);
+    changes.extend(tags.map(|tag| RepoChange::SetTag {
+        repo: repo.to_string(),
+        tag: tag.to_string(),
+        digest: digest.clone(),
+    }));
+    store.apply_repo_changes(&changes)?;
+    Ok(Pushed {
+        digest,
+        subject: subject.map(|(d, _)| d),
+        extra_tags: extra_tags.to_vec(),
+    })
+}
+
+/// Every blob (but non-distributable layers, which a registry need not hold) and every child
+/// manifest must be in `repo`; none may be the manifest itself.
+fn check_references(
+    store: &Store,
+    repo: &RepoName,
+    parsed: &ParsedManifest,
+    own: &Digest,
+) -> Result<(), RegistryError> {
+    let blobs = parsed.blobs().filter(|d| !d.is_non_distributable());
+    for (d, must_be_manifest) in blobs
+        .map(|d| (d, false))
+        .chain(parsed.manifests.iter().map(|d| (d, true)))
+    {
+        if &d.digest == own {
+            return Err(RegistryError::manifest_invalid(format!(
+                "the manifest references itself ({own})"
+            )));
+        }
+        let link = store.link(repo.as_str(), &d.digest)?;
+        if !link.is_some_and(|l| l.manifest || (l.blob && !must_be_manifest)) {
+            return Err(RegistryError::manifest_blob_unknown(&d.digest));
+        }
+    }
+    Ok(())
+}
+
+/// end-9: `DELETE /v2/<name>/manifests/<reference>`. A digest unlinks the manifest with its tags
+/// and referrer entry; a tag removes only the tag. 202, or MANIFEST_UNKNOWN.
+pub(super) async fn delete(
+    state: &AppState,
+    name: RepoName,
+    reference: Reference,
+) -> Result<Response, RegistryError> {
+    state
+        .blocking(move |s| {
+            let store = s.store();
+            let digest = resolve(store, &name, &reference)?;
+            let repo = name.to_string();
+            let change = match reference {
+                Reference::Tag(tag) => RepoChange::DeleteTag {
+                    repo,
+                    tag: tag.to_string(),
+                },
+                Reference::Digest(_) => RepoChange::UnlinkManifest { repo, digest },
+            };
+            Ok(store.apply_repo_changes(&[change])?)
+        })
+        .await?;
+    Ok(Reply::new(StatusCode::ACCEPTED).into_response())
+}

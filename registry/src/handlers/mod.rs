@@ -1,0 +1,226 @@
+//! The one fallback handler: parses a request into a [`Route`] and dispatches on its
+//! [`Endpoint`] to a handler per spec endpoint. Handlers extract, call the store through
+//! [`AppState`], and return a typed response; every failure leaves as a [`RegistryError`].
+
+use std::fmt;
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    endpoint::{Access, Endpoint, Route},
+    error::{ErrorCode, RegistryError},
+    state::AppState,
+};
+
+mod blobs;
+mod listing;
+mod manifests;
+mod uploads;
+
+/// `Docker-Content-Digest`: the digest of the content a response is about.
+pub(crate) const DOCKER_CONTENT_DIGEST: HeaderName =
+    HeaderName::from_static("docker-content-digest");
+/// `Docker-Upload-UUID`: an upload session's id.
+pub(crate) const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+/// `Docker-Distribution-API-Version`, sent on every response.
+pub(crate) const API_VERSION: HeaderName =
+    HeaderName::from_static("docker-distribution-api-version");
+/// `OCI-Subject`: the subject a pushed manifest was recorded as referring to.
+pub(crate) const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+/// `OCI-Tag`: a tag a push by digest created (end-7b).
+pub(crate) const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
+/// `OCI-Filters-Applied`: the filters a referrers response applied (end-12b).
+pub(crate) const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
+/// `OCI-Namespace`: the `ns` source host that scoped the request.
+pub(crate) const OCI_NAMESPACE: HeaderName = HeaderName::from_static("oci-namespace");
+
+/// Whether a GET or a HEAD asked: the same lookups, with or without the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// GET: headers and body.
+    Body,
+    /// HEAD: headers only.
+    Head,
+}
+
+/// Parses the request, enforces read-only mode, and runs the endpoint's handler.
+pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let route = match Route::parse(&parts.method, parts.uri.path(), parts.uri.query()) {
+        Ok(route) => route,
+        Err(e) => return e.into_response(),
+    };
+    tracing::Span::current().record("endpoint", route.endpoint.id());
+    if state.config().read_only && route.endpoint.access() == Access::Write {
+        return RegistryError::read_only().into_response();
+    }
+    let headers = &parts.headers;
+    let result = match route.endpoint {
+        Endpoint::Base => Ok(listing::base()),
+        Endpoint::Catalog { page } => listing::catalog(&state, page).await,
+        Endpoint::Tags { name, page } => listing::tags(&state, name, page).await,
+        Endpoint::Referrers {
+            name,
+            digest,
+            artifact_type,
+        } => listing::referrers(&state, name, digest, artifact_type).await,
+        Endpoint::GetManifest { name, reference } => {
+            manifests::get(&state, name, reference, Want::Body).await
+        }
+        Endpoint::HeadManifest { name, reference } => {
+            manifests::get(&state, name, reference, Want::Head).await
+        }
+        Endpoint::PutManifest {
+            name,
+            reference,
+            tags,
+        } => manifests::put(&state, name, reference, tags, headers, body).await,
+        Endpoint::DeleteManifest { name, reference } => {
+            manifests::delete(&state, name, reference).await
+        }
+        Endpoint::GetBlob { name, digest } => {
+            blobs::get(&state, name, digest, Want::Body, headers).await
+        }
+        Endpoint::HeadBlob { name, digest } => {
+            blobs::get(&state, name, digest, Want::Head, headers).await
+        }
+        Endpoint::DeleteBlob { name, digest } => blobs::delete(&state, name, digest).await,
+        Endpoint::StartUpload {
+            name,
+            digest,
+            mount,
+            from,
+            ..
+        } => match (mount, digest) {
+            (Some(mount), _) => uploads::mount(&state, name, mount, from).await,
+            (None, Some(digest)) => uploads::post_blob(&state, name, digest, headers, body).await,
+            (None, None) => uploads::start(&state, name).await,
+        },
+        Endpoint::PatchUpload { name, id } => uploads::patch(&state, name, id, headers, body).await,
+        Endpoint::PutUpload { name, id, digest } => {
+            uploads::put(&state, name, id, digest, headers, body).await
+        }
+        Endpoint::GetUpload { name, id } => uploads::status(&state, name, id).await,
+        Endpoint::DeleteUpload { name, id } => uploads::cancel(&state, name, id).await,
+    };
+    let mut response = result.into_response();
+    if let Some(value) = route
+        .namespace
+        .and_then(|ns| HeaderValue::try_from(ns.as_str()).ok())
+    {
+        response.headers_mut().insert(OCI_NAMESPACE, value);
+    }
+    response
+}
+
+/// A successful response under construction.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Body,
+}
+
+impl Reply {
+    /// An empty response with `status`.
+    pub(crate) fn new(status: StatusCode) -> Reply {
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            body: Body::empty(),
+        }
+    }
+
+    /// Adds a header. Values are built from validated names, digests and numbers, always
+    /// visible ASCII; one that is not is left out rather than sent broken.
+    pub(crate) fn header(mut self, name: HeaderName, value: impl fmt::Display) -> Reply {
+        match HeaderValue::try_from(value.to_string()) {
+            Ok(v) => {
+                self.headers.append(name, v);
+            }
+            Err(_) => tracing::warn!(header = %name, "left out a header value that is not ASCII"),
+        }
+        self
+    }
+
+    /// Sets the body.
+    pub(crate) fn body(mut self, body: impl Into<Body>) -> Reply {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets a JSON body and its Content-Type.
+    pub(crate) fn json(self, value: &impl serde::Serialize) -> Result<Reply, RegistryError> {
+        let bytes = serde_json::to_vec(value).map_err(RegistryError::internal)?;
+        Ok(self
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(bytes))
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body).into_response();
+        response.headers_mut().extend(self.headers);
+        response
+    }
+}
+
+/// The request's `Content-Length`, if it sent one; a malformed value is a 400.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, RegistryError> {
+    let Some(value) = headers.get(header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
+        .map(Some)
+        .ok_or_else(|| RegistryError::new(ErrorCode::SizeInvalid, "malformed Content-Length"))
+}
+
+/// A header's value as text, if it is present and visible ASCII.
+pub(crate) fn header_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_lengths() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(content_length(&headers).expect("absent"), None);
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("42"));
+        assert_eq!(content_length(&headers).expect("ok"), Some(42));
+        for bad in ["-1", "", "1e3", "99999999999999999999999", " 4"] {
+            headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from_str(bad).expect("value"),
+            );
+            assert_eq!(
+                content_length(&headers).expect_err(bad).code(),
+                Some(ErrorCode::SizeInvalid)
+            );
+        }
+    }
+
+    #[test]
+    fn reply_headers() {
+        let response = Reply::new(StatusCode::CREATED)
+            .header(OCI_TAG, "v1")
+            .header(OCI_TAG, "v2")
+            .header(header::LOCATION, "bad\nvalue")
+            .into_response();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(response.headers().get_all(OCI_TAG).iter().count(), 2);
+        assert!(response.headers().get(header::LOCATION).is_none());
+    }
+}

@@ -1,0 +1,243 @@
+//! Blob pushes: sessions (open, chunks, close, status, cancel), the single-POST monolithic
+//! upload and cross-repository mounts.
+
+use std::{fs::File, io::BufReader, sync::Arc};
+
+use airlock_store::{Digest, PutOptions, RepoChange};
+use axum::{
+    body::Body,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use super::{DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Reply, content_length, header_text};
+use crate::{
+    body::{PIECE_BYTES, with_body},
+    error::RegistryError,
+    names::{RepoName, UploadId},
+    range::{parse_upload_range, upload_range_header},
+    state::AppState,
+    uploads::Session,
+};
+
+/// end-4a, end-4c: `POST /v2/<name>/blobs/uploads/` opens a session: 202 with its `Location`.
+/// The final digest's algorithm (end-4c) needs no notice: the closing PUT names the digest.
+pub(super) async fn start(state: &AppState, name: RepoName) -> Result<Response, RegistryError> {
+    let session = state
+        .blocking(move |s| s.uploads().start(s.store(), &name))
+        .await?;
+    Ok(session_reply(StatusCode::ACCEPTED, &session, 0))
+}
+
+/// end-4b: `POST /v2/<name>/blobs/uploads/?digest=<digest>`, the whole blob in one request,
+/// streamed into the store and verified: 201, or DIGEST_INVALID / SIZE_INVALID with nothing
+/// stored.
+pub(super) async fn post_blob(
+    state: &AppState,
+    name: RepoName,
+    digest: Digest,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, RegistryError> {
+    let declared = content_length(headers)?;
+    let (store, repo, d) = (state.store().clone(), name.to_string(), digest.clone());
+    with_body(body, declared, move |reader| {
+        let put = PutOptions {
+            max_size: None,
+            expected_size: declared,
+        };
+        store.put_blob(&d, reader, put)?;
+        Ok(store.apply_repo_changes(&[RepoChange::LinkBlob { repo, digest: d }])?)
+    })
+    .await?;
+    Ok(blob_created(&name, &digest))
+}
+
+/// end-11: `POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<other>`: 201 when `from` links
+/// the blob, else 202 with a new session, as the spec asks of a registry that cannot mount.
+pub(super) async fn mount(
+    state: &AppState,
+    name: RepoName,
+    digest: Digest,
+    from: Option<RepoName>,
+) -> Result<Response, RegistryError> {
+    let (repo, d) = (name.clone(), digest.clone());
+    let mounted = state
+        .blocking(move |s| {
+            let store = s.store();
+            let Some(from) = from else { return Ok(false) };
+            if store.link(from.as_str(), &d)?.is_none() || !store.has_blob(&d)? {
+                return Ok(false);
+            }
+            let link = RepoChange::LinkBlob {
+                repo: repo.to_string(),
+                digest: d,
+            };
+            store.apply_repo_changes(&[link])?;
+            Ok(true)
+        })
+        .await?;
+    match mounted {
+        true => Ok(blob_created(&name, &digest)),
+        false => start(state, name).await,
+    }
+}
+
+/// end-5: `PATCH <blob-push-location>`, one chunk appended and synced: 202 with `Range`. A
+/// `Content-Range` must start at the session's offset (416 otherwise); without one the chunk
+/// simply follows.
+pub(super) async fn patch(
+    state: &AppState,
+    name: RepoName,
+    id: UploadId,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, RegistryError> {
+    let session = state.uploads().get(&id, &name)?;
+    let _writing = session.lock().await?;
+    let expected = chunk_length(headers, session.offset())?;
+    let end = append(&session, body, expected).await?;
+    Ok(session_reply(StatusCode::ACCEPTED, &session, end))
+}
+
+/// end-6: `PUT <blob-push-location>?digest=<digest>` appends the optional final chunk, then
+/// stores the session's bytes as the blob (verifying the digest) and links it: 201. A refused
+/// blob leaves the session as it was before this request.
+pub(super) async fn put(
+    state: &AppState,
+    name: RepoName,
+    id: UploadId,
+    digest: Digest,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, RegistryError> {
+    let session = state.uploads().get(&id, &name)?;
+    let _writing = session.lock().await?;
+    let before = session.offset();
+    let size = append(&session, body, chunk_length(headers, before)?).await?;
+    let (s, repo, d) = (session.clone(), name.clone(), digest.clone());
+    state
+        .blocking(move |state| finish(state, &s, repo, d, before, size))
+        .await?;
+    Ok(blob_created(&name, &digest))
+}
+
+/// Stores a session's `size` bytes as blob `digest`, links it and closes the session; on
+/// failure cuts the session back to `before` (blocking).
+fn finish(
+    state: &AppState,
+    session: &Session,
+    repo: RepoName,
+    digest: Digest,
+    before: u64,
+    size: u64,
+) -> Result<(), RegistryError> {
+    let store = state.store();
+    let stored = File::open(session.path())
+        .map_err(|source| airlock_store::Error::Io {
+            op: "opening upload file",
+            path: session.path().to_owned(),
+            source,
+        })
+        .and_then(|file| {
+            let put = PutOptions {
+                max_size: None,
+                expected_size: Some(size),
+            };
+            store.put_blob(&digest, BufReader::with_capacity(PIECE_BYTES, file), put)
+        })
+        .and_then(|_| {
+            let repo = repo.to_string();
+            store.apply_repo_changes(&[RepoChange::LinkBlob { repo, digest }])
+        });
+    if let Err(e) = stored {
+        if let Err(t) = session.truncate(before) {
+            tracing::warn!(upload = %session.id(), "undoing the final chunk: {t}");
+        }
+        return Err(e.into());
+    }
+    state.uploads().close(store, session);
+    Ok(())
+}
+
+/// end-13: `GET <blob-push-location>`: 204 with the session's `Range` and `Location`.
+pub(super) async fn status(
+    state: &AppState,
+    name: RepoName,
+    id: UploadId,
+) -> Result<Response, RegistryError> {
+    let session = state.uploads().get(&id, &name)?;
+    Ok(session_reply(
+        StatusCode::NO_CONTENT,
+        &session,
+        session.offset(),
+    ))
+}
+
+/// end-14: `DELETE <blob-push-location>` cancels the session and deletes its bytes: 204.
+pub(super) async fn cancel(
+    state: &AppState,
+    name: RepoName,
+    id: UploadId,
+) -> Result<Response, RegistryError> {
+    let session = state.uploads().get(&id, &name)?;
+    let writing = session.lock().await?;
+    let s = session.clone();
+    state
+        .blocking(move |state| {
+            state.uploads().close(state.store(), &s);
+            Ok(())
+        })
+        .await?;
+    drop(writing);
+    Ok(Reply::new(StatusCode::NO_CONTENT).into_response())
+}
+
+/// The length a chunk must have: its `Content-Range`'s (checked against the session's offset
+/// and the `Content-Length`), else the `Content-Length`, else unknown.
+fn chunk_length(headers: &HeaderMap, offset: u64) -> Result<Option<u64>, RegistryError> {
+    let declared = content_length(headers)?;
+    match headers.get(header::CONTENT_RANGE) {
+        None => Ok(declared),
+        Some(_) => {
+            let value = header_text(headers, &header::CONTENT_RANGE).unwrap_or("");
+            Ok(Some(parse_upload_range(value, offset, declared)?.len()))
+        }
+    }
+}
+
+/// Streams the request body onto the session's file; its length must be `expected` if known.
+async fn append(
+    session: &Arc<Session>,
+    body: Body,
+    expected: Option<u64>,
+) -> Result<u64, RegistryError> {
+    let s = session.clone();
+    with_body(body, expected, move |reader| {
+        s.append(reader).map_err(|source| {
+            RegistryError::internal(airlock_store::Error::Io {
+                op: "appending to upload file",
+                path: s.path().to_owned(),
+                source,
+            })
+        })
+    })
+    .await
+}
+
+/// A session's 202/204: `Location`, `Range: 0-<offset-1>`, `Docker-Upload-UUID`.
+fn session_reply(status: StatusCode, session: &Session, offset: u64) -> Response {
+    Reply::new(status)
+        .header(header::LOCATION, session.location())
+        .header(header::RANGE, upload_range_header(offset))
+        .header(DOCKER_UPLOAD_UUID, session.id())
+        .into_response()
+}
+
+/// A stored blob's 201: `Location` of the pullable blob and `Docker-Content-Digest`.
+fn blob_created(name: &RepoName, digest: &Digest) -> Response {
+    Reply::new(StatusCode::CREATED)
+        .header(header::LOCATION, format!("/v2/{name}/blobs/{digest}"))
+        .header(DOCKER_CONTENT_DIGEST, digest)
+        .into_response()
+}

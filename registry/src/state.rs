@@ -1,0 +1,107 @@
+//! What every handler shares: the store, the registry's settings and the open upload sessions.
+//!
+//! The store is synchronous; handlers reach it only through [`AppState::blocking`], which runs a
+//! closure on tokio's blocking pool so no store call ever stalls the async workers.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use airlock_store::Store;
+
+use crate::{error::RegistryError, manifest::MAX_MANIFEST_BYTES, uploads::Uploads};
+
+/// How the registry serves: what the CLI's `airlock serve` fills in from flags and `airlock.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryConfig {
+    /// Refuse every write (pushes, deletes, upload sessions) with 405 UNSUPPORTED: a site that
+    /// receives content only by bundle import.
+    pub read_only: bool,
+    /// Largest manifest body accepted; larger pushes get 413.
+    pub max_manifest_bytes: u64,
+    /// An upload session idle for longer than this is forgotten and its data deleted.
+    pub upload_expiry: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            read_only: false,
+            max_manifest_bytes: MAX_MANIFEST_BYTES,
+            upload_expiry: DEFAULT_UPLOAD_EXPIRY,
+        }
+    }
+}
+
+/// Default [`RegistryConfig::upload_expiry`]: a day, long enough for a slow link to finish a
+/// large layer and short enough that abandoned sessions do not pile up.
+pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+/// The registry's shared state: cheap to clone, one per server. Holds a [`Store`] clone, so the
+/// store's lock is released only when every clone (and every in-flight response) is gone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Store,
+    config: RegistryConfig,
+    uploads: Uploads,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.inner.store.root())
+            .field("config", &self.inner.config)
+            .field("uploads", &self.inner.uploads.len())
+            .finish()
+    }
+}
+
+impl AppState {
+    /// Builds the state over an open store, recovering the upload sessions of a previous run
+    /// (their data lives in `<store root>/uploads/<id>`) and dropping those idle for longer than
+    /// [`RegistryConfig::upload_expiry`]. A read-only registry or store leaves sessions alone.
+    pub fn new(store: Store, config: RegistryConfig) -> Result<AppState, airlock_store::Error> {
+        let writable = !config.read_only && store.access() == airlock_store::Access::ReadWrite;
+        let uploads = if writable {
+            Uploads::recover(&store, config.upload_expiry)?
+        } else {
+            Uploads::disabled()
+        };
+        Ok(AppState {
+            inner: Arc::new(Shared {
+                store,
+                config,
+                uploads,
+            }),
+        })
+    }
+
+    /// The store served.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings served with.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn uploads(&self) -> &Uploads {
+        &self.inner.uploads
+    }
+
+    /// Runs `work` on the blocking pool with the store and state; a panic in it becomes a 500.
+    pub(crate) async fn blocking<T, F>(&self, work: F) -> Result<T, RegistryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&AppState) -> Result<T, RegistryError> + Send + 'static,
+    {
+        let state = self.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| work(&state)))
+            .await
+            .map_err(RegistryError::internal)?
+    }
+}
