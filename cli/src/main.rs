@@ -43,6 +43,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the OCI registry (pull, push, referrers; a containerd mirror with ?ns=)
+    Serve(cmd::serve::Args),
     /// Report logical bytes against stored bytes, and how blobs were cut
     Du(cmd::du::Args),
     /// Check every pack, chunk, recipe and blob digest; exit 1 if anything is wrong
@@ -54,7 +56,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(cli.quiet, cli.verbose);
-    let ctx = match Context::new(
+    let mut ctx = match Context::new(
         cli.data,
         cli.config.as_deref(),
         cli.json,
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Err(e) => return output::fail(&e, cli.json),
     };
     let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(&mut ctx, args),
         Command::Du(args) => cmd::du::run(&ctx, args),
         Command::Verify(args) => cmd::verify::run(&ctx, args),
         Command::Gc(args) => cmd::gc::run(&ctx, args),

@@ -2,4 +2,5 @@
 
 pub mod du;
 pub mod gc;
+pub mod serve;
 pub mod verify;
