@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 
 use airlock_chunker::ChunkId;
 use redb::{
-    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
-    TableDefinition,
+    Database, MultimapTableDefinition, ReadOnlyDatabase, ReadableDatabase, ReadableMultimapTable,
+    ReadableTable, TableDefinition,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Digest, Error, PackId, Result,
+    Access, Digest, Error, PackId, Result,
     pack::ChunkLoc,
     recipe::{Entry, decode_segment},
 };
@@ -170,10 +170,21 @@ pub struct TagEvent {
 }
 
 /// The open index database.
-#[derive(Debug)]
 pub struct Index {
-    db: Database,
+    db: Db,
     path: PathBuf,
+}
+
+/// redb's two kinds of open database: a read-only one takes a shared lock and never writes.
+enum Db {
+    ReadWrite(Database),
+    ReadOnly(ReadOnlyDatabase),
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
 }
 
 fn err(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
@@ -190,14 +201,22 @@ macro_rules! ix {
 }
 
 impl Index {
-    /// Opens (creating if needed) the index at `path` and makes sure every table exists.
-    pub fn open(path: &Path) -> Result<Index> {
+    /// Opens the index at `path`. Read-write, it is created if needed and every table made to
+    /// exist; read-only, it must exist and nothing is written (other readers may share it).
+    pub fn open(path: &Path, access: Access) -> Result<Index> {
+        if access == Access::ReadOnly {
+            let db = ReadOnlyDatabase::open(path).map_err(|e| err(path)(&e))?;
+            return Ok(Index {
+                db: Db::ReadOnly(db),
+                path: path.to_owned(),
+            });
+        }
         let db = Database::create(path).map_err(|e| err(path)(&e))?;
+        let tx = db.begin_write().map_err(|e| err(path)(&e))?;
         let index = Index {
-            db,
+            db: Db::ReadWrite(db),
             path: path.to_owned(),
         };
-        let tx = ix!(index, index.db.begin_write())?;
         {
             ix!(index, tx.open_table(META))?;
             ix!(index, tx.open_table(CHUNKS))?;
@@ -219,16 +238,26 @@ impl Index {
 
     /// A consistent read-only view.
     pub fn read(&self) -> Result<ReadTx<'_>> {
+        let tx = match &self.db {
+            Db::ReadWrite(db) => ix!(self, db.begin_read())?,
+            Db::ReadOnly(db) => ix!(self, db.begin_read())?,
+        };
         Ok(ReadTx {
-            tx: ix!(self, self.db.begin_read())?,
+            tx,
             path: &self.path,
         })
     }
 
     /// A write transaction; nothing is visible or durable until [`WriteTx::commit`].
     pub fn write(&self) -> Result<WriteTx<'_>> {
+        let Db::ReadWrite(db) = &self.db else {
+            return Err(Error::Index {
+                path: self.path.clone(),
+                what: "the index is open read-only".into(),
+            });
+        };
         Ok(WriteTx {
-            tx: ix!(self, self.db.begin_write())?,
+            tx: ix!(self, db.begin_write())?,
             path: &self.path,
         })
     }

@@ -63,6 +63,13 @@ pub enum RepoChange {
         /// The blob.
         digest: Digest,
     },
+    /// Changes nothing, but fails the whole list with [`Error::BlobNotFound`] unless the blob
+    /// is stored when the list applies. A caller that checked what a manifest references puts
+    /// one before its `LinkManifest`, so GC cannot remove a child between check and link.
+    RequireBlob {
+        /// The blob.
+        digest: Digest,
+    },
 }
 
 /// How a repository holds a digest.
@@ -171,6 +178,13 @@ impl Store {
                 }
                 RepoChange::UnlinkBlob { repo, digest } => {
                     tx.remove_link(repo, digest, LinkKind::BLOB)?;
+                }
+                RepoChange::RequireBlob { digest } => {
+                    if tx.blob(digest)?.is_none() {
+                        return Err(Error::BlobNotFound {
+                            digest: digest.clone(),
+                        });
+                    }
                 }
             }
         }

@@ -171,13 +171,21 @@ impl Store {
                     .into(),
             });
         }
-        fs::create_dir_all(root).map_err(Error::io("creating store directory", root))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(root.join(LOCK_FILE))
-            .map_err(Error::io("opening lock file", root.join(LOCK_FILE)))?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock = match opts.access {
+            Access::ReadWrite => {
+                fs::create_dir_all(root).map_err(Error::io("creating store directory", root))?;
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+            }
+            // A store on read-only media: nothing is created, the lock is taken on a read
+            // handle.
+            Access::ReadOnly => File::open(&lock_path),
+        }
+        .map_err(Error::io("opening lock file", &lock_path))?;
         let locked = match opts.access {
             Access::ReadWrite => lock.try_lock(),
             Access::ReadOnly => lock.try_lock_shared(),
@@ -241,8 +249,10 @@ impl Store {
             }
         }
         let packs_dir = root.join(PACKS_DIR);
-        fs::create_dir_all(&packs_dir).map_err(Error::io("creating directory", &packs_dir))?;
-        let index = Index::open(&root.join(INDEX_FILE))?;
+        if opts.access == Access::ReadWrite {
+            fs::create_dir_all(&packs_dir).map_err(Error::io("creating directory", &packs_dir))?;
+        }
+        let index = Index::open(&root.join(INDEX_FILE), opts.access)?;
         let (pool, next) = recover_packs(&index, &packs_dir, opts.access)?;
         Ok(Store {
             inner: Arc::new(Inner {

@@ -594,3 +594,212 @@ fn corrupt_at(e: Error) -> (u64, String) {
         other => (0, other.to_string()),
     }
 }
+
+/// Defects only a damaged index can hold, made by editing the index directly: fixtures named by
+/// defect, as in the integration tests for pack damage.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use rand::{RngCore, SeedableRng};
+
+    use super::*;
+    use crate::{PutOptions, StoreOptions, index::LinkKind, recipe::RecipeBuilder};
+
+    fn seeded(seed: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut v);
+        v
+    }
+
+    /// A store with three blobs: `a` and `b` share their first 100 kB, `c` shares nothing.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        blobs: Vec<(Digest, Vec<u8>)>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            chunker: airlock_chunker::ChunkerParams::new(1024, 4096, 16384).unwrap(),
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), opts).unwrap();
+        let shared = seeded(1, 100_000);
+        let mut blobs = Vec::new();
+        for tail in [2, 3] {
+            let mut data = shared.clone();
+            data.extend(seeded(tail, 50_000));
+            blobs.push(data);
+        }
+        blobs.push(seeded(4, 80_000));
+        let blobs: Vec<_> = blobs
+            .into_iter()
+            .map(|data| {
+                let d = Digest::sha256(&data);
+                store
+                    .put_blob(&d, &data[..], PutOptions::default())
+                    .unwrap();
+                (d, data)
+            })
+            .collect();
+        assert!(store.verify(Verify::Full).unwrap().is_clean());
+        Fixture {
+            _dir: dir,
+            store,
+            blobs,
+        }
+    }
+
+    fn chunks_of(store: &Store, digest: &Digest) -> Vec<ChunkId> {
+        let rtx = store.inner.index.read().unwrap();
+        let size = rtx.blob(digest).unwrap().unwrap().size;
+        let entries = rtx.recipe_entries(digest, size).unwrap().unwrap();
+        entries
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Chunk { id, .. } => Some(id),
+                Entry::Inline(_) => None,
+            })
+            .collect()
+    }
+
+    fn read(store: &Store, digest: &Digest) -> Result<Vec<u8>> {
+        store.read_blob(digest)
+    }
+
+    #[test]
+    fn with_missing_chunk() {
+        let f = fixture();
+        let (a, b, c) = (&f.blobs[0], &f.blobs[1], &f.blobs[2]);
+        let shared = chunks_of(&f.store, &a.0)[0];
+        assert_eq!(chunks_of(&f.store, &b.0)[0], shared);
+        let mut tx = f.store.inner.index.write().unwrap();
+        tx.remove_chunk(&shared).unwrap();
+        tx.commit().unwrap();
+        let report = f.store.verify(Verify::Full).unwrap();
+        let mut both = vec![a.0.clone(), b.0.clone()];
+        both.sort();
+        assert_eq!(
+            report.defects,
+            vec![Defect::ChunkMissing {
+                chunk: shared,
+                blobs: both
+            }]
+        );
+        for blob in [a, b] {
+            let err = read(&f.store, &blob.0).unwrap_err();
+            assert!(
+                matches!(&err, Error::ChunkMissing { digest, chunk }
+                    if *digest == blob.0 && *chunk == shared.to_hex()),
+                "{err}"
+            );
+        }
+        assert_eq!(read(&f.store, &c.0).unwrap(), c.1);
+    }
+
+    #[test]
+    fn with_wrong_ref_count() {
+        let f = fixture();
+        let id = chunks_of(&f.store, &f.blobs[2].0)[1];
+        let mut tx = f.store.inner.index.write().unwrap();
+        let mut rec = tx.chunk(&id).unwrap().unwrap();
+        assert_eq!(rec.refs, 1);
+        rec.refs = 5;
+        tx.put_chunk(&id, &rec).unwrap();
+        tx.commit().unwrap();
+        let report = f.store.verify(Verify::Quick).unwrap();
+        assert_eq!(
+            report.defects,
+            vec![Defect::RefCountWrong {
+                chunk: id,
+                recorded: 5,
+                actual: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn with_damaged_recipe() {
+        let f = fixture();
+        let (d, data) = &f.blobs[2];
+        let mut tx = f.store.inner.index.write().unwrap();
+        let rec = tx.blob(d).unwrap().unwrap();
+        tx.put_blob(d, &rec, &[(0, b"not a recipe".to_vec())])
+            .unwrap();
+        tx.commit().unwrap();
+        let report = f.store.verify(Verify::Full).unwrap();
+        // Its chunks are no longer counted either.
+        assert!(
+            matches!(&report.defects[0], Defect::RecipeDamaged { digest, .. } if digest == d),
+            "{:?}",
+            report.defects
+        );
+        assert!(
+            report.defects[1..]
+                .iter()
+                .all(|d| matches!(d, Defect::RefCountWrong { actual: 0, .. }))
+        );
+        let err = read(&f.store, d).unwrap_err();
+        assert!(matches!(err, Error::Index { .. }), "{err}");
+        assert_ne!(read(&f.store, d).ok().as_ref(), Some(data));
+        assert_eq!(read(&f.store, &f.blobs[0].0).unwrap(), f.blobs[0].1);
+    }
+
+    #[test]
+    fn with_wrong_digest() {
+        let f = fixture();
+        let (d, data) = &f.blobs[2];
+        // A blob record under another digest whose recipe rebuilds `c`'s bytes.
+        let liar = Digest::sha256(b"something else entirely");
+        let mut tx = f.store.inner.index.write().unwrap();
+        let rec = tx.blob(d).unwrap().unwrap();
+        let mut recipe = RecipeBuilder::default();
+        let entries = tx.recipe_entries(d, rec.size).unwrap().unwrap();
+        let mut distinct = HashSet::new();
+        for e in &entries {
+            match e {
+                Entry::Chunk { id, len } => {
+                    recipe.chunk(id, *len);
+                    distinct.insert(*id);
+                }
+                Entry::Inline(b) => recipe.inline(b),
+            }
+        }
+        for id in distinct {
+            let mut c = tx.chunk(&id).unwrap().unwrap();
+            c.refs += 1;
+            tx.put_chunk(&id, &c).unwrap();
+        }
+        tx.put_blob(&liar, &rec, &recipe.finish()).unwrap();
+        tx.commit().unwrap();
+        let report = f.store.verify(Verify::Full).unwrap();
+        assert_eq!(
+            report.defects,
+            vec![Defect::DigestMismatch {
+                digest: liar.clone(),
+                actual: d.clone()
+            }]
+        );
+        assert!(f.store.verify(Verify::Quick).unwrap().is_clean());
+        assert_eq!(read(&f.store, d).unwrap(), *data);
+    }
+
+    #[test]
+    fn with_dangling_link() {
+        let f = fixture();
+        let gone = Digest::sha256(b"never stored");
+        let mut tx = f.store.inner.index.write().unwrap();
+        tx.add_link("app", &gone, LinkKind::BLOB, 0).unwrap();
+        tx.commit().unwrap();
+        let report = f.store.verify(Verify::Quick).unwrap();
+        assert_eq!(
+            report.defects,
+            vec![Defect::LinkDangling {
+                repo: "app".into(),
+                digest: gone
+            }]
+        );
+        assert!(report.defects[0].to_string().contains("app"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Format parameters are recorded when a store is created and win over later options; access
+//! modes and the store lock.
+
+use std::fs;
+
+use airlock_store::{
+    Access, ChunkerParams, Digest, Error, GcOptions, PutOptions, RepoChange, Store, StoreOptions,
+    Verify,
+};
+
+use crate::common::*;
+
+fn read_only() -> StoreOptions {
+    StoreOptions {
+        access: Access::ReadOnly,
+        ..StoreOptions::default()
+    }
+}
+
+#[test]
+fn conflicting_chunker_params_are_reported_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = StoreOptions {
+        chunker: small_chunks(),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), created.clone()).unwrap();
+    assert!(store.format_conflicts().is_empty());
+    assert_eq!(store.format().chunker().unwrap(), small_chunks());
+    let (d1, _) = put(&store, &seeded(170, 1_000_000));
+    let chunks_small = store.stat_blob(&d1).unwrap().unwrap().chunks;
+    drop(store);
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("store.json")).unwrap()).unwrap();
+    assert_eq!(json["format"], "airlock-store");
+    assert_eq!(json["chunk_avg"], 4096);
+    assert_eq!(json["chunk_hash"], "blake3-256");
+
+    // Reopened with the defaults: the recorded parameters win and the difference is named.
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let conflicts = store.format_conflicts();
+    let keys: Vec<_> = conflicts.iter().map(|c| c.key).collect();
+    assert_eq!(
+        keys,
+        vec!["chunker.min_size", "chunker.avg_size", "chunker.max_size"]
+    );
+    let avg = &conflicts[1];
+    assert_eq!(avg.stored, "4096");
+    assert_eq!(
+        avg.requested,
+        ChunkerParams::default().avg_size().to_string()
+    );
+    assert_eq!(store.format().chunker().unwrap(), small_chunks());
+    let (d2, _) = put(&store, &seeded(171, 1_000_000));
+    let chunks_now = store.stat_blob(&d2).unwrap().unwrap().chunks;
+    assert!(
+        chunks_now * 2 > chunks_small && chunks_now > 100,
+        "still cut with 4 KiB chunks: {chunks_now} chunks vs {chunks_small}"
+    );
+    drop(store);
+    // The same parameters again: no conflict.
+    let store = Store::open(dir.path(), created).unwrap();
+    assert!(store.format_conflicts().is_empty());
+}
+
+#[test]
+fn read_only_open_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing to open read-only, and nothing gets created.
+    let missing = dir.path().join("nothing-here");
+    let err = Store::open(&missing, read_only()).unwrap_err();
+    assert!(matches!(err, Error::Format { .. }), "{err}");
+    assert!(!missing.exists());
+
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let data = seeded(172, 50_000);
+    let (d, _) = put(&store, &data);
+    store
+        .apply_repo_changes(&[RepoChange::LinkManifest {
+            repo: "app".into(),
+            digest: d.clone(),
+            children: vec![],
+            subject: None,
+            media_type: "x".into(),
+        }])
+        .unwrap();
+    drop(store);
+    let ro = Store::open(dir.path(), read_only()).unwrap();
+    assert_eq!(ro.access(), Access::ReadOnly);
+    let is_read_only = |r: airlock_store::Result<()>| match r {
+        Err(Error::ReadOnly { path }) => assert_eq!(path, dir.path()),
+        other => panic!("expected ReadOnly, got {other:?}"),
+    };
+    let other = seeded(173, 10);
+    is_read_only(
+        ro.put_blob(&Digest::sha256(&other), &other[..], PutOptions::default())
+            .map(|_| ()),
+    );
+    is_read_only(
+        ro.put_blob(&d, &data[..], PutOptions::default())
+            .map(|_| ()),
+    );
+    is_read_only(ro.link_blob("app", &d));
+    is_read_only(ro.apply_repo_changes(&[RepoChange::DeleteTag {
+        repo: "app".into(),
+        tag: "x".into(),
+    }]));
+    is_read_only(ro.put_upload("u", b"s"));
+    is_read_only(ro.remove_upload("u").map(|_| ()));
+    let plan = ro.plan_gc(GcOptions::default()).unwrap();
+    is_read_only(ro.apply_gc(&plan).map(|_| ()));
+    // Reads work.
+    assert_reads(&ro, &d, &data);
+    assert!(ro.verify(Verify::Full).unwrap().is_clean());
+    assert_eq!(ro.du().unwrap().blobs, 1);
+    // Several readers may share the store.
+    let ro2 = Store::open(dir.path(), read_only()).unwrap();
+    assert_reads(&ro2, &d, &data);
+}
+
+#[test]
+fn second_open_is_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    for opts in [StoreOptions::default(), read_only()] {
+        let err = Store::open(dir.path(), opts).unwrap_err();
+        assert!(
+            matches!(&err, Error::Locked { path } if path == dir.path()),
+            "{err}"
+        );
+    }
+    // Clones share the one open store.
+    let clone = store.clone();
+    drop(store);
+    assert!(matches!(
+        Store::open(dir.path(), StoreOptions::default()),
+        Err(Error::Locked { .. })
+    ));
+    drop(clone);
+    let ro = Store::open(dir.path(), read_only()).unwrap();
+    assert!(matches!(
+        Store::open(dir.path(), StoreOptions::default()),
+        Err(Error::Locked { .. })
+    ));
+    drop(ro);
+    Store::open(dir.path(), StoreOptions::default()).unwrap();
+}
+
+#[test]
+fn unsupported_or_damaged_format_header_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), StoreOptions::default()).unwrap());
+    let path = dir.path().join("store.json");
+    let original = fs::read_to_string(&path).unwrap();
+    let newer = original.replace("\"version\": 1", "\"version\": 99");
+    assert_ne!(newer, original);
+    fs::write(&path, newer).unwrap();
+    let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Format { .. }), "{err}");
+    assert!(err.to_string().contains("99"), "{err}");
+    fs::write(&path, "{ not json").unwrap();
+    let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Format { .. }), "{err}");
+}

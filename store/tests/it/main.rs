@@ -1,0 +1,14 @@
+//! Integration tests of airlock-store through its public API (and, where a defect has to be
+//! made, the documented on-disk layout).
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common; // fixtures: seeded content, tar streams, small-pack stores, pack-file walkers
+mod crash; // SIGKILL a writer process at random points; reopen, verify, read back ACKed blobs
+mod dedup; // chunk-level dedup across blobs and tar versions; PutOutcome and du accounting
+mod errors; // failed puts store nothing; unknown blobs, bad ranges, failing readers
+mod format; // format parameters recorded at creation win; read-only access; the store lock
+mod gc; // plan then apply: roots, grace, tag-history window, repack, GC during writes
+mod packs; // packs seal at the size limit, blobs span packs, packs describe themselves
+mod repos; // links, tags and history, referrers, uploads, all-or-nothing changes
+mod roundtrip; // put then read back: edge sizes, tars, sha512, ranges, concurrent puts
+mod verify; // fixtures named by defect: verify names pack, offset, blobs; reads fail cleanly
