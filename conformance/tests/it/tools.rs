@@ -1,0 +1,96 @@
+//! Running real clients: find them on PATH, skip loudly when absent, run them with a deadline
+//! and fail with everything they printed.
+
+use std::{
+    io::{Read, Write},
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// What a finished client printed.
+#[derive(Debug)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The binary's path when it is on PATH. Interop tests skip (loudly, without failing) when it
+/// is not, so `cargo test` works on a machine without skopeo or containerd; CI installs both.
+pub fn find(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let found = std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        // Straight to the process's stderr: libtest captures eprintln! of passing tests, and a
+        // skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n######## SKIPPED: `{binary}` is not on PATH, so this interop test did not run. \
+             Install it (Debian: apt-get install skopeo containerd; .ci/run does) ########\n"
+        );
+    }
+    found
+}
+
+/// Runs `command` to completion within `deadline`; panics, showing the command and its output,
+/// when it fails or overruns.
+pub fn run(command: &mut Command, deadline: Duration) -> Output {
+    let shown = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    // Drain both pipes on threads so a chatty client cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the client") {
+            break Some(status);
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    match status {
+        Some(status) if status.success() => output,
+        Some(status) => panic!(
+            "{shown} failed ({status})\n--- stdout\n{}\n--- stderr\n{}",
+            output.stdout, output.stderr
+        ),
+        None => panic!(
+            "{shown} did not finish within {deadline:?}\n--- stdout\n{}\n--- stderr\n{}",
+            output.stdout, output.stderr
+        ),
+    }
+}
