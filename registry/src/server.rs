@@ -48,7 +48,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the registry on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish. This is what `airlock serve` runs.
+/// finish; meanwhile expired upload sessions are forgotten periodically. This is what
+/// `airlock serve` runs.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -61,9 +62,14 @@ pub async fn serve(
             tracing::debug!("setting TCP_NODELAY: {e}");
         }
     });
-    axum::serve(listener, router(state))
+    let sweeper = tokio::spawn(state.clone().expire_uploads());
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sweeper.abort();
+    // Wait for it to let go of its state, and with it the store.
+    let _ = sweeper.await;
+    served
 }
 
 async fn observe(request: Request, next: Next) -> Response {

@@ -35,6 +35,9 @@ impl Default for RegistryConfig {
 /// large layer and short enough that abandoned sessions do not pile up.
 pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
+const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);
+const MAX_SWEEP_PERIOD: Duration = Duration::from_secs(600);
+
 /// The registry's shared state: cheap to clone, one per server. Holds a [`Store`] clone, so the
 /// store's lock is released only when every clone (and every in-flight response) is gone.
 #[derive(Clone)]
@@ -90,6 +93,28 @@ impl AppState {
 
     pub(crate) fn uploads(&self) -> &Uploads {
         &self.inner.uploads
+    }
+
+    /// Forgets expired upload sessions every quarter of the expiry (at least every 10 minutes),
+    /// forever; [`serve`](crate::serve) runs it beside the server so that abandoned sessions go
+    /// even when no new upload starts.
+    pub(crate) async fn expire_uploads(self) {
+        if !self.uploads().enabled() {
+            return;
+        }
+        let period = (self.uploads().expiry() / 4).clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD);
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let swept = self.blocking(|s| {
+                s.uploads().sweep(s.store());
+                Ok(())
+            });
+            if let Err(e) = swept.await {
+                tracing::warn!("expiring upload sessions: {e}");
+            }
+        }
     }
 
     /// Runs `work` on the blocking pool with the store and state; a panic in it becomes a 500.

@@ -212,8 +212,18 @@ impl Uploads {
         now.saturating_sub(session.last_active.load(Ordering::Relaxed)) > self.expiry.as_secs()
     }
 
-    /// Closes every expired session no request is writing to.
-    fn sweep(&self, store: &Store) {
+    /// Whether sessions can start here (the registry and store are writable).
+    pub(crate) fn enabled(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// How long a session may stay idle.
+    pub(crate) fn expiry(&self) -> Duration {
+        self.expiry
+    }
+
+    /// Closes every expired session no request is writing to (blocking).
+    pub(crate) fn sweep(&self, store: &Store) {
         let now = now_secs();
         let expired: Vec<Arc<Session>> = self
             .map()

@@ -31,12 +31,7 @@ pub(super) async fn get(
         .blocking(move |s| {
             let store = s.store();
             let digest = resolve(store, &name, &reference)?;
-            let bytes = store.read_blob(&digest).map_err(|e| match e {
-                airlock_store::Error::BlobNotFound { .. } => {
-                    RegistryError::manifest_unknown(&reference)
-                }
-                other => other.into(),
-            })?;
+            let bytes = store.read_blob(&digest)?;
             let media_type = store.manifest_media_type(&digest)?;
             Ok((digest, bytes, media_type))
         })

@@ -1,0 +1,30 @@
+//! Integration tests of the registry's HTTP API over a temporary store: requests go through
+//! `router(state).oneshot(..)`, except in `server`, which talks to a real listener. Tests are
+//! named after the spec's endpoint ids (`end_2_...`) where one applies.
+
+/// A registry over a temporary store, request helpers and content builders.
+mod support;
+
+/// end-2, end-3: pulling blobs (whole, HEAD, Range, sha512) and the repository scoping of blobs.
+mod pull;
+
+/// end-4a .. end-6, end-11, end-13, end-14: monolithic and chunked pushes, sessions, mounts.
+mod push;
+
+/// end-3, end-7a, end-7b: manifests of every media type, reference checks, limits, subjects.
+mod manifests;
+
+/// end-8a, end-8b, the catalog, end-12a, end-12b: listings, pagination and referrers.
+mod listing;
+
+/// end-9, end-10: deleting tags, manifests and blobs.
+mod delete;
+
+/// containerd's `ns` mirror parameter, read-only mode, restarts with open upload sessions.
+mod modes;
+
+/// Random requests thrown at the router: never a 5xx, never a panic.
+mod fuzz;
+
+/// A real server from `serve` on 127.0.0.1, driven by hyper-util's client with a 64 MiB blob.
+mod server;
