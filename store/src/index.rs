@@ -205,7 +205,23 @@ impl Index {
     /// exist; read-only, it must exist and nothing is written (other readers may share it).
     pub fn open(path: &Path, access: Access) -> Result<Index> {
         if access == Access::ReadOnly {
-            let db = ReadOnlyDatabase::open(path).map_err(|e| err(path)(&e))?;
+            let db = match ReadOnlyDatabase::open(path) {
+                // Left by a writer that did not close (a crash): redb must rebuild its
+                // allocator state before anyone reads. That changes no content, so a reader
+                // does it once, if it can (not on read-only media, nor beside other readers).
+                Err(redb::DatabaseError::RepairAborted) => {
+                    drop(Database::open(path).map_err(|e| Error::Index {
+                        path: path.to_owned(),
+                        what: format!(
+                            "the index needs the repair that follows a crash and it failed \
+                             ({e}); open the store read-write once"
+                        ),
+                    })?);
+                    ReadOnlyDatabase::open(path)
+                }
+                other => other,
+            }
+            .map_err(|e| err(path)(&e))?;
             return Ok(Index {
                 db: Db::ReadOnly(db),
                 path: path.to_owned(),

@@ -38,7 +38,8 @@ const PACKS_DIR: &str = "packs";
 /// Whether the store may be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Reads only; a shared lock lets other readers in.
+    /// Reads only; a shared lock lets other readers in. Nothing is created or written, but
+    /// for the repair redb makes to an index its writer left open (a crash).
     ReadOnly,
     /// Reads and writes; an exclusive lock keeps other processes out.
     ReadWrite,
@@ -190,10 +191,20 @@ impl Store {
             Access::ReadWrite => lock.try_lock(),
             Access::ReadOnly => lock.try_lock_shared(),
         };
-        if locked.is_err() {
-            return Err(Error::Locked {
-                path: root.to_owned(),
-            });
+        match locked {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: root.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::Io {
+                    op: "locking",
+                    path: lock_path,
+                    source: e,
+                });
+            }
         }
         let format = if exists {
             read_format(&format_path)?
@@ -252,7 +263,17 @@ impl Store {
         if opts.access == Access::ReadWrite {
             fs::create_dir_all(&packs_dir).map_err(Error::io("creating directory", &packs_dir))?;
         }
-        let index = Index::open(&root.join(INDEX_FILE), opts.access)?;
+        let index_path = root.join(INDEX_FILE);
+        if !index_path.exists() && holds_packs(&packs_dir)? {
+            // A fresh index would make every pack look like debris of a failed put.
+            return Err(Error::Index {
+                path: index_path,
+                what: "the index is missing but packs/ holds pack files; refusing to open \
+                       (nothing was deleted)"
+                    .into(),
+            });
+        }
+        let index = Index::open(&index_path, opts.access)?;
         let (pool, next) = recover_packs(&index, &packs_dir, opts.access)?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -435,6 +456,23 @@ fn recover_packs(
     }
     next = next.max(max_seen + 1);
     Ok((pool, next))
+}
+
+/// Whether any pack file lies under `packs_dir`.
+fn holds_packs(packs_dir: &Path) -> Result<bool> {
+    if !packs_dir.is_dir() {
+        return Ok(false);
+    }
+    for sub in read_dir_sorted(packs_dir)? {
+        if sub.is_dir()
+            && read_dir_sorted(&sub)?
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == "pack"))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {

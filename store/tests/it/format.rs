@@ -163,3 +163,24 @@ fn unsupported_or_damaged_format_header_is_refused() {
     let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Format { .. }), "{err}");
 }
+
+#[test]
+fn missing_index_does_not_delete_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let data = seeded(174, 100_000);
+    let (d, _) = put(&store, &data);
+    drop(store);
+    let packs = pack_files(dir.path());
+    assert!(!packs.is_empty());
+    let index = dir.path().join("index.redb");
+    let aside = dir.path().join("index.redb.aside");
+    fs::rename(&index, &aside).unwrap();
+    let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Index { .. }), "{err}");
+    assert_eq!(pack_files(dir.path()), packs, "no pack was deleted");
+    assert!(!index.exists(), "no empty index was created");
+    fs::rename(&aside, &index).unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_reads(&store, &d, &data);
+}
