@@ -58,20 +58,41 @@ impl Fault {
     }
 }
 
+/// What the pump sends the reader. The end is explicit: a channel that closes without [`End`]
+/// means the request was dropped mid-body, which must not read as a complete body.
+///
+/// [`End`]: Piece::End
+#[derive(Debug)]
+enum Piece {
+    Data(Bytes),
+    End,
+    Fault(io::Error),
+}
+
 /// A blocking `Read` over a request body fed by [`with_body`].
 #[derive(Debug)]
 pub(crate) struct BodyReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    rx: mpsc::Receiver<Piece>,
     piece: Bytes,
+    ended: bool,
 }
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.piece.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(piece)) => self.piece = piece,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                Some(Piece::Data(piece)) => self.piece = piece,
+                Some(Piece::End) => self.ended = true,
+                Some(Piece::Fault(e)) => return Err(e),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the request was dropped before its body ended",
+                    ));
+                }
             }
         }
         let n = buf.len().min(self.piece.len());
@@ -96,6 +117,7 @@ where
     let reader = BodyReader {
         rx,
         piece: Bytes::new(),
+        ended: false,
     };
     let span = tracing::Span::current();
     let mut worker = tokio::task::spawn_blocking(move || span.in_scope(|| work(reader)));
@@ -116,17 +138,17 @@ where
     result.map_err(RegistryError::internal)?
 }
 
-/// Sends the body's bytes to the reader; records and forwards any fault.
+/// Sends the body's bytes to the reader, then its end; records and forwards any fault instead.
 async fn pump(
     body: Body,
     expected: Option<u64>,
-    tx: mpsc::Sender<io::Result<Bytes>>,
+    tx: mpsc::Sender<Piece>,
     fault: Arc<Mutex<Option<Fault>>>,
 ) {
     let fail = |f: Fault| {
         let message = format!("request body: {f:?}");
         *fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
-        io::Error::new(io::ErrorKind::InvalidData, message)
+        Piece::Fault(io::Error::new(io::ErrorKind::InvalidData, message))
     };
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
@@ -135,25 +157,25 @@ async fn pump(
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!("request body failed: {e}");
-                let _ = tx.send(Err(fail(Fault::Broken))).await;
+                let _ = tx.send(fail(Fault::Broken)).await;
                 return;
             }
         };
         received = received.saturating_add(piece.len() as u64);
         if let Some(expected) = expected.filter(|&e| received > e) {
-            let _ = tx.send(Err(fail(Fault::Long { expected }))).await;
+            let _ = tx.send(fail(Fault::Long { expected })).await;
             return;
         }
-        if tx.send(Ok(piece)).await.is_err() {
+        if tx.send(Piece::Data(piece)).await.is_err() {
             // The work stopped reading; its result decides.
             return;
         }
     }
-    if let Some(expected) = expected.filter(|&e| received < e) {
-        let _ = tx
-            .send(Err(fail(Fault::Short { expected, received })))
-            .await;
-    }
+    let last = match expected.filter(|&e| received < e) {
+        Some(expected) => fail(Fault::Short { expected, received }),
+        None => Piece::End,
+    };
+    let _ = tx.send(last).await;
 }
 
 /// A response body streaming `reader` from the blocking pool. A read failure is logged (in the
@@ -258,6 +280,23 @@ mod tests {
         let err = read_all(broken, None).await.expect_err("broken");
         assert_eq!(err.code(), Some(ErrorCode::BlobUploadInvalid));
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_dropped_request_is_not_a_complete_body() {
+        let (tx, rx) = mpsc::channel(1);
+        let mut reader = BodyReader {
+            rx,
+            piece: Bytes::new(),
+            ended: false,
+        };
+        tx.try_send(Piece::Data(Bytes::from_static(b"ab")))
+            .expect("room");
+        drop(tx);
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).expect_err("no end marker");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+        assert_eq!(out, b"ab");
     }
 
     #[tokio::test]

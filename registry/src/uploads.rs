@@ -67,8 +67,12 @@ pub(crate) struct Session {
     last_active: AtomicU64,
     /// Set once the session is finished or cancelled; a writer that waited for the lock sees it.
     closed: AtomicBool,
-    io: tokio::sync::Mutex<()>,
+    io: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// Permission to write to a session. Shared with the blocking work a request starts, so the
+/// session stays locked until that work is done even if the request itself is dropped.
+pub(crate) type Writing = Arc<tokio::sync::OwnedMutexGuard<()>>;
 
 fn key(id: &UploadId) -> String {
     format!("{KEY_PREFIX}{id}")
@@ -271,7 +275,7 @@ impl Session {
             offset: AtomicU64::new(offset),
             last_active: AtomicU64::new(last_active),
             closed: AtomicBool::new(false),
-            io: tokio::sync::Mutex::new(()),
+            io: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -297,18 +301,18 @@ impl Session {
 
     /// Waits until no other request writes to the session; BLOB_UPLOAD_UNKNOWN if it ended
     /// meanwhile.
-    pub(crate) async fn lock(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, RegistryError> {
-        let guard = self.io.lock().await;
+    pub(crate) async fn lock(&self) -> Result<Writing, RegistryError> {
+        let guard = self.io.clone().lock_owned().await;
         if self.closed.load(Ordering::Acquire) {
             return Err(RegistryError::upload_unknown(&self.id));
         }
-        Ok(guard)
+        Ok(Arc::new(guard))
     }
 
     /// Appends everything `src` yields at the current offset, syncs, and returns the new offset
-    /// (blocking; call with the lock held). On any failure the file is cut back and the offset
-    /// stays.
-    pub(crate) fn append(&self, mut src: impl Read) -> io::Result<u64> {
+    /// (blocking; `_writing` proves the lock is held). On any failure the file is cut back and
+    /// the offset stays.
+    pub(crate) fn append(&self, _writing: &Writing, mut src: impl Read) -> io::Result<u64> {
         let offset = self.offset();
         let file = OpenOptions::new().write(true).open(&self.path)?;
         let written = (|| {
@@ -335,9 +339,9 @@ impl Session {
         }
     }
 
-    /// Cuts the session back to `offset` bytes (blocking; call with the lock held), undoing a
-    /// final chunk whose blob was refused.
-    pub(crate) fn truncate(&self, offset: u64) -> io::Result<()> {
+    /// Cuts the session back to `offset` bytes (blocking, under the lock), undoing a final chunk
+    /// whose blob was refused.
+    pub(crate) fn truncate(&self, _writing: &Writing, offset: u64) -> io::Result<()> {
         OpenOptions::new()
             .write(true)
             .open(&self.path)?
@@ -357,14 +361,26 @@ mod tests {
         "org/app".parse().expect("name")
     }
 
+    fn lock(session: &Session) -> Writing {
+        Arc::new(
+            session
+                .io
+                .clone()
+                .try_lock_owned()
+                .expect("no other writer"),
+        )
+    }
+
     #[test]
     fn sessions_survive_recovery_and_leftovers_go() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
         let uploads = Uploads::recover(&store, Duration::from_secs(60)).expect("recover");
         let session = uploads.start(&store, &repo()).expect("start");
-        assert_eq!(session.append(&b"hello"[..]).expect("append"), 5);
-        assert_eq!(session.append(&b" world"[..]).expect("append"), 11);
+        let w = lock(&session);
+        assert_eq!(session.append(&w, &b"hello"[..]).expect("append"), 5);
+        assert_eq!(session.append(&w, &b" world"[..]).expect("append"), 11);
+        drop(w);
         let gone = uploads.start(&store, &repo()).expect("start");
         uploads.close(&store, &gone);
         assert!(!gone.path().exists());
@@ -419,11 +435,12 @@ mod tests {
         let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
         let uploads = Uploads::recover(&store, Duration::from_secs(60)).expect("recover");
         let session = uploads.start(&store, &repo()).expect("start");
-        session.append(&b"abc"[..]).expect("append");
-        assert!(session.append(Failing(1 << 20)).is_err());
+        let w = lock(&session);
+        session.append(&w, &b"abc"[..]).expect("append");
+        assert!(session.append(&w, Failing(1 << 20)).is_err());
         assert_eq!(session.offset(), 3);
         assert_eq!(fs::read(session.path()).expect("read"), b"abc");
-        session.truncate(1).expect("truncate");
+        session.truncate(&w, 1).expect("truncate");
         assert_eq!(session.offset(), 1);
         assert_eq!(fs::read(session.path()).expect("read"), b"a");
     }

@@ -79,39 +79,17 @@ pub(super) async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
-    let bytes = read_limited(
-        body,
-        content_length(headers)?,
-        state.config().max_manifest_bytes,
-    )
-    .await?;
-    let content_type = header_text(headers, &header::CONTENT_TYPE).map(str::to_owned);
-    let location_name = name.clone();
-    let pushed = state
-        .blocking(move |s| {
-            push(
-                s.store(),
-                &name,
-                &reference,
-                &tags,
-                content_type.as_deref(),
-                &bytes,
-            )
-        })
-        .await?;
-    let mut reply = Reply::new(StatusCode::CREATED)
-        .header(
-            header::LOCATION,
-            format!("/v2/{location_name}/manifests/{}", pushed.digest),
-        )
-        .header(DOCKER_CONTENT_DIGEST, &pushed.digest);
-    if let Some(subject) = &pushed.subject {
-        reply = reply.header(OCI_SUBJECT, subject);
-    }
-    for tag in &pushed.extra_tags {
-        reply = reply.header(OCI_TAG, tag);
-    }
-    Ok(reply.into_response())
+    let limit = state.config().max_manifest_bytes;
+    let bytes = read_limited(body, content_length(headers)?, limit).await?;
+    let push = Push {
+        content_type: header_text(headers, &header::CONTENT_TYPE).map(str::to_owned),
+        repo: name,
+        reference,
+        tags,
+        bytes,
+    };
+    let pushed = state.blocking(move |s| push.apply(s.store())).await?;
+    Ok(pushed.into_response())
 }
 
 /// Reads a manifest body of at most `limit` bytes, refusing more with 413 before storing any.
@@ -143,65 +121,91 @@ async fn read_limited(
     Ok(bytes)
 }
 
-/// What a manifest push recorded.
-struct Pushed {
-    digest: Digest,
-    subject: Option<Digest>,
-    extra_tags: Vec<Tag>,
+/// A manifest push, as received.
+struct Push {
+    repo: RepoName,
+    reference: Reference,
+    /// Extra tags (end-7b).
+    tags: Vec<Tag>,
+    content_type: Option<String>,
+    bytes: Vec<u8>,
 }
 
-/// Checks and stores a pushed manifest (blocking).
-fn push(
-    store: &Store,
-    repo: &RepoName,
-    reference: &Reference,
-    extra_tags: &[Tag],
-    content_type: Option<&str>,
-    bytes: &[u8],
-) -> Result<Pushed, RegistryError> {
-    let parsed = parse_manifest(content_type, bytes)?;
-    let digest = manifest_digest(reference, bytes)?;
-    check_references(store, repo, &parsed, &digest)?;
-    let size = bytes.len() as u64;
-    let put = PutOptions {
-        max_size: None,
-        expected_size: Some(size),
-    };
-    store.put_blob(&digest, bytes, put)?;
-    let subject = match &parsed.subject {
-        Some(s) => {
-            let entry = parsed.referrer_descriptor(digest.clone(), size);
-            let entry = serde_json::to_vec(&entry).map_err(RegistryError::internal)?;
-            Some((s.digest.clone(), entry))
+/// What a manifest push recorded.
+struct Pushed {
+    repo: RepoName,
+    digest: Digest,
+    subject: Option<Digest>,
+    tags: Vec<Tag>,
+}
+
+impl Push {
+    /// Checks and stores the manifest (blocking).
+    fn apply(self, store: &Store) -> Result<Pushed, RegistryError> {
+        let parsed = parse_manifest(self.content_type.as_deref(), &self.bytes)?;
+        let digest = manifest_digest(&self.reference, &self.bytes)?;
+        check_references(store, &self.repo, &parsed, &digest)?;
+        let size = self.bytes.len() as u64;
+        let put = PutOptions {
+            max_size: None,
+            expected_size: Some(size),
+        };
+        store.put_blob(&digest, &self.bytes[..], put)?;
+        let subject = match &parsed.subject {
+            Some(s) => {
+                let entry = parsed.referrer_descriptor(digest.clone(), size);
+                let entry = serde_json::to_vec(&entry).map_err(RegistryError::internal)?;
+                Some((s.digest.clone(), entry))
+            }
+            None => None,
+        };
+        let mut children: Vec<Digest> = parsed
+            .blobs()
+            .chain(&parsed.manifests)
+            .map(|d| d.digest.clone())
+            .collect();
+        children.sort();
+        children.dedup();
+        let repo = self.repo.to_string();
+        let mut changes = vec![RepoChange::LinkManifest {
+            repo: repo.clone(),
+            digest: digest.clone(),
+            children,
+            subject: subject.clone(),
+            media_type: parsed.media_type.as_str().to_owned(),
+        }];
+        let tags = self.reference.tag().into_iter().chain(&self.tags);
+        changes.extend(tags.map(|tag| RepoChange::SetTag {
+            repo: repo.clone(),
+            tag: tag.to_string(),
+            digest: digest.clone(),
+        }));
+        store.apply_repo_changes(&changes)?;
+        Ok(Pushed {
+            repo: self.repo,
+            digest,
+            subject: subject.map(|(d, _)| d),
+            tags: self.tags,
+        })
+    }
+}
+
+impl IntoResponse for Pushed {
+    /// 201 with `Location`, `Docker-Content-Digest`, `OCI-Subject` when the manifest has one, and
+    /// an `OCI-Tag` per extra tag.
+    fn into_response(self) -> Response {
+        let location = format!("/v2/{}/manifests/{}", self.repo, self.digest);
+        let mut reply = Reply::new(StatusCode::CREATED)
+            .header(header::LOCATION, location)
+            .header(DOCKER_CONTENT_DIGEST, &self.digest);
+        if let Some(subject) = &self.subject {
+            reply = reply.header(OCI_SUBJECT, subject);
         }
-        None => None,
-    };
-    let mut children: Vec<Digest> = parsed
-        .blobs()
-        .chain(&parsed.manifests)
-        .map(|d| d.digest.clone())
-        .collect();
-    children.sort();
-    children.dedup();
-    let mut changes = vec![RepoChange::LinkManifest {
-        repo: repo.to_string(),
-        digest: digest.clone(),
-        children,
-        subject: subject.clone(),
-        media_type: parsed.media_type.as_str().to_owned(),
-    }];
-    let tags = reference.tag().into_iter().chain(extra_tags);
-    changes.extend(tags.map(|tag| RepoChange::SetTag {
-        repo: repo.to_string(),
-        tag: tag.to_string(),
-        digest: digest.clone(),
-    }));
-    store.apply_repo_changes(&changes)?;
-    Ok(Pushed {
-        digest,
-        subject: subject.map(|(d, _)| d),
-        extra_tags: extra_tags.to_vec(),
-    })
+        for tag in &self.tags {
+            reply = reply.header(OCI_TAG, tag);
+        }
+        reply.into_response()
+    }
 }
 
 /// Every blob (but non-distributable layers, which a registry need not hold) and every child
@@ -253,4 +257,34 @@ pub(super) async fn delete(
         })
         .await?;
     Ok(Reply::new(StatusCode::ACCEPTED).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use airlock_store::StoreOptions;
+
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn a_manifest_cannot_reference_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let repo: RepoName = "app".parse().expect("name");
+        // Claim, as if by collision, that the manifest's own digest is its config's.
+        let own = Digest::sha256(b"{}");
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"a/b","digest":"{own}","size":2}},"layers":[]}}"#
+        );
+        let parsed = parse_manifest(Some(OCI_MANIFEST), body.as_bytes()).expect("valid");
+        store
+            .put_blob(&own, &b"{}"[..], PutOptions::default())
+            .expect("put");
+        store.link_blob("app", &own).expect("link");
+        let err = check_references(&store, &repo, &parsed, &own).expect_err("self");
+        assert_eq!(err.code(), Some(ErrorCode::ManifestInvalid));
+        // Linked and distinct, it is fine.
+        let other = Digest::sha256(b"other");
+        assert!(check_references(&store, &repo, &parsed, &other).is_ok());
+    }
 }

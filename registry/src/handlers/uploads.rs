@@ -17,7 +17,7 @@ use crate::{
     names::{RepoName, UploadId},
     range::{parse_upload_range, upload_range_header},
     state::AppState,
-    uploads::Session,
+    uploads::{Session, Writing},
 };
 
 /// end-4a, end-4c: `POST /v2/<name>/blobs/uploads/` opens a session: 202 with its `Location`.
@@ -94,9 +94,9 @@ pub(super) async fn patch(
     body: Body,
 ) -> Result<Response, RegistryError> {
     let session = state.uploads().get(&id, &name)?;
-    let _writing = session.lock().await?;
+    let writing = session.lock().await?;
     let expected = chunk_length(headers, session.offset())?;
-    let end = append(&session, body, expected).await?;
+    let end = append(&session, &writing, body, expected).await?;
     Ok(session_reply(StatusCode::ACCEPTED, &session, end))
 }
 
@@ -112,12 +112,12 @@ pub(super) async fn put(
     body: Body,
 ) -> Result<Response, RegistryError> {
     let session = state.uploads().get(&id, &name)?;
-    let _writing = session.lock().await?;
+    let writing = session.lock().await?;
     let before = session.offset();
-    let size = append(&session, body, chunk_length(headers, before)?).await?;
+    let size = append(&session, &writing, body, chunk_length(headers, before)?).await?;
     let (s, repo, d) = (session.clone(), name.clone(), digest.clone());
     state
-        .blocking(move |state| finish(state, &s, repo, d, before, size))
+        .blocking(move |state| finish(state, &s, &writing, repo, d, before, size))
         .await?;
     Ok(blob_created(&name, &digest))
 }
@@ -127,6 +127,7 @@ pub(super) async fn put(
 fn finish(
     state: &AppState,
     session: &Session,
+    writing: &Writing,
     repo: RepoName,
     digest: Digest,
     before: u64,
@@ -151,7 +152,7 @@ fn finish(
             store.apply_repo_changes(&[RepoChange::LinkBlob { repo, digest }])
         });
     if let Err(e) = stored {
-        if let Err(t) = session.truncate(before) {
+        if let Err(t) = session.truncate(writing, before) {
             tracing::warn!(upload = %session.id(), "undoing the final chunk: {t}");
         }
         return Err(e.into());
@@ -186,10 +187,10 @@ pub(super) async fn cancel(
     state
         .blocking(move |state| {
             state.uploads().close(state.store(), &s);
+            drop(writing);
             Ok(())
         })
         .await?;
-    drop(writing);
     Ok(Reply::new(StatusCode::NO_CONTENT).into_response())
 }
 
@@ -209,12 +210,13 @@ fn chunk_length(headers: &HeaderMap, offset: u64) -> Result<Option<u64>, Registr
 /// Streams the request body onto the session's file; its length must be `expected` if known.
 async fn append(
     session: &Arc<Session>,
+    writing: &Writing,
     body: Body,
     expected: Option<u64>,
 ) -> Result<u64, RegistryError> {
-    let s = session.clone();
+    let (s, writing) = (session.clone(), writing.clone());
     with_body(body, expected, move |reader| {
-        s.append(reader).map_err(|source| {
+        s.append(&writing, reader).map_err(|source| {
             RegistryError::internal(airlock_store::Error::Io {
                 op: "appending to upload file",
                 path: s.path().to_owned(),

@@ -277,6 +277,11 @@ async fn rss_around_a_1_gib_transfer() {
         .send(Method::PATCH, &location, &[], generated(LEN, 5))
         .await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    println!(
+        "patched in {:?}: VmHWM {} KiB",
+        time.elapsed(),
+        vm_kib("VmHWM:")
+    );
     let resp = server
         .send(
             Method::PUT,
@@ -306,14 +311,14 @@ async fn rss_around_a_1_gib_transfer() {
         time.elapsed(),
         vm_kib("VmHWM:")
     );
-    let other = generated_digest(LEN, 6);
+    let other = generated_digest(LEN, 1 << 40);
     let time = std::time::Instant::now();
     let resp = server
         .send(
             Method::POST,
             &format!("/v2/big/blobs/uploads/?digest={other}"),
             &[],
-            generated(LEN, 6),
+            generated(LEN, 1 << 40),
         )
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
