@@ -330,6 +330,8 @@ impl Session {
             Ok(n) => {
                 let end = offset + n;
                 self.offset.store(end, Ordering::Release);
+                // A long chunk counts as activity until its end, not only its start.
+                self.last_active.store(now_secs(), Ordering::Relaxed);
                 Ok(end)
             }
             Err(e) => {

@@ -474,3 +474,19 @@ async fn end_11_mount_from_another_repository() {
         .await
         .expect(StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn server_faults_are_500_without_internals() {
+    let r = Registry::new();
+    let location = r.start_upload("a").await;
+    let id = location.rsplit('/').next().expect("id");
+    // Someone removed the session's file behind the registry's back.
+    std::fs::remove_file(r.dir().join("uploads").join(id)).expect("remove");
+    let resp = patch(&r, &location, Some("0-2"), b"abc")
+        .await
+        .expect(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = String::from_utf8_lossy(&resp.body).into_owned();
+    assert_eq!(resp.code(), "UNKNOWN");
+    assert!(!body.contains("uploads"), "{body}");
+    assert!(!body.contains(id), "{body}");
+}
