@@ -265,7 +265,8 @@ impl PackWriter {
             .sync_data()
             .map_err(Error::io("syncing pack", &self.path))?;
         if self.fresh {
-            if let Some(dir) = self.path.parent() {
+            // The file's entry, and the entry of its directory, which may be new too.
+            for dir in self.path.ancestors().skip(1).take(2) {
                 sync_dir(dir)?;
             }
             self.fresh = false;

@@ -30,6 +30,10 @@ use crate::{
 /// Version of the store's directory layout and format header.
 pub const STORE_FORMAT_VERSION: u32 = 1;
 
+/// Pack files kept open for reads at most; a large store has more packs than a process may
+/// have open files.
+pub(crate) const MAX_CACHED_PACK_FILES: usize = 128;
+
 const FORMAT_FILE: &str = "store.json";
 const LOCK_FILE: &str = "lock";
 const INDEX_FILE: &str = "index.redb";
@@ -152,7 +156,7 @@ pub(crate) struct Inner {
     /// Open, unsealed packs not in use by a put.
     pub(crate) pool: Mutex<Vec<PackWriter>>,
     pub(crate) next_pack: Mutex<u64>,
-    /// Read handles of pack files.
+    /// Read handles of pack files, at most [`MAX_CACHED_PACK_FILES`].
     pub(crate) files: Mutex<HashMap<PackId, Arc<File>>>,
     /// Puts hold it shared from their first dedup lookup to their commit; GC's deletion takes
     /// it exclusively, so no put can count on a chunk that is being deleted.
@@ -260,10 +264,8 @@ impl Store {
             }
         }
         let packs_dir = root.join(PACKS_DIR);
-        if opts.access == Access::ReadWrite {
-            fs::create_dir_all(&packs_dir).map_err(Error::io("creating directory", &packs_dir))?;
-        }
         let index_path = root.join(INDEX_FILE);
+        let created = !packs_dir.is_dir() || !index_path.exists();
         if !index_path.exists() && holds_packs(&packs_dir)? {
             // A fresh index would make every pack look like debris of a failed put.
             return Err(Error::Index {
@@ -273,7 +275,14 @@ impl Store {
                     .into(),
             });
         }
+        if opts.access == Access::ReadWrite {
+            fs::create_dir_all(&packs_dir).map_err(Error::io("creating directory", &packs_dir))?;
+        }
         let index = Index::open(&index_path, opts.access)?;
+        if created && opts.access == Access::ReadWrite {
+            // New entries in the store directory must outlive a crash like the data in them.
+            sync_dir(root)?;
+        }
         let (pool, next) = recover_packs(&index, &packs_dir, opts.access)?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -348,6 +357,12 @@ impl Inner {
             }
         })?;
         let f = Arc::new(f);
+        if files.len() >= MAX_CACHED_PACK_FILES {
+            // Any one: a reader holding it keeps its handle, the next use reopens the file.
+            if let Some(&old) = files.keys().next() {
+                files.remove(&old);
+            }
+        }
         files.insert(id, f.clone());
         Ok(f)
     }
@@ -482,4 +497,40 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     v.sort();
     Ok(v)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::{Digest, PutOptions, Verify};
+
+    /// More packs than handles kept open: reads and verify still work, the cache stays bounded.
+    #[test]
+    fn pack_handles_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            pack_size: 1,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), opts).unwrap();
+        let blobs: Vec<_> = (0..MAX_CACHED_PACK_FILES as u32 + 20)
+            .map(|i| {
+                let data = format!("blob {i} ").repeat(50).into_bytes();
+                let d = Digest::sha256(&data);
+                store
+                    .put_blob(&d, &data[..], PutOptions::default())
+                    .unwrap();
+                (d, data)
+            })
+            .collect();
+        for (d, data) in &blobs {
+            assert_eq!(&store.read_blob(d).unwrap(), data);
+        }
+        let report = store.verify(Verify::Full).unwrap();
+        assert!(report.is_clean(), "{:?}", report.defects);
+        assert!(report.packs > MAX_CACHED_PACK_FILES as u64);
+        let cached = store.inner.files.lock().unwrap().len();
+        assert!(cached <= MAX_CACHED_PACK_FILES, "{cached}");
+    }
 }

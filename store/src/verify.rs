@@ -6,7 +6,7 @@
 //! offset, or the blob, and the blobs it affects.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet, hash_map::Entry as Slot},
     fmt, io,
 };
 
@@ -273,11 +273,13 @@ impl Store {
 
         // 1. Packs: presence and length.
         let mut bad_packs: HashMap<PackId, Defect> = HashMap::new();
-        let mut files = HashMap::new();
+        // Lengths of the pack files present. Files are opened through the store's bounded
+        // handle cache: a large store has more packs than a process may have open files.
+        let mut present: HashMap<PackId, u64> = HashMap::new();
         for &(id, rec) in &packs {
             report.packs += 1;
             let path = pack::pack_path(&self.inner.packs_dir, id);
-            match std::fs::File::open(&path) {
+            match std::fs::metadata(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     bad_packs.insert(
                         id,
@@ -289,16 +291,13 @@ impl Store {
                 }
                 Err(e) => {
                     return Err(Error::Io {
-                        op: "opening pack",
+                        op: "reading metadata of",
                         path,
                         source: e,
                     });
                 }
-                Ok(f) => {
-                    let actual = f
-                        .metadata()
-                        .map_err(Error::io("reading metadata of", &path))?
-                        .len();
+                Ok(m) => {
+                    let actual = m.len();
                     if actual < rec.len {
                         bad_packs.insert(
                             id,
@@ -310,7 +309,7 @@ impl Store {
                             },
                         );
                     }
-                    files.insert(id, (f, actual));
+                    present.insert(id, actual);
                 }
             }
         }
@@ -324,7 +323,7 @@ impl Store {
             refs.insert(*id, rec.refs);
             let loc = rec.loc;
             let key = (loc.pack, loc.frame_offset);
-            let Some((file, _)) = files.get(&loc.pack) else {
+            if !present.contains_key(&loc.pack) {
                 // A missing pack, or one the index lost track of: either way unreadable.
                 bad_packs.entry(loc.pack).or_insert(Defect::PackMissing {
                     pack: loc.pack,
@@ -332,11 +331,15 @@ impl Store {
                 });
                 bad_chunks.insert(*id, key);
                 return Ok(());
+            }
+            let outcome = match frames.entry(key) {
+                Slot::Occupied(o) => o.into_mut(),
+                Slot::Vacant(v) => {
+                    report.frames += 1;
+                    let file = self.inner.pack_file(loc.pack)?;
+                    v.insert(check_frame(&file, loc.pack, loc.frame_offset, loc.frame_len).err())
+                }
             };
-            let outcome = frames.entry(key).or_insert_with(|| {
-                report.frames += 1;
-                check_frame(file, loc.pack, loc.frame_offset, loc.frame_len).err()
-            });
             if outcome.is_some() {
                 bad_chunks.insert(*id, key);
             }
@@ -346,17 +349,18 @@ impl Store {
         // 3. Every other frame of every pack (copies no chunk uses any more still have to
         // be sound), the pack header, and the seal of sealed packs.
         for &(id, rec) in &packs {
-            let Some((file, actual)) = files.get(&id) else {
+            let Some(&actual) = present.get(&id) else {
                 continue;
             };
+            let file = self.inner.pack_file(id)?;
             let mut scanned = Vec::new();
             let mut broken = false;
-            for frame in pack::scan_frames(file, id, rec.len.min(*actual)) {
+            for frame in pack::scan_frames(&file, id, rec.len.min(actual)) {
                 match frame {
                     Ok(f) => {
                         frames.entry((id, f.offset)).or_insert_with(|| {
                             report.frames += 1;
-                            check_frame(file, id, f.offset, f.len).err()
+                            check_frame(&file, id, f.offset, f.len).err()
                         });
                         scanned.push(f);
                     }
@@ -369,8 +373,8 @@ impl Store {
             }
             if rec.sealed
                 && !broken
-                && *actual >= rec.len
-                && let Err(e) = pack::check_seal(file, id, rec.len, &scanned)
+                && actual >= rec.len
+                && let Err(e) = pack::check_seal(&file, id, rec.len, &scanned)
             {
                 let (offset, what) = corrupt_at(e);
                 frames.entry((id, offset)).or_insert(Some(what));
