@@ -5,10 +5,11 @@
 //! exact bytes.
 //!
 //! It must not know how content is stored: no pack, chunk or index details. Handlers reach the
-//! store only through [`AppState`] (on tokio's blocking pool: the store is synchronous) and stream
-//! blob bytes through bounded channels, never whole; requests are parsed once at the edge into validated types
-//! ([`Endpoint`], [`RepoName`], [`Reference`], `Digest`), and every failure leaves as exactly one
-//! [`RegistryError`], whose 5xx body carries no internals.
+//! store only through [`AppState`] (on tokio's blocking pool: the store is synchronous) and
+//! stream blob bytes through bounded channels, never whole. Requests are parsed once at the edge
+//! into validated types ([`Endpoint`], [`RepoName`], [`Reference`], `Digest`), and every failure
+//! leaves as exactly one [`RegistryError`], whose 5xx body carries no internals; only `error`
+//! maps store errors to spec codes.
 //!
 //! # Overview
 //!
