@@ -2,8 +2,8 @@
 //!
 //! Live blobs are marked from every manifest linked in a repository, every tag, and every
 //! tag-history event inside the rollback window, following the references recorded with each
-//! manifest. Blobs younger than the upload grace period are kept too: their manifest may still
-//! be on its way. [`Store::plan_gc`] only reads and says what would go; [`Store::apply_gc`]
+//! manifest. Blobs stored, put again or linked as a blob within the upload grace period are
+//! kept too: their manifest may still be on its way. [`Store::plan_gc`] only reads and says what would go; [`Store::apply_gc`]
 //! marks again under the store's GC lock (puts wait meanwhile, they never fail), deletes what
 //! is still unreachable, drops chunks no recipe uses, and deletes or rewrites packs.
 
@@ -411,7 +411,7 @@ impl Store {
         let grace_cutoff = cutoff(now, options.upload_grace);
         let mut dead = Vec::new();
         for_each_blob(&rtx, |digest, rec| {
-            if !live.contains(digest) && rec.created < grace_cutoff {
+            if !live.contains(digest) && rec.last_touched() < grace_cutoff {
                 dead.push((digest.clone(), rec.size));
             }
             Ok(())

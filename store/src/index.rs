@@ -132,6 +132,17 @@ pub struct BlobRecord {
     pub inline_bytes: u64,
     /// Unix seconds when the blob was committed.
     pub created: u64,
+    /// Unix seconds when it was last put again or linked as a blob (0: never); the GC grace
+    /// period runs from the later of this and `created`.
+    #[serde(default)]
+    pub touched: u64,
+}
+
+impl BlobRecord {
+    /// When the blob was last stored, put again or linked as a blob.
+    pub fn last_touched(&self) -> u64 {
+        self.created.max(self.touched)
+    }
 }
 
 /// How a repository holds a digest.
@@ -714,6 +725,18 @@ impl WriteTx<'_> {
         for (start, bytes) in segments {
             ix!(self, t.insert((key.as_str(), *start), bytes.as_slice()))?;
         }
+        Ok(())
+    }
+
+    /// Marks a stored blob as put again or linked at `now` (see [`BlobRecord::touched`]).
+    pub fn touch_blob(&mut self, digest: &Digest, now: u64) -> Result<()> {
+        let Some(mut rec) = self.blob(digest)? else {
+            return Ok(());
+        };
+        rec.touched = now;
+        let key = digest.to_string();
+        let mut t = ix!(self, self.tx.open_table(BLOBS))?;
+        ix!(self, t.insert(key.as_str(), encode_json(&rec).as_slice()))?;
         Ok(())
     }
 

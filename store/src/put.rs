@@ -183,7 +183,8 @@ struct Consumed {
 impl Store {
     /// Stores the content read from `src` as blob `expected`, verifying its digest while
     /// streaming. On a mismatch nothing is stored and the error names both digests. Putting a
-    /// blob that is already stored verifies the content and writes nothing.
+    /// blob that is already stored verifies the content and writes no pack bytes. Content
+    /// longer than `max_size` or `expected_size` fails with [`Error::TooLarge`].
     pub fn put_blob<R: Read + Send>(
         &self,
         expected: &Digest,
@@ -199,10 +200,12 @@ impl Store {
             inner: src,
             left: limit,
         };
+        // Held from the first lookup to the commit: GC cannot take a blob or chunk this put
+        // counts on.
+        let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
         if self.inner.index.read()?.blob(expected)?.is_some() {
             return self.verify_existing(expected, src, opts);
         }
-        let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
         let mut hashing = HashingReader::new(src, expected.algorithm());
         let params = self.inner.chunker;
         let (tx, rx) = mpsc::sync_channel::<Batch>(2);
@@ -283,6 +286,7 @@ impl Store {
             chunks: recipe.chunk_count(),
             inline_bytes: recipe.inline_bytes(),
             created: now(),
+            touched: 0,
         };
         let committed = self.commit_put(
             expected,
@@ -472,7 +476,8 @@ impl Store {
         tx.commit()
     }
 
-    /// The content of a blob that is already stored: hash it to check the caller's promise.
+    /// The content of a blob that is already stored: hash it to check the caller's promise,
+    /// then restart its GC grace period (its manifest may be on its way, as for a new blob).
     fn verify_existing<R: Read>(
         &self,
         expected: &Digest,
@@ -506,6 +511,9 @@ impl Store {
                 actual: size,
             });
         }
+        let mut tx = self.inner.index.write()?;
+        tx.touch_blob(expected, now())?;
+        tx.commit()?;
         Ok(PutOutcome {
             digest: expected.clone(),
             size,

@@ -11,7 +11,8 @@ use crate::{
 /// a bundle or a push move together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RepoChange {
-    /// Make a stored blob part of a repository (a layer or config upload, a mount).
+    /// Make a stored blob part of a repository (a layer or config upload, a mount). Restarts
+    /// the blob's GC grace period: the manifest that will reference it may be on its way.
     LinkBlob {
         /// Repository name.
         repo: String,
@@ -118,6 +119,7 @@ impl Store {
                         });
                     }
                     tx.add_link(repo, digest, LinkKind::BLOB, now)?;
+                    tx.touch_blob(digest, now)?;
                 }
                 RepoChange::LinkManifest {
                     repo,

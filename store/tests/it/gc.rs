@@ -174,6 +174,39 @@ fn tag_history_window_keeps_a_previous_target() {
     assert_clean(&store);
 }
 
+/// A blob put again or linked as a blob gets a new grace period: the manifest that will
+/// reference it may be on its way, as for a blob just uploaded.
+#[test]
+fn re_put_or_blob_link_restarts_the_grace_period() {
+    let (_dir, store) = store_with(small_opts(256 * 1024));
+    let a = seeded(130, 20_000);
+    let (da, _) = put(&store, &a);
+    let (db, _) = put(&store, &seeded(131, 20_000));
+    let (dc, _) = put(&store, &seeded(132, 20_000));
+    let grace = GcOptions {
+        keep_tag_history: Duration::ZERO,
+        upload_grace: Duration::from_secs(1),
+    };
+    assert!(store.plan_gc(grace).unwrap().blobs.is_empty());
+    // Times are kept in whole seconds: past two, all three are older than the grace period.
+    std::thread::sleep(Duration::from_millis(2050));
+    assert_eq!(store.plan_gc(grace).unwrap().blobs.len(), 3);
+    assert!(
+        store
+            .put_blob(&da, &a[..], Default::default())
+            .unwrap()
+            .existed
+    );
+    store.link_blob("app", &db).unwrap();
+    let plan = store.plan_gc(grace).unwrap();
+    assert_eq!(plan.blobs, vec![(dc.clone(), 20_000)]);
+    store.apply_gc(&plan).unwrap();
+    assert!(store.has_blob(&da).unwrap() && store.has_blob(&db).unwrap());
+    assert!(!store.has_blob(&dc).unwrap());
+    assert_reads(&store, &da, &a);
+    assert_clean(&store);
+}
+
 #[test]
 fn repack_keeps_survivors_byte_exact() {
     let (dir, store) = store_with(small_opts(1024 * 1024));
