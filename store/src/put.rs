@@ -39,7 +39,9 @@ pub struct PutOutcome {
     pub digest: Digest,
     /// Its size.
     pub size: u64,
-    /// Whether the blob was already stored (nothing was written).
+    /// Whether the blob was already stored: found at the start (no pack bytes were written),
+    /// or committed by a concurrent put of the same digest first (this put's copies of its
+    /// chunks stay unused in their packs).
     pub existed: bool,
     /// Chunks this put added to the store.
     pub new_chunks: u64,

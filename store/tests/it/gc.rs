@@ -260,7 +260,7 @@ fn gc_while_writes_continue() {
         let (store, common, acked) = (store.clone(), common.clone(), acked.clone());
         std::thread::spawn(move || {
             let mut lost = 0;
-            for i in 0..50u64 {
+            for i in 0..150u64 {
                 let mut layer = common[..(i as usize * 7919) % common.len()].to_vec();
                 layer.extend(seeded(1600 + i, 30_000));
                 let (dl, _) = put(&store, &layer);
@@ -326,6 +326,10 @@ fn gc_while_writes_continue() {
     assert!(rounds > 3 && freed > 0, "{rounds} GC rounds freed {freed}");
     assert!(reads > 0);
     let acked = acked.lock().unwrap().clone();
+    eprintln!(
+        "{rounds} GC rounds, {} acknowledged, {lost} puts lost to GC",
+        acked.len()
+    );
     assert!(
         acked.len() >= 60,
         "{} acknowledged, {lost} lost to GC",
