@@ -268,6 +268,23 @@ fn with_flipped_seal() {
     assert_reads(&store, &da, &a);
 }
 
+/// A damaged pack header is named at offset 0; reads, which go straight to frames, still work.
+#[test]
+fn with_flipped_pack_header() {
+    let f = two_blobs();
+    flip_byte(&pack_path(f.dir.path(), PACK), 2);
+    let report = f.store.verify(Verify::Full).unwrap();
+    assert_eq!(report.defects.len(), 1, "{:?}", report.defects);
+    assert!(
+        matches!(&report.defects[0], Defect::FrameCorrupt { pack, offset: 0, blobs, what }
+            if *pack == PACK && blobs.is_empty() && what.contains("header")),
+        "{:?}",
+        report.defects
+    );
+    assert_reads(&f.store, &f.a.0, &f.a.1);
+    assert_reads(&f.store, &f.b.0, &f.b.1);
+}
+
 /// Bytes after a pack's committed length (a put that crashed before its commit) are no
 /// defect, and the next read-write open cuts them off.
 #[test]
