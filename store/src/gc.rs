@@ -126,7 +126,14 @@ impl Store {
             }
             Ok(())
         })?;
-        let (delete_packs, repack_packs) = classify_packs(&per_pack);
+        let (mut delete_packs, repack_packs) = classify_packs(&per_pack);
+        // As apply will: packs no chunk lives in (frames of raced puts only).
+        for (id, _) in rtx.packs()? {
+            if !per_pack.contains_key(&id) {
+                delete_packs.push(id);
+            }
+        }
+        delete_packs.sort();
         Ok(GcPlan {
             blobs,
             chunks: dead_chunks.len() as u64,
