@@ -71,6 +71,18 @@ pub enum RepoChange {
         /// The blob.
         digest: Digest,
     },
+    /// Changes nothing, but fails the whole list with [`Error::BlobNotFound`] unless `repo`
+    /// links the digest when the list applies (as a manifest, or as a blob when `blob_ok`).
+    /// The registry puts one per reference before a `LinkManifest`, so a concurrent delete
+    /// cannot slip between its check and the link.
+    RequireLink {
+        /// Repository name.
+        repo: String,
+        /// The digest.
+        digest: Digest,
+        /// Whether a blob link is enough (a layer or config), or a manifest link is needed.
+        blob_ok: bool,
+    },
 }
 
 /// How a repository holds a digest.
@@ -180,6 +192,20 @@ impl Store {
                 }
                 RepoChange::UnlinkBlob { repo, digest } => {
                     tx.remove_link(repo, digest, LinkKind::BLOB)?;
+                }
+                RepoChange::RequireLink {
+                    repo,
+                    digest,
+                    blob_ok,
+                } => {
+                    let linked = tx.link(repo, digest)?.is_some_and(|k| {
+                        k.contains(LinkKind::MANIFEST) || (*blob_ok && k.contains(LinkKind::BLOB))
+                    });
+                    if !linked || tx.blob(digest)?.is_none() {
+                        return Err(Error::BlobNotFound {
+                            digest: digest.clone(),
+                        });
+                    }
                 }
                 RepoChange::RequireBlob { digest } => {
                     if tx.blob(digest)?.is_none() {

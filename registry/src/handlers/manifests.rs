@@ -167,20 +167,28 @@ impl Push {
         children.sort();
         children.dedup();
         let repo = self.repo.to_string();
-        let mut changes = vec![RepoChange::LinkManifest {
+        // The references checked above are checked again inside the linking transaction, so a
+        // concurrent delete or GC cannot leave this manifest pointing at nothing.
+        let mut changes: Vec<RepoChange> = required_links(&repo, &parsed);
+        changes.push(RepoChange::LinkManifest {
             repo: repo.clone(),
             digest: digest.clone(),
             children,
             subject: subject.clone(),
             media_type: parsed.media_type.as_str().to_owned(),
-        }];
+        });
         let tags = self.reference.tag().into_iter().chain(&self.tags);
         changes.extend(tags.map(|tag| RepoChange::SetTag {
             repo: repo.clone(),
             tag: tag.to_string(),
             digest: digest.clone(),
         }));
-        store.apply_repo_changes(&changes)?;
+        store.apply_repo_changes(&changes).map_err(|e| match e {
+            airlock_store::Error::BlobNotFound { digest } => {
+                RegistryError::manifest_blob_unknown(&digest)
+            }
+            other => other.into(),
+        })?;
         Ok(Pushed {
             repo: self.repo,
             digest,
@@ -210,6 +218,20 @@ impl IntoResponse for Pushed {
 
 /// Every blob (but non-distributable layers, which a registry need not hold) and every child
 /// manifest must be in `repo`; none may be the manifest itself.
+/// One `RequireLink` per distributable reference, as `check_references` checked them.
+fn required_links(repo: &str, parsed: &ParsedManifest) -> Vec<RepoChange> {
+    let blobs = parsed.blobs().filter(|d| !d.is_non_distributable());
+    blobs
+        .map(|d| (d, true))
+        .chain(parsed.manifests.iter().map(|d| (d, false)))
+        .map(|(d, blob_ok)| RepoChange::RequireLink {
+            repo: repo.to_owned(),
+            digest: d.digest.clone(),
+            blob_ok,
+        })
+        .collect()
+}
+
 fn check_references(
     store: &Store,
     repo: &RepoName,

@@ -267,6 +267,55 @@ fn changes_apply_all_or_nothing() {
 }
 
 #[test]
+fn require_link_fails_the_list_unless_the_repo_links_the_digest() {
+    let (_dir, store) = store_with(StoreOptions::default());
+    let (layer, m1, m2) = three_blobs(&store);
+    let require = |repo: &str, digest: &Digest, blob_ok: bool| RepoChange::RequireLink {
+        repo: repo.into(),
+        digest: digest.clone(),
+        blob_ok,
+    };
+    // Stored but linked nowhere: refused, and the manifest is not linked.
+    let err = store
+        .apply_repo_changes(&[
+            require("app", &layer, true),
+            link_manifest("app", &m1, &[layer.clone()]),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::BlobNotFound { digest } if *digest == layer),
+        "{err}"
+    );
+    assert_eq!(store.link("app", &m1).unwrap(), None);
+    store.link_blob("other", &layer).unwrap();
+    assert!(
+        store
+            .apply_repo_changes(&[require("app", &layer, true)])
+            .is_err(),
+        "linked elsewhere only"
+    );
+    store.link_blob("app", &layer).unwrap();
+    store
+        .apply_repo_changes(&[
+            require("app", &layer, true),
+            link_manifest("app", &m1, &[layer.clone()]),
+        ])
+        .unwrap();
+    // A blob link does not stand in for a child manifest.
+    assert!(
+        store
+            .apply_repo_changes(&[require("app", &layer, false)])
+            .is_err()
+    );
+    store
+        .apply_repo_changes(&[
+            require("app", &m1, false),
+            link_manifest("app", &m2, &[m1.clone()]),
+        ])
+        .unwrap();
+}
+
+#[test]
 fn upload_sessions_survive_reopen() {
     let (dir, store) = store_with(StoreOptions::default());
     store.put_upload("u1", b"state one").unwrap();
