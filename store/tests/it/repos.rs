@@ -279,7 +279,7 @@ fn require_link_fails_the_list_unless_the_repo_links_the_digest() {
     let err = store
         .apply_repo_changes(&[
             require("app", &layer, true),
-            link_manifest("app", &m1, &[layer.clone()]),
+            link_manifest("app", &m1, std::slice::from_ref(&layer)),
         ])
         .unwrap_err();
     assert!(
@@ -298,7 +298,7 @@ fn require_link_fails_the_list_unless_the_repo_links_the_digest() {
     store
         .apply_repo_changes(&[
             require("app", &layer, true),
-            link_manifest("app", &m1, &[layer.clone()]),
+            link_manifest("app", &m1, std::slice::from_ref(&layer)),
         ])
         .unwrap();
     // A blob link does not stand in for a child manifest.
@@ -310,7 +310,7 @@ fn require_link_fails_the_list_unless_the_repo_links_the_digest() {
     store
         .apply_repo_changes(&[
             require("app", &m1, false),
-            link_manifest("app", &m2, &[m1.clone()]),
+            link_manifest("app", &m2, std::slice::from_ref(&m1)),
         ])
         .unwrap();
 }
