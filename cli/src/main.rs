@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 ok, 1 a check found problems, 2 error (the cause chain is printed).
 
+mod add;
 mod cmd;
 mod context;
 mod output;
@@ -45,6 +46,10 @@ struct Cli {
 enum Command {
     /// Run the OCI registry (pull, push, referrers; a containerd mirror with ?ns=)
     Serve(cmd::serve::Args),
+    /// Add images: docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF], docker://HOST/REPO:TAG, or -f app.yaml
+    Add(cmd::add::Args),
+    /// List repositories and their tags with the manifests they point at
+    Ls(cmd::ls::Args),
     /// Report logical bytes against stored bytes, and how blobs were cut
     Du(cmd::du::Args),
     /// Check every pack, chunk, recipe and blob digest; exit 1 if anything is wrong
@@ -68,6 +73,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(&mut ctx, args),
+        Command::Add(args) => cmd::add::run(&ctx, args),
+        Command::Ls(args) => cmd::ls::run(&ctx, args),
         Command::Du(args) => cmd::du::run(&ctx, args),
         Command::Verify(args) => cmd::verify::run(&ctx, args),
         Command::Gc(args) => cmd::gc::run(&ctx, args),

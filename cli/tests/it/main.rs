@@ -1,9 +1,15 @@
 //! Integration tests of the `airlock` binary: real processes, real files, loopback only.
 
+/// `airlock add docker-archive:`: both archive layouts, formats, re-adds, hostile archives.
+mod add_docker_archive;
+/// `airlock add oci:` and `oci-archive:`: tags, full names, nested indexes, damaged layouts.
+mod add_oci;
 /// Shared helpers: running the binary, filling a store through the library.
 mod common;
 /// Configuration errors and precedence as the user sees them.
 mod config;
+/// Test content for `airlock add`: layers, configs, tars written entry by entry, archives.
+mod content;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.
 mod serve;
 /// `airlock du`, `verify` and `gc` over stores built by the library, incl. damaged ones.

@@ -1,0 +1,233 @@
+//! `airlock add -f app.yaml`: one version of an application, the images and OCI artifacts
+//! (Helm charts pushed as OCI, SBOMs, ...) that make it up.
+//!
+//! ```yaml
+//! name: shop                 # becomes repository airlock/apps/shop
+//! version: 1.4.2             # its tag
+//! images:
+//!   - docker://registry.example.com/shop/web:1.4.2
+//!   - source: docker-archive:vendor/worker.tar     # relative to this file
+//!     as: registry.example.com/shop/worker:1.4.2
+//!   - source: docker://ghcr.io/example/charts/shop:1.4.2
+//!     platform: linux/amd64
+//! ```
+//!
+//! Adding it adds every image, then records the version as an OCI image index with
+//! `artifactType` [`APP_ARTIFACT_TYPE`], the app's name and version as annotations, and one
+//! entry per image (its root manifest, annotated with the image's reference), tagged
+//! `<version>` in `airlock/apps/<name>`. Everything the images reach is linked into that
+//! repository too, so the index is an ordinary, pullable index for bundles and diffs. The index
+//! bytes depend only on the file's content and the images' digests: adding it again changes
+//! nothing.
+
+use std::{collections::BTreeMap, path::Path};
+
+use airlock_registry::{Descriptor, OCI_INDEX, RepoName, Tag};
+use airlock_store::{RepoChange, Store};
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    AddOptions, Committed, ImagePlan, Progress, Source, Target,
+    commit::{link_into, put_manifest},
+    plan::{ManifestNode, Platform},
+    plan_source, store_and_commit,
+};
+
+/// The `artifactType` of an application version's index.
+pub const APP_ARTIFACT_TYPE: &str = "application/vnd.airlock.app.v1+json";
+/// Annotation: the application's name.
+pub const ANNOTATION_NAME: &str = "io.airlock.app.name";
+/// Annotation: the application's version.
+pub const ANNOTATION_VERSION: &str = "io.airlock.app.version";
+/// Annotation of each entry: the image's reference (`repo:tag`, or `repo@digest`).
+pub const ANNOTATION_REF: &str = "org.opencontainers.image.ref.name";
+/// Repositories of application versions are `<prefix><name>`.
+pub const APP_REPO_PREFIX: &str = "airlock/apps/";
+/// Largest app file read.
+const MAX_APP_FILE_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppFile {
+    name: String,
+    version: String,
+    images: Vec<AppImage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum AppImage {
+    Source(String),
+    Full(FullImage),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullImage {
+    source: String,
+    #[serde(rename = "as", default)]
+    target: Option<String>,
+    #[serde(default)]
+    platform: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppIndex<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    artifact_type: &'a str,
+    manifests: Vec<Descriptor>,
+    annotations: BTreeMap<&'a str, &'a str>,
+}
+
+/// Adds every image of the app file at `path`, then records the version.
+pub fn add_app(store: &Store, path: &Path, opts: &AddOptions, progress: &Progress) -> Result<()> {
+    let text = read_app_file(path)?;
+    let app: AppFile =
+        serde_saphyr::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let repo = format!("{APP_REPO_PREFIX}{}", app.name);
+    repo.parse::<RepoName>()
+        .map_err(|e| anyhow!("{}: name {:?}: {e}", path.display(), app.name))?;
+    app.version
+        .parse::<Tag>()
+        .map_err(|e| anyhow!("{}: version {:?}: {e}", path.display(), app.version))?;
+    if app.images.is_empty() {
+        bail!("{}: images: the list is empty", path.display());
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut plans: Vec<ImagePlan> = Vec::new();
+    for (i, image) in app.images.iter().enumerate() {
+        let (source, target, platform) = match image {
+            AppImage::Source(s) => (s.as_str(), None, None),
+            AppImage::Full(f) => (
+                f.source.as_str(),
+                f.target.as_deref(),
+                f.platform.as_deref(),
+            ),
+        };
+        let what = format!("{}: images[{i}] ({source})", path.display());
+        let source = Source::parse(source, Some(base)).with_context(|| what.clone())?;
+        let target = target
+            .map(str::parse::<Target>)
+            .transpose()
+            .with_context(|| what.clone())?;
+        let mut opts = opts.clone();
+        if let Some(p) = platform {
+            opts.upstream.platform = Some(p.parse::<Platform>().with_context(|| what.clone())?);
+        }
+        let planned = plan_source(&source, target.as_ref(), &opts, true, progress)
+            .with_context(|| what.clone())?;
+        plans.extend(planned);
+    }
+    store_and_commit(store, &plans, opts, progress)?;
+    let how = commit_app(store, &repo, &app, &plans)?;
+    let (word, status) = match how.0 {
+        Committed::Added => ("added", "added"),
+        Committed::Present => ("already present", "present"),
+    };
+    progress.result(
+        &format!(
+            "{word}: app {} {} as {repo}:{} {}",
+            app.name, app.version, app.version, how.1.digest
+        ),
+        json!({
+            "event": "app",
+            "status": status,
+            "name": app.name,
+            "version": app.version,
+            "repository": repo,
+            "tag": app.version,
+            "digest": how.1.digest,
+            "images": how.1.parsed.manifests.len(),
+        }),
+    );
+    Ok(())
+}
+
+fn read_app_file(path: &Path) -> Result<String> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("reading app file {}", path.display()))?;
+    if meta.len() > MAX_APP_FILE_BYTES {
+        bail!(
+            "app file {} is larger than {MAX_APP_FILE_BYTES} bytes",
+            path.display()
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading app file {}", path.display()))
+}
+
+/// Builds, stores, links and tags the app's index.
+fn commit_app(
+    store: &Store,
+    repo: &str,
+    app: &AppFile,
+    plans: &[ImagePlan],
+) -> Result<(Committed, ManifestNode)> {
+    let mut entries: Vec<Descriptor> = Vec::new();
+    for plan in plans {
+        let mut d = plan.root.clone();
+        let name = match plan.tags.first() {
+            Some(t) => format!("{}:{t}", plan.repo),
+            None => format!("{}@{}", plan.repo, plan.root.digest),
+        };
+        d.annotations.insert(ANNOTATION_REF.to_owned(), name);
+        if !entries.contains(&d) {
+            entries.push(d);
+        }
+    }
+    let index = AppIndex {
+        schema_version: 2,
+        media_type: OCI_INDEX,
+        artifact_type: APP_ARTIFACT_TYPE,
+        manifests: entries,
+        annotations: BTreeMap::from([
+            (ANNOTATION_NAME, app.name.as_str()),
+            (ANNOTATION_VERSION, app.version.as_str()),
+            ("org.opencontainers.image.title", app.name.as_str()),
+            ("org.opencontainers.image.version", app.version.as_str()),
+        ]),
+    };
+    let bytes = serde_json::to_vec(&index).context("writing the app index")?;
+    let node = ManifestNode::new(bytes, Some(OCI_INDEX), None)?;
+    if store.tag(repo, &app.version)?.as_ref() == Some(&node.digest) {
+        return Ok((Committed::Present, node));
+    }
+    put_manifest(store, &node)?;
+    let mut changes = Vec::new();
+    for plan in plans {
+        link_into(&mut changes, repo, &plan.manifests, &plan.blobs)?;
+    }
+    link_into(&mut changes, repo, std::slice::from_ref(&node), &[])?;
+    changes.push(RepoChange::SetTag {
+        repo: repo.to_owned(),
+        tag: app.version.clone(),
+        digest: node.digest.clone(),
+    });
+    store
+        .apply_repo_changes(&changes)
+        .with_context(|| format!("recording app {} {}", app.name, app.version))?;
+    Ok((Committed::Added, node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_files_parse() {
+        let app: AppFile = serde_saphyr::from_str(
+            "name: shop\nversion: 1.4.2\nimages:\n  - docker://example.com/a:1\n  - source: oci:layout:v1\n    as: example.com/b:1\n    platform: linux/amd64\n",
+        )
+        .expect("parse");
+        assert_eq!(app.images.len(), 2);
+        assert!(
+            matches!(&app.images[1], AppImage::Full(f) if f.target.as_deref() == Some("example.com/b:1"))
+        );
+        let bad: Result<AppFile, _> =
+            serde_saphyr::from_str("name: shop\nversion: 1\nimagez: []\n");
+        assert!(bad.is_err());
+    }
+}

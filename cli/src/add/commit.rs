@@ -1,0 +1,247 @@
+//! Storing what the plans reach, then linking and tagging: blobs first (several at once,
+//! skipping those already stored, so an interrupted add resumes where it stopped), then per
+//! image one transaction that links every blob and manifest and moves the tags. A tag never
+//! moves before everything its manifest reaches is stored.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use airlock_registry::Descriptor;
+use airlock_store::{Digest, PutOptions, RepoChange, Store};
+use anyhow::{Context as _, Result, anyhow};
+use serde_json::json;
+
+use super::{
+    plan::{BlobSource, ImagePlan, ManifestNode},
+    progress::Progress,
+};
+
+/// How an image's commit went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    /// Links and tags were written.
+    Added,
+    /// Every tag already pointed at the root, linked in its repository: nothing changed.
+    Present,
+}
+
+/// Stores every blob the plans reach that the store lacks, `jobs` at a time. Returns the
+/// number of blobs stored and their bytes.
+pub fn store_blobs(
+    store: &Store,
+    plans: &[ImagePlan],
+    jobs: usize,
+    progress: &Progress,
+) -> Result<(usize, u64)> {
+    let mut seen = HashSet::new();
+    let mut todo: Vec<(&Descriptor, &dyn BlobSource)> = Vec::new();
+    for plan in plans {
+        for blob in &plan.blobs {
+            if !seen.insert(blob.digest.clone()) {
+                continue;
+            }
+            if store.has_blob(&blob.digest)? {
+                progress.blob_done(None, &blob.digest.to_string(), blob.size, false);
+                continue;
+            }
+            todo.push((blob, plan.source.as_ref()));
+        }
+    }
+    let total: u64 = todo.iter().map(|(d, _)| d.size).sum();
+    let count = todo.len();
+    progress.plan(count, total);
+    // Workers pop from the end, largest first: the long transfers start early and the small
+    // ones fill in around them.
+    todo.sort_by_key(|(d, _)| d.size);
+    let queue = Mutex::new(todo);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, 16).min(count.max(1)) {
+            s.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
+                    let Some((blob, source)) = next else { break };
+                    if let Err(e) = store_one(store, blob, source, progress) {
+                        failed.store(true, Ordering::Relaxed);
+                        if let Ok(mut slot) = first_error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.lock().ok().and_then(|mut e| e.take()) {
+        return Err(e);
+    }
+    Ok((count, total))
+}
+
+fn store_one(
+    store: &Store,
+    blob: &Descriptor,
+    source: &dyn BlobSource,
+    progress: &Progress,
+) -> Result<()> {
+    let name = blob.digest.to_string();
+    let bar = progress.blob_bar(&name, blob.size);
+    let stored = (|| {
+        let reader = source.open_blob(blob)?;
+        let reader = progress.counting(reader, &bar);
+        let opts = PutOptions {
+            max_size: None,
+            expected_size: Some(blob.size),
+        };
+        store.put_blob(&blob.digest, reader, opts)?;
+        Ok::<(), anyhow::Error>(())
+    })();
+    let result = stored.with_context(|| format!("storing blob from {}", source.describe(blob)));
+    progress.blob_done(Some(bar), &name, blob.size, result.is_ok());
+    result
+}
+
+/// Stores the plan's manifests and links everything into its repository in one transaction,
+/// moving its tags last; or changes nothing when the tags already point at the root.
+pub fn commit_image(store: &Store, plan: &ImagePlan) -> Result<Committed> {
+    if is_present(store, plan)? {
+        return Ok(Committed::Present);
+    }
+    for m in &plan.manifests {
+        put_manifest(store, m)?;
+    }
+    let mut changes = Vec::new();
+    link_into(&mut changes, &plan.repo, &plan.manifests, &plan.blobs)?;
+    for tag in &plan.tags {
+        changes.push(RepoChange::SetTag {
+            repo: plan.repo.clone(),
+            tag: tag.clone(),
+            digest: plan.root.digest.clone(),
+        });
+    }
+    for (tag, digest) in &plan.extra_tags {
+        changes.push(RepoChange::SetTag {
+            repo: plan.repo.clone(),
+            tag: tag.clone(),
+            digest: digest.clone(),
+        });
+    }
+    store
+        .apply_repo_changes(&changes)
+        .with_context(|| format!("linking {} into {}", plan.label, plan.repo))?;
+    Ok(Committed::Added)
+}
+
+/// Whether the plan's tags all point at its root, which is linked in its repository.
+fn is_present(store: &Store, plan: &ImagePlan) -> Result<bool> {
+    let linked = store
+        .link(&plan.repo, &plan.root.digest)?
+        .is_some_and(|l| l.manifest);
+    if !linked {
+        return Ok(false);
+    }
+    for tag in &plan.tags {
+        if store.tag(&plan.repo, tag)?.as_ref() != Some(&plan.root.digest) {
+            return Ok(false);
+        }
+    }
+    for (tag, digest) in &plan.extra_tags {
+        if store.tag(&plan.repo, tag)?.as_ref() != Some(digest) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Stores a manifest's bytes unless the store has them.
+pub fn put_manifest(store: &Store, m: &ManifestNode) -> Result<()> {
+    if store.has_blob(&m.digest)? {
+        return Ok(());
+    }
+    let opts = PutOptions {
+        max_size: None,
+        expected_size: Some(m.bytes.len() as u64),
+    };
+    store
+        .put_blob(&m.digest, &m.bytes[..], opts)
+        .with_context(|| format!("storing manifest {}", m.digest))?;
+    Ok(())
+}
+
+/// The changes that link `blobs` and `manifests` (children first) into `repo`, each manifest
+/// with what it references and, for a referrer, its subject.
+pub fn link_into(
+    changes: &mut Vec<RepoChange>,
+    repo: &str,
+    manifests: &[ManifestNode],
+    blobs: &[Descriptor],
+) -> Result<()> {
+    for b in blobs {
+        changes.push(RepoChange::LinkBlob {
+            repo: repo.to_owned(),
+            digest: b.digest.clone(),
+        });
+    }
+    for m in manifests {
+        let p = &m.parsed;
+        let mut children: Vec<Digest> = p
+            .blobs()
+            .chain(&p.manifests)
+            .map(|d| d.digest.clone())
+            .collect();
+        children.sort();
+        children.dedup();
+        let subject = match &p.subject {
+            Some(s) => {
+                let entry = p.referrer_descriptor(m.digest.clone(), m.bytes.len() as u64);
+                let entry = serde_json::to_vec(&entry).map_err(|e| anyhow!("{e}"))?;
+                Some((s.digest.clone(), entry))
+            }
+            None => None,
+        };
+        changes.push(RepoChange::LinkManifest {
+            repo: repo.to_owned(),
+            digest: m.digest.clone(),
+            children,
+            subject,
+            media_type: p.media_type.as_str().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Reports an image's result.
+pub fn report(progress: &Progress, plan: &ImagePlan, how: Committed) {
+    let (word, status) = match how {
+        Committed::Added => ("added", "added"),
+        Committed::Present => ("already present", "present"),
+    };
+    let names = if plan.tags.is_empty() {
+        format!("{}@{}", plan.repo, plan.root.digest)
+    } else {
+        plan.tags
+            .iter()
+            .map(|t| format!("{}:{t}", plan.repo))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    progress.result(
+        &format!("{word}: {names} {}", plan.root.digest),
+        json!({
+            "event": "image",
+            "status": status,
+            "source": plan.label,
+            "repository": plan.repo,
+            "tags": plan.tags,
+            "digest": plan.root.digest,
+            "media_type": plan.root.media_type,
+            "manifests": plan.manifests.len(),
+            "blobs": plan.blobs.len(),
+        }),
+    );
+}

@@ -1,0 +1,343 @@
+//! `docker-archive:FILE`: what `docker save` (and `skopeo copy ... docker-archive:`) writes,
+//! one or many images in one tar: `manifest.json` lists each image's config file, layer files
+//! and tags. Both layouts are read: legacy (`<id>/layer.tar`, `<hex>.json`, layers often
+//! symlinks to one another) and Docker 25's OCI-style `blobs/sha256/<hex>`.
+//!
+//! Layers stay uncompressed, so a layer's digest is its diff id from the config. The config
+//! blob is kept as it is in the archive; its digest is recomputed and must match its file
+//! name. The manifest is made here (OCI by default, Docker schema 2 on request) and is
+//! deterministic, so adding the same archive twice gives the same digests.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+    sync::Arc,
+};
+
+use airlock_registry::Descriptor;
+use airlock_store::Digest;
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    archive::{SourceFs, TarIndex},
+    plan::{BlobSource, ImagePlan, ManifestNode},
+    reference::{ImageRef, Target},
+};
+
+/// Largest `manifest.json` and image config accepted.
+pub const MAX_METADATA_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The manifest flavour made for an archive's images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ManifestFormat {
+    /// OCI image manifest, `application/vnd.oci.image.layer.v1.tar` layers.
+    Oci,
+    /// Docker schema 2, `application/vnd.docker.image.rootfs.diff.tar` layers.
+    Docker,
+}
+
+impl ManifestFormat {
+    fn types(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            ManifestFormat::Oci => (
+                airlock_registry::OCI_MANIFEST,
+                "application/vnd.oci.image.config.v1+json",
+                "application/vnd.oci.image.layer.v1.tar",
+            ),
+            ManifestFormat::Docker => (
+                airlock_registry::DOCKER_MANIFEST,
+                "application/vnd.docker.container.image.v1+json",
+                "application/vnd.docker.image.rootfs.diff.tar",
+            ),
+        }
+    }
+}
+
+/// One entry of `manifest.json`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Entry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Config {
+    rootfs: RootFs,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestOut<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    config: DescOut<'a>,
+    layers: Vec<DescOut<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DescOut<'a> {
+    media_type: &'a str,
+    digest: String,
+    size: u64,
+}
+
+/// The archive's blobs: each digest read from one entry.
+struct ArchiveBlobs {
+    index: TarIndex,
+    entries: HashMap<Digest, String>,
+}
+
+impl BlobSource for ArchiveBlobs {
+    fn open_blob(&self, blob: &Descriptor) -> Result<Box<dyn std::io::Read + Send + '_>> {
+        let name = self
+            .entries
+            .get(&blob.digest)
+            .ok_or_else(|| anyhow!("no archive entry holds blob {}", blob.digest))?;
+        match self.index.open(name)? {
+            Some((r, _)) => Ok(r),
+            None => bail!("missing {}", self.index.describe(name)),
+        }
+    }
+
+    fn describe(&self, blob: &Descriptor) -> String {
+        match self.entries.get(&blob.digest) {
+            Some(name) => self.index.describe(name),
+            None => blob.digest.to_string(),
+        }
+    }
+}
+
+/// Plans every image of the archive at `path`.
+pub fn plan(
+    path: &Path,
+    label: &str,
+    format: ManifestFormat,
+    target: Option<&Target>,
+) -> Result<Vec<ImagePlan>> {
+    let index = TarIndex::scan(path)?;
+    let listing = index
+        .read_small("manifest.json", MAX_METADATA_BYTES)?
+        .ok_or_else(|| anyhow!("{label} is not a docker-archive: it has no manifest.json"))?;
+    let entries: Vec<Entry> = serde_json::from_slice(&listing)
+        .map_err(|e| anyhow!("{}: {e}", index.describe("manifest.json")))?;
+    if entries.is_empty() {
+        bail!("{}: lists no image", index.describe("manifest.json"));
+    }
+    if entries.len() > 1 && target.is_some_and(|t| t.tag.is_some()) {
+        bail!(
+            "{label} holds {} images but --as names one tag; give --as REPO alone to keep each image's tags",
+            entries.len()
+        );
+    }
+    let (manifest_type, config_type, layer_type) = format.types();
+    let mut blob_entries: HashMap<Digest, String> = HashMap::new();
+    let mut images = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let what = format!(
+            "{} image {i} ({})",
+            index.describe("manifest.json"),
+            entry.config
+        );
+        let config = index
+            .read_small(&entry.config, MAX_METADATA_BYTES)?
+            .ok_or_else(|| anyhow!("{what}: missing config {}", index.describe(&entry.config)))?;
+        let config_digest = Digest::sha256(&config);
+        if let Some(hex) = hex_in_name(&entry.config)
+            && hex != config_digest.hex()
+        {
+            bail!(
+                "{}: content has digest {config_digest}, its name says sha256:{hex}",
+                index.describe(&entry.config)
+            );
+        }
+        let parsed: Config = serde_json::from_slice(&config).map_err(|e| {
+            anyhow!(
+                "{}: not an image config: {e}",
+                index.describe(&entry.config)
+            )
+        })?;
+        let diff_ids = &parsed.rootfs.diff_ids;
+        if diff_ids.len() != entry.layers.len() {
+            bail!(
+                "{what}: {} layers listed but the config has {} diff ids",
+                entry.layers.len(),
+                diff_ids.len()
+            );
+        }
+        blob_entries.insert(config_digest.clone(), entry.config.clone());
+        let mut layers = Vec::new();
+        for (layer, diff_id) in entry.layers.iter().zip(diff_ids) {
+            let digest: Digest = diff_id.parse().map_err(|e| {
+                anyhow!(
+                    "{}: diff id {diff_id:?}: {e}",
+                    index.describe(&entry.config)
+                )
+            })?;
+            let (_, size) = index
+                .open(layer)?
+                .ok_or_else(|| anyhow!("{what}: missing layer {}", index.describe(layer)))?;
+            if let Some(hex) = hex_in_name(layer)
+                && hex != digest.hex()
+            {
+                bail!(
+                    "{}: its name says sha256:{hex}, the config's diff id is {digest}",
+                    index.describe(layer)
+                );
+            }
+            blob_entries
+                .entry(digest.clone())
+                .or_insert_with(|| layer.clone());
+            layers.push(Descriptor {
+                media_type: layer_type.to_owned(),
+                digest,
+                size,
+                artifact_type: None,
+                annotations: BTreeMap::new(),
+                urls: Vec::new(),
+            });
+        }
+        let body = ManifestOut {
+            schema_version: 2,
+            media_type: manifest_type,
+            config: DescOut {
+                media_type: config_type,
+                digest: config_digest.to_string(),
+                size: config.len() as u64,
+            },
+            layers: layers
+                .iter()
+                .map(|l| DescOut {
+                    media_type: layer_type,
+                    digest: l.digest.to_string(),
+                    size: l.size,
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&body).context("writing a manifest")?;
+        let node = ManifestNode::new(bytes, Some(manifest_type), None)?;
+        let names = destinations(label, entry, target)?;
+        let mut blobs = vec![Descriptor {
+            media_type: config_type.to_owned(),
+            digest: config_digest,
+            size: config.len() as u64,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+            urls: Vec::new(),
+        }];
+        for l in layers {
+            if !blobs.iter().any(|b| b.digest == l.digest) {
+                blobs.push(l);
+            }
+        }
+        images.push((entry, node, names, blobs));
+    }
+    let source = Arc::new(ArchiveBlobs {
+        index,
+        entries: blob_entries,
+    });
+    let mut plans = Vec::new();
+    for (entry, node, names, blobs) in images {
+        for (repo, tags) in names {
+            plans.push(ImagePlan {
+                label: format!("{label} {}", entry.config),
+                repo,
+                tags,
+                root: node.descriptor(),
+                manifests: vec![node.clone()],
+                extra_tags: Vec::new(),
+                blobs: blobs.clone(),
+                source: source.clone(),
+            });
+        }
+    }
+    Ok(plans)
+}
+
+/// Repositories and their tags for one image: `--as`, else its `RepoTags` normalized as docker
+/// does (`nginx:1.27` is `docker.io/library/nginx`).
+fn destinations(
+    label: &str,
+    entry: &Entry,
+    target: Option<&Target>,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let refs = entry
+        .repo_tags
+        .iter()
+        .flatten()
+        .map(|t| {
+            t.parse::<ImageRef>()
+                .with_context(|| format!("{label}: RepoTags entry {t:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(t) = target {
+        let tags: Vec<String> = match &t.tag {
+            Some(tag) => vec![tag.clone()],
+            None => refs.iter().filter_map(|r| r.tag.clone()).collect(),
+        };
+        if tags.is_empty() {
+            bail!(
+                "{label}: image {} has no tag: give --as REPO:TAG",
+                entry.config
+            );
+        }
+        return Ok(vec![(t.repo.clone(), dedup(tags))]);
+    }
+    if refs.is_empty() {
+        bail!(
+            "{label}: image {} has no RepoTags: name it with --as REPO:TAG",
+            entry.config
+        );
+    }
+    let mut by_repo: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in refs {
+        let tag = r.tag.clone().unwrap_or_else(|| "latest".to_owned());
+        by_repo.entry(r.repository()?).or_default().push(tag);
+    }
+    Ok(by_repo.into_iter().map(|(r, t)| (r, dedup(t))).collect())
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The sha256 hex a file name carries: `<hex>.json`, `<hex>.tar`, `blobs/sha256/<hex>`.
+fn hex_in_name(name: &str) -> Option<&str> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let stem = base
+        .strip_suffix(".json")
+        .or_else(|| base.strip_suffix(".tar"))
+        .unwrap_or(base);
+    let is_hex = stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit());
+    let blob_dir = name.starts_with("blobs/sha256/") || !name.contains('/');
+    (is_hex && blob_dir).then_some(stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_names() {
+        let hex = "a".repeat(64);
+        assert_eq!(hex_in_name(&format!("{hex}.json")), Some(hex.as_str()));
+        assert_eq!(
+            hex_in_name(&format!("blobs/sha256/{hex}")),
+            Some(hex.as_str())
+        );
+        assert_eq!(hex_in_name(&format!("{hex}/layer.tar")), None);
+        assert_eq!(hex_in_name("abc.json"), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! `airlock add`: bringing images into the store from `docker save` archives, OCI layouts and
+//! archives, upstream registries, and app files that list them.
+//!
+//! Every source is first turned into [`ImagePlan`]s (manifests as exact bytes, the blobs they
+//! reach, where each blob's bytes come from), checking everything that can be checked without
+//! reading layers: hostile or broken input fails here, before the store is touched. Then the
+//! blobs the store lacks are stored, several at once; then each image is linked and tagged in
+//! one transaction. An error on the way leaves no link and no tag moved (blobs stored without
+//! links are garbage for GC); a re-run skips blobs already stored.
+//!
+//! One module per source kind: [`docker_archive`], [`oci_layout`] (directories and archives),
+//! [`upstream`] (over [`http`] and [`auth`]), and [`app`] for app files. [`archive`] reads tar
+//! archives and directories safely; [`plan`] and [`commit`] are shared by all.
+
+pub mod app;
+pub mod archive;
+pub mod auth;
+pub mod commit;
+pub mod docker_archive;
+pub mod http;
+pub mod oci_layout;
+pub mod plan;
+pub mod progress;
+pub mod reference;
+pub mod upstream;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use airlock_store::Store;
+use anyhow::{Context as _, Result, bail};
+
+pub use self::{
+    commit::Committed,
+    docker_archive::ManifestFormat,
+    plan::ImagePlan,
+    progress::{Mode, Progress},
+    reference::Target,
+    upstream::UpstreamOptions,
+};
+
+/// What `airlock add` reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `docker-archive:FILE`.
+    DockerArchive(PathBuf),
+    /// `oci:DIR[:REF]`.
+    OciDir {
+        dir: PathBuf,
+        reference: Option<String>,
+    },
+    /// `oci-archive:FILE[:REF]`.
+    OciArchive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+    /// `docker://HOST/REPO:TAG` or `@DIGEST`.
+    Registry(String),
+}
+
+impl Source {
+    /// Parses a SOURCE argument; relative paths are taken from `base` (an app file's directory)
+    /// when given.
+    pub fn parse(text: &str, base: Option<&Path>) -> Result<Source> {
+        let path = |p: &str| match base {
+            Some(b) => b.join(p),
+            None => PathBuf::from(p),
+        };
+        // `PATH:REF`, unless the whole text is an existing path (paths may contain ':').
+        let with_ref = |rest: &str| -> (PathBuf, Option<String>) {
+            if path(rest).exists() {
+                return (path(rest), None);
+            }
+            match rest.rsplit_once(':') {
+                Some((p, r)) if !p.is_empty() && !r.is_empty() && !r.contains('/') => {
+                    (path(p), Some(r.to_owned()))
+                }
+                _ => (path(rest), None),
+            }
+        };
+        if let Some(rest) = text.strip_prefix("docker-archive:") {
+            return Ok(Source::DockerArchive(path(rest)));
+        }
+        if let Some(rest) = text.strip_prefix("oci-archive:") {
+            let (file, reference) = with_ref(rest);
+            return Ok(Source::OciArchive { file, reference });
+        }
+        if let Some(rest) = text.strip_prefix("oci:") {
+            let (dir, reference) = with_ref(rest);
+            return Ok(Source::OciDir { dir, reference });
+        }
+        if let Some(rest) = text.strip_prefix("docker://") {
+            return Ok(Source::Registry(rest.to_owned()));
+        }
+        bail!(
+            "unknown source {text:?}: expected docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF] or docker://HOST/REPO:TAG"
+        )
+    }
+}
+
+/// Settings of one `airlock add`.
+#[derive(Clone, Debug)]
+pub struct AddOptions {
+    /// The manifest flavour made for docker-archive images.
+    pub format: ManifestFormat,
+    /// How to reach upstream registries.
+    pub upstream: UpstreamOptions,
+    /// Blobs stored at once.
+    pub jobs: usize,
+}
+
+/// The plans for one source.
+pub fn plan_source(
+    source: &Source,
+    target: Option<&Target>,
+    opts: &AddOptions,
+    untagged_ok: bool,
+    progress: &Progress,
+) -> Result<Vec<ImagePlan>> {
+    match source {
+        Source::DockerArchive(file) => {
+            let label = format!("docker-archive:{}", file.display());
+            docker_archive::plan(file, &label, opts.format, target)
+        }
+        Source::OciDir { dir, reference } => {
+            let label = format!("oci:{}", dir.display());
+            let fs = Arc::new(archive::DirFs::new(dir).with_context(|| label.clone())?);
+            oci_layout::plan(fs, &label, reference.as_deref(), target)
+        }
+        Source::OciArchive { file, reference } => {
+            let label = format!("oci-archive:{}", file.display());
+            let fs = Arc::new(archive::TarIndex::scan(file)?);
+            oci_layout::plan(fs, &label, reference.as_deref(), target)
+        }
+        Source::Registry(spec) => {
+            upstream::plan(spec, target, &opts.upstream, untagged_ok, progress)
+        }
+    }
+}
+
+/// Stores what `plans` reach and commits each image; reports each result.
+pub fn store_and_commit(
+    store: &Store,
+    plans: &[ImagePlan],
+    opts: &AddOptions,
+    progress: &Progress,
+) -> Result<Vec<Committed>> {
+    let stored = commit::store_blobs(store, plans, opts.jobs, progress);
+    progress.finish();
+    let (blobs, bytes) = stored?;
+    let mut results = Vec::new();
+    for plan in plans {
+        let how = commit::commit_image(store, plan)?;
+        commit::report(progress, plan, how);
+        results.push(how);
+    }
+    progress.event(serde_json::json!({
+        "event": "done",
+        "images": plans.len(),
+        "added": results.iter().filter(|c| **c == Committed::Added).count(),
+        "blobs_stored": blobs,
+        "bytes_stored": bytes,
+    }));
+    if blobs > 0 && progress.mode() == Mode::Human {
+        progress.note(&format!(
+            "stored {blobs} blobs ({})",
+            Progress::bytes(bytes)
+        ));
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse() {
+        assert_eq!(
+            Source::parse("docker-archive:a/b.tar", None).expect("archive"),
+            Source::DockerArchive("a/b.tar".into())
+        );
+        assert_eq!(
+            Source::parse("oci:/nonexistent/layout:v1", None).expect("oci"),
+            Source::OciDir {
+                dir: "/nonexistent/layout".into(),
+                reference: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            Source::parse("oci-archive:x.tar", Some(Path::new("/base"))).expect("oci-archive"),
+            Source::OciArchive {
+                file: "/base/x.tar".into(),
+                reference: None
+            }
+        );
+        assert_eq!(
+            Source::parse("docker://nginx:1.27", None).expect("docker"),
+            Source::Registry("nginx:1.27".into())
+        );
+        assert!(Source::parse("nginx:1.27", None).is_err());
+    }
+}

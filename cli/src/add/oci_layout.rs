@@ -1,0 +1,216 @@
+//! `oci:DIR[:REF]` and `oci-archive:FILE[:REF]`: OCI image layouts (`oci-layout`,
+//! `index.json`, `blobs/<alg>/<hex>`), every image named in `index.json` or the one named REF.
+//! Manifests and indexes are kept byte for byte (multi-platform images whole, nested indexes
+//! followed); every blob is checked to exist with its descriptor's size before anything is
+//! stored.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use airlock_registry::{Descriptor, MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest};
+use airlock_store::Digest;
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use super::{
+    archive::SourceFs,
+    plan::{BlobSource, ImagePlan, ManifestSource, Walked},
+    reference::{ImageRef, Target},
+};
+
+/// The annotation naming an image in a layout's `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Where a blob lives in a layout.
+pub fn blob_name(digest: &Digest) -> String {
+    let text = digest.to_string();
+    match text.split_once(':') {
+        Some((alg, hex)) => format!("blobs/{alg}/{hex}"),
+        None => format!("blobs/{text}"),
+    }
+}
+
+/// A layout's blobs, as manifests and as leaf blobs.
+struct LayoutBlobs {
+    fs: Arc<dyn SourceFs>,
+}
+
+impl ManifestSource for LayoutBlobs {
+    fn fetch_manifest(&self, d: &Descriptor) -> Result<Vec<u8>> {
+        let name = blob_name(&d.digest);
+        self.fs
+            .read_small(&name, MAX_MANIFEST_BYTES)?
+            .ok_or_else(|| {
+                anyhow!(
+                    "missing blob: {} (manifest {})",
+                    self.fs.describe(&name),
+                    d.digest
+                )
+            })
+    }
+}
+
+impl BlobSource for LayoutBlobs {
+    fn open_blob(&self, blob: &Descriptor) -> Result<Box<dyn std::io::Read + Send + '_>> {
+        let name = blob_name(&blob.digest);
+        match self.fs.open(&name)? {
+            Some((r, _)) => Ok(r),
+            None => bail!("missing blob: {}", self.fs.describe(&name)),
+        }
+    }
+
+    fn describe(&self, blob: &Descriptor) -> String {
+        self.fs.describe(&blob_name(&blob.digest))
+    }
+}
+
+/// Plans every image of the layout in `fs` (or the one named `reference`), `label` naming the
+/// source in messages.
+pub fn plan(
+    fs: Arc<dyn SourceFs>,
+    label: &str,
+    reference: Option<&str>,
+    target: Option<&Target>,
+) -> Result<Vec<ImagePlan>> {
+    if fs.read_small("oci-layout", 64 * 1024)?.is_none() {
+        bail!("{label} is not an OCI image layout: it has no oci-layout file");
+    }
+    let index_bytes = fs
+        .read_small("index.json", MAX_MANIFEST_BYTES)?
+        .ok_or_else(|| anyhow!("{label} is not an OCI image layout: it has no index.json"))?;
+    let index = parse_manifest(Some(OCI_INDEX), &index_bytes)
+        .map_err(|e| anyhow!("{}: {e}", fs.describe("index.json")))?;
+    let named = |d: &Descriptor| d.annotations.get(REF_NAME).cloned();
+    let selected: Vec<(Option<String>, &Descriptor)> = match reference {
+        Some(r) => {
+            let found: Vec<_> = index
+                .manifests
+                .iter()
+                .filter(|d| named(d).as_deref() == Some(r))
+                .map(|d| (named(d), d))
+                .collect();
+            if found.is_empty() {
+                let names: Vec<String> = index.manifests.iter().filter_map(named).collect();
+                bail!(
+                    "{label}: no image named {r:?} in index.json (names: {})",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+            }
+            found
+        }
+        None if index.manifests.len() == 1 && target.is_some() => {
+            vec![(named(&index.manifests[0]), &index.manifests[0])]
+        }
+        None => {
+            let found: Vec<_> = index
+                .manifests
+                .iter()
+                .filter(|d| named(d).is_some())
+                .map(|d| (named(d), d))
+                .collect();
+            if found.is_empty() {
+                bail!(
+                    "{label}: index.json names no image ({REF_NAME}); name one with --as REPO:TAG"
+                );
+            }
+            found
+        }
+    };
+    if selected.len() > 1 && target.is_some_and(|t| t.tag.is_some()) {
+        bail!(
+            "{label} holds {} images but --as names one tag: pick one with {label}:REF, or give --as REPO alone to keep each image's tag",
+            selected.len()
+        );
+    }
+    let blobs = Arc::new(LayoutBlobs { fs: fs.clone() });
+    // One plan per (repository, root): several names of one image in one repository are tags.
+    let mut plans: BTreeMap<(String, Digest), ImagePlan> = BTreeMap::new();
+    for (name, root) in selected {
+        let (repo, tag) = destination(label, name.as_deref(), target)?;
+        let key = (repo.clone(), root.digest.clone());
+        if let Some(p) = plans.get_mut(&key) {
+            if !p.tags.contains(&tag) {
+                p.tags.push(tag);
+            }
+            continue;
+        }
+        let mut walked = Walked::default();
+        let node = walked.walk(blobs.as_ref(), root).with_context(|| {
+            format!("{label}: image {}", name.as_deref().unwrap_or("(unnamed)"))
+        })?;
+        check_blobs(fs.as_ref(), &walked.blobs)?;
+        plans.insert(
+            key,
+            ImagePlan {
+                label: format!("{label} {}", name.as_deref().unwrap_or(""))
+                    .trim_end()
+                    .to_owned(),
+                repo,
+                tags: vec![tag],
+                root: node.descriptor(),
+                manifests: walked.manifests,
+                extra_tags: Vec::new(),
+                blobs: walked.blobs,
+                source: blobs.clone(),
+            },
+        );
+    }
+    Ok(plans.into_values().collect())
+}
+
+/// The repository and tag an image named `name` goes to.
+fn destination(
+    label: &str,
+    name: Option<&str>,
+    target: Option<&Target>,
+) -> Result<(String, String)> {
+    let full = name
+        .filter(|n| n.contains('/') || n.contains(':'))
+        .map(|n| n.parse::<ImageRef>())
+        .transpose()
+        .with_context(|| format!("{label}: image name {:?}", name.unwrap_or_default()))?;
+    let own_tag = match (&full, name) {
+        (Some(r), _) => Some(r.tag.clone().unwrap_or_else(|| "latest".to_owned())),
+        (None, Some(n)) => Some(n.to_owned()),
+        (None, None) => None,
+    };
+    if let Some(t) = target {
+        let tag = t
+            .tag
+            .clone()
+            .or(own_tag)
+            .ok_or_else(|| anyhow!("{label}: the image has no name: give --as REPO:TAG"))?;
+        tag.parse::<airlock_registry::Tag>()
+            .map_err(|e| anyhow!("{label}: {e}"))?;
+        return Ok((t.repo.clone(), tag));
+    }
+    match full {
+        Some(r) => Ok((
+            r.repository()?,
+            r.tag.unwrap_or_else(|| "latest".to_owned()),
+        )),
+        None => bail!(
+            "{label}: image {:?} is named by a tag only; say which repository it goes to with --as REPO[:TAG]",
+            name.unwrap_or_default()
+        ),
+    }
+}
+
+/// Every blob must be in the layout with its descriptor's size, checked before any is stored.
+fn check_blobs(fs: &dyn SourceFs, blobs: &[Descriptor]) -> Result<()> {
+    for b in blobs {
+        let name = blob_name(&b.digest);
+        match fs.open(&name)? {
+            None => bail!("missing blob: {} ({})", fs.describe(&name), b.media_type),
+            Some((_, size)) if size != b.size => bail!(
+                "{}: {size} bytes, its descriptor says {}",
+                fs.describe(&name),
+                b.size
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}

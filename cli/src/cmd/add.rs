@@ -1,0 +1,149 @@
+//! `airlock add`: images from docker save archives, OCI layouts and archives, upstream
+//! registries, or an app file listing them.
+
+use std::{io::Read as _, path::PathBuf, process::ExitCode};
+
+use airlock_store::Access;
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    add::{
+        self, AddOptions, ManifestFormat, Mode, Progress, Source, Target, UpstreamOptions,
+        auth::Credentials, plan::Platform,
+    },
+    context::Context,
+};
+
+/// Layer compression for docker-archive images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compress {
+    /// Keep layers uncompressed (their digest is their diff id).
+    None,
+    /// airlock's deterministic gzip encoding (not yet supported).
+    Gzip,
+}
+
+/// Arguments of `airlock add`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "SOURCE is one of:\n  \
+    docker-archive:FILE        a `docker save` archive (one or many images)\n  \
+    oci:DIR[:REF]              an OCI image layout directory, all images or the one named REF\n  \
+    oci-archive:FILE[:REF]     a tar of an OCI image layout\n  \
+    docker://HOST/REPO:TAG     an upstream registry (or HOST/REPO@DIGEST)")]
+pub struct Args {
+    /// Sources to add
+    #[arg(value_name = "SOURCE", required_unless_present = "file")]
+    sources: Vec<String>,
+
+    /// An app file (YAML): name, version and the images that make up one application version
+    #[arg(short = 'f', long = "file", value_name = "APP.yaml", conflicts_with_all = ["sources", "target"])]
+    file: Option<PathBuf>,
+
+    /// Store the image as REPO[:TAG] instead of the name it comes with
+    #[arg(long = "as", value_name = "REPO[:TAG]")]
+    target: Option<String>,
+
+    /// Manifest made for docker-archive images
+    #[arg(long, value_enum, default_value = "oci")]
+    format: ManifestFormat,
+
+    /// Layer compression for docker-archive images
+    #[arg(long, value_enum, default_value = "none")]
+    compress: Compress,
+
+    /// Keep only this platform of a multi-platform upstream image: os/arch[/variant]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+
+    /// Reach upstream registries over plain HTTP
+    #[arg(long)]
+    insecure: bool,
+
+    /// User name for the upstream registry (password from --password-stdin)
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+
+    /// Read the upstream registry's password from standard input
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+
+    /// Blobs stored at once
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
+    jobs: u16,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
+    if args.compress == Compress::Gzip {
+        bail!(
+            "--compress gzip is not yet supported: it needs airlock's deterministic gzip encoding (issue 3); layers are stored uncompressed"
+        );
+    }
+    let credentials = match args.username {
+        Some(username) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
+            Some(Credentials {
+                username,
+                password: password.trim_end_matches(['\r', '\n']).to_owned(),
+            })
+        }
+        None => None,
+    };
+    let platform = args
+        .platform
+        .as_deref()
+        .map(str::parse::<Platform>)
+        .transpose()?;
+    let target = args
+        .target
+        .as_deref()
+        .map(str::parse::<Target>)
+        .transpose()?;
+    let opts = AddOptions {
+        format: args.format,
+        upstream: UpstreamOptions {
+            insecure: args.insecure,
+            platform,
+            credentials,
+        },
+        jobs: usize::from(args.jobs),
+    };
+    let mode = if ctx.json {
+        Mode::Json
+    } else if ctx.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Human
+    };
+    let progress = Progress::new(mode);
+    let sources = args
+        .sources
+        .iter()
+        .map(|s| Source::parse(s, None))
+        .collect::<Result<Vec<_>>>()?;
+    let store = ctx.open_store(Access::ReadWrite)?;
+    if let Some(file) = &args.file {
+        add::app::add_app(&store, file, &opts, &progress)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut plans = Vec::new();
+    for source in &sources {
+        plans.extend(add::plan_source(
+            source,
+            target.as_ref(),
+            &opts,
+            false,
+            &progress,
+        )?);
+    }
+    if target.as_ref().is_some_and(|t| t.tag.is_some()) && plans.len() > 1 {
+        bail!(
+            "--as names one image, but the sources hold {}: add them one at a time",
+            plans.len()
+        );
+    }
+    add::store_and_commit(&store, &plans, &opts, &progress)?;
+    Ok(ExitCode::SUCCESS)
+}
