@@ -58,6 +58,9 @@ impl Context {
             pack_size: c.store.pack_size.as_u64(),
             frame_size: usize::try_from(c.store.frame_size.as_u64())
                 .context("store.frame_size is too large")?,
+            blob_cache_size: c.cache.blob_cache_size.as_u64(),
+            max_decompressed_ratio: c.layers.max_decompressed_ratio,
+            max_decompressed_size: c.layers.max_decompressed_size.as_u64(),
         })
     }
 

@@ -144,6 +144,17 @@ pub enum Error {
         /// The session id.
         id: String,
     },
+    /// A blob's bytes could not be produced: a rebuild failed or differs, or its source ended
+    /// early.
+    #[error("blob {digest} cannot be produced at byte {offset}: {what}")]
+    Rebuild {
+        /// The blob being read.
+        digest: Digest,
+        /// Offset in the blob where it failed.
+        offset: u64,
+        /// What went wrong.
+        what: String,
+    },
     /// The chunker failed.
     #[error("chunking blob {digest}")]
     Chunker {

@@ -19,7 +19,6 @@ use crate::{
     index::{ChunkRecord, LinkKind, PackRecord},
     pack::{self, CompressedFrame},
     put::Writers,
-    recipe::Entry,
     store::now,
     verify::{for_each_blob, for_each_chunk},
 };
@@ -98,14 +97,11 @@ impl Store {
         let mut blobs = Vec::new();
         for (digest, size) in &dead {
             blobs.push((digest.clone(), *size));
-            if let Ok(entries) = rtx.recipe_entries(digest, *size)? {
-                let distinct: HashSet<ChunkId> = entries
-                    .iter()
-                    .filter_map(|e| match e {
-                        Entry::Chunk { id, .. } => Some(*id),
-                        Entry::Inline(_) => None,
-                    })
-                    .collect();
+            let distinct = match rtx.blob(digest)? {
+                Some(rec) => rtx.blob_chunk_ids(digest, &rec)?,
+                None => Err(String::new()),
+            };
+            if let Ok(distinct) = distinct {
                 for id in distinct {
                     *drops.entry(id).or_default() += 1;
                 }
@@ -162,17 +158,14 @@ impl Store {
         let mut tx = self.inner.index.write()?;
         let mut removed = HashSet::new();
         for (digest, _) in &plan.blobs {
-            let Some(&size) = still_dead.get(digest) else {
+            if !still_dead.contains_key(digest) {
                 continue;
+            }
+            let distinct = match tx.blob(digest)? {
+                Some(rec) => tx.blob_chunk_ids(digest, &rec)?,
+                None => Err(String::new()),
             };
-            if let Ok(entries) = tx.recipe_entries(digest, size)? {
-                let distinct: HashSet<ChunkId> = entries
-                    .iter()
-                    .filter_map(|e| match e {
-                        Entry::Chunk { id, .. } => Some(*id),
-                        Entry::Inline(_) => None,
-                    })
-                    .collect();
+            if let Ok(distinct) = distinct {
                 for id in distinct {
                     if let Some(mut rec) = tx.chunk(&id)? {
                         rec.refs = rec.refs.saturating_sub(1);

@@ -5,7 +5,10 @@
 //! - `chunks`: chunk id -> [`ChunkRecord`] (location in a pack, reference count)
 //! - `packs`: pack id -> [`PackRecord`] (committed length, sealed)
 //! - `blobs`: digest -> [`BlobRecord`] (size, kind, how it was cut)
-//! - `recipes`: (digest, logical start offset) -> one encoded recipe segment
+//! - `recipes`: (digest, logical start offset) -> one encoded recipe segment (of the content:
+//!   for a `Deflate` blob, offsets into its decompressed payload)
+//! - `rebuilds`: (digest, output start offset) -> one encoded rebuild-script segment (`Deflate`
+//!   blobs only)
 //! - `repos`: repository -> creation time
 //! - `links`: (repository, digest) -> [`LinkKind`] bits
 //! - `tags`: (repository, tag) -> digest; `tag_history`: (repository, tag, seq) -> [`TagEvent`]
@@ -25,7 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Access, Digest, Error, PackId, Result,
+    layer::{Encoding, OpaqueReason},
     pack::ChunkLoc,
+    rebuild::{Corrections, Op, decode_script_segment},
     recipe::{Entry, decode_segment},
 };
 
@@ -34,6 +39,7 @@ const CHUNKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
 const PACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("packs");
 const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 const RECIPES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("recipes");
+const REBUILDS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("rebuilds");
 const REPOS: TableDefinition<&str, u64> = TableDefinition::new("repos");
 const LINKS: TableDefinition<(&str, &str), u8> = TableDefinition::new("links");
 const TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("tags");
@@ -103,6 +109,11 @@ pub struct PackRecord {
 pub enum RecipeKind {
     /// Concatenate the pieces.
     Plain,
+    /// The pieces are the decompressed payload; the rebuild script makes the gzip stream.
+    Deflate {
+        /// Bytes of decompressed payload the content recipe covers.
+        plain_size: u64,
+    },
 }
 
 /// How the chunker cut a blob.
@@ -126,6 +137,12 @@ pub struct BlobRecord {
     pub kind: RecipeKind,
     /// How the content was cut.
     pub layout: CutLayout,
+    /// The encoding recognised from the bytes.
+    pub encoding: Encoding,
+    /// Why a compressed blob is kept as its compressed bytes (`None`: it is not).
+    pub opaque: Option<OpaqueReason>,
+    /// Bytes of the rebuild script's correction data and raw framing (`Deflate` only).
+    pub rebuild_bytes: u64,
     /// Number of chunk pieces in the recipe (with repeats).
     pub chunks: u64,
     /// Bytes kept inline in the recipe.
@@ -250,6 +267,7 @@ impl Index {
             ix!(index, tx.open_table(PACKS))?;
             ix!(index, tx.open_table(BLOBS))?;
             ix!(index, tx.open_table(RECIPES))?;
+            ix!(index, tx.open_table(REBUILDS))?;
             ix!(index, tx.open_table(REPOS))?;
             ix!(index, tx.open_table(LINKS))?;
             ix!(index, tx.open_table(TAGS))?;
@@ -417,6 +435,105 @@ macro_rules! reads {
                     )));
                 }
                 Ok(Ok(out))
+            }
+
+            /// The rebuild-script segment after the one starting at `after` (the first with
+            /// `None`): its output start and bytes.
+            pub fn script_segment_after(
+                &self,
+                digest: &Digest,
+                after: Option<u64>,
+            ) -> Result<Option<(u64, Vec<u8>)>> {
+                let t = ix!(self, self.tx.open_table(REBUILDS))?;
+                let key = digest.to_string();
+                let from = match after {
+                    None => 0,
+                    Some(u64::MAX) => return Ok(None),
+                    Some(a) => a + 1,
+                };
+                let mut range = ix!(
+                    self,
+                    t.range((key.as_str(), from)..=(key.as_str(), u64::MAX))
+                )?;
+                match range.next() {
+                    Some(row) => {
+                        let (k, v) = ix!(self, row)?;
+                        Ok(Some((k.value().1, v.value().to_vec())))
+                    }
+                    None => Ok(None),
+                }
+            }
+
+            /// Every op of a blob's rebuild script, or a description of the damage.
+            pub fn script_ops(
+                &self,
+                digest: &Digest,
+                size: u64,
+                plain_size: u64,
+            ) -> Result<std::result::Result<Vec<Op>, String>> {
+                let (mut out, mut offset, mut plain) = (Vec::new(), 0u64, 0u64);
+                let mut seg = self.script_segment_after(digest, None)?;
+                while let Some((start, bytes)) = seg {
+                    if start != offset {
+                        return Ok(Err(format!(
+                            "rebuild segment starts at {start}, expected {offset}"
+                        )));
+                    }
+                    let Some(ops) = decode_script_segment(&bytes) else {
+                        return Ok(Err(format!("rebuild segment at {start} does not decode")));
+                    };
+                    for op in ops {
+                        offset += op.out_len();
+                        plain += op.plain_len();
+                        out.push(op);
+                    }
+                    seg = self.script_segment_after(digest, Some(start))?;
+                }
+                if offset != size || plain != plain_size {
+                    return Ok(Err(format!(
+                        "rebuild script makes {offset} bytes from {plain} payload bytes, the \
+                         blob has {size} from {plain_size}"
+                    )));
+                }
+                Ok(Ok(out))
+            }
+
+            /// Every chunk a blob's recipes name (content and rebuild script), once each, or
+            /// a description of the damage.
+            pub fn blob_chunk_ids(
+                &self,
+                digest: &Digest,
+                rec: &BlobRecord,
+            ) -> Result<std::result::Result<std::collections::BTreeSet<ChunkId>, String>> {
+                let content_size = match rec.kind {
+                    RecipeKind::Plain => rec.size,
+                    RecipeKind::Deflate { plain_size } => plain_size,
+                };
+                let entries = match self.recipe_entries(digest, content_size)? {
+                    Ok(e) => e,
+                    Err(what) => return Ok(Err(what)),
+                };
+                let mut ids: std::collections::BTreeSet<ChunkId> = entries
+                    .iter()
+                    .filter_map(|e| match e {
+                        Entry::Chunk { id, .. } => Some(*id),
+                        Entry::Inline(_) => None,
+                    })
+                    .collect();
+                if let RecipeKind::Deflate { plain_size } = rec.kind {
+                    let ops = match self.script_ops(digest, rec.size, plain_size)? {
+                        Ok(o) => o,
+                        Err(what) => return Ok(Err(what)),
+                    };
+                    ids.extend(ops.iter().filter_map(|op| match op {
+                        Op::Step {
+                            corrections: Corrections::Chunk { id, .. },
+                            ..
+                        } => Some(*id),
+                        _ => None,
+                    }));
+                }
+                Ok(Ok(ids))
             }
 
             /// Every stored blob's digest, in order, starting after `after`, at most `limit`.
@@ -709,20 +826,28 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// Records a blob with its recipe segments (start offset, encoded bytes).
+    /// Records a blob with its recipe segments and rebuild-script segments (start offset,
+    /// encoded bytes).
     pub fn put_blob(
         &mut self,
         digest: &Digest,
         rec: &BlobRecord,
         segments: &[(u64, Vec<u8>)],
+        script: &[(u64, Vec<u8>)],
     ) -> Result<()> {
         let key = digest.to_string();
         {
             let mut t = ix!(self, self.tx.open_table(BLOBS))?;
             ix!(self, t.insert(key.as_str(), encode_json(rec).as_slice()))?;
         }
-        let mut t = ix!(self, self.tx.open_table(RECIPES))?;
-        for (start, bytes) in segments {
+        {
+            let mut t = ix!(self, self.tx.open_table(RECIPES))?;
+            for (start, bytes) in segments {
+                ix!(self, t.insert((key.as_str(), *start), bytes.as_slice()))?;
+            }
+        }
+        let mut t = ix!(self, self.tx.open_table(REBUILDS))?;
+        for (start, bytes) in script {
             ix!(self, t.insert((key.as_str(), *start), bytes.as_slice()))?;
         }
         Ok(())
@@ -747,16 +872,18 @@ impl WriteTx<'_> {
             let mut t = ix!(self, self.tx.open_table(BLOBS))?;
             ix!(self, t.remove(key.as_str()))?;
         }
-        let mut t = ix!(self, self.tx.open_table(RECIPES))?;
-        let starts: Vec<u64> = {
-            let mut v = Vec::new();
-            for row in ix!(self, t.range((key.as_str(), 0)..=(key.as_str(), u64::MAX)))? {
-                v.push(ix!(self, row)?.0.value().1);
+        for table in [RECIPES, REBUILDS] {
+            let mut t = ix!(self, self.tx.open_table(table))?;
+            let starts: Vec<u64> = {
+                let mut v = Vec::new();
+                for row in ix!(self, t.range((key.as_str(), 0)..=(key.as_str(), u64::MAX)))? {
+                    v.push(ix!(self, row)?.0.value().1);
+                }
+                v
+            };
+            for s in starts {
+                ix!(self, t.remove((key.as_str(), s)))?;
             }
-            v
-        };
-        for s in starts {
-            ix!(self, t.remove((key.as_str(), s)))?;
         }
         let mut e = ix!(self, self.tx.open_multimap_table(EDGES))?;
         ix!(self, e.remove_all(key.as_str()))?;

@@ -32,13 +32,20 @@
 //! assert_eq!(back, data);
 //! ```
 
+mod cache;
 mod digest;
+mod du;
 mod error;
 mod gc;
+mod gzip;
 mod index;
+mod layer;
 mod pack;
 mod put;
+mod put_gzip;
 mod read;
+mod read_gzip;
+mod rebuild;
 mod recipe;
 mod repo;
 mod store;
@@ -49,13 +56,15 @@ pub use airlock_chunker::ChunkerParams;
 
 pub use crate::{
     digest::{Algorithm, Digest, Hasher, HashingReader},
+    du::{DiskUsage, LayerUsage},
     error::{Error, Result},
     gc::{GcOptions, GcPlan, GcReport},
+    layer::{Encoding, OpaqueReason, StoredAs},
     put::{PutOptions, PutOutcome},
     read::{BlobReader, BlobStat, Layout, unwrap_io},
     repo::{Link, RepoChange, TagChange},
     store::{Access, FormatConflict, STORE_FORMAT_VERSION, Store, StoreFormat, StoreOptions},
-    verify::{Defect, DiskUsage, Verify, VerifyReport},
+    verify::{Defect, Verify, VerifyReport},
 };
 
 /// Identifier of a pack file (printed as 16 hex digits, its file name).

@@ -18,7 +18,9 @@ use crate::{
     Digest, Error, PackId, Result, Store,
     digest::HashingReader,
     index::{BlobRecord, ChunkRecord, CutLayout, PackRecord, RecipeKind},
+    layer::{Encoding, OpaqueReason, SNIFF_BYTES},
     pack::{ChunkLoc, CompressedFrame, MAX_FRAME_RAW_BYTES, PackWriter},
+    rebuild::{Corrections, ScriptBuilder},
     recipe::RecipeBuilder,
     store::now,
 };
@@ -171,15 +173,121 @@ impl<R: Read> Read for Limited<R> {
 
 type Batch = std::result::Result<Vec<Piece>, airlock_chunker::Error>;
 
-/// What a put's consumer built from the chunker's batches.
-struct Consumed {
-    recipe: RecipeBuilder,
+/// Encoded recipe or script segments with their start offsets.
+type Segments = Vec<(u64, Vec<u8>)>;
+
+/// Correction data at least this long is stored as a chunk, shorter inline in the script.
+const CORRECTIONS_CHUNK_BYTES: usize = 4096;
+
+/// What a put's producers send its consumer.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// The chunker's next batch.
+    Pieces(Batch),
+    /// Raw bytes of the rebuild script.
+    Raw(Vec<u8>),
+    /// A deflate step of the rebuild script.
+    Step {
+        plain: u32,
+        out: u32,
+        corrections: Vec<u8>,
+    },
+    /// The compressed stream will be kept as it is, for this reason.
+    Opaque(OpaqueReason),
+}
+
+/// Sends a chunker's batches until it is exhausted or fails, or the consumer is gone.
+pub(crate) fn send_batches<R: Read>(chunker: &mut Chunker<R>, tx: &mpsc::SyncSender<Msg>) {
+    loop {
+        match chunker.next_batch() {
+            Ok(Some(b)) => {
+                if tx.send(Msg::Pieces(Ok(b))).is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = tx.send(Msg::Pieces(Err(e)));
+                break;
+            }
+        }
+    }
+}
+
+pub(crate) fn cut_layout(layout: airlock_chunker::Layout) -> CutLayout {
+    match layout {
+        airlock_chunker::Layout::Tar { .. } => CutLayout::Tar,
+        airlock_chunker::Layout::TarThenPlain { .. } => CutLayout::TarThenPlain,
+        airlock_chunker::Layout::Plain => CutLayout::Plain,
+    }
+}
+
+pub(crate) fn thread_panicked(store: &Store, what: &'static str) -> Error {
+    Error::Io {
+        op: what,
+        path: store.inner.root.clone(),
+        source: io::Error::other("a put thread panicked"),
+    }
+}
+
+/// A reader that hands back its first bytes after looking at them.
+struct Sniffed<R> {
+    head: [u8; SNIFF_BYTES],
+    len: usize,
+    pos: usize,
+    inner: R,
+}
+
+impl<R: Read> Sniffed<R> {
+    /// Reads the first bytes (fewer at the end of the input) and recognises the encoding.
+    fn new(mut inner: R) -> io::Result<(Encoding, Sniffed<R>)> {
+        let mut head = [0u8; SNIFF_BYTES];
+        let mut len = 0;
+        while len < SNIFF_BYTES {
+            match inner.read(&mut head[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let encoding = Encoding::sniff(&head[..len]);
+        Ok((
+            encoding,
+            Sniffed {
+                head,
+                len,
+                pos: 0,
+                inner,
+            },
+        ))
+    }
+}
+
+impl<R: Read> Read for Sniffed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos < self.len {
+            let n = buf.len().min(self.len - self.pos);
+            buf[..n].copy_from_slice(&self.head[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// What a put's consumer built from its producers' messages.
+pub(crate) struct Consumed {
+    pub(crate) recipe: RecipeBuilder,
+    pub(crate) script: ScriptBuilder,
     /// Locations of the chunks this put appended.
-    new_locs: Vec<(ChunkId, ChunkLoc)>,
+    pub(crate) new_locs: Vec<(ChunkId, ChunkLoc)>,
     /// Every chunk the recipe names, once.
     distinct: HashSet<ChunkId>,
     /// New chunks, their raw bytes, bytes appended to packs.
     stats: (u64, u64, u64),
+    /// Set when a producer gave up on rebuilding: nothing after it was stored.
+    pub(crate) opaque: Option<OpaqueReason>,
 }
 
 impl Store {
@@ -187,6 +295,11 @@ impl Store {
     /// streaming. On a mismatch nothing is stored and the error names both digests. Putting a
     /// blob that is already stored verifies the content and writes no pack bytes. Content
     /// longer than `max_size` or `expected_size` fails with [`Error::TooLarge`].
+    ///
+    /// The encoding is recognised from the first bytes: gzip is stored as chunks of its
+    /// decompressed payload plus a rebuild script when preflate-rs rebuilds it exactly (see
+    /// `put_gzip`), anything else as chunks of its own bytes (tar-aware when it parses as a
+    /// tar).
     pub fn put_blob<R: Read + Send>(
         &self,
         expected: &Digest,
@@ -208,27 +321,46 @@ impl Store {
         if self.inner.index.read()?.blob(expected)?.is_some() {
             return self.verify_existing(expected, src, opts);
         }
+        let (encoding, src) = Sniffed::new(src).map_err(|e| {
+            self.source_error(
+                expected,
+                Error::Source {
+                    digest: expected.clone(),
+                    offset: 0,
+                    source: e,
+                },
+            )
+        })?;
+        match encoding {
+            Encoding::Gzip => self.put_gzip(expected, src, opts),
+            Encoding::Zstd => self.put_plain(
+                expected,
+                src,
+                opts,
+                encoding,
+                Some(OpaqueReason::ZstdNotRebuilt),
+            ),
+            Encoding::Raw => self.put_plain(expected, src, opts, encoding, None),
+        }
+    }
+
+    /// Stores `src` as chunks of its own bytes (the caller holds the GC lock).
+    pub(crate) fn put_plain<R: Read + Send>(
+        &self,
+        expected: &Digest,
+        src: R,
+        opts: PutOptions,
+        encoding: Encoding,
+        opaque: Option<OpaqueReason>,
+    ) -> Result<PutOutcome> {
         let mut hashing = HashingReader::new(src, expected.algorithm());
         let params = self.inner.chunker;
-        let (tx, rx) = mpsc::sync_channel::<Batch>(2);
+        let (tx, rx) = mpsc::sync_channel::<Msg>(2);
         let mut writers = Writers::new(self);
         let (consumed, produced) = std::thread::scope(|s| {
             let producer = s.spawn(move || {
                 let mut chunker = Chunker::new(&mut hashing, params, Mode::Auto);
-                loop {
-                    match chunker.next_batch() {
-                        Ok(Some(b)) => {
-                            if tx.send(Ok(b)).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            break;
-                        }
-                    }
-                }
+                send_batches(&mut chunker, &tx);
                 let layout = chunker.layout();
                 drop(chunker);
                 (layout, hashing.finish())
@@ -238,11 +370,7 @@ impl Store {
         });
         let Ok((layout, (actual, size))) = produced else {
             writers.rollback();
-            return Err(Error::Io {
-                op: "chunking",
-                path: self.inner.root.clone(),
-                source: io::Error::other("chunker thread panicked"),
-            });
+            return Err(thread_panicked(self, "chunking"));
         };
         let consumed = match consumed {
             Ok(c) => c,
@@ -251,49 +379,83 @@ impl Store {
                 return Err(self.source_error(expected, e));
             }
         };
-        if actual != *expected {
-            writers.rollback();
-            return Err(Error::DigestMismatch {
-                expected: expected.clone(),
-                actual,
-            });
-        }
-        if let Some(e) = opts.expected_size.filter(|&e| e != size) {
-            writers.rollback();
-            return Err(Error::SizeMismatch {
-                digest: expected.clone(),
-                expected: e,
-                actual: size,
-            });
-        }
-        let synced = writers.all().try_for_each(|(w, _)| w.sync());
-        if let Err(e) = synced {
-            writers.rollback();
-            return Err(e);
-        }
-        let Consumed {
-            recipe,
-            new_locs,
-            distinct,
-            stats,
-        } = consumed;
+        self.check_received(expected, &opts, actual, size, &mut writers)?;
         let record = BlobRecord {
             size,
             kind: RecipeKind::Plain,
-            layout: match layout {
-                airlock_chunker::Layout::Tar { .. } => CutLayout::Tar,
-                airlock_chunker::Layout::TarThenPlain { .. } => CutLayout::TarThenPlain,
-                airlock_chunker::Layout::Plain => CutLayout::Plain,
-            },
-            chunks: recipe.chunk_count(),
-            inline_bytes: recipe.inline_bytes(),
+            layout: cut_layout(layout),
+            encoding,
+            opaque,
+            rebuild_bytes: 0,
+            chunks: consumed.recipe.chunk_count(),
+            inline_bytes: consumed.recipe.inline_bytes(),
             created: now(),
             touched: 0,
+        };
+        self.finish_put(expected, record, consumed, writers)
+    }
+
+    /// Checks what was received against the promise; rolls back on a mismatch and syncs the
+    /// packs otherwise.
+    pub(crate) fn check_received<'a>(
+        &'a self,
+        expected: &Digest,
+        opts: &PutOptions,
+        actual: Digest,
+        size: u64,
+        writers: &mut Writers<'a>,
+    ) -> Result<()> {
+        let failure = if actual != *expected {
+            Some(Error::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            })
+        } else {
+            opts.expected_size
+                .filter(|&e| e != size)
+                .map(|e| Error::SizeMismatch {
+                    digest: expected.clone(),
+                    expected: e,
+                    actual: size,
+                })
+        };
+        if let Some(e) = failure {
+            std::mem::replace(writers, Writers::new(self)).rollback();
+            return Err(e);
+        }
+        let synced = writers.all().try_for_each(|(w, _)| w.sync());
+        if let Err(e) = synced {
+            std::mem::replace(writers, Writers::new(self)).rollback();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Commits a put whose pack bytes are synced, and reports it.
+    pub(crate) fn finish_put(
+        &self,
+        expected: &Digest,
+        record: BlobRecord,
+        consumed: Consumed,
+        mut writers: Writers<'_>,
+    ) -> Result<PutOutcome> {
+        let Consumed {
+            recipe,
+            script,
+            new_locs,
+            distinct,
+            stats,
+            ..
+        } = consumed;
+        let size = record.size;
+        let script = match record.kind {
+            RecipeKind::Deflate { .. } => script.finish(),
+            RecipeKind::Plain => Vec::new(),
         };
         let committed = self.commit_put(
             expected,
             &record,
-            recipe.finish(),
+            (recipe.finish(), script),
             &new_locs,
             &distinct,
             &mut writers,
@@ -319,17 +481,19 @@ impl Store {
 
     /// Receives batches from the chunker: builds the recipe, finds new chunks, compresses them
     /// into frames in parallel and appends them through `writers`.
-    fn consume<'a>(
+    pub(crate) fn consume<'a>(
         &'a self,
         digest: &Digest,
-        rx: mpsc::Receiver<Batch>,
+        rx: mpsc::Receiver<Msg>,
         writers: &mut Writers<'a>,
     ) -> Result<Consumed> {
         let mut c = Consumed {
             recipe: RecipeBuilder::default(),
+            script: ScriptBuilder::default(),
             new_locs: Vec::new(),
             distinct: HashSet::new(),
             stats: (0, 0, 0),
+            opaque: None,
         };
         let mut new_ids = HashSet::new();
         let mut pending: Vec<Chunk> = Vec::new();
@@ -344,28 +508,63 @@ impl Store {
             }
             Ok(())
         };
-        for batch in rx {
-            let batch = batch.map_err(|e| Error::Chunker {
-                digest: digest.clone(),
-                source: e,
-            })?;
-            let rtx = self.inner.index.read()?;
-            for piece in batch {
-                match piece {
-                    Piece::Inline(bytes) => c.recipe.inline(&bytes),
-                    Piece::Chunk(chunk) => {
-                        c.recipe.chunk(&chunk.id, chunk.data.len() as u32);
-                        c.distinct.insert(chunk.id);
-                        if new_ids.contains(&chunk.id) || rtx.chunk(&chunk.id)?.is_some() {
-                            continue;
+        for msg in rx {
+            if c.opaque.is_some() {
+                // Kept as compressed bytes: drain the senders, store nothing more.
+                continue;
+            }
+            let mut chunks = Vec::new();
+            match msg {
+                Msg::Pieces(batch) => {
+                    let batch = batch.map_err(|e| Error::Chunker {
+                        digest: digest.clone(),
+                        source: e,
+                    })?;
+                    for piece in batch {
+                        match piece {
+                            Piece::Inline(bytes) => c.recipe.inline(&bytes),
+                            Piece::Chunk(chunk) => {
+                                c.recipe.chunk(&chunk.id, chunk.data.len() as u32);
+                                chunks.push(chunk);
+                            }
                         }
-                        new_ids.insert(chunk.id);
-                        c.stats.0 += 1;
-                        c.stats.1 += chunk.data.len() as u64;
-                        pending_bytes += chunk.data.len();
-                        pending.push(chunk);
                     }
                 }
+                Msg::Raw(bytes) => c.script.raw(&bytes),
+                Msg::Step {
+                    plain,
+                    out,
+                    corrections,
+                } => {
+                    if corrections.len() >= CORRECTIONS_CHUNK_BYTES {
+                        let chunk = Chunk {
+                            id: ChunkId::of(&corrections),
+                            data: corrections,
+                        };
+                        let len = chunk.data.len() as u32;
+                        c.script
+                            .step(plain, out, &Corrections::Chunk { id: chunk.id, len });
+                        chunks.push(chunk);
+                    } else {
+                        c.script.step(plain, out, &Corrections::Inline(corrections));
+                    }
+                }
+                Msg::Opaque(reason) => {
+                    c.opaque = Some(reason);
+                    continue;
+                }
+            }
+            let rtx = self.inner.index.read()?;
+            for chunk in chunks {
+                c.distinct.insert(chunk.id);
+                if new_ids.contains(&chunk.id) || rtx.chunk(&chunk.id)?.is_some() {
+                    continue;
+                }
+                new_ids.insert(chunk.id);
+                c.stats.0 += 1;
+                c.stats.1 += chunk.data.len() as u64;
+                pending_bytes += chunk.data.len();
+                pending.push(chunk);
             }
             drop(rtx);
             if pending_bytes >= flush_at {
@@ -373,7 +572,7 @@ impl Store {
                 pending_bytes = 0;
             }
         }
-        if !pending.is_empty() {
+        if !pending.is_empty() && c.opaque.is_none() {
             run(&mut pending, &mut c)?;
         }
         Ok(c)
@@ -426,7 +625,7 @@ impl Store {
         &self,
         digest: &Digest,
         record: &BlobRecord,
-        segments: Vec<(u64, Vec<u8>)>,
+        (segments, script): (Segments, Segments),
         new_locs: &[(ChunkId, ChunkLoc)],
         distinct: &HashSet<ChunkId>,
         writers: &mut Writers<'_>,
@@ -449,7 +648,7 @@ impl Store {
                 rec.refs = rec.refs.saturating_add(1);
                 tx.put_chunk(id, &rec)?;
             }
-            tx.put_blob(digest, record, &segments)?;
+            tx.put_blob(digest, record, &segments, &script)?;
         }
         let mut max_id = 0;
         for (w, _) in writers.all() {
@@ -527,7 +726,7 @@ impl Store {
     }
 
     /// Turns a reader failure into the error a caller expects: `TooLarge` for the size limit.
-    fn source_error(&self, digest: &Digest, e: Error) -> Error {
+    pub(crate) fn source_error(&self, digest: &Digest, e: Error) -> Error {
         let too_large = |src: &io::Error| src.kind() == io::ErrorKind::FileTooLarge;
         match e {
             Error::Chunker {

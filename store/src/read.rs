@@ -1,11 +1,14 @@
 //! Reading a blob back: a streaming reader over its recipe, one segment at a time.
 //!
 //! Every chunk is checked against its BLAKE3 id as it is read, so damage in a pack surfaces as
-//! an error naming the pack and offset, never as wrong bytes.
+//! an error naming the pack and offset, never as wrong bytes. A `Deflate` blob is rebuilt by
+//! `read_gzip` from its payload and rebuild script, or served from the blob cache; a full read
+//! that rebuilds it fills the cache.
 
 use std::{
     collections::VecDeque,
-    io::{self, Read},
+    fs::File,
+    io::{self, Read, Seek, SeekFrom},
     ops::Range,
     sync::Arc,
 };
@@ -15,7 +18,9 @@ use airlock_chunker::ChunkId;
 use crate::{
     Digest, Error, PackId, Result, Store,
     index::{BlobRecord, CutLayout, RecipeKind},
+    layer::{Encoding, StoredAs},
     pack::{self, ChunkLoc, DecodedFrame},
+    read_gzip::DeflateReader,
     recipe::{Entry, decode_segment},
 };
 
@@ -34,6 +39,12 @@ pub struct BlobStat {
     pub inline_bytes: u64,
     /// Unix seconds when it was stored.
     pub created: u64,
+    /// The encoding recognised from its bytes.
+    pub encoding: Encoding,
+    /// How its bytes are kept.
+    pub stored_as: StoredAs,
+    /// Bytes of decompressed payload (rebuilt gzip blobs only).
+    pub plain_size: Option<u64>,
 }
 
 /// How a blob's content was cut.
@@ -72,6 +83,12 @@ impl Store {
             chunks: r.chunks,
             inline_bytes: r.inline_bytes,
             created: r.created,
+            encoding: r.encoding,
+            stored_as: stored_as(&r),
+            plain_size: match r.kind {
+                RecipeKind::Deflate { plain_size } => Some(plain_size),
+                RecipeKind::Plain => None,
+            },
         }))
     }
 
@@ -81,8 +98,20 @@ impl Store {
         self.open_blob_range(digest, 0..size)
     }
 
-    /// A streaming reader over bytes `range` of a blob.
+    /// A streaming reader over bytes `range` of a blob. A rebuilt gzip blob comes from the
+    /// blob cache when it holds it; otherwise it is rebuilt from its start (memory stays
+    /// bounded), and a read of the whole blob fills the cache.
     pub fn open_blob_range(&self, digest: &Digest, range: Range<u64>) -> Result<BlobReader> {
+        self.open_range(digest, range, true)
+    }
+
+    /// As [`Store::open_blob_range`]; `cached: false` rebuilds from the packs (verify).
+    pub(crate) fn open_range(
+        &self,
+        digest: &Digest,
+        range: Range<u64>,
+        cached: bool,
+    ) -> Result<BlobReader> {
         let rec = self.blob_record(digest)?;
         if range.start > range.end || range.end > rec.size {
             return Err(Error::RangeNotSatisfiable {
@@ -92,17 +121,38 @@ impl Store {
                 size: rec.size,
             });
         }
-        let RecipeKind::Plain = rec.kind;
+        let src = match rec.kind {
+            RecipeKind::Plain => Source::Plain(PlainReader::new(self, digest, range.start)),
+            RecipeKind::Deflate { plain_size } => {
+                let cache = &self.inner.cache;
+                match cached.then(|| cache.open(digest)).flatten() {
+                    Some(mut file) => {
+                        file.seek(SeekFrom::Start(range.start))
+                            .map_err(Error::io("reading cached blob", digest.to_string()))?;
+                        Source::File(file)
+                    }
+                    None => {
+                        let fill = (cached && range == (0..rec.size))
+                            .then(|| cache.fill(digest, rec.size))
+                            .flatten();
+                        let plain = PlainReader::new(self, digest, 0);
+                        Source::Deflate(Box::new(DeflateReader::new(
+                            self,
+                            digest,
+                            plain,
+                            plain_size,
+                            range.start,
+                            fill,
+                        )))
+                    }
+                }
+            }
+        };
         Ok(BlobReader {
-            store: self.clone(),
             digest: digest.clone(),
             pos: range.start,
             end: range.end,
-            seg_start: None,
-            entries: VecDeque::new(),
-            buf: Vec::new(),
-            buf_pos: 0,
-            frame: None,
+            src,
         })
     }
 
@@ -170,19 +220,18 @@ pub fn unwrap_io(digest: &Digest, e: io::Error) -> Error {
 /// [`Error`] (use [`unwrap_io`] to get it back).
 #[derive(Debug)]
 pub struct BlobReader {
-    store: Store,
     digest: Digest,
-    /// Logical offset of the next byte to produce.
+    /// Offset of the next byte to produce.
     pos: u64,
     end: u64,
-    /// Start of the last loaded segment.
-    seg_start: Option<u64>,
-    /// Entries after `pos`, with their resolved chunk locations. The first one may start before
-    /// `pos` (only right after a seek into the middle of a segment).
-    entries: VecDeque<(u64, Entry, Option<ChunkLoc>)>,
-    buf: Vec<u8>,
-    buf_pos: usize,
-    frame: Option<Arc<DecodedFrame>>,
+    src: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    Plain(PlainReader),
+    Deflate(Box<DeflateReader>),
+    File(File),
 }
 
 impl BlobReader {
@@ -199,6 +248,100 @@ impl BlobReader {
     /// The blob being read.
     pub fn digest(&self) -> &Digest {
         &self.digest
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let max = out.len().min(left);
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = match &mut self.src {
+            Source::Plain(r) => r.read(&mut out[..max])?,
+            Source::Deflate(r) => r.read(&mut out[..max])?,
+            Source::File(f) => f.read(&mut out[..max]).map_err(|e| {
+                io::Error::other(Error::Io {
+                    op: "reading cached blob",
+                    path: self.digest.to_string().into(),
+                    source: e,
+                })
+            })?,
+        };
+        if n == 0 {
+            return Err(io::Error::other(Error::Rebuild {
+                digest: self.digest.clone(),
+                offset: self.pos,
+                what: format!("its source ended before byte {}", self.end),
+            }));
+        }
+        self.pos += n as u64;
+        if self.pos == self.end
+            && let Source::Deflate(r) = &mut self.src
+            && let Err(e) = r.finish()
+        {
+            // Every byte asked for was produced; only the cache fill is lost.
+            tracing::warn!("finishing the rebuild of blob {}: {e}", self.digest);
+        }
+        Ok(n)
+    }
+}
+
+/// How a blob's record says its bytes are kept.
+pub(crate) fn stored_as(r: &BlobRecord) -> StoredAs {
+    match (r.kind, r.opaque) {
+        (RecipeKind::Deflate { .. }, _) => StoredAs::Rebuilt,
+        (RecipeKind::Plain, Some(reason)) => StoredAs::Opaque(reason),
+        (RecipeKind::Plain, None) => StoredAs::Chunks,
+    }
+}
+
+/// Streams the bytes a blob's content recipe holds, from an offset to its end.
+#[derive(Debug)]
+pub(crate) struct PlainReader {
+    store: Store,
+    digest: Digest,
+    /// Logical offset of the next byte to produce.
+    pos: u64,
+    /// Start of the last loaded segment.
+    seg_start: Option<u64>,
+    /// Entries after `pos`, with their resolved chunk locations. The first one may start before
+    /// `pos` (only right after a seek into the middle of a segment).
+    entries: VecDeque<(u64, Entry, Option<ChunkLoc>)>,
+    buf: Vec<u8>,
+    buf_pos: usize,
+    frame: Option<Arc<DecodedFrame>>,
+}
+
+impl PlainReader {
+    pub(crate) fn new(store: &Store, digest: &Digest, pos: u64) -> PlainReader {
+        PlainReader {
+            store: store.clone(),
+            digest: digest.clone(),
+            pos,
+            seg_start: None,
+            entries: VecDeque::new(),
+            buf: Vec::new(),
+            buf_pos: 0,
+            frame: None,
+        }
+    }
+
+    /// Fetches a chunk through this reader's frame cache (correction data of a rebuild).
+    pub(crate) fn read_other_chunk(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = self
+            .store
+            .inner
+            .index
+            .read()?
+            .chunk(id)?
+            .ok_or_else(|| Error::ChunkMissing {
+                digest: self.digest.clone(),
+                chunk: id.to_hex(),
+            })?
+            .loc;
+        self.read_chunk(id, loc)
     }
 
     /// Loads the next segment's entries (the one covering `pos` on the first call).
@@ -290,9 +433,11 @@ fn pack_exists(store: &Store, id: PackId) -> bool {
     exists
 }
 
-impl Read for BlobReader {
+impl Read for PlainReader {
+    /// Reads on to the end of the recipe; the caller bounds the range (a read past the
+    /// recipe's end is an error naming the blob).
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.end || out.is_empty() {
+        if out.is_empty() {
             return Ok(0);
         }
         if self.buf_pos >= self.buf.len() {
@@ -307,8 +452,7 @@ impl Read for BlobReader {
                 }));
             }
         }
-        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
-        let n = out.len().min(self.buf.len() - self.buf_pos).min(left);
+        let n = out.len().min(self.buf.len() - self.buf_pos);
         out[..n].copy_from_slice(&self.buf[self.buf_pos..self.buf_pos + n]);
         self.buf_pos += n;
         self.pos += n as u64;

@@ -2,8 +2,10 @@
 //!
 //! A recipe is split into segments, each keyed in the index by the logical offset where it
 //! starts, so a range read finds its first segment with one lookup and memory stays bounded by
-//! one segment whatever the blob's size. Segment byte layout, [`RECIPE_FORMAT_VERSION`] 1: a
-//! zstd frame holding a sequence of entries:
+//! one segment whatever the blob's size. A `Deflate` blob's recipe holds its decompressed
+//! payload (offsets are payload offsets); its rebuild script is in `rebuild`. Segment byte
+//! layout, [`RECIPE_FORMAT_VERSION`] 2 (2 added the blob record's encoding, opaque reason and
+//! `Deflate` kind; segments are unchanged since 1): a zstd frame holding a sequence of entries:
 //!
 //! ```text
 //! entry := 0x01 chunk_id:[u8;32] len:u32      a chunk of len bytes
@@ -13,7 +15,7 @@
 use airlock_chunker::ChunkId;
 
 /// Version of the segment byte layout above.
-pub const RECIPE_FORMAT_VERSION: u32 = 1;
+pub const RECIPE_FORMAT_VERSION: u32 = 2;
 
 /// A segment closes after this many entries...
 const SEGMENT_ENTRIES: usize = 2048;
@@ -104,6 +106,11 @@ impl RecipeBuilder {
         self.current_start = self.offset;
         self.current_entries = 0;
         self.current_inline = 0;
+    }
+
+    /// Content bytes so far.
+    pub fn len(&self) -> u64 {
+        self.offset
     }
 
     /// Number of chunk entries.

@@ -6,6 +6,8 @@
 //!   lock           held (flock) by the process that has the store open
 //!   index.redb     the index
 //!   packs/NN/ID.pack
+//!   cache/         materialized gzip blobs (rebuilt once, served many times), bounded LRU
+//!   tmp/           spool files of puts in progress (emptied at each read-write open)
 //! ```
 
 use std::{
@@ -22,13 +24,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, PackId, Result,
+    cache::BlobCache,
     index::Index,
     pack::{self, PACK_FORMAT_VERSION, PackWriter, sync_dir},
+    put_gzip::TMP_DIR,
+    rebuild::{PREFLATE_VERSION, REBUILD_FORMAT_VERSION},
     recipe::RECIPE_FORMAT_VERSION,
 };
 
-/// Version of the store's directory layout and format header.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+/// Version of the store's directory layout and format header (2: `cache/`, `tmp/`, the
+/// rebuild format and preflate-rs version in the header).
+pub const STORE_FORMAT_VERSION: u32 = 2;
 
 /// Pack files kept open for reads at most; a large store has more packs than a process may
 /// have open files.
@@ -63,6 +69,14 @@ pub struct StoreOptions {
     pub pack_size: u64,
     /// Target raw bytes per compressed frame.
     pub frame_size: usize,
+    /// Most bytes of materialized gzip blobs kept in `cache/` (0: no cache).
+    pub blob_cache_size: u64,
+    /// A compressed layer expanding to more than this many bytes per compressed byte is kept
+    /// as its compressed bytes.
+    pub max_decompressed_ratio: u32,
+    /// A compressed layer expanding to more than this many bytes is kept as its compressed
+    /// bytes.
+    pub max_decompressed_size: u64,
 }
 
 impl Default for StoreOptions {
@@ -73,6 +87,9 @@ impl Default for StoreOptions {
             zstd_level: 3,
             pack_size: 64 * 1024 * 1024,
             frame_size: 2 * 1024 * 1024,
+            blob_cache_size: 10 * 1024 * 1024 * 1024,
+            max_decompressed_ratio: 100,
+            max_decompressed_size: 64 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -98,6 +115,10 @@ pub struct StoreFormat {
     pub pack_format: u32,
     /// Recipe byte layout version.
     pub recipe_format: u32,
+    /// Rebuild-script byte layout version.
+    pub rebuild_format: u32,
+    /// The preflate-rs version whose correction data the store holds.
+    pub preflate: String,
 }
 
 impl StoreFormat {
@@ -112,6 +133,8 @@ impl StoreFormat {
             chunk_hash: "blake3-256".into(),
             pack_format: PACK_FORMAT_VERSION,
             recipe_format: RECIPE_FORMAT_VERSION,
+            rebuild_format: REBUILD_FORMAT_VERSION,
+            preflate: PREFLATE_VERSION.into(),
         }
     }
 
@@ -161,6 +184,8 @@ pub(crate) struct Inner {
     /// Puts hold it shared from their first dedup lookup to their commit; GC's deletion takes
     /// it exclusively, so no put can count on a chunk that is being deleted.
     pub(crate) gc_lock: RwLock<()>,
+    /// Materialized gzip blobs.
+    pub(crate) cache: BlobCache,
     _lock: File,
 }
 
@@ -221,18 +246,23 @@ impl Store {
             || format.pack_format != PACK_FORMAT_VERSION
             || format.recipe_format != RECIPE_FORMAT_VERSION
             || format.chunker_version != CHUNKER_VERSION
+            || format.rebuild_format != REBUILD_FORMAT_VERSION
+            || format.preflate != PREFLATE_VERSION
         {
             return Err(Error::Format {
                 path: format_path,
                 what: format!(
-                    "store format {} (packs {}, recipes {}, chunker {}) is not supported by this \
-                     airlock, which reads format {STORE_FORMAT_VERSION} (packs \
-                     {PACK_FORMAT_VERSION}, recipes {RECIPE_FORMAT_VERSION}, chunker \
-                     {CHUNKER_VERSION})",
+                    "store format {} (packs {}, recipes {}, chunker {}, rebuilds {} with {}) is \
+                     not supported by this airlock, which reads format {STORE_FORMAT_VERSION} \
+                     (packs {PACK_FORMAT_VERSION}, recipes {RECIPE_FORMAT_VERSION}, chunker \
+                     {CHUNKER_VERSION}, rebuilds {REBUILD_FORMAT_VERSION} with \
+                     {PREFLATE_VERSION})",
                     format.version,
                     format.pack_format,
                     format.recipe_format,
-                    format.chunker_version
+                    format.chunker_version,
+                    format.rebuild_format,
+                    format.preflate,
                 ),
             });
         }
@@ -277,6 +307,11 @@ impl Store {
         }
         if opts.access == Access::ReadWrite {
             fs::create_dir_all(&packs_dir).map_err(Error::io("creating directory", &packs_dir))?;
+            // Spool files of puts a crash interrupted.
+            let tmp = root.join(TMP_DIR);
+            if tmp.is_dir() {
+                fs::remove_dir_all(&tmp).map_err(Error::io("emptying", &tmp))?;
+            }
         }
         let index = Index::open(&index_path, opts.access)?;
         if created && opts.access == Access::ReadWrite {
@@ -291,13 +326,14 @@ impl Store {
                 access: opts.access,
                 format,
                 chunker,
-                opts,
+                opts: opts.clone(),
                 conflicts,
                 index,
                 pool: Mutex::new(pool),
                 next_pack: Mutex::new(next),
                 files: Mutex::new(HashMap::new()),
                 gc_lock: RwLock::new(()),
+                cache: BlobCache::new(root, opts.blob_cache_size, opts.access),
                 _lock: lock,
             }),
         })

@@ -14,9 +14,8 @@ use airlock_chunker::ChunkId;
 
 use crate::{
     Digest, Error, HashingReader, PackId, Result, Store,
-    index::{BlobRecord, ChunkRecord, CutLayout, ReadTx},
+    index::{BlobRecord, ChunkRecord, ReadTx},
     pack,
-    recipe::Entry,
 };
 
 const PAGE: usize = 4096;
@@ -191,40 +190,6 @@ impl VerifyReport {
     }
 }
 
-/// Space used by the store.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct DiskUsage {
-    /// Stored blobs.
-    pub blobs: u64,
-    /// Sum of blob sizes: what the content would take stored blob by blob.
-    pub logical_bytes: u64,
-    /// Distinct chunks in the index.
-    pub chunks: u64,
-    /// Raw bytes of those chunks (before compression).
-    pub chunk_bytes: u64,
-    /// Bytes kept inline in recipes (tar headers and padding).
-    pub inline_bytes: u64,
-    /// Pack files.
-    pub packs: u64,
-    /// Bytes of pack files on disk.
-    pub pack_bytes: u64,
-    /// Bytes of the index file.
-    pub index_bytes: u64,
-    /// Blobs cut as tar streams (headers inline, file data chunked).
-    pub tar_blobs: u64,
-    /// Blobs cut as tar streams until a block failed to parse.
-    pub tar_then_plain_blobs: u64,
-    /// Blobs cut as plain bytes.
-    pub plain_blobs: u64,
-}
-
-impl DiskUsage {
-    /// Bytes on disk: packs plus index.
-    pub fn stored_bytes(&self) -> u64 {
-        self.pack_bytes + self.index_bytes
-    }
-}
-
 /// Calls `f` on every blob with its record, a page at a time, all from one snapshot.
 pub(crate) fn for_each_blob(
     rtx: &ReadTx<'_>,
@@ -390,8 +355,8 @@ impl Store {
         let mut blob_defects = Vec::new();
         for_each_blob(&rtx, |digest, rec| {
             report.blobs += 1;
-            let entries = match rtx.recipe_entries(digest, rec.size)? {
-                Ok(e) => e,
+            let ids = match rtx.blob_chunk_ids(digest, rec)? {
+                Ok(ids) => ids,
                 Err(what) => {
                     blob_defects.push(Defect::RecipeDamaged {
                         digest: digest.clone(),
@@ -401,31 +366,26 @@ impl Store {
                     return Ok(());
                 }
             };
-            let mut distinct = HashSet::new();
-            for e in &entries {
-                if let Entry::Chunk { id, .. } = e {
-                    if !distinct.insert(*id) {
-                        continue;
-                    }
-                    *counted.entry(*id).or_default() += 1;
-                    if !refs.contains_key(id) {
-                        missing.entry(*id).or_default().insert(digest.clone());
-                        damaged_blobs.insert(digest.clone());
-                    } else if let Some(frame) = bad_chunks.get(id) {
-                        affected_frames
-                            .entry(*frame)
-                            .or_default()
-                            .insert(digest.clone());
-                        affected_packs
-                            .entry(frame.0)
-                            .or_default()
-                            .insert(digest.clone());
-                        damaged_blobs.insert(digest.clone());
-                    }
+            for id in &ids {
+                *counted.entry(*id).or_default() += 1;
+                if !refs.contains_key(id) {
+                    missing.entry(*id).or_default().insert(digest.clone());
+                    damaged_blobs.insert(digest.clone());
+                } else if let Some(frame) = bad_chunks.get(id) {
+                    affected_frames
+                        .entry(*frame)
+                        .or_default()
+                        .insert(digest.clone());
+                    affected_packs
+                        .entry(frame.0)
+                        .or_default()
+                        .insert(digest.clone());
+                    damaged_blobs.insert(digest.clone());
                 }
             }
             if depth == Verify::Full && !damaged_blobs.contains(digest) {
-                match self.open_blob(digest) {
+                // From the packs, never the blob cache: this checks the store.
+                match self.open_range(digest, 0..rec.size, false) {
                     Ok(reader) => {
                         let mut h = HashingReader::new(reader, digest.algorithm());
                         match io::copy(&mut h, &mut io::sink()) {
@@ -534,38 +494,6 @@ impl Store {
         }
         Ok(report)
     }
-
-    /// Logical bytes against stored bytes, and how blobs were cut.
-    pub fn du(&self) -> Result<DiskUsage> {
-        let mut du = DiskUsage::default();
-        let rtx = self.inner.index.read()?;
-        for_each_blob(&rtx, |_, r| {
-            du.blobs += 1;
-            du.logical_bytes += r.size;
-            du.inline_bytes += r.inline_bytes;
-            match r.layout {
-                CutLayout::Tar => du.tar_blobs += 1,
-                CutLayout::TarThenPlain => du.tar_then_plain_blobs += 1,
-                CutLayout::Plain => du.plain_blobs += 1,
-            }
-            Ok(())
-        })?;
-        for_each_chunk(&rtx, |_, r| {
-            du.chunks += 1;
-            du.chunk_bytes += u64::from(r.loc.raw_len);
-            Ok(())
-        })?;
-        for (id, _) in rtx.packs()? {
-            du.packs += 1;
-            let path = pack::pack_path(&self.inner.packs_dir, id);
-            du.pack_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        }
-        let index = self.inner.root.join("index.redb");
-        du.index_bytes = std::fs::metadata(&index)
-            .map_err(Error::io("reading metadata of", &index))?
-            .len();
-        Ok(du)
-    }
 }
 
 /// Reads a frame and checks every chunk it lists; `Err` describes the first problem.
@@ -607,7 +535,11 @@ mod tests {
     use rand::{RngCore, SeedableRng};
 
     use super::*;
-    use crate::{PutOptions, StoreOptions, index::LinkKind, recipe::RecipeBuilder};
+    use crate::{
+        PutOptions, StoreOptions,
+        index::LinkKind,
+        recipe::{Entry, RecipeBuilder},
+    };
 
     fn seeded(seed: u64, len: usize) -> Vec<u8> {
         let mut v = vec![0u8; len];
@@ -729,7 +661,7 @@ mod tests {
         let (d, data) = &f.blobs[2];
         let mut tx = f.store.inner.index.write().unwrap();
         let rec = tx.blob(d).unwrap().unwrap();
-        tx.put_blob(d, &rec, &[(0, b"not a recipe".to_vec())])
+        tx.put_blob(d, &rec, &[(0, b"not a recipe".to_vec())], &[])
             .unwrap();
         tx.commit().unwrap();
         let report = f.store.verify(Verify::Full).unwrap();
@@ -775,7 +707,7 @@ mod tests {
             c.refs += 1;
             tx.put_chunk(&id, &c).unwrap();
         }
-        tx.put_blob(&liar, &rec, &recipe.finish()).unwrap();
+        tx.put_blob(&liar, &rec, &recipe.finish(), &[]).unwrap();
         tx.commit().unwrap();
         let report = f.store.verify(Verify::Full).unwrap();
         assert_eq!(

@@ -1,4 +1,4 @@
-//! `airlock du`: logical bytes against stored bytes.
+//! `airlock du`: logical bytes against stored bytes, and how compressed layers are kept.
 
 use std::process::ExitCode;
 
@@ -49,5 +49,34 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
         "cut as     {} tar, {} tar then plain, {} plain",
         du.tar_blobs, du.tar_then_plain_blobs, du.plain_blobs
     );
+    let opaque = du.opaque_total();
+    println!(
+        "layers     {} compressed ({}): {} as chunks of their content ({}), {} as opaque \
+         compressed bytes ({})",
+        du.compressed.blobs,
+        bytes(du.compressed.bytes),
+        du.rebuilt.blobs,
+        bytes(du.rebuilt.bytes),
+        opaque.blobs,
+        bytes(opaque.bytes)
+    );
+    if du.rebuilt.blobs > 0 {
+        println!(
+            "rebuilt    {} of content rebuilt with {} of reconstruction data ({:.3}%)",
+            bytes(du.rebuilt_payload_bytes),
+            bytes(du.rebuild_bytes),
+            100.0 * du.rebuild_bytes as f64 / du.rebuilt_payload_bytes.max(1) as f64
+        );
+    }
+    for (reason, usage) in &du.opaque {
+        println!(
+            "opaque     {} ({}): {reason}",
+            usage.blobs,
+            bytes(usage.bytes)
+        );
+    }
+    if du.cache_bytes > 0 {
+        println!("cache      {} of rebuilt blobs", bytes(du.cache_bytes));
+    }
     Ok(ExitCode::SUCCESS)
 }

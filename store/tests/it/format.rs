@@ -153,12 +153,19 @@ fn unsupported_or_damaged_format_header_is_refused() {
     drop(Store::open(dir.path(), StoreOptions::default()).unwrap());
     let path = dir.path().join("store.json");
     let original = fs::read_to_string(&path).unwrap();
-    let newer = original.replace("\"version\": 1", "\"version\": 99");
+    let current = format!("\"version\": {}", airlock_store::STORE_FORMAT_VERSION);
+    let newer = original.replace(&current, "\"version\": 99");
     assert_ne!(newer, original);
     fs::write(&path, newer).unwrap();
     let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Format { .. }), "{err}");
     assert!(err.to_string().contains("99"), "{err}");
+    // Correction data is tied to preflate-rs's minor version: another one is refused.
+    let other = original.replace("preflate-rs 0.7", "preflate-rs 0.8");
+    assert_ne!(other, original);
+    fs::write(&path, other).unwrap();
+    let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("preflate-rs 0.8"), "{err}");
     fs::write(&path, "{ not json").unwrap();
     let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Format { .. }), "{err}");

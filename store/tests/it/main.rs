@@ -8,6 +8,8 @@ mod dedup; // chunk-level dedup across blobs and tar versions; PutOutcome and du
 mod errors; // failed puts store nothing; unknown blobs, bad ranges, failing readers
 mod format; // format parameters recorded at creation win; read-only access; the store lock
 mod gc; // plan then apply: roots, grace, tag-history window, repack, GC during writes
+mod layer_versions; // issue 3: a rebuilt base's second version stores little new
+mod layers; // issue 3: gzip encoders round-trip, fallbacks and reasons, ranges, cache, GC
 mod packs; // packs seal at the size limit, blobs span packs, packs describe themselves
 mod repos; // links, tags and history, referrers, uploads, all-or-nothing changes
 mod roundtrip; // put then read back: edge sizes, tars, sha512, ranges, concurrent puts

@@ -1,0 +1,172 @@
+//! Rebuilding a `Deflate` blob's exact gzip bytes as a stream.
+//!
+//! [`DeflateReader`] walks the rebuild script one segment at a time: raw ops are copied, each
+//! deflate step reads its payload bytes from the content recipe (a `PlainReader`, every chunk
+//! checked against its id) and its correction data, and preflate-rs recompresses them. Memory
+//! is bounded by one step (a few MiB of payload) and one script segment. A range that starts
+//! inside the blob is served by rebuilding from the start and discarding what comes before it
+//! (preflate-rs cannot resume mid-stream); the blob cache makes repeated reads cheap. A step
+//! whose output differs in length from what the script recorded is an error naming the blob
+//! and offset; the bytes themselves are checked by the digest (verify, the cache fill).
+
+use std::{
+    collections::VecDeque,
+    io::{self, Read},
+};
+
+use crate::{
+    Digest, Error, Result, Store,
+    cache::CacheFill,
+    gzip::Rebuilder,
+    read::PlainReader,
+    rebuild::{Corrections, Op, decode_script_segment},
+};
+
+/// Streams a rebuilt gzip blob from an offset to its end.
+#[derive(Debug)]
+pub(crate) struct DeflateReader {
+    store: Store,
+    digest: Digest,
+    plain: PlainReader,
+    plain_left: u64,
+    /// Output offset of the last loaded script segment.
+    seg_start: Option<u64>,
+    ops: VecDeque<Op>,
+    rebuilder: Rebuilder,
+    /// Output offset of `buf[0]`.
+    buf_offset: u64,
+    buf: Vec<u8>,
+    /// Offset of the next byte to hand out (earlier output is discarded).
+    pos: u64,
+    fill: Option<CacheFill>,
+}
+
+impl DeflateReader {
+    pub(crate) fn new(
+        store: &Store,
+        digest: &Digest,
+        plain: PlainReader,
+        plain_size: u64,
+        pos: u64,
+        fill: Option<CacheFill>,
+    ) -> DeflateReader {
+        DeflateReader {
+            store: store.clone(),
+            digest: digest.clone(),
+            plain,
+            plain_left: plain_size,
+            seg_start: None,
+            ops: VecDeque::new(),
+            rebuilder: Rebuilder::default(),
+            buf_offset: 0,
+            buf: Vec::new(),
+            pos,
+            fill,
+        }
+    }
+
+    fn failed(&self, what: impl Into<String>) -> Error {
+        Error::Rebuild {
+            digest: self.digest.clone(),
+            offset: self.buf_offset + self.buf.len() as u64,
+            what: what.into(),
+        }
+    }
+
+    /// Produces the next op's output into `buf`; `false` at the end of the script.
+    fn next_op(&mut self) -> Result<bool> {
+        if self.ops.is_empty() {
+            let seg = self
+                .store
+                .inner
+                .index
+                .read()?
+                .script_segment_after(&self.digest, self.seg_start)?;
+            let Some((start, bytes)) = seg else {
+                return Ok(false);
+            };
+            let ops = decode_script_segment(&bytes)
+                .ok_or_else(|| self.failed("its rebuild script does not decode"))?;
+            self.seg_start = Some(start);
+            self.ops.extend(ops);
+        }
+        let Some(op) = self.ops.pop_front() else {
+            return Ok(false);
+        };
+        self.buf_offset += self.buf.len() as u64;
+        self.buf = match op {
+            Op::Raw(bytes) => {
+                self.rebuilder.reset();
+                bytes
+            }
+            Op::Step {
+                plain,
+                out,
+                corrections,
+            } => {
+                if u64::from(plain) > self.plain_left {
+                    return Err(self.failed("its rebuild script needs more payload than stored"));
+                }
+                self.plain_left -= u64::from(plain);
+                let mut payload = vec![0u8; plain as usize];
+                self.plain
+                    .read_exact(&mut payload)
+                    .map_err(|e| crate::unwrap_io(&self.digest, e))?;
+                let corrections = match corrections {
+                    Corrections::Inline(bytes) => bytes,
+                    Corrections::Chunk { id, .. } => self.plain.read_other_chunk(&id)?,
+                };
+                let bytes = self
+                    .rebuilder
+                    .step(payload, corrections)
+                    .map_err(|what| self.failed(what))?;
+                if bytes.len() != out as usize {
+                    return Err(self.failed(format!(
+                        "a deflate step rebuilt {} bytes, {out} were recorded",
+                        bytes.len()
+                    )));
+                }
+                bytes
+            }
+        };
+        if let Some(fill) = self.fill.as_mut() {
+            fill.write(&self.buf);
+        }
+        Ok(true)
+    }
+
+    /// Runs the script to its end (it produces nothing past the blob's size) and hands a
+    /// complete cache fill to the cache, which checks its digest before publishing it.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        while self.next_op()? {}
+        if self.plain_left != 0 {
+            return Err(self.failed("its rebuild script ends before its payload"));
+        }
+        if let Some(fill) = self.fill.take() {
+            self.store.inner.cache.publish(&self.digest, fill);
+        }
+        Ok(())
+    }
+}
+
+impl Read for DeflateReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let buf_end = self.buf_offset + self.buf.len() as u64;
+            if self.pos < buf_end {
+                let start = (self.pos - self.buf_offset) as usize;
+                let n = out.len().min(self.buf.len() - start);
+                out[..n].copy_from_slice(&self.buf[start..start + n]);
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            if !self.next_op().map_err(io::Error::other)? {
+                self.finish().map_err(io::Error::other)?;
+                return Ok(0);
+            }
+        }
+    }
+}

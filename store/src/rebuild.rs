@@ -1,0 +1,298 @@
+//! Rebuild scripts: how a `Deflate` blob's exact compressed bytes are made again from its
+//! decompressed content.
+//!
+//! A `Deflate` blob has two recipes. Its content recipe (see `recipe`) holds the decompressed
+//! payload (the tar) as chunks and inline pieces, so it dedups like an uncompressed layer. Its
+//! rebuild script is a list of ops that turn that payload back into the original gzip stream:
+//! gzip headers, trailers and any bytes after the last member are copied verbatim, and each
+//! deflate stream is recompressed by preflate-rs, one step at a time, from the next `plain`
+//! bytes of the payload and the step's correction data. A step that follows a raw op (or comes
+//! first) starts a new deflate stream; consecutive steps continue one stream.
+//!
+//! The script is split into segments keyed in the index by the blob offset where their output
+//! starts (every op outputs at least one byte, so keys strictly increase). Segment byte layout,
+//! [`REBUILD_FORMAT_VERSION`] 1: a zstd frame holding a sequence of ops:
+//!
+//! ```text
+//! op := 0x01 len:u32 bytes{len}                              raw bytes, copied to the output
+//!     | 0x02 plain:u32 out:u32 len:u32 bytes{len}            deflate step, corrections inline
+//!     | 0x03 plain:u32 out:u32 chunk_id:[u8;32] len:u32      deflate step, corrections in a chunk
+//! ```
+//!
+//! Correction data is the output of preflate-rs [`PREFLATE_VERSION`]; its encoding is tied to
+//! that minor version, which the store's format header records.
+
+use airlock_chunker::ChunkId;
+
+/// Version of the script byte layout above.
+pub const REBUILD_FORMAT_VERSION: u32 = 1;
+
+/// The preflate-rs minor version whose correction data a store holds (pinned `=0.7.6`).
+pub const PREFLATE_VERSION: &str = "preflate-rs 0.7";
+
+/// A segment closes after this many ops...
+const SEGMENT_OPS: usize = 1024;
+/// ...or this many inline bytes.
+const SEGMENT_INLINE_BYTES: usize = 1024 * 1024;
+
+const TAG_RAW: u8 = 1;
+const TAG_STEP_INLINE: u8 = 2;
+const TAG_STEP_CHUNK: u8 = 3;
+
+/// Where a step's correction data is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Corrections {
+    /// Kept in the script.
+    Inline(Vec<u8>),
+    /// In a stored chunk.
+    Chunk {
+        /// The chunk.
+        id: ChunkId,
+        /// Its length.
+        len: u32,
+    },
+}
+
+/// One op of a rebuild script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Bytes copied to the output as they are.
+    Raw(Vec<u8>),
+    /// Recompress the next `plain` payload bytes into `out` bytes of deflate stream.
+    Step {
+        /// Payload bytes this step consumes.
+        plain: u32,
+        /// Compressed bytes it produces.
+        out: u32,
+        /// preflate-rs correction data.
+        corrections: Corrections,
+    },
+}
+
+impl Op {
+    /// Bytes of blob output this op produces.
+    pub fn out_len(&self) -> u64 {
+        match self {
+            Op::Raw(b) => b.len() as u64,
+            Op::Step { out, .. } => u64::from(*out),
+        }
+    }
+
+    /// Payload bytes this op consumes.
+    pub fn plain_len(&self) -> u64 {
+        match self {
+            Op::Raw(_) => 0,
+            Op::Step { plain, .. } => u64::from(*plain),
+        }
+    }
+}
+
+/// Builds a script's segments as ops arrive.
+#[derive(Debug, Default)]
+pub struct ScriptBuilder {
+    segments: Vec<(u64, Vec<u8>)>,
+    current: Vec<u8>,
+    current_start: u64,
+    current_ops: usize,
+    current_inline: usize,
+    out: u64,
+    plain: u64,
+    /// Bytes of correction data and raw bytes: the cost of rebuilding.
+    overhead: u64,
+}
+
+impl ScriptBuilder {
+    /// Appends raw bytes (ignored if empty).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.current.push(TAG_RAW);
+        self.current
+            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.current.extend_from_slice(bytes);
+        self.overhead += bytes.len() as u64;
+        self.advance(bytes.len() as u64, 0, bytes.len());
+    }
+
+    /// Appends a deflate step; `out` must be at least 1.
+    pub fn step(&mut self, plain: u32, out: u32, corrections: &Corrections) {
+        match corrections {
+            Corrections::Inline(bytes) => {
+                self.current.push(TAG_STEP_INLINE);
+                self.current.extend_from_slice(&plain.to_le_bytes());
+                self.current.extend_from_slice(&out.to_le_bytes());
+                self.current
+                    .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                self.current.extend_from_slice(bytes);
+                self.overhead += bytes.len() as u64;
+                self.advance(u64::from(out), u64::from(plain), bytes.len());
+            }
+            Corrections::Chunk { id, len } => {
+                self.current.push(TAG_STEP_CHUNK);
+                self.current.extend_from_slice(&plain.to_le_bytes());
+                self.current.extend_from_slice(&out.to_le_bytes());
+                self.current.extend_from_slice(id.as_bytes());
+                self.current.extend_from_slice(&len.to_le_bytes());
+                self.overhead += u64::from(*len);
+                self.advance(u64::from(out), u64::from(plain), 0);
+            }
+        }
+    }
+
+    fn advance(&mut self, out: u64, plain: u64, inline: usize) {
+        self.out += out;
+        self.plain += plain;
+        self.current_ops += 1;
+        self.current_inline += inline;
+        if self.current_ops >= SEGMENT_OPS || self.current_inline >= SEGMENT_INLINE_BYTES {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        if self.current.is_empty() {
+            return;
+        }
+        let raw = std::mem::take(&mut self.current);
+        // As for recipes: compressing a buffer in memory fails only on allocation failure.
+        let encoded = zstd::bulk::compress(&raw, 3).unwrap_or(raw);
+        self.segments.push((self.current_start, encoded));
+        self.current_start = self.out;
+        self.current_ops = 0;
+        self.current_inline = 0;
+    }
+
+    /// Output bytes so far (the blob size once complete).
+    pub fn out_len(&self) -> u64 {
+        self.out
+    }
+
+    /// Payload bytes consumed so far.
+    pub fn plain_len(&self) -> u64 {
+        self.plain
+    }
+
+    /// Correction and raw bytes so far.
+    pub fn overhead(&self) -> u64 {
+        self.overhead
+    }
+
+    /// The finished segments as (output offset, encoded bytes).
+    pub fn finish(mut self) -> Vec<(u64, Vec<u8>)> {
+        self.close();
+        self.segments
+    }
+}
+
+fn u32_at(raw: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(raw.get(i..i + 4)?.try_into().ok()?))
+}
+
+/// Decodes a script segment; `None` if it is damaged.
+pub fn decode_script_segment(bytes: &[u8]) -> Option<Vec<Op>> {
+    let raw = zstd::stream::decode_all(bytes).ok()?;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let tag = raw[i];
+        i += 1;
+        match tag {
+            TAG_RAW => {
+                let len = u32_at(&raw, i)? as usize;
+                i += 4;
+                out.push(Op::Raw(raw.get(i..i + len)?.to_vec()));
+                i += len;
+            }
+            TAG_STEP_INLINE => {
+                let (plain, o, len) =
+                    (u32_at(&raw, i)?, u32_at(&raw, i + 4)?, u32_at(&raw, i + 8)?);
+                i += 12;
+                let bytes = raw.get(i..i + len as usize)?.to_vec();
+                i += len as usize;
+                out.push(Op::Step {
+                    plain,
+                    out: o,
+                    corrections: Corrections::Inline(bytes),
+                });
+            }
+            TAG_STEP_CHUNK => {
+                let (plain, o) = (u32_at(&raw, i)?, u32_at(&raw, i + 4)?);
+                let id: [u8; 32] = raw.get(i + 8..i + 40)?.try_into().ok()?;
+                let len = u32_at(&raw, i + 40)?;
+                i += 44;
+                out.push(Op::Step {
+                    plain,
+                    out: o,
+                    corrections: Corrections::Chunk {
+                        id: ChunkId::from_bytes(id),
+                        len,
+                    },
+                });
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_segments_round_trip_keyed_by_output() {
+        let mut b = ScriptBuilder::default();
+        let mut expect = Vec::new();
+        for i in 0..3000u32 {
+            let op = match i % 3 {
+                0 => Op::Raw(vec![i as u8; (i % 50) as usize + 1]),
+                1 => Op::Step {
+                    plain: i * 7,
+                    out: i + 1,
+                    corrections: Corrections::Inline(vec![1; (i % 900) as usize]),
+                },
+                _ => Op::Step {
+                    plain: i,
+                    out: 3,
+                    corrections: Corrections::Chunk {
+                        id: ChunkId::of(&i.to_le_bytes()),
+                        len: i,
+                    },
+                },
+            };
+            match &op {
+                Op::Raw(bytes) => b.raw(bytes),
+                Op::Step {
+                    plain,
+                    out,
+                    corrections,
+                } => b.step(*plain, *out, corrections),
+            }
+            expect.push(op);
+        }
+        let total = b.out_len();
+        let segs = b.finish();
+        assert!(segs.len() > 1);
+        let (mut got, mut offset) = (Vec::new(), 0);
+        for (start, bytes) in &segs {
+            assert_eq!(*start, offset);
+            for op in decode_script_segment(bytes).unwrap() {
+                offset += op.out_len();
+                got.push(op);
+            }
+        }
+        assert_eq!(offset, total);
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn damaged_script_is_refused() {
+        assert!(decode_script_segment(b"junk").is_none());
+        let bad = zstd::bulk::compress(&[TAG_STEP_CHUNK, 1, 0, 0, 0], 3).unwrap();
+        assert!(decode_script_segment(&bad).is_none());
+        let bad = zstd::bulk::compress(&[9], 3).unwrap();
+        assert!(decode_script_segment(&bad).is_none());
+    }
+}
