@@ -4,6 +4,8 @@
 mod add_docker_archive;
 /// `airlock add oci:` and `oci-archive:`: tags, full names, nested indexes, damaged layouts.
 mod add_oci;
+/// `airlock add docker://`: token auth, all platforms or one, referrers, mirror naming.
+mod add_upstream;
 /// Shared helpers: running the binary, filling a store through the library.
 mod common;
 /// Configuration errors and precedence as the user sees them.

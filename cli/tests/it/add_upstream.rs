@@ -1,0 +1,348 @@
+//! An upstream registry in this process: airlock's own registry behind a layer that wants a
+//! Bearer token for every pull, issued anonymously by a token endpoint (Docker Hub's flow), on
+//! plain HTTP over loopback (`--insecure`).
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+};
+
+use airlock_conformance::{Blob, ImageBuilder, OCI_EMPTY, OCI_INDEX, Registry};
+use airlock_registry::{AppState, RegistryConfig, router};
+use airlock_store::{Access, Store, StoreOptions};
+use axum::{
+    Json, Router,
+    extract::{Query, Request, State},
+    http::{Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::{
+    common::{stderr, stdout},
+    content::{add, ls, read_blob, tag_digest},
+};
+
+const TOKEN: &str = "let-me-in";
+
+#[derive(Clone)]
+struct Guard {
+    realm: String,
+    scopes: Arc<Mutex<Vec<String>>>,
+}
+
+async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let pull = req.method() == Method::GET || req.method() == Method::HEAD;
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !pull || auth == Some(&format!("Bearer {TOKEN}")) {
+        return next.run(req).await;
+    }
+    let challenge = format!(
+        r#"Bearer realm="{}",service="upstream-test",scope="repository:team/app:pull""#,
+        g.realm
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+    )
+        .into_response()
+}
+
+async fn token(State(g): State<Guard>, Query(q): Query<HashMap<String, String>>) -> Response {
+    if q.get("service").map(String::as_str) != Some("upstream-test") {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    if let Ok(mut s) = g.scopes.lock() {
+        s.push(q.get("scope").cloned().unwrap_or_default());
+    }
+    Json(json!({ "token": TOKEN })).into_response()
+}
+
+/// The upstream: a registry over its own store, pulls guarded by tokens.
+struct Upstream {
+    addr: SocketAddr,
+    scopes: Arc<Mutex<Vec<String>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    _data: TempDir,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        let data = tempfile::tempdir().unwrap();
+        let store = Store::open(data.path(), StoreOptions::default()).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let scopes = Arc::new(Mutex::new(Vec::new()));
+        let g = Guard {
+            realm: format!("http://{addr}/token"),
+            scopes: scopes.clone(),
+        };
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let state = AppState::new(store, RegistryConfig::default()).unwrap();
+                let registry =
+                    router(state).layer(middleware::from_fn_with_state(g.clone(), guard));
+                let app = Router::new()
+                    .route("/token", get(token))
+                    .with_state(g)
+                    .merge(registry);
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        Upstream {
+            addr,
+            scopes,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+            _data: data,
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A two-platform index (pushed as `team/app:v1`) and an SBOM referring to it.
+struct Pushed {
+    index: Blob,
+    amd64: airlock_conformance::Image,
+    arm64: airlock_conformance::Image,
+    sbom: airlock_conformance::Image,
+}
+
+async fn push(base: &str) -> Pushed {
+    let r = Registry::new(base);
+    let amd64 = ImageBuilder::new().layers(2).layer_bytes(200_000).build();
+    let arm64 = ImageBuilder::new().build();
+    for (tag, img) in [("amd64", &amd64), ("arm64", &arm64)] {
+        r.push_image("team/app", tag, img).await.unwrap();
+    }
+    let entry = |img: &airlock_conformance::Image, arch: &str| {
+        let mut d = img.manifest.descriptor();
+        d["platform"] = json!({"os": "linux", "architecture": arch});
+        d
+    };
+    let index = Blob::json(
+        OCI_INDEX,
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry(&amd64, "amd64"), entry(&arm64, "arm64")]}),
+    );
+    r.push_manifest("team/app", "v1", &index).await.unwrap();
+    let sbom = ImageBuilder::new()
+        .artifact_type("application/vnd.example.sbom.v1")
+        .config(Blob::new(OCI_EMPTY, b"{}".to_vec()))
+        .subject(&index)
+        .build();
+    for b in sbom.blobs() {
+        r.push_blob("team/app", b).await.unwrap();
+    }
+    r.push_manifest("team/app", &sbom.manifest.digest, &sbom.manifest)
+        .await
+        .unwrap();
+    Pushed {
+        index,
+        amd64,
+        arm64,
+        sbom,
+    }
+}
+
+fn open(data: &Path) -> Store {
+    Store::open(
+        data,
+        StoreOptions {
+            access: Access::ReadOnly,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn pull_with_anonymous_token_all_platforms_and_referrers() {
+    let upstream = Upstream::start();
+    let base = format!("http://{}", upstream.addr);
+    let pushed = push(&base).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let src = format!("docker://{}/team/app:v1", upstream.addr);
+    let o = add(tmp.path(), &data, &["add", "--insecure", &src]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        upstream
+            .scopes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s == "repository:team/app:pull"),
+        "a token was asked for the pull scope"
+    );
+    let repo = format!("127.0.0.1_{}/team/app", upstream.addr.port());
+    let listed = ls(tmp.path(), &data);
+    assert_eq!(
+        tag_digest(&listed, &repo, "v1").as_deref(),
+        Some(pushed.index.digest.as_str()),
+        "{listed}"
+    );
+    for b in pushed
+        .amd64
+        .blobs()
+        .chain(pushed.arm64.blobs())
+        .chain(pushed.sbom.blobs())
+        .chain([
+            &pushed.amd64.manifest,
+            &pushed.arm64.manifest,
+            &pushed.index,
+            &pushed.sbom.manifest,
+        ])
+    {
+        assert_eq!(
+            read_blob(&data, &b.digest),
+            b.bytes,
+            "{} byte-exact",
+            b.digest
+        );
+    }
+    {
+        let store = open(&data);
+        let refs = store
+            .referrers(&repo, &pushed.index.digest.parse().unwrap())
+            .unwrap();
+        assert_eq!(refs.len(), 1, "the SBOM is a referrer of the index");
+        assert_eq!(refs[0].0.to_string(), pushed.sbom.manifest.digest);
+    }
+
+    // Again: nothing to fetch, nothing changes.
+    let o = add(tmp.path(), &data, &["add", "--insecure", &src]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("already present"), "{}", stdout(&o));
+
+    // Served as a mirror: containerd asks for team/app with ns=<upstream host>.
+    let store = Store::open(&data, StoreOptions::default()).unwrap();
+    let state = AppState::new(store, RegistryConfig::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mirror = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    let got = Registry::new(&format!("http://{mirror}"))
+        .request(
+            Method::GET,
+            &format!("/v2/team/app/manifests/v1?ns={}", upstream.addr),
+        )
+        .header("accept", OCI_INDEX)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, pushed.index.bytes);
+    server.abort();
+}
+
+#[tokio::test]
+async fn pull_one_platform_keeps_its_manifest_exact() {
+    let upstream = Upstream::start();
+    let pushed = push(&format!("http://{}", upstream.addr)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let src = format!("docker://{}/team/app:v1", upstream.addr);
+    let o = add(
+        tmp.path(),
+        &data,
+        &[
+            "add",
+            "--insecure",
+            "--platform",
+            "linux/arm64",
+            &src,
+            "--as",
+            "mirror/app:arm",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = ls(tmp.path(), &data);
+    assert_eq!(
+        tag_digest(&listed, "mirror/app", "arm").as_deref(),
+        Some(pushed.arm64.manifest.digest.as_str())
+    );
+    let store = open(&data);
+    for l in &pushed.amd64.layers {
+        assert!(
+            !store.has_blob(&l.digest.parse().unwrap()).unwrap(),
+            "other platforms are not fetched"
+        );
+    }
+    drop(store);
+    let o = add(
+        tmp.path(),
+        &data,
+        &[
+            "add",
+            "--insecure",
+            "--platform",
+            "linux/s390x",
+            &src,
+            "--as",
+            "mirror/app:z",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("linux/arm64"),
+        "lists what there is: {}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn pull_by_digest_needs_a_tag_and_unknown_images_are_named() {
+    let upstream = Upstream::start();
+    let pushed = push(&format!("http://{}", upstream.addr)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let by_digest = format!(
+        "docker://{}/team/app@{}",
+        upstream.addr, pushed.arm64.manifest.digest
+    );
+    let o = add(tmp.path(), &data, &["add", "--insecure", &by_digest]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("needs a tag"), "{}", stderr(&o));
+    let o = add(
+        tmp.path(),
+        &data,
+        &["add", "--insecure", &by_digest, "--as", "pinned/app:1"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let missing = format!("docker://{}/team/app:nope", upstream.addr);
+    let o = add(tmp.path(), &data, &["add", "--insecure", &missing]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+}
