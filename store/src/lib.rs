@@ -43,6 +43,7 @@ mod layer;
 mod pack;
 mod put;
 mod put_gzip;
+mod put_input;
 mod read;
 mod read_gzip;
 mod rebuild;
@@ -50,6 +51,7 @@ mod recipe;
 mod repo;
 mod store;
 mod verify;
+mod writers;
 
 /// Chunk size parameters, fixed when a store is created.
 pub use airlock_chunker::ChunkerParams;

@@ -14,12 +14,14 @@ use std::{
 use airlock_chunker::{Chunk, ChunkId, Chunker, Mode, Piece};
 use rayon::prelude::*;
 
+pub(crate) use crate::writers::Writers;
 use crate::{
-    Digest, Error, PackId, Result, Store,
+    Digest, Error, Result, Store,
     digest::HashingReader,
     index::{BlobRecord, ChunkRecord, CutLayout, PackRecord, RecipeKind},
-    layer::{Encoding, OpaqueReason, SNIFF_BYTES},
-    pack::{ChunkLoc, CompressedFrame, MAX_FRAME_RAW_BYTES, PackWriter},
+    layer::{Encoding, OpaqueReason},
+    pack::{ChunkLoc, CompressedFrame, MAX_FRAME_RAW_BYTES},
+    put_input::{Limited, Sniffed},
     rebuild::{Corrections, ScriptBuilder},
     recipe::RecipeBuilder,
     store::now,
@@ -51,124 +53,6 @@ pub struct PutOutcome {
     pub new_bytes: u64,
     /// Bytes this put appended to packs (compressed, with frame overhead).
     pub stored_bytes: u64,
-}
-
-/// The packs a put appends to, with where each started so a failure can roll them back.
-pub(crate) struct Writers<'a> {
-    store: &'a Store,
-    current: Option<(PackWriter, u64)>,
-    /// Packs that refused a frame because it would take them past the size limit: full.
-    done: Vec<(PackWriter, u64)>,
-}
-
-impl<'a> Writers<'a> {
-    pub(crate) fn new(store: &'a Store) -> Writers<'a> {
-        Writers {
-            store,
-            current: None,
-            done: Vec::new(),
-        }
-    }
-
-    /// Appends a frame to the current pack, moving on to another one when the frame would take
-    /// the current pack past the size limit (an empty pack takes any frame).
-    pub(crate) fn append(&mut self, frame: &CompressedFrame) -> Result<Vec<(ChunkId, ChunkLoc)>> {
-        let pack_size = self.store.inner.opts.pack_size;
-        loop {
-            match &mut self.current {
-                None => {
-                    let w = self.store.inner.take_writer()?;
-                    let start = w.len();
-                    self.current = Some((w, start));
-                }
-                Some((w, _)) if !w.is_empty() && w.len() + frame.len() as u64 > pack_size => {
-                    self.done.extend(self.current.take());
-                }
-                Some((w, _)) => return w.append(frame),
-            }
-        }
-    }
-
-    /// Every pack touched, full ones first.
-    pub(crate) fn all(&mut self) -> impl Iterator<Item = &mut (PackWriter, u64)> {
-        self.done.iter_mut().chain(self.current.iter_mut())
-    }
-
-    /// Cuts every pack back to where this writer found it and hands them back. A pack created
-    /// for this writer and left empty is deleted: a failed put leaves no file behind.
-    pub(crate) fn rollback(mut self) {
-        for (w, start) in self.all() {
-            if let Err(e) = w.rollback(*start) {
-                tracing::warn!("rolling back pack {}: {e}", w.id());
-            }
-        }
-        let known: HashSet<PackId> = match self.store.inner.index.read().and_then(|r| r.packs()) {
-            Ok(p) => p.into_iter().map(|(id, _)| id).collect(),
-            // Without the list, keep every pack: an unreferenced one goes at the next open.
-            Err(_) => return self.release(false),
-        };
-        let mut keep = Vec::new();
-        for (w, start) in self.done.drain(..).chain(self.current.take()) {
-            if w.is_empty() && !known.contains(&w.id()) {
-                w.discard();
-            } else {
-                keep.push((w, start));
-            }
-        }
-        self.done = keep;
-        self.release(false);
-    }
-
-    /// Hands packs back to the pool after the index commit that references them, sealing the
-    /// full ones (all of them when `committed`; only those at the limit after a rollback).
-    pub(crate) fn release(self, committed: bool) {
-        let pack_size = self.store.inner.opts.pack_size;
-        let done = self.done.into_iter().map(|w| (w, committed));
-        let current = self.current.into_iter().map(|w| (w, false));
-        for ((w, _), full) in done.chain(current) {
-            if full || w.len() >= pack_size {
-                let id = w.id();
-                match w.seal() {
-                    Ok(len) => {
-                        if let Err(e) = self.store.record_sealed(id, len) {
-                            tracing::warn!("recording seal of pack {id}: {e}");
-                        }
-                    }
-                    Err(e) => tracing::warn!("sealing pack {id}: {e}"),
-                }
-            } else {
-                self.store.inner.return_writer(w);
-            }
-        }
-    }
-}
-
-/// A reader that refuses to go past a size limit.
-struct Limited<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> Read for Limited<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            // Probe one byte: content of exactly the limit is fine, more is not.
-            let mut probe = [0u8; 1];
-            return match self.inner.read(&mut probe)? {
-                0 => Ok(0),
-                _ => Err(io::Error::new(
-                    io::ErrorKind::FileTooLarge,
-                    "content exceeds the size limit",
-                )),
-            };
-        }
-        let max = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..max])?;
-        self.left -= n as u64;
-        Ok(n)
-    }
 }
 
 type Batch = std::result::Result<Vec<Piece>, airlock_chunker::Error>;
@@ -227,52 +111,6 @@ pub(crate) fn thread_panicked(store: &Store, what: &'static str) -> Error {
         op: what,
         path: store.inner.root.clone(),
         source: io::Error::other("a put thread panicked"),
-    }
-}
-
-/// A reader that hands back its first bytes after looking at them.
-struct Sniffed<R> {
-    head: [u8; SNIFF_BYTES],
-    len: usize,
-    pos: usize,
-    inner: R,
-}
-
-impl<R: Read> Sniffed<R> {
-    /// Reads the first bytes (fewer at the end of the input) and recognises the encoding.
-    fn new(mut inner: R) -> io::Result<(Encoding, Sniffed<R>)> {
-        let mut head = [0u8; SNIFF_BYTES];
-        let mut len = 0;
-        while len < SNIFF_BYTES {
-            match inner.read(&mut head[len..]) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let encoding = Encoding::sniff(&head[..len]);
-        Ok((
-            encoding,
-            Sniffed {
-                head,
-                len,
-                pos: 0,
-                inner,
-            },
-        ))
-    }
-}
-
-impl<R: Read> Read for Sniffed<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos < self.len {
-            let n = buf.len().min(self.len - self.pos);
-            buf[..n].copy_from_slice(&self.head[self.pos..self.pos + n]);
-            self.pos += n;
-            return Ok(n);
-        }
-        self.inner.read(buf)
     }
 }
 
