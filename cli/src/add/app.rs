@@ -226,6 +226,10 @@ mod tests {
         assert!(
             matches!(&app.images[1], AppImage::Full(f) if f.target.as_deref() == Some("example.com/b:1"))
         );
+        // Versions are strings even when YAML would read a number: 1.10 stays 1.10.
+        let app: AppFile =
+            serde_saphyr::from_str("name: shop\nversion: 1.10\nimages: []\n").expect("parse");
+        assert_eq!(app.version, "1.10");
         let bad: Result<AppFile, _> =
             serde_saphyr::from_str("name: shop\nversion: 1\nimagez: []\n");
         assert!(bad.is_err());

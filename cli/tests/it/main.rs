@@ -1,5 +1,7 @@
 //! Integration tests of the `airlock` binary: real processes, real files, loopback only.
 
+/// `airlock add -f app.yaml`: the app index, its links, re-adds, bad files.
+mod add_app;
 /// `airlock add docker-archive:`: both archive layouts, formats, re-adds, hostile archives.
 mod add_docker_archive;
 /// `airlock add oci:` and `oci-archive:`: tags, full names, nested indexes, damaged layouts.
