@@ -6,6 +6,8 @@ mod add_app;
 mod add_docker_archive;
 /// `airlock add oci:` and `oci-archive:`: tags, full names, nested indexes, damaged layouts.
 mod add_oci;
+/// skopeo as producer (docker-archive) and consumer (pulls from `airlock serve`); skipped loudly without it.
+mod add_skopeo;
 /// `airlock add docker://`: token auth, all platforms or one, referrers, mirror naming.
 mod add_upstream;
 /// Shared helpers: running the binary, filling a store through the library.
