@@ -73,8 +73,9 @@ impl TarIndex {
             .with_context(|| format!("reading archive {}", path.display()))?;
         let mut archive = tar::Archive::new(io::BufReader::new(file));
         let mut entries = HashMap::new();
+        // Headers only: the data between them is skipped by seeking, not read.
         let iter = archive
-            .entries()
+            .entries_with_seek()
             .with_context(|| format!("reading archive {}", path.display()))?;
         for entry in iter {
             let entry = entry.with_context(|| format!("reading archive {}", path.display()))?;

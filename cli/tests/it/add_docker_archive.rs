@@ -277,3 +277,56 @@ fn hostile_manifest_json() {
         .collect();
     refused(without, "manifest.json");
 }
+
+#[test]
+fn an_interrupted_add_resumes_without_storing_blobs_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let image = DockerImage::new(21, 3);
+    let archive = tmp.path().join("save.tar");
+    write(
+        &archive,
+        &tar_of(&legacy_entries(&[(&["resume:1"], &image)])),
+    );
+    // What an interrupted run left: one layer stored, nothing linked or tagged.
+    {
+        let store =
+            airlock_store::Store::open(&data, airlock_store::StoreOptions::default()).unwrap();
+        let l = &image.layers[1];
+        store
+            .put_blob(&sha256(l).parse().unwrap(), &l[..], Default::default())
+            .unwrap();
+    }
+    let o = add(
+        tmp.path(),
+        &data,
+        &[
+            "--json",
+            "add",
+            &format!("docker-archive:{}", archive.display()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let status = |d: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "blob" && e["digest"] == d)
+            .map(|e| e["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        status(&sha256(&image.layers[1])).as_deref(),
+        Some("present")
+    );
+    assert_eq!(status(&sha256(&image.layers[0])).as_deref(), Some("stored"));
+    assert_eq!(status(&image.config_digest()).as_deref(), Some("stored"));
+    let done = events
+        .iter()
+        .find(|e| e["event"] == "done")
+        .expect("done event");
+    assert_eq!(done["blobs_stored"], 3);
+    assert!(tag_digest(&ls(tmp.path(), &data), "docker.io/library/resume", "1").is_some());
+}

@@ -31,8 +31,21 @@ use crate::{
 
 const TOKEN: &str = "let-me-in";
 
+/// `user:pass`, as basic auth sends it.
+const BASIC: &str = "Basic dXNlcjpwYXNz";
+
+/// How the upstream guards pulls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// Anonymous Bearer tokens from `/token`.
+    Token,
+    /// Basic auth as `user:pass`.
+    Basic,
+}
+
 #[derive(Clone)]
 struct Guard {
+    auth: Auth,
     realm: String,
     scopes: Arc<Mutex<Vec<String>>>,
 }
@@ -43,8 +56,19 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !pull || auth == Some(&format!("Bearer {TOKEN}")) {
+    let wanted = match g.auth {
+        Auth::Token => format!("Bearer {TOKEN}"),
+        Auth::Basic => BASIC.to_owned(),
+    };
+    if !pull || auth == Some(wanted.as_str()) {
         return next.run(req).await;
+    }
+    if g.auth == Auth::Basic {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, r#"Basic realm="upstream-test""#)],
+        )
+            .into_response();
     }
     let challenge = format!(
         r#"Bearer realm="{}",service="upstream-test",scope="repository:team/app:pull""#,
@@ -78,6 +102,10 @@ struct Upstream {
 
 impl Upstream {
     fn start() -> Upstream {
+        Upstream::start_with(Auth::Token)
+    }
+
+    fn start_with(auth: Auth) -> Upstream {
         let data = tempfile::tempdir().unwrap();
         let store = Store::open(data.path(), StoreOptions::default()).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -85,6 +113,7 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let scopes = Arc::new(Mutex::new(Vec::new()));
         let g = Guard {
+            auth,
             realm: format!("http://{addr}/token"),
             scopes: scopes.clone(),
         };
@@ -345,4 +374,57 @@ async fn pull_by_digest_needs_a_tag_and_unknown_images_are_named() {
     let o = add(tmp.path(), &data, &["add", "--insecure", &missing]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn basic_auth_from_flags_or_docker_config() {
+    let upstream = Upstream::start_with(Auth::Basic);
+    let pushed = push(&format!("http://{}", upstream.addr)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let src = format!("docker://{}/team/app:arm64", upstream.addr);
+    let run = |extra: &[&str], docker_config: Option<&Path>, stdin: &[u8]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+        cmd.args(["--data", data.to_str().unwrap(), "add", "--insecure", &src])
+            .args(extra)
+            .current_dir(tmp.path())
+            .env_remove("AIRLOCK_DATA")
+            .env("HOME", tmp.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        match docker_config {
+            Some(d) => cmd.env("DOCKER_CONFIG", d),
+            None => cmd.env_remove("DOCKER_CONFIG"),
+        };
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = run(&[], None, b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--password-stdin"), "{}", stderr(&o));
+    let o = run(
+        &["--username", "user", "--password-stdin"],
+        None,
+        b"wrong\n",
+    );
+    assert_eq!(o.status.code(), Some(2), "a wrong password fails");
+    let o = run(&["--username", "user", "--password-stdin"], None, b"pass\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let repo = format!("127.0.0.1_{}/team/app", upstream.addr.port());
+    assert_eq!(
+        tag_digest(&ls(tmp.path(), &data), &repo, "arm64").as_deref(),
+        Some(pushed.arm64.manifest.digest.as_str())
+    );
+    let config = tmp.path().join("docker");
+    crate::content::write(
+        &config.join("config.json"),
+        json!({"auths": {upstream.addr.to_string(): {"auth": "dXNlcjpwYXNz"}}})
+            .to_string()
+            .as_bytes(),
+    );
+    let o = run(&["--as", "from/config:1"], Some(&config), b"");
+    assert!(o.status.success(), "{}", stderr(&o));
 }
