@@ -3,19 +3,25 @@
 //!
 //! A blob is anything with an OCI digest. It is cut by `airlock-chunker` into content-defined
 //! chunks (tar-aware for layers) that are stored once however many blobs hold them, and a
-//! recipe that rebuilds the exact bytes. Pack bytes are synced before the index transaction
-//! that references them commits, so a crash at any instant leaves a store that opens, verifies
+//! recipe that rebuilds the exact bytes. A gzip layer is recognised from its bytes and stored
+//! as chunks of its decompressed tar plus a rebuild script of preflate-rs correction data, so
+//! two versions of an image share their unchanged files even when every layer digest changed;
+//! a stream preflate-rs cannot rebuild exactly (and zstd) is kept as its compressed bytes,
+//! with the reason recorded. Pack bytes are synced before the index transaction that
+//! references them commits, so a crash at any instant leaves a store that opens, verifies
 //! clean and has lost nothing acknowledged.
 //!
 //! This crate knows nothing of HTTP, manifests, media types or bundle volumes: callers tell it
 //! what a manifest references. Only the `index` module imports redb; only `pack` knows the pack
-//! byte layout.
+//! byte layout; only `gzip` imports preflate-rs.
 //!
 //! # Overview
 //! - [`Store`]: open with [`StoreOptions`]; [`Store::put_blob`], [`Store::open_blob_range`],
 //!   [`Store::apply_repo_changes`] for links and tags, [`Store::verify`], [`Store::du`],
 //!   [`Store::plan_gc`] then [`Store::apply_gc`].
 //! - [`Digest`]: a validated `sha256:`/`sha512:` digest; [`HashingReader`] computes one.
+//! - [`Encoding`], [`StoredAs`], [`OpaqueReason`]: what a blob's bytes are and how they are
+//!   kept ([`Store::stat_blob`], [`DiskUsage`]).
 //! - [`Error`]: every failure, naming the blob, pack, offset or path at fault.
 //!
 //! ```

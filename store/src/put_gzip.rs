@@ -119,7 +119,7 @@ impl Store {
         };
         let params = self.inner.chunker;
         let (tx, rx) = mpsc::sync_channel::<Msg>(4);
-        let (ptx, prx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let (ptx, prx) = mpsc::sync_channel::<Vec<u8>>(1);
         let mut writers = Writers::new(self);
         let spool_file = &mut spool.file;
         let spool_path = &spool.path;
