@@ -1,6 +1,8 @@
 //! An upstream registry in this process: airlock's own registry behind a layer that wants a
 //! Bearer token for every pull, issued anonymously by a token endpoint (Docker Hub's flow), on
-//! plain HTTP over loopback (`--insecure`).
+//! plain HTTP over loopback (`--insecure`). Blob downloads are redirected to another origin
+//! (`localhost` instead of `127.0.0.1`) that refuses requests carrying credentials, as a CDN
+//! with signed URLs does.
 
 use std::{
     collections::HashMap,
@@ -48,6 +50,9 @@ struct Guard {
     auth: Auth,
     realm: String,
     scopes: Arc<Mutex<Vec<String>>>,
+    /// Blob downloads are redirected here (another origin, as registries send them to a CDN).
+    cdn: String,
+    store: Store,
 }
 
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
@@ -61,6 +66,15 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         Auth::Basic => BASIC.to_owned(),
     };
     if !pull || auth == Some(wanted.as_str()) {
+        let path = req.uri().path().to_owned();
+        if pull && let Some((_, digest)) = path.split_once("/blobs/") {
+            let location = format!("{}/cdn/{digest}?signature=abc", g.cdn);
+            return (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response();
+        }
         return next.run(req).await;
     }
     if g.auth == Auth::Basic {
@@ -79,6 +93,24 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         [(header::WWW_AUTHENTICATE, challenge)],
     )
         .into_response()
+}
+
+/// The "CDN": serves blobs by digest to requests that carry no credentials.
+async fn cdn(
+    State(g): State<Guard>,
+    axum::extract::Path(digest): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return (StatusCode::BAD_REQUEST, "credentials leaked to the CDN").into_response();
+    }
+    let Ok(d) = digest.parse() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match g.store.read_blob(&d) {
+        Ok(bytes) => bytes.into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn token(State(g): State<Guard>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -116,6 +148,9 @@ impl Upstream {
             auth,
             realm: format!("http://{addr}/token"),
             scopes: scopes.clone(),
+            // localhost and 127.0.0.1 are different origins for the client.
+            cdn: format!("http://localhost:{}", addr.port()),
+            store: store.clone(),
         };
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -130,6 +165,7 @@ impl Upstream {
                     router(state).layer(middleware::from_fn_with_state(g.clone(), guard));
                 let app = Router::new()
                     .route("/token", get(token))
+                    .route("/cdn/{digest}", get(cdn))
                     .with_state(g)
                     .merge(registry);
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
