@@ -6,9 +6,11 @@
 //! `Plain` for decompressed payload, and `Step` for each preflate-rs step (the payload bytes it
 //! covered and the compressed bytes it rebuilds). Each deflate stream is handed to preflate-rs
 //! in slices of [`SLICE_BYTES`] with its plain-text limit at [`PLAIN_LIMIT_BYTES`], so memory
-//! stays bounded (tens of MB) whatever the layer's size, and preflate-rs verifies every step by
-//! recompressing it and comparing with the input (`verify_compression`): a splitter that
-//! reaches the end has proven that the script rebuilds the input exactly.
+//! stays bounded (tens of MB) whatever the layer's size. Every step is verified: a
+//! [`Rebuilder`] on its own thread (in parallel with the split, at most [`VERIFY_DEPTH`] steps
+//! behind) recompresses it from the emitted payload and correction data, and the result must
+//! equal the input bytes the step consumed. Raw events are the input bytes themselves, so a
+//! splitter that finishes has proven that its events rebuild the input exactly.
 //!
 //! Anything preflate-rs cannot predict, a rebuild that differs, damaged framing, a member too
 //! large for preflate-rs's 32-bit positions, or a decompression bomb stops the split with an
@@ -26,6 +28,8 @@ use crate::layer::OpaqueReason;
 
 /// Compressed bytes handed to preflate-rs per step.
 pub(crate) const SLICE_BYTES: usize = 2 * 1024 * 1024;
+/// Steps the verifying rebuild may lag behind the split.
+const VERIFY_DEPTH: usize = 2;
 /// Most payload bytes one step may produce (a step ends early when it reaches this).
 const PLAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
 /// A single deflate block larger than this, still undecoded, is not something to buffer.
@@ -100,6 +104,9 @@ pub(crate) struct GzipSplitter {
     tail: u64,
     proc: Option<PreflateStreamProcessor>,
     limits: Limits,
+    verifier: Rebuilder,
+    /// Input bytes of the steps submitted to `verifier` and not yet checked.
+    unverified: std::collections::VecDeque<Vec<u8>>,
 }
 
 impl std::fmt::Debug for GzipSplitter {
@@ -166,7 +173,28 @@ impl GzipSplitter {
             tail: 0,
             proc: None,
             limits,
+            verifier: Rebuilder::default(),
+            unverified: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Checks the oldest submitted step against the input bytes it consumed.
+    fn check_oldest(&mut self) -> Result<(), Halt> {
+        let Some(want) = self.unverified.pop_front() else {
+            return Ok(());
+        };
+        match self.verifier.collect() {
+            Ok(got) if got == want => Ok(()),
+            _ => Err(Halt::Opaque(OpaqueReason::RebuildMismatch)),
+        }
+    }
+
+    /// Checks every submitted step.
+    fn check_all(&mut self) -> Result<(), Halt> {
+        while !self.unverified.is_empty() {
+            self.check_oldest()?;
+        }
+        Ok(())
     }
 
     /// Takes the next compressed bytes.
@@ -183,6 +211,7 @@ impl GzipSplitter {
     /// The input ended: emits what is left, and fails unless the stream ended cleanly.
     pub(crate) fn finish(&mut self, sink: &mut impl FnMut(Event<'_>) -> bool) -> Result<(), Halt> {
         self.run(true, sink)?;
+        self.check_all()?;
         match self.state {
             State::Between | State::Tail if self.pending.is_empty() => Ok(()),
             _ => Err(Halt::Opaque(OpaqueReason::GzipMalformed)),
@@ -195,6 +224,9 @@ impl GzipSplitter {
             match self.state {
                 State::Header => match parse_header(&self.pending) {
                     Header::Complete(n) => {
+                        // A new deflate stream: the verifier starts afresh too.
+                        self.check_all()?;
+                        self.verifier.reset();
                         emit(sink, Event::Raw(&self.pending[..n]))?;
                         self.pending.drain(..n);
                         self.state = State::Deflate;
@@ -203,7 +235,7 @@ impl GzipSplitter {
                         self.members += 1;
                         self.proc = Some(PreflateStreamProcessor::new(&PreflateConfig {
                             plain_text_limit: PLAIN_LIMIT_BYTES,
-                            verify_compression: true,
+                            verify_compression: false,
                             ..PreflateConfig::default()
                         }));
                     }
@@ -317,6 +349,14 @@ impl GzipSplitter {
             (Ok(p), Ok(o)) => (p, o),
             _ => return Err(unsupported),
         };
+        while self.unverified.len() >= VERIFY_DEPTH {
+            self.check_oldest()?;
+        }
+        let submitted = self.verifier.submit(plain.clone(), corrections.clone());
+        if submitted.is_err() {
+            return Err(Halt::Opaque(OpaqueReason::RebuildMismatch));
+        }
+        self.unverified.push_back(self.pending[..used].to_vec());
         if !plain.is_empty() {
             emit(sink, Event::Plain(plain))?;
         }
@@ -371,6 +411,13 @@ impl Rebuilder {
 
     /// Recompresses one step; the error says what preflate-rs refused.
     pub(crate) fn step(&mut self, plain: Vec<u8>, corrections: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.submit(plain, corrections)?;
+        self.collect()
+    }
+
+    /// Hands a step to the rebuild thread; [`Rebuilder::collect`] returns results in order.
+    /// The caller collects before it has more than two steps outstanding.
+    pub(crate) fn submit(&mut self, plain: Vec<u8>, corrections: Vec<u8>) -> Result<(), String> {
         if self.worker.is_none() {
             let (jobs, job_rx) = mpsc::sync_channel::<Job>(2);
             let (result_tx, results) = mpsc::sync_channel(1);
@@ -383,11 +430,19 @@ impl Rebuilder {
         let Some(w) = &self.worker else {
             return Err("no rebuild thread".into());
         };
-        let gone = || "the rebuild thread ended".to_string();
         w.jobs
             .send(Job::Step(plain, corrections))
-            .map_err(|_| gone())?;
-        w.results.recv().map_err(|_| gone())?
+            .map_err(|_| "the rebuild thread ended".to_string())
+    }
+
+    /// The output of the oldest step submitted and not yet collected.
+    pub(crate) fn collect(&mut self) -> Result<Vec<u8>, String> {
+        let Some(w) = &self.worker else {
+            return Err("no rebuild thread".into());
+        };
+        w.results
+            .recv()
+            .map_err(|_| "the rebuild thread ended".to_string())?
     }
 }
 

@@ -9,10 +9,12 @@
 //! - the consumer (the calling thread) builds the content recipe and the rebuild script, and
 //!   compresses and appends new chunks (correction data of 4 KiB or more is a chunk too).
 //!
-//! Verification is incremental: preflate-rs recompresses every step as it goes and compares
-//! with the input, raw framing is copied from the input, so a split that reaches the end
-//! rebuilds exactly the bytes that were hashed; the put also checks that the script's output
-//! adds up to the blob's size and its payload to the content recipe's before committing.
+//! Verification is incremental (the splitter's own rebuild thread, a fourth, recompresses
+//! every step from the payload and correction data it emitted, in parallel with the split, and
+//! compares with the input bytes the step consumed; raw framing is copied from the input), so
+//! a split that reaches the end rebuilds exactly the bytes that were hashed; the put also
+//! checks that the script's output adds up to the blob's size and its payload to the content
+//! recipe's before committing.
 //!
 //! When the split stops (an encoder preflate-rs cannot predict, a mismatch, damaged framing,
 //! a decompression bomb), the input has been consumed already: the producer keeps reading and
