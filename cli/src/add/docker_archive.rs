@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     archive::{SourceFs, TarIndex},
+    oci_layout,
     plan::{BlobSource, ImagePlan, ManifestNode},
     reference::{ImageRef, Target},
 };
@@ -94,7 +95,7 @@ struct DescOut<'a> {
 
 /// The archive's blobs: each digest read from one entry.
 struct ArchiveBlobs {
-    index: TarIndex,
+    index: Arc<TarIndex>,
     entries: HashMap<Digest, String>,
 }
 
@@ -125,7 +126,7 @@ pub fn plan(
     format: ManifestFormat,
     target: Option<&Target>,
 ) -> Result<Vec<ImagePlan>> {
-    let index = TarIndex::scan(path)?;
+    let index = Arc::new(TarIndex::scan(path)?);
     let listing = index
         .read_small("manifest.json", MAX_METADATA_BYTES)?
         .ok_or_else(|| anyhow!("{label} is not a docker-archive: it has no manifest.json"))?;
@@ -190,6 +191,11 @@ pub fn plan(
             if let Some(hex) = hex_in_name(layer)
                 && hex != digest.hex()
             {
+                if is_containerd_export(&index, layer)? {
+                    // Docker with the containerd image store saves the registry's compressed
+                    // layers and manifests in an OCI layout: take the images from there, exact.
+                    return oci_layout::plan(index.clone(), label, None, target);
+                }
                 bail!(
                     "{}: its name says sha256:{hex}, the config's diff id is {digest}",
                     index.describe(layer)
@@ -262,6 +268,26 @@ pub fn plan(
         }
     }
     Ok(plans)
+}
+
+/// Whether the archive is also an OCI layout whose layer `layer` is compressed: what Docker
+/// with the containerd image store writes (its manifest.json names compressed blobs).
+fn is_containerd_export(index: &TarIndex, layer: &str) -> Result<bool> {
+    if !has_entry(index, "oci-layout")? || !has_entry(index, "index.json")? {
+        return Ok(false);
+    }
+    let Some((mut r, _)) = index.open(layer)? else {
+        return Ok(false);
+    };
+    let mut magic = [0u8; 4];
+    let n = std::io::Read::read(&mut r, &mut magic).context("reading a layer's first bytes")?;
+    let gzip = n >= 2 && magic[..2] == [0x1f, 0x8b];
+    let zstd = n >= 4 && magic == [0x28, 0xb5, 0x2f, 0xfd];
+    Ok(gzip || zstd)
+}
+
+fn has_entry(index: &TarIndex, name: &str) -> Result<bool> {
+    Ok(index.open(name)?.is_some())
 }
 
 /// Repositories and their tags for one image: `--as`, else its `RepoTags` normalized as docker

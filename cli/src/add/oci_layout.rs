@@ -18,6 +18,8 @@ use super::{
 
 /// The annotation naming an image in a layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The full name containerd (and `docker save` with the containerd image store) adds beside it.
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Where a blob lives in a layout.
 pub fn blob_name(digest: &Digest) -> String {
@@ -78,13 +80,20 @@ pub fn plan(
         .ok_or_else(|| anyhow!("{label} is not an OCI image layout: it has no index.json"))?;
     let index = parse_manifest(Some(OCI_INDEX), &index_bytes)
         .map_err(|e| anyhow!("{}: {e}", fs.describe("index.json")))?;
-    let named = |d: &Descriptor| d.annotations.get(REF_NAME).cloned();
+    // The full name when containerd wrote one, else the layout's name (often a tag alone).
+    let named = |d: &Descriptor| {
+        d.annotations
+            .get(CONTAINERD_NAME)
+            .or_else(|| d.annotations.get(REF_NAME))
+            .cloned()
+    };
+    let ref_name = |d: &Descriptor| d.annotations.get(REF_NAME).cloned();
     let selected: Vec<(Option<String>, &Descriptor)> = match reference {
         Some(r) => {
             let found: Vec<_> = index
                 .manifests
                 .iter()
-                .filter(|d| named(d).as_deref() == Some(r))
+                .filter(|d| named(d).as_deref() == Some(r) || ref_name(d).as_deref() == Some(r))
                 .map(|d| (named(d), d))
                 .collect();
             if found.is_empty() {

@@ -330,3 +330,54 @@ fn an_interrupted_add_resumes_without_storing_blobs_again() {
     assert_eq!(done["blobs_stored"], 3);
     assert!(tag_digest(&ls(tmp.path(), &data), "docker.io/library/resume", "1").is_some());
 }
+
+#[test]
+fn containerd_image_store_archive_keeps_the_registry_manifest() {
+    // `docker save` with the containerd image store: an OCI layout of the compressed blobs,
+    // with a manifest.json naming them; the image keeps its published manifest digest.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let image = airlock_conformance::ImageBuilder::new().layers(2).build();
+    let blob = |b: &airlock_conformance::Blob| {
+        (
+            format!("blobs/sha256/{}", b.digest.trim_start_matches("sha256:")),
+            Entry::File(b.bytes.to_vec()),
+        )
+    };
+    let mut entries = vec![(
+        "oci-layout".to_owned(),
+        Entry::File(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+    )];
+    entries.extend(image.blobs().chain([&image.manifest]).map(blob));
+    let mut d = image.manifest.descriptor();
+    d["annotations"] = serde_json::json!({
+        "io.containerd.image.name": "docker.io/library/web:2.1",
+        "org.opencontainers.image.ref.name": "2.1",
+    });
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [d]});
+    entries.push((
+        "index.json".into(),
+        Entry::File(index.to_string().into_bytes()),
+    ));
+    let listing = serde_json::json!([{
+        "Config": blob(&image.config).0,
+        "RepoTags": ["web:2.1"],
+        "Layers": image.layers.iter().map(|l| blob(l).0).collect::<Vec<_>>(),
+    }]);
+    entries.push((
+        "manifest.json".into(),
+        Entry::File(listing.to_string().into_bytes()),
+    ));
+    let archive = tmp.path().join("save.tar");
+    write(&archive, &tar_of(&entries));
+    let o = add(
+        tmp.path(),
+        &data,
+        &["add", &format!("docker-archive:{}", archive.display())],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        tag_digest(&ls(tmp.path(), &data), "docker.io/library/web", "2.1").as_deref(),
+        Some(image.manifest.digest.as_str())
+    );
+}
