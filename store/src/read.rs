@@ -99,8 +99,10 @@ impl Store {
     }
 
     /// A streaming reader over bytes `range` of a blob. A rebuilt gzip blob comes from the
-    /// blob cache when it holds it; otherwise it is rebuilt from its start (memory stays
-    /// bounded), and a read of the whole blob fills the cache.
+    /// blob cache when it holds it; otherwise a range of it is first materialized whole into
+    /// the cache (when the cache can take it), and a read of the whole blob is rebuilt as it
+    /// streams (memory stays bounded), filling the cache on the way; without a cache, a range
+    /// is rebuilt from the blob's start.
     pub fn open_blob_range(&self, digest: &Digest, range: Range<u64>) -> Result<BlobReader> {
         self.open_range(digest, range, true)
     }
@@ -125,7 +127,21 @@ impl Store {
             RecipeKind::Plain => Source::Plain(PlainReader::new(self, digest, range.start)),
             RecipeKind::Deflate { plain_size } => {
                 let cache = &self.inner.cache;
-                match cached.then(|| cache.open(digest)).flatten() {
+                let mut file = cached.then(|| cache.open(digest)).flatten();
+                if file.is_none()
+                    && cached
+                    && range != (0..rec.size)
+                    && let Some(fill) = cache.fill(digest, rec.size)
+                {
+                    // A range of a blob the cache can hold: materialize it whole first, so this
+                    // and later ranges are served from the file.
+                    let plain = PlainReader::new(self, digest, 0);
+                    let mut whole =
+                        DeflateReader::new(self, digest, plain, plain_size, 0, Some(fill));
+                    io::copy(&mut whole, &mut io::sink()).map_err(|e| unwrap_io(digest, e))?;
+                    file = cache.open(digest);
+                }
+                match file {
                     Some(mut file) => {
                         file.seek(SeekFrom::Start(range.start))
                             .map_err(Error::io("reading cached blob", digest.to_string()))?;
