@@ -50,6 +50,8 @@ struct Guard {
     auth: Auth,
     realm: String,
     scopes: Arc<Mutex<Vec<String>>>,
+    /// Answer 404 to the referrers API, as registries without it do.
+    no_referrers: bool,
     /// Blob downloads are redirected here (another origin, as registries send them to a CDN).
     cdn: String,
     store: Store,
@@ -67,6 +69,9 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     };
     if !pull || auth == Some(wanted.as_str()) {
         let path = req.uri().path().to_owned();
+        if g.no_referrers && path.contains("/referrers/") {
+            return StatusCode::NOT_FOUND.into_response();
+        }
         if pull && let Some((_, digest)) = path.split_once("/blobs/") {
             let location = format!("{}/cdn/{digest}?signature=abc", g.cdn);
             return (
@@ -134,10 +139,10 @@ struct Upstream {
 
 impl Upstream {
     fn start() -> Upstream {
-        Upstream::start_with(Auth::Token)
+        Upstream::start_with(Auth::Token, false)
     }
 
-    fn start_with(auth: Auth) -> Upstream {
+    fn start_with(auth: Auth, no_referrers: bool) -> Upstream {
         let data = tempfile::tempdir().unwrap();
         let store = Store::open(data.path(), StoreOptions::default()).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -146,6 +151,7 @@ impl Upstream {
         let scopes = Arc::new(Mutex::new(Vec::new()));
         let g = Guard {
             auth,
+            no_referrers,
             realm: format!("http://{addr}/token"),
             scopes: scopes.clone(),
             // localhost and 127.0.0.1 are different origins for the client.
@@ -414,7 +420,7 @@ async fn pull_by_digest_needs_a_tag_and_unknown_images_are_named() {
 
 #[tokio::test]
 async fn basic_auth_from_flags_or_docker_config() {
-    let upstream = Upstream::start_with(Auth::Basic);
+    let upstream = Upstream::start_with(Auth::Basic, false);
     let pushed = push(&format!("http://{}", upstream.addr)).await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -463,4 +469,39 @@ async fn basic_auth_from_flags_or_docker_config() {
     );
     let o = run(&["--as", "from/config:1"], Some(&config), b"");
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn without_a_referrers_api_cosign_signature_tags_come_along() {
+    let upstream = Upstream::start_with(Auth::Token, true);
+    let base = format!("http://{}", upstream.addr);
+    let r = Registry::new(&base);
+    let image = ImageBuilder::new().build();
+    r.push_image("team/app", "v1", &image).await.unwrap();
+    let sig = ImageBuilder::new()
+        .config(Blob::new(OCI_EMPTY, b"{}".to_vec()))
+        .annotation("dev.cosignproject.cosign/signature", "MEUCIQ...")
+        .build();
+    let sig_tag = format!("{}.sig", image.manifest.digest.replacen(':', "-", 1));
+    r.push_image("team/app", &sig_tag, &sig).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let src = format!("docker://{}/team/app:v1", upstream.addr);
+    let o = add(
+        tmp.path(),
+        &data,
+        &["add", "--insecure", &src, "--as", "signed/app"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = ls(tmp.path(), &data);
+    assert_eq!(
+        tag_digest(&listed, "signed/app", "v1").as_deref(),
+        Some(image.manifest.digest.as_str())
+    );
+    assert_eq!(
+        tag_digest(&listed, "signed/app", &sig_tag).as_deref(),
+        Some(sig.manifest.digest.as_str()),
+        "{listed}"
+    );
+    assert_eq!(read_blob(&data, &sig.manifest.digest), sig.manifest.bytes);
 }
