@@ -320,3 +320,29 @@ pub fn header_text<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Opt
         .get(name)
         .and_then(|v: &HeaderValue| v.to_str().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_join_their_base() {
+        let base: Uri = "https://r.example/v2/a/blobs/sha256:1"
+            .parse()
+            .expect("uri");
+        assert_eq!(
+            join(&base, "https://cdn.example/x?sig=1")
+                .expect("abs")
+                .to_string(),
+            "https://cdn.example/x?sig=1"
+        );
+        assert_eq!(
+            join(&base, "/other/y").expect("root").to_string(),
+            "https://r.example/other/y"
+        );
+        assert_eq!(
+            join(&base, "z").expect("relative").to_string(),
+            "https://r.example/v2/a/blobs/z"
+        );
+    }
+}
