@@ -1,7 +1,8 @@
 //! `oci:DIR[:REF]` and `oci-archive:FILE[:REF]`: OCI image layouts (`oci-layout`,
 //! `index.json`, `blobs/<alg>/<hex>`), every image named in `index.json` or the one named REF.
 //! Manifests and indexes are kept byte for byte (multi-platform images whole, nested indexes
-//! followed); every blob is checked to exist with its descriptor's size before anything is
+//! followed; unnamed entries of `index.json` whose `subject` is a chosen image come along as
+//! its referrers); every blob is checked to exist with its descriptor's size before anything is
 //! stored.
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -12,7 +13,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 
 use super::{
     archive::SourceFs,
-    plan::{BlobSource, ImagePlan, ManifestSource, Walked},
+    plan::{BlobSource, ImagePlan, ManifestSource, Walked, fetch_node},
     reference::{ImageRef, Target},
 };
 
@@ -136,6 +137,7 @@ pub fn plan(
     let blobs = Arc::new(LayoutBlobs { fs: fs.clone() });
     // One plan per (repository, root): several names of one image in one repository are tags.
     let mut plans: BTreeMap<(String, Digest), ImagePlan> = BTreeMap::new();
+    let chosen: Vec<Digest> = selected.iter().map(|(_, d)| d.digest.clone()).collect();
     for (name, root) in selected {
         let (repo, tag) = destination(label, name.as_deref(), target)?;
         let key = (repo.clone(), root.digest.clone());
@@ -166,7 +168,49 @@ pub fn plan(
             },
         );
     }
-    Ok(plans.into_values().collect())
+    let mut plans: Vec<ImagePlan> = plans.into_values().collect();
+    let others = index
+        .manifests
+        .iter()
+        .filter(|d| !chosen.contains(&d.digest) && named(d).is_none());
+    for d in others {
+        add_referrer(fs.as_ref(), &blobs, &mut plans, d)
+            .with_context(|| format!("{label}: index.json entry {}", d.digest))?;
+    }
+    Ok(plans)
+}
+
+/// An unnamed entry of `index.json` that was not chosen: a referrer (an SBOM, a signature) of a chosen
+/// image goes with it, as in a registry; anything else is left out.
+fn add_referrer(
+    fs: &dyn SourceFs,
+    blobs: &LayoutBlobs,
+    plans: &mut [ImagePlan],
+    entry: &Descriptor,
+) -> Result<()> {
+    let node = fetch_node(blobs, entry)?;
+    let Some(subject) = &node.parsed.subject else {
+        return Ok(());
+    };
+    for plan in plans.iter_mut() {
+        if !plan.manifests.iter().any(|m| m.digest == subject.digest) {
+            continue;
+        }
+        let mut walked = Walked::default();
+        walked.walk(blobs, entry)?;
+        check_blobs(fs, &walked.blobs)?;
+        for m in walked.manifests {
+            if !plan.manifests.iter().any(|p| p.digest == m.digest) {
+                plan.manifests.push(m);
+            }
+        }
+        for b in walked.blobs {
+            if !plan.blobs.iter().any(|p| p.digest == b.digest) {
+                plan.blobs.push(b);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The repository and tag an image named `name` goes to.

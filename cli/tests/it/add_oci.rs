@@ -228,3 +228,50 @@ fn hostile_layouts() {
         "outside",
     );
 }
+
+#[test]
+fn unnamed_referrers_in_the_layout_come_along() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let layout = tmp.path().join("layout");
+    let image = ImageBuilder::new().build();
+    let sbom = ImageBuilder::new()
+        .artifact_type("application/spdx+json")
+        .config(Blob::new(
+            "application/vnd.oci.empty.v1+json",
+            b"{}".to_vec(),
+        ))
+        .subject(&image.manifest)
+        .build();
+    let mut blobs: Vec<&Blob> = image.blobs().chain(sbom.blobs()).collect();
+    blobs.extend([&image.manifest, &sbom.manifest]);
+    write_layout(
+        &layout,
+        &blobs,
+        vec![named(&image.manifest, "v1"), sbom.manifest.descriptor()],
+    );
+    let o = add(
+        tmp.path(),
+        &data,
+        &[
+            "add",
+            &format!("oci:{}", layout.display()),
+            "--as",
+            "vendor/app",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = airlock_store::Store::open(
+        &data,
+        airlock_store::StoreOptions {
+            access: airlock_store::Access::ReadOnly,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let refs = store
+        .referrers("vendor/app", &image.manifest.digest.parse().unwrap())
+        .unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0].0.to_string(), sbom.manifest.digest);
+}
