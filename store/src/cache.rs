@@ -146,6 +146,17 @@ impl BlobCache {
         self.evict();
     }
 
+    /// Drops a blob's cached bytes (the blob was deleted).
+    pub(crate) fn forget(&self, digest: &Digest) {
+        if self.limit > 0 {
+            let _ = fs::remove_file(self.path(digest));
+        }
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest);
+    }
+
     /// Removes least recently used files until the cache fits its limit.
     fn evict(&self) {
         let Ok(entries) = fs::read_dir(&self.dir) else {

@@ -185,6 +185,9 @@ impl Store {
         }
         report.history_pruned = tx.prune_tag_history(cutoff)?;
         tx.commit()?;
+        for digest in &removed {
+            self.inner.cache.forget(digest);
+        }
 
         // 2. Chunks no recipe uses, and what that leaves in each pack.
         let mut dead_chunks = Vec::new();

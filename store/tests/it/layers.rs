@@ -390,10 +390,7 @@ fn issue_3_blob_cache_fills_verifies_and_evicts() {
 
 #[test]
 fn issue_3_gc_counts_reconstruction_chunks() {
-    let (_dir, store) = store_with(StoreOptions {
-        blob_cache_size: 0,
-        ..StoreOptions::default()
-    });
+    let (_dir, store) = store_with(StoreOptions::default());
     // miniz_oxide streams need correction data large enough to be stored as a chunk.
     let tar = layer(3);
     let gz = flate2_gzip(&tar, 6);
@@ -418,6 +415,7 @@ fn issue_3_gc_counts_reconstruction_chunks() {
     assert!(!store.has_blob(&d).unwrap() && !store.has_blob(&d_tar).unwrap());
     let du = store.du().unwrap();
     assert_eq!(du.chunks, 0, "{du:?}");
+    assert_eq!(du.cache_bytes, 0, "the cached copy goes with the blob");
     assert_clean(&store);
     // Stored again after GC: rebuilt from fresh chunks, and a second put finds it.
     let (d, _) = put(&store, &gz);
