@@ -428,3 +428,38 @@ fn issue_3_gc_counts_reconstruction_chunks() {
     );
     assert_clean(&store);
 }
+
+#[test]
+fn issue_3_failed_gzip_puts_store_nothing() {
+    let (dir, store) = store_with(StoreOptions::default());
+    let gz = flate2_gzip(&layer(18), 6);
+    let odd = flate2_gzip(&vec![0u8; 8 << 20], 9);
+    for data in [&gz, &odd] {
+        let wrong = Digest::sha256(b"something else");
+        let err = store
+            .put_blob(&wrong, &data[..], PutOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, airlock_store::Error::DigestMismatch { .. }),
+            "{err}"
+        );
+        let d = Digest::sha256(data);
+        let limit = PutOptions {
+            max_size: Some(data.len() as u64 - 1),
+            ..PutOptions::default()
+        };
+        let err = store.put_blob(&d, &data[..], limit).unwrap_err();
+        assert!(
+            matches!(err, airlock_store::Error::TooLarge { .. }),
+            "{err}"
+        );
+        assert!(!store.has_blob(&d).unwrap());
+    }
+    let du = store.du().unwrap();
+    assert_eq!((du.blobs, du.chunks), (0, 0), "{du:?}");
+    let spooled = std::fs::read_dir(dir.path().join("tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(spooled, 0, "spool files left behind");
+    assert_clean(&store);
+}
