@@ -187,7 +187,17 @@ impl Client {
             let resp = tokio::time::timeout(IDLE_TIMEOUT, self.http.request(req))
                 .await
                 .map_err(|_| anyhow!("GET {uri}: no response within {IDLE_TIMEOUT:?}"))?
-                .map_err(|e| anyhow!("GET {uri}: {}", error_chain(&e)))?;
+                .map_err(|e| {
+                    let chain = error_chain(&e);
+                    let hint = if uri.scheme_str() == Some("https")
+                        && chain.contains("InvalidContentType")
+                    {
+                        " (the server may speak plain HTTP: --insecure uses HTTP)"
+                    } else {
+                        ""
+                    };
+                    anyhow!("GET {uri}: {chain}{hint}")
+                })?;
             let (parts, body) = resp.into_parts();
             let location = parts
                 .headers
