@@ -74,6 +74,22 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Resets the process's peak resident set size (Linux: `5` to /proc/self/clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size in MB since the last reset (VmHWM), 0 if unknown.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1e3)
+        .unwrap_or(0.0)
+}
+
 /// Wall time and CPU time of `f`.
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration, f64) {
     let (c, t) = (cpu_seconds(), Instant::now());
@@ -126,13 +142,26 @@ fn scenario() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), opts(0)).expect("open");
+    let inputs_mb = peak_rss_mb();
+    reset_peak_rss();
     let (_, wall, cpu) = timed(|| store.put_blob(&d1, &gz1[..], PutOptions::default()));
     line("put v1 (new store)", gz1.len(), wall, cpu);
+    println!(
+        "layers: peak RSS during the put {:.0} MB, {:.0} MB over the benchmark's inputs",
+        peak_rss_mb(),
+        peak_rss_mb() - inputs_mb
+    );
     let stat = store.stat_blob(&d1).expect("stat").expect("stored");
     assert_eq!(stat.stored_as, StoredAs::Rebuilt, "v1 was not rebuilt");
+    reset_peak_rss();
     let (n, wall, cpu) = timed(|| read(&store, &d1));
     assert_eq!(n, gz1.len());
     line("get v1 (rebuild, no cache)", n, wall, cpu);
+    println!(
+        "layers: peak RSS during the get {:.0} MB, {:.0} MB over the benchmark's inputs",
+        peak_rss_mb(),
+        peak_rss_mb() - inputs_mb
+    );
     let du1 = store.du().expect("du");
     println!(
         "layers: reconstruction data {} B for {} B of tar: {:.3}% of the tar, {:.3}% of the gzip",
