@@ -150,6 +150,12 @@ pub fn store_and_commit(
     let stored = commit::store_blobs(store, plans, opts.jobs, progress);
     progress.finish();
     let (blobs, bytes) = stored?;
+    if blobs > 0 {
+        progress.note(&format!(
+            "stored {blobs} blobs ({})",
+            Progress::bytes(bytes)
+        ));
+    }
     let mut results = Vec::new();
     for plan in plans {
         let how = commit::commit_image(store, plan)?;
@@ -163,12 +169,6 @@ pub fn store_and_commit(
         "blobs_stored": blobs,
         "bytes_stored": bytes,
     }));
-    if blobs > 0 && progress.mode() == Mode::Human {
-        progress.note(&format!(
-            "stored {blobs} blobs ({})",
-            Progress::bytes(bytes)
-        ));
-    }
     Ok(results)
 }
 

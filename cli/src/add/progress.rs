@@ -55,11 +55,6 @@ impl Progress {
         }
     }
 
-    /// The output mode.
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     /// Announces work: `bytes` in `blobs` blobs still to store.
     pub fn plan(&self, blobs: usize, bytes: u64) {
         self.overall.set_length(bytes);
