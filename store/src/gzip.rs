@@ -16,6 +16,8 @@
 //! large for preflate-rs's 32-bit positions, or a decompression bomb stops the split with an
 //! [`OpaqueReason`]; the caller then keeps the compressed bytes as they are. preflate-rs is
 //! also kept from panicking the process: a panic inside it counts as an unsupported encoder.
+//! (preflate-rs 0.7.6 prints one diagnostic line on stdout before one of those panics, a
+//! dictionary assertion in its hash chain; nothing here can keep it off a CLI's stdout.)
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
