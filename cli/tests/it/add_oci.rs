@@ -130,8 +130,9 @@ fn oci_archive_one_ref() {
     let archive = tmp.path().join("image.tar");
     write(&archive, &tar_dir(&layout));
     let src = format!("oci-archive:{}:v2", archive.display());
-    let o = add(tmp.path(), &data, &["add", &src, "--as", "x/y"]);
+    let o = add(tmp.path(), &data, &["-q", "add", &src, "--as", "x/y"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "", "-q prints nothing");
     let listed = ls(tmp.path(), &data);
     assert_eq!(repo_count(&listed), 1);
     assert_eq!(
