@@ -683,6 +683,43 @@ mod tests {
     }
 
     #[test]
+    fn with_damaged_rebuild_script() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                blob_cache_size: 0,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let tar: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(&tar).unwrap();
+        let gz = e.finish().unwrap();
+        let d = Digest::sha256(&gz);
+        store.put_blob(&d, &gz[..], PutOptions::default()).unwrap();
+        let rec = store.inner.index.read().unwrap().blob(&d).unwrap().unwrap();
+        assert!(matches!(rec.kind, crate::index::RecipeKind::Deflate { .. }));
+        assert!(store.verify(Verify::Full).unwrap().is_clean());
+        let mut tx = store.inner.index.write().unwrap();
+        tx.put_blob(&d, &rec, &[], &[(0, b"not a script".to_vec())])
+            .unwrap();
+        tx.commit().unwrap();
+        let report = store.verify(Verify::Full).unwrap();
+        assert!(
+            matches!(&report.defects[0], Defect::RecipeDamaged { digest, .. } if *digest == d),
+            "{:?}",
+            report.defects
+        );
+        let err = read(&store, &d).unwrap_err();
+        assert!(err.to_string().contains(&d.to_string()), "{err}");
+    }
+
+    #[test]
     fn with_wrong_digest() {
         let f = fixture();
         let (d, data) = &f.blobs[2];
