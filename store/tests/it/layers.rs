@@ -139,6 +139,28 @@ fn issue_3_flate2_backend_round_trips() {
     assert_clean(&store);
 }
 
+/// C zlib, the library behind flate2's `zlib` backend, as the producer: CPython's gzip module
+/// drives zlib's deflate with the same raw-deflate parameters flate2 uses.
+#[test]
+fn issue_3_zlib_round_trips() {
+    let (_dir, store) = store_with(StoreOptions::default());
+    let tar = layer(5);
+    for level in [1, 6, 9] {
+        let script = format!(
+            "import sys, gzip; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read(), compresslevel={level}, mtime=0))"
+        );
+        let Some(gz) = run_filter("python3", &["-c", &script], &tar) else {
+            return;
+        };
+        let (_, how) = round_trip(&store, &gz);
+        eprintln!("zlib level {level}: {how:?}");
+        if level == 6 {
+            assert_eq!(how, StoredAs::Rebuilt, "zlib -6");
+        }
+    }
+    assert_clean(&store);
+}
+
 #[test]
 fn issue_3_multi_member_and_empty_layers() {
     let (_dir, store) = store_with(StoreOptions::default());
