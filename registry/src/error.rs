@@ -379,6 +379,9 @@ impl RegistryError {
                 ErrorCode::SizeInvalid,
                 format!("blob {digest} is larger than allowed"),
             ),
+            e @ E::DecompressionLimit { .. } => {
+                RegistryError::new(ErrorCode::BlobUploadInvalid, e.to_string())
+            }
             E::SizeMismatch {
                 digest,
                 expected,

@@ -54,6 +54,21 @@ pub enum Error {
         /// The blob being put.
         digest: Digest,
     },
+    /// A compressed layer expands beyond the configured decompression limits (a decompression
+    /// bomb, or a layer far more compressible than allowed); nothing was stored.
+    #[error(
+        "blob {digest} expands beyond the decompression limits (at most {max_ratio}x its \
+         compressed size and {max_size} bytes; settings layers.max_decompressed_ratio and \
+         layers.max_decompressed_size)"
+    )]
+    DecompressionLimit {
+        /// The blob being put.
+        digest: Digest,
+        /// Allowed decompressed bytes per compressed byte.
+        max_ratio: u32,
+        /// Allowed decompressed bytes.
+        max_size: u64,
+    },
     /// The content's length differs from the length promised; nothing was stored.
     #[error("blob {digest} is {actual} bytes long, {expected} were promised")]
     SizeMismatch {

@@ -175,6 +175,14 @@ impl Store {
                 });
             }
             writers.rollback();
+            if reason == OpaqueReason::DecompressionLimit {
+                // Bad input, not a layer to keep: refuse it and store nothing.
+                return Err(Error::DecompressionLimit {
+                    digest: expected.clone(),
+                    max_ratio: limits.max_ratio,
+                    max_size: limits.max_plain,
+                });
+            }
             tracing::info!(digest = %expected, "keeping gzip blob as compressed bytes: {reason}");
             spool
                 .file

@@ -89,6 +89,38 @@ async fn end_4a_end_6_post_then_put() {
 }
 
 #[tokio::test]
+async fn issue_3_decompression_bomb_is_refused_and_nothing_stored() {
+    use std::io::Write;
+    let r = Registry::new();
+    // 200 MiB of zeros gzip to about 200 KiB: beyond the default 100x ratio limit.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..200 {
+        e.write_all(&zeros).expect("gzip");
+    }
+    let bomb = e.finish().expect("gzip");
+    let digest = Digest::sha256(&bomb);
+    let resp = r
+        .call(
+            Method::POST,
+            &format!("/v2/a/blobs/uploads/?digest={digest}"),
+            &[],
+            bomb,
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID");
+    assert!(
+        resp.json().to_string().contains("decompression"),
+        "{}",
+        resp.json()
+    );
+    assert!(!r.state().store().has_blob(&digest).expect("store"));
+    r.head(&format!("/v2/a/blobs/{digest}"))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn end_4b_single_post_checks_digest_and_length() {
     let r = Registry::new();
     let blob = data(50_000, 11);

@@ -325,24 +325,38 @@ fn concatenated_blocks(data: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn issue_3_decompression_limits_keep_compressed_bytes() {
-    let opts = StoreOptions {
-        max_decompressed_ratio: 2,
-        ..StoreOptions::default()
-    };
-    let (_dir, store) = store_with(opts);
+fn issue_3_decompression_limits_refuse_the_layer_and_store_nothing() {
     let gz = flate2_gzip(&text_layer(12, 8 << 20), 6);
-    let (_, how) = round_trip(&store, &gz);
-    assert_eq!(how, StoredAs::Opaque(OpaqueReason::DecompressionLimit));
-    let opts = StoreOptions {
-        max_decompressed_size: 1024 * 1024,
-        ..StoreOptions::default()
-    };
-    let (_dir, store) = store_with(opts);
-    let (_, how) = round_trip(&store, &gz);
-    assert_eq!(how, StoredAs::Opaque(OpaqueReason::DecompressionLimit));
-    let du = store.du().unwrap();
-    assert_eq!(du.opaque[&OpaqueReason::DecompressionLimit].blobs, 1);
+    let digest = Digest::sha256(&gz);
+    for opts in [
+        StoreOptions {
+            max_decompressed_ratio: 2,
+            ..StoreOptions::default()
+        },
+        StoreOptions {
+            max_decompressed_size: 1024 * 1024,
+            ..StoreOptions::default()
+        },
+    ] {
+        let (_dir, store) = store_with(opts);
+        let before = store.du().unwrap();
+        let err = store
+            .put_blob(&digest, &gz[..], PutOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(&err, airlock_store::Error::DecompressionLimit { digest: d, .. } if *d == digest),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&digest.to_string()) && text.contains("layers.max_decompressed"),
+            "{text}"
+        );
+        assert!(!store.has_blob(&digest).unwrap());
+        let after = store.du().unwrap();
+        assert_eq!(before.pack_bytes, after.pack_bytes, "nothing half-written");
+        assert_clean(&store);
+    }
 }
 
 #[test]
