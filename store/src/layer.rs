@@ -46,7 +46,8 @@ pub enum OpaqueReason {
     EncoderUnsupported,
     /// preflate-rs accepted the stream but its rebuild differed from the original bytes.
     RebuildMismatch,
-    /// The decompressed size passed `max_decompressed_size` or `max_decompressed_ratio`.
+    /// The decompressed size passed `max_decompressed_size` or `max_decompressed_ratio`. Never
+    /// recorded on a stored blob: such a put fails with `Error::DecompressionLimit`.
     DecompressionLimit,
     /// One gzip member decompresses to more than preflate-rs can address.
     MemberTooLarge,
