@@ -3,13 +3,18 @@
 //! and tags. Both layouts are read: legacy (`<id>/layer.tar`, `<hex>.json`, layers often
 //! symlinks to one another) and Docker 25's OCI-style `blobs/sha256/<hex>`.
 //!
-//! Layers stay uncompressed, so a layer's digest is its diff id from the config. The config
+//! Layers stay uncompressed, so a layer's digest is its diff id from the config, unless
+//! `--compress gzip` asks for airlock's deterministic gzip encoding: flate2 (miniz_oxide) level 6,
+//! header with no name, mtime 0 and OS 255, the same bytes for the same layer on every run. The
+//! store keeps such a layer as chunks of its tar plus preflate-rs reconstruction data, so the
+//! exact gzip bytes can be rebuilt forever without re-running this encoder. The config
 //! blob is kept as it is in the archive; its digest is recomputed and must match its file
 //! name. The manifest is made here (OCI by default, Docker schema 2 on request) and is
 //! deterministic, so adding the same archive twice gives the same digests.
 
 use std::{
     collections::{BTreeMap, HashMap},
+    io::{Read, Write},
     path::Path,
     sync::Arc,
 };
@@ -39,7 +44,17 @@ pub enum ManifestFormat {
 }
 
 impl ManifestFormat {
-    fn types(self) -> (&'static str, &'static str, &'static str) {
+    fn types(self, gzip: bool) -> (&'static str, &'static str, &'static str) {
+        let (manifest, config, layer) = self.plain_types();
+        let layer = match (self, gzip) {
+            (_, false) => layer,
+            (ManifestFormat::Oci, true) => "application/vnd.oci.image.layer.v1.tar+gzip",
+            (ManifestFormat::Docker, true) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        };
+        (manifest, config, layer)
+    }
+
+    fn plain_types(self) -> (&'static str, &'static str, &'static str) {
         match self {
             ManifestFormat::Oci => (
                 airlock_registry::OCI_MANIFEST,
@@ -97,10 +112,57 @@ struct DescOut<'a> {
 struct ArchiveBlobs {
     index: Arc<TarIndex>,
     entries: HashMap<Digest, String>,
+    /// Layers served gzip'd by [`gzip_layer`], by their compressed digest.
+    gzipped: HashMap<Digest, String>,
+}
+
+/// Gzip level of airlock's deterministic encoding.
+const GZIP_LEVEL: u32 = 6;
+
+/// Writes `src` gzip'd with airlock's deterministic encoding into `dst`.
+fn gzip_layer(mut src: impl Read, dst: impl Write) -> std::io::Result<()> {
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(dst, flate2::Compression::new(GZIP_LEVEL));
+    std::io::copy(&mut src, &mut enc)?;
+    enc.finish()?.flush()
+}
+
+/// A writer that only hashes and counts.
+struct HashCount(airlock_store::Hasher, u64);
+
+impl Write for HashCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        self.1 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl BlobSource for ArchiveBlobs {
     fn open_blob(&self, blob: &Descriptor) -> Result<Box<dyn std::io::Read + Send + '_>> {
+        if let Some(name) = self.gzipped.get(&blob.digest) {
+            // Encode on a thread into a pipe; a failure ends the stream early, and the store's
+            // digest check refuses what it got.
+            let (reader, writer) = std::io::pipe().context("creating a pipe")?;
+            let (index, name) = (self.index.clone(), name.clone());
+            std::thread::spawn(move || {
+                let result = match index.open(&name) {
+                    Ok(Some((r, _))) => gzip_layer(r, writer),
+                    Ok(None) => Err(std::io::Error::other(format!("missing {name}"))),
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                };
+                if let Err(e) = result {
+                    tracing::warn!("gzip of {name} stopped: {e}");
+                }
+            });
+            return Ok(Box::new(reader));
+        }
         let name = self
             .entries
             .get(&blob.digest)
@@ -112,6 +174,9 @@ impl BlobSource for ArchiveBlobs {
     }
 
     fn describe(&self, blob: &Descriptor) -> String {
+        if let Some(name) = self.gzipped.get(&blob.digest) {
+            return format!("{} (gzip'd)", self.index.describe(name));
+        }
         match self.entries.get(&blob.digest) {
             Some(name) => self.index.describe(name),
             None => blob.digest.to_string(),
@@ -124,6 +189,7 @@ pub fn plan(
     path: &Path,
     label: &str,
     format: ManifestFormat,
+    gzip: bool,
     target: Option<&Target>,
 ) -> Result<Vec<ImagePlan>> {
     let index = Arc::new(TarIndex::scan(path)?);
@@ -141,8 +207,9 @@ pub fn plan(
             entries.len()
         );
     }
-    let (manifest_type, config_type, layer_type) = format.types();
+    let (manifest_type, config_type, layer_type) = format.types(gzip);
     let mut blob_entries: HashMap<Digest, String> = HashMap::new();
+    let mut gzipped: HashMap<Digest, String> = HashMap::new();
     let mut images = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let what = format!(
@@ -204,6 +271,20 @@ pub fn plan(
             blob_entries
                 .entry(digest.clone())
                 .or_insert_with(|| layer.clone());
+            let (digest, size) = if gzip {
+                // A first pass of the encoder gives the digest the manifest needs.
+                let (r, _) = index
+                    .open(layer)?
+                    .ok_or_else(|| anyhow!("{what}: missing layer {}", index.describe(layer)))?;
+                let mut sink = HashCount(airlock_store::Hasher::new(digest.algorithm()), 0);
+                gzip_layer(r, &mut sink)
+                    .with_context(|| format!("gzip of {}", index.describe(layer)))?;
+                let gz = sink.0.finish();
+                gzipped.entry(gz.clone()).or_insert_with(|| layer.clone());
+                (gz, sink.1)
+            } else {
+                (digest, size)
+            };
             layers.push(Descriptor {
                 media_type: layer_type.to_owned(),
                 digest,
@@ -251,6 +332,7 @@ pub fn plan(
     let source = Arc::new(ArchiveBlobs {
         index,
         entries: blob_entries,
+        gzipped,
     });
     let mut plans = Vec::new();
     for (entry, node, names, blobs) in images {

@@ -105,6 +105,8 @@ impl Source {
 pub struct AddOptions {
     /// The manifest flavour made for docker-archive images.
     pub format: ManifestFormat,
+    /// Whether docker-archive layers are gzip'd with airlock's deterministic encoding.
+    pub gzip: bool,
     /// How to reach upstream registries.
     pub upstream: UpstreamOptions,
     /// Blobs stored at once.
@@ -122,7 +124,7 @@ pub fn plan_source(
     match source {
         Source::DockerArchive(file) => {
             let label = format!("docker-archive:{}", file.display());
-            docker_archive::plan(file, &label, opts.format, target)
+            docker_archive::plan(file, &label, opts.format, opts.gzip, target)
         }
         Source::OciDir { dir, reference } => {
             let label = format!("oci:{}", dir.display());

@@ -19,7 +19,7 @@ use crate::{
 pub enum Compress {
     /// Keep layers uncompressed (their digest is their diff id).
     None,
-    /// airlock's deterministic gzip encoding (not yet supported).
+    /// airlock's deterministic gzip encoding (flate2 level 6, fixed header), rebuilt exactly
     Gzip,
 }
 
@@ -73,11 +73,6 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
-    if args.compress == Compress::Gzip {
-        bail!(
-            "--compress gzip is not yet supported: it needs airlock's deterministic gzip encoding (issue 3); layers are stored uncompressed"
-        );
-    }
     let credentials = match args.username {
         Some(username) => {
             let mut password = String::new();
@@ -103,6 +98,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         .transpose()?;
     let opts = AddOptions {
         format: args.format,
+        gzip: args.compress == Compress::Gzip,
         upstream: UpstreamOptions {
             insecure: args.insecure,
             platform,
