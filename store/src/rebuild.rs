@@ -154,9 +154,7 @@ impl ScriptBuilder {
         if self.current.is_empty() {
             return;
         }
-        let raw = std::mem::take(&mut self.current);
-        // As for recipes: compressing a buffer in memory fails only on allocation failure.
-        let encoded = zstd::bulk::compress(&raw, 3).unwrap_or(raw);
+        let encoded = crate::recipe::encode_segment(std::mem::take(&mut self.current));
         self.segments.push((self.current_start, encoded));
         self.current_start = self.out;
         self.current_ops = 0;

@@ -98,10 +98,7 @@ impl RecipeBuilder {
         if self.current.is_empty() {
             return;
         }
-        let raw = std::mem::take(&mut self.current);
-        // Compression of a buffer held in memory cannot fail short of allocation failure; keep
-        // the raw form behind a marker if it ever does.
-        let encoded = zstd::bulk::compress(&raw, 3).unwrap_or(raw);
+        let encoded = encode_segment(std::mem::take(&mut self.current));
         self.segments.push((self.current_start, encoded));
         self.current_start = self.offset;
         self.current_entries = 0;
@@ -128,6 +125,13 @@ impl RecipeBuilder {
         self.close();
         self.segments
     }
+}
+
+/// Compresses a closed segment (recipes and rebuild scripts alike). zstd over a buffer in
+/// memory fails only when allocation fails; the raw bytes kept then do not decode, so `verify`
+/// would name the segment rather than anything reading wrong bytes.
+pub(crate) fn encode_segment(raw: Vec<u8>) -> Vec<u8> {
+    zstd::bulk::compress(&raw, 3).unwrap_or(raw)
 }
 
 /// Decodes a segment; `None` if it is damaged.
