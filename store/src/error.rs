@@ -115,6 +115,12 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// A frame of chunks from outside the store (a bundle volume) fails its checks.
+    #[error("frame is corrupt: {what}")]
+    FrameCorrupt {
+        /// What is wrong.
+        what: String,
+    },
     /// The index database failed or holds something undecodable.
     #[error("index {path}: {what}")]
     Index {

@@ -42,6 +42,7 @@ mod cache;
 mod digest;
 mod du;
 mod error;
+mod frame;
 mod gc;
 mod gzip;
 mod index;
@@ -59,6 +60,8 @@ mod store;
 mod verify;
 mod writers;
 
+/// A chunk's identity: the BLAKE3 of its bytes.
+pub use airlock_chunker::ChunkId;
 /// Chunk size parameters, fixed when a store is created.
 pub use airlock_chunker::ChunkerParams;
 
@@ -66,6 +69,7 @@ pub use crate::{
     digest::{Algorithm, Digest, Hasher, HashingReader},
     du::{DiskUsage, LayerUsage},
     error::{Error, Result},
+    frame::{DecodedChunks, FRAME_HEADER_LEN, Frame, frame_len},
     gc::{GcOptions, GcPlan, GcReport},
     layer::{Encoding, OpaqueReason, StoredAs},
     put::{PutOptions, PutOutcome},

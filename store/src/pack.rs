@@ -106,6 +106,21 @@ impl CompressedFrame {
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
+
+    /// The frame's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// (chunk id, offset in the raw bytes, length) of each chunk.
+    pub fn entries(&self) -> &[(ChunkId, u32, u32)] {
+        &self.entries
+    }
+
+    /// A frame already checked by [`decode_frame`] (its bytes and entries as decoded).
+    pub fn from_parts(bytes: Vec<u8>, entries: Vec<(ChunkId, u32, u32)>) -> CompressedFrame {
+        CompressedFrame { bytes, entries }
+    }
 }
 
 fn frame_check(frame: &[u8]) -> [u8; 16] {
@@ -382,7 +397,7 @@ pub fn read_frame(file: &File, pack: PackId, offset: u64, len: u32) -> Result<De
     decode_frame(&bytes, pack, offset)
 }
 
-fn decode_frame(bytes: &[u8], pack: PackId, offset: u64) -> Result<DecodedFrame> {
+pub fn decode_frame(bytes: &[u8], pack: PackId, offset: u64) -> Result<DecodedFrame> {
     let corrupt = |what: String| Error::PackCorrupt { pack, offset, what };
     let header = parse_frame_header(bytes, pack, offset)?;
     if bytes.len() != header.total_len() {
@@ -417,6 +432,11 @@ fn decode_frame(bytes: &[u8], pack: PackId, offset: u64) -> Result<DecodedFrame>
         entries,
         raw,
     })
+}
+
+/// Total length of a frame from its header bytes (at least [`FRAME_HEADER_BYTES`]).
+pub fn frame_total_len(header: &[u8]) -> Result<usize> {
+    Ok(parse_frame_header(header, PackId(0), 0)?.total_len())
 }
 
 struct FrameHeader {
