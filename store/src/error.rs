@@ -115,6 +115,28 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// A blob description from outside the store (a bundle) is malformed.
+    #[error("blob description is corrupt: {what}")]
+    DescriptionCorrupt {
+        /// What is wrong.
+        what: String,
+    },
+    /// Chunks a described blob needs are not stored (their frames were not inserted).
+    #[error("blob {digest} needs {count} chunk(s) the store lacks (first: {first})")]
+    ChunksMissing {
+        /// The blob.
+        digest: Digest,
+        /// How many are missing.
+        count: u64,
+        /// The first missing chunk.
+        first: String,
+    },
+    /// A chunk asked for by id is not stored.
+    #[error("chunk {chunk} is not stored")]
+    ChunkNotStored {
+        /// The chunk.
+        chunk: String,
+    },
     /// A frame of chunks from outside the store (a bundle volume) fails its checks.
     #[error("frame is corrupt: {what}")]
     FrameCorrupt {

@@ -57,6 +57,7 @@ mod rebuild;
 mod recipe;
 mod repo;
 mod store;
+mod transfer;
 mod verify;
 mod writers;
 
@@ -76,6 +77,7 @@ pub use crate::{
     read::{BlobReader, BlobStat, Layout, unwrap_io},
     repo::{Link, RepoChange, TagChange},
     store::{Access, FormatConflict, STORE_FORMAT_VERSION, Store, StoreFormat, StoreOptions},
+    transfer::{BlobDescription, DESCRIPTION_FORMAT_VERSION, InsertOutcome},
     verify::{Defect, Verify, VerifyReport},
 };
 

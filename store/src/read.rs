@@ -313,11 +313,86 @@ pub(crate) fn stored_as(r: &BlobRecord) -> StoredAs {
     }
 }
 
+/// Where a reader finds a blob's recipe and rebuild-script segments: in the index (a stored
+/// blob), or given by the caller (a blob described by a bundle, read to verify its digest
+/// before it is committed). Chunks always come from the store.
+#[derive(Clone, Debug)]
+pub(crate) enum Segments {
+    Index,
+    Given(Arc<GivenSegments>),
+}
+
+/// Segments held in memory: (start offset, encoded bytes), sorted by start.
+#[derive(Debug)]
+pub(crate) struct GivenSegments {
+    pub(crate) recipe: Vec<(u64, Vec<u8>)>,
+    pub(crate) script: Vec<(u64, Vec<u8>)>,
+}
+
+impl Segments {
+    /// The recipe segment covering `offset`.
+    fn recipe_at(
+        &self,
+        store: &Store,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        match self {
+            Segments::Index => store.inner.index.read()?.recipe_segment_at(digest, offset),
+            Segments::Given(g) => Ok(g
+                .recipe
+                .iter()
+                .rev()
+                .find(|(start, _)| *start <= offset)
+                .cloned()),
+        }
+    }
+
+    /// The recipe segment starting after `start`.
+    fn recipe_after(
+        &self,
+        store: &Store,
+        digest: &Digest,
+        start: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        match self {
+            Segments::Index => store
+                .inner
+                .index
+                .read()?
+                .recipe_segment_after(digest, start),
+            Segments::Given(g) => Ok(g.recipe.iter().find(|(s, _)| *s > start).cloned()),
+        }
+    }
+
+    /// The rebuild-script segment after the one starting at `after` (the first with `None`).
+    pub(crate) fn script_after(
+        &self,
+        store: &Store,
+        digest: &Digest,
+        after: Option<u64>,
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        match self {
+            Segments::Index => store
+                .inner
+                .index
+                .read()?
+                .script_segment_after(digest, after),
+            Segments::Given(g) => Ok(g
+                .script
+                .iter()
+                .find(|(s, _)| after.is_none_or(|a| *s > a))
+                .cloned()),
+        }
+    }
+}
+
 /// Streams the bytes a blob's content recipe holds, from an offset to its end.
 #[derive(Debug)]
 pub(crate) struct PlainReader {
     store: Store,
     digest: Digest,
+    segments: Segments,
     /// Logical offset of the next byte to produce.
     pos: u64,
     /// Start of the last loaded segment.
@@ -332,9 +407,20 @@ pub(crate) struct PlainReader {
 
 impl PlainReader {
     pub(crate) fn new(store: &Store, digest: &Digest, pos: u64) -> PlainReader {
+        PlainReader::with_segments(store, digest, pos, Segments::Index)
+    }
+
+    /// A reader over segments found in `segments`.
+    pub(crate) fn with_segments(
+        store: &Store,
+        digest: &Digest,
+        pos: u64,
+        segments: Segments,
+    ) -> PlainReader {
         PlainReader {
             store: store.clone(),
             digest: digest.clone(),
+            segments,
             pos,
             seg_start: None,
             entries: VecDeque::new(),
@@ -360,13 +446,20 @@ impl PlainReader {
         self.read_chunk(id, loc)
     }
 
+    /// Where its segments come from (a rebuild reads its script from the same place).
+    pub(crate) fn segments(&self) -> &Segments {
+        &self.segments
+    }
+
     /// Loads the next segment's entries (the one covering `pos` on the first call).
     fn load_segment(&mut self) -> Result<()> {
-        let rtx = self.store.inner.index.read()?;
         let seg = match self.seg_start {
-            None => rtx.recipe_segment_at(&self.digest, self.pos)?,
-            Some(s) => rtx.recipe_segment_after(&self.digest, s)?,
+            None => self
+                .segments
+                .recipe_at(&self.store, &self.digest, self.pos)?,
+            Some(s) => self.segments.recipe_after(&self.store, &self.digest, s)?,
         };
+        let rtx = self.store.inner.index.read()?;
         let damaged = |what: &str| Error::Index {
             path: self.store.inner.root.join("index.redb"),
             what: format!("recipe of blob {} {what}", self.digest),

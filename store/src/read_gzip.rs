@@ -76,12 +76,10 @@ impl DeflateReader {
     /// Produces the next op's output into `buf`; `false` at the end of the script.
     fn next_op(&mut self) -> Result<bool> {
         if self.ops.is_empty() {
-            let seg = self
-                .store
-                .inner
-                .index
-                .read()?
-                .script_segment_after(&self.digest, self.seg_start)?;
+            let seg =
+                self.plain
+                    .segments()
+                    .script_after(&self.store, &self.digest, self.seg_start)?;
             let Some((start, bytes)) = seg else {
                 return Ok(false);
             };

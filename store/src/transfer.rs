@@ -1,0 +1,597 @@
+//! Moving blobs between stores as chunks (what bundles do): describe a blob, read chunks in
+//! bulk, insert frames of verified chunks, and commit a described blob once its digest is
+//! verified.
+//!
+//! A [`BlobDescription`] is everything a store needs to recreate a blob except its chunks: its
+//! record, its recipe segments and its rebuild script. Its byte layout,
+//! [`DESCRIPTION_FORMAT_VERSION`] 1 (integers little-endian; segments as in `recipe` and
+//! `rebuild`):
+//!
+//! ```text
+//! description := "ABLD" version:u32 meta_len:u32 meta{meta_len}
+//!                n_recipe:u32 segment{n_recipe} n_script:u32 segment{n_script}
+//! segment     := start:u64 len:u32 bytes{len}
+//! meta        := JSON {digest, size, kind, layout, encoding, opaque, rebuild_bytes, chunks,
+//!                      inline_bytes}
+//! ```
+//!
+//! Import order: [`Store::insert_frame`] for every frame (chunks are checked against their ids
+//! before anything is written; they enter with no blob referencing them), then
+//! [`Store::put_described`] for every blob, which rebuilds the blob from those chunks, checks
+//! its digest and size, and only then commits its recipe. Nothing unverified is ever committed.
+
+use std::{collections::HashSet, io::Read, sync::Arc};
+
+use airlock_chunker::ChunkId;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Digest, Error, PutOutcome, Result, Store,
+    digest::Hasher,
+    frame::DecodedChunks,
+    index::{BlobRecord, ChunkRecord, CutLayout, PackRecord, RecipeKind},
+    layer::{Encoding, OpaqueReason},
+    pack::{ChunkLoc, CompressedFrame},
+    read::{GivenSegments, PlainReader, Segments},
+    read_gzip::DeflateReader,
+    rebuild::{Corrections, Op, decode_script_segment},
+    recipe::{Entry, decode_segment},
+    store::now,
+    writers::Writers,
+};
+
+/// Version of the description byte layout above.
+pub const DESCRIPTION_FORMAT_VERSION: u32 = 1;
+
+const MAGIC: &[u8; 4] = b"ABLD";
+/// A description never holds more segments than this, whatever its bytes claim.
+const MAX_SEGMENTS: u32 = 16 * 1024 * 1024;
+
+type Segs = Vec<(u64, Vec<u8>)>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    digest: Digest,
+    size: u64,
+    kind: RecipeKind,
+    layout: CutLayout,
+    encoding: Encoding,
+    opaque: Option<OpaqueReason>,
+    rebuild_bytes: u64,
+    chunks: u64,
+    inline_bytes: u64,
+}
+
+/// Everything needed to recreate a blob in another store, except its chunks.
+#[derive(Debug, Clone)]
+pub struct BlobDescription {
+    meta: Meta,
+    recipe: Segs,
+    script: Segs,
+}
+
+/// What [`Store::insert_frame`] added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Chunks of the frame the store did not have.
+    pub new_chunks: u64,
+    /// Their raw bytes.
+    pub new_bytes: u64,
+    /// Bytes appended to packs.
+    pub stored_bytes: u64,
+}
+
+impl BlobDescription {
+    /// The blob's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.meta.digest
+    }
+
+    /// The blob's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.meta.size
+    }
+
+    /// Every chunk the blob needs (content and correction data), once each, in first-use order.
+    /// Fails on segments that do not decode.
+    pub fn chunk_ids(&self) -> Result<Vec<ChunkId>> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut add = |id: ChunkId| {
+            if seen.insert(id) {
+                out.push(id);
+            }
+        };
+        for (start, bytes) in &self.recipe {
+            for e in decode_segment(bytes).ok_or_else(|| self.damaged("recipe", *start))? {
+                if let Entry::Chunk { id, .. } = e {
+                    add(id);
+                }
+            }
+        }
+        for (start, bytes) in &self.script {
+            for op in decode_script_segment(bytes).ok_or_else(|| self.damaged("script", *start))? {
+                if let Op::Step {
+                    corrections: Corrections::Chunk { id, .. },
+                    ..
+                } = op
+                {
+                    add(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn damaged(&self, what: &str, start: u64) -> Error {
+        Error::DescriptionCorrupt {
+            what: format!(
+                "{what} segment at {start} of blob {} does not decode",
+                self.meta.digest
+            ),
+        }
+    }
+
+    /// Checks that the recipe's segments cover the content exactly, in order.
+    fn check_cover(&self) -> Result<()> {
+        let content = match self.meta.kind {
+            RecipeKind::Plain => self.meta.size,
+            RecipeKind::Deflate { plain_size } => plain_size,
+        };
+        let mut offset = 0u64;
+        for (start, bytes) in &self.recipe {
+            if *start != offset {
+                return Err(Error::DescriptionCorrupt {
+                    what: format!(
+                        "recipe of blob {} has a segment at {start}, expected {offset}",
+                        self.meta.digest
+                    ),
+                });
+            }
+            let entries = decode_segment(bytes).ok_or_else(|| self.damaged("recipe", *start))?;
+            offset = entries
+                .iter()
+                .fold(offset, |o, e| o.saturating_add(e.len()));
+        }
+        if offset != content {
+            return Err(Error::DescriptionCorrupt {
+                what: format!(
+                    "recipe of blob {} covers {offset} bytes, its content has {content}",
+                    self.meta.digest
+                ),
+            });
+        }
+        let mut last = None;
+        for (start, _) in &self.script {
+            if last.is_some_and(|l| *start <= l) {
+                return Err(Error::DescriptionCorrupt {
+                    what: format!(
+                        "rebuild script of blob {} is out of order at {start}",
+                        self.meta.digest
+                    ),
+                });
+            }
+            last = Some(*start);
+        }
+        Ok(())
+    }
+
+    /// The description's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let meta = serde_json::to_vec(&self.meta).unwrap_or_default();
+        let seg_bytes: usize = self
+            .recipe
+            .iter()
+            .chain(&self.script)
+            .map(|(_, b)| b.len() + 12)
+            .sum();
+        let mut out = Vec::with_capacity(16 + meta.len() + seg_bytes);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&DESCRIPTION_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(&meta);
+        for segs in [&self.recipe, &self.script] {
+            out.extend_from_slice(&(segs.len() as u32).to_le_bytes());
+            for (start, bytes) in segs {
+                out.extend_from_slice(&start.to_le_bytes());
+                out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                out.extend_from_slice(bytes);
+            }
+        }
+        out
+    }
+
+    /// Parses a description's bytes (from a bundle: checked, never trusted).
+    pub fn from_bytes(bytes: &[u8]) -> Result<BlobDescription> {
+        let mut r = Cursor { bytes, at: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(corrupt("not a blob description (bad magic)".into()));
+        }
+        let version = r.u32()?;
+        if version != DESCRIPTION_FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "blob description version {version}, this airlock reads {DESCRIPTION_FORMAT_VERSION}"
+            )));
+        }
+        let meta_len = r.u32()? as usize;
+        let meta: Meta = serde_json::from_slice(r.take(meta_len)?)
+            .map_err(|e| corrupt(format!("blob description metadata: {e}")))?;
+        let recipe = r.segments()?;
+        let script = r.segments()?;
+        if r.at != bytes.len() {
+            return Err(corrupt(format!(
+                "{} bytes after the end of blob description {}",
+                bytes.len() - r.at,
+                meta.digest
+            )));
+        }
+        if matches!(meta.kind, RecipeKind::Plain) && !script.is_empty() {
+            return Err(corrupt(format!(
+                "plain blob {} carries a rebuild script",
+                meta.digest
+            )));
+        }
+        Ok(BlobDescription {
+            meta,
+            recipe,
+            script,
+        })
+    }
+}
+
+fn corrupt(what: String) -> Error {
+    Error::DescriptionCorrupt { what }
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| {
+            corrupt(format!(
+                "blob description ends at byte {} inside a field",
+                self.bytes.len()
+            ))
+        })?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn segments(&mut self) -> Result<Segs> {
+        let n = self.u32()?;
+        if n > MAX_SEGMENTS {
+            return Err(corrupt(format!("blob description claims {n} segments")));
+        }
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let start = self.u64()?;
+            let len = self.u32()? as usize;
+            out.push((start, self.take(len)?.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Describes a stored blob for another store (see [`BlobDescription`]).
+    pub fn describe_blob(&self, digest: &Digest) -> Result<BlobDescription> {
+        let rtx = self.inner.index.read()?;
+        let rec = rtx.blob(digest)?.ok_or_else(|| Error::BlobNotFound {
+            digest: digest.clone(),
+        })?;
+        let mut recipe = Vec::new();
+        let mut seg = rtx.recipe_segment_at(digest, 0)?;
+        while let Some((start, bytes)) = seg {
+            seg = rtx.recipe_segment_after(digest, start)?;
+            recipe.push((start, bytes));
+        }
+        let mut script = Vec::new();
+        let mut after = None;
+        while let Some((start, bytes)) = rtx.script_segment_after(digest, after)? {
+            after = Some(start);
+            script.push((start, bytes));
+        }
+        Ok(BlobDescription {
+            meta: Meta {
+                digest: digest.clone(),
+                size: rec.size,
+                kind: rec.kind,
+                layout: rec.layout,
+                encoding: rec.encoding,
+                opaque: rec.opaque,
+                rebuild_bytes: rec.rebuild_bytes,
+                chunks: rec.chunks,
+                inline_bytes: rec.inline_bytes,
+            },
+            recipe,
+            script,
+        })
+    }
+
+    /// Whether a chunk is stored.
+    pub fn has_chunk(&self, id: &ChunkId) -> Result<bool> {
+        Ok(self.inner.index.read()?.chunk(id)?.is_some())
+    }
+
+    /// The chunks of `ids` the store lacks, in the order given.
+    pub fn missing_chunks(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
+        let rtx = self.inner.index.read()?;
+        let mut out = Vec::new();
+        for id in ids {
+            if rtx.chunk(id)?.is_none() {
+                out.push(*id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every stored chunk id, in id order (an inventory of the store).
+    pub fn for_each_chunk_id(&self, mut f: impl FnMut(&ChunkId)) -> Result<u64> {
+        let mut after: Option<ChunkId> = None;
+        let mut n = 0;
+        loop {
+            let page = self.inner.index.read()?.chunks_page(after.as_ref(), 4096)?;
+            let Some(last) = page.last().map(|(id, _)| *id) else {
+                return Ok(n);
+            };
+            for (id, _) in &page {
+                f(id);
+                n += 1;
+            }
+            after = Some(last);
+        }
+    }
+
+    /// Every stored blob's digest.
+    pub fn blob_digests(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        let mut after: Option<Digest> = None;
+        loop {
+            let page = self.inner.index.read()?.blobs_page(after.as_ref(), 4096)?;
+            let Some(last) = page.last().map(|(d, _)| d.clone()) else {
+                return Ok(out);
+            };
+            out.extend(page.into_iter().map(|(d, _)| d));
+            after = Some(last);
+        }
+    }
+
+    /// Reads chunks in the order given, each checked against its id, calling `f` with each.
+    /// Consecutive chunks of one frame decompress it once.
+    pub fn read_chunks(
+        &self,
+        ids: &[ChunkId],
+        mut f: impl FnMut(&ChunkId, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut frame = None;
+        for id in ids {
+            let loc = self
+                .inner
+                .index
+                .read()?
+                .chunk(id)?
+                .ok_or_else(|| Error::ChunkNotStored { chunk: id.to_hex() })?
+                .loc;
+            let bytes = self.read_chunk_cached(id, &loc, &mut frame)?;
+            f(id, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the chunks of a checked frame that the store lacks (see [`crate::Frame::decode`]).
+    /// When it lacks all of them the frame goes into a pack as it is (no recompression: a
+    /// bundle's strong compression is kept); otherwise the missing ones are compressed again.
+    /// The chunks are durable when this returns; no blob references them yet.
+    pub fn insert_frame(&self, frame: DecodedChunks) -> Result<InsertOutcome> {
+        self.check_writable()?;
+        let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+        let missing: Vec<bool> = {
+            let rtx = self.inner.index.read()?;
+            let mut seen = HashSet::new();
+            let mut v = Vec::with_capacity(frame.len());
+            for (id, _) in frame.chunks() {
+                v.push(seen.insert(id) && rtx.chunk(&id)?.is_none());
+            }
+            v
+        };
+        let new_bytes: u64 = frame
+            .chunks()
+            .zip(&missing)
+            .filter(|(_, m)| **m)
+            .map(|((_, d), _)| d.len() as u64)
+            .sum();
+        let new_chunks = missing.iter().filter(|m| **m).count() as u64;
+        if new_chunks == 0 {
+            return Ok(InsertOutcome::default());
+        }
+        let compressed = if missing.iter().all(|m| *m) {
+            frame.into_compressed()
+        } else {
+            let chunks: Vec<(ChunkId, &[u8])> = frame
+                .chunks()
+                .zip(&missing)
+                .filter(|(_, m)| **m)
+                .map(|(c, _)| c)
+                .collect();
+            CompressedFrame::compress(&chunks, self.inner.opts.zstd_level)
+                .map_err(Error::io("compressing chunks", self.inner.root.clone()))?
+        };
+        let stored_bytes = compressed.len() as u64;
+        let mut writers = Writers::new(self);
+        let locs = match writers.append(&compressed) {
+            Ok(l) => l,
+            Err(e) => {
+                writers.rollback();
+                return Err(e);
+            }
+        };
+        let synced = writers.all().try_for_each(|(w, _)| w.sync());
+        if let Err(e) = synced {
+            writers.rollback();
+            return Err(e);
+        }
+        match self.commit_chunks(&locs, &mut writers) {
+            Ok(()) => {
+                writers.release(true);
+                Ok(InsertOutcome {
+                    new_chunks,
+                    new_bytes,
+                    stored_bytes,
+                })
+            }
+            Err(e) => {
+                writers.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn commit_chunks(&self, locs: &[(ChunkId, ChunkLoc)], writers: &mut Writers<'_>) -> Result<()> {
+        let mut tx = self.inner.index.write()?;
+        for (id, loc) in locs {
+            if tx.chunk(id)?.is_none() {
+                tx.put_chunk(id, &ChunkRecord { loc: *loc, refs: 0 })?;
+            }
+        }
+        let mut max_id = 0;
+        for (w, _) in writers.all() {
+            max_id = max_id.max(w.id().0);
+            tx.put_pack(
+                w.id(),
+                &PackRecord {
+                    len: w.len(),
+                    sealed: false,
+                },
+            )?;
+        }
+        let next = tx
+            .next_pack_id()?
+            .max(max_id + 1)
+            .max(self.inner.next_pack_id());
+        tx.set_next_pack_id(next)?;
+        tx.commit()
+    }
+
+    /// Commits a described blob whose chunks are all stored, after rebuilding it from them and
+    /// checking its digest and size: on any mismatch nothing is committed and the error names
+    /// the blob. A blob already stored is left as it is (`existed`).
+    pub fn put_described(&self, desc: &BlobDescription) -> Result<PutOutcome> {
+        self.check_writable()?;
+        let digest = desc.digest();
+        let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+        let outcome = PutOutcome {
+            digest: digest.clone(),
+            size: desc.size(),
+            existed: true,
+            new_chunks: 0,
+            new_bytes: 0,
+            stored_bytes: 0,
+        };
+        if self.inner.index.read()?.blob(digest)?.is_some() {
+            return Ok(outcome);
+        }
+        desc.check_cover()?;
+        let ids = desc.chunk_ids()?;
+        let missing = self.missing_chunks(&ids)?;
+        if let Some(first) = missing.first() {
+            return Err(Error::ChunksMissing {
+                digest: digest.clone(),
+                count: missing.len() as u64,
+                first: first.to_hex(),
+            });
+        }
+        self.check_described(desc)?;
+        let mut tx = self.inner.index.write()?;
+        if tx.blob(digest)?.is_some() {
+            return Ok(outcome);
+        }
+        for id in &ids {
+            let Some(mut rec) = tx.chunk(id)? else {
+                return Err(Error::ChunksMissing {
+                    digest: digest.clone(),
+                    count: 1,
+                    first: id.to_hex(),
+                });
+            };
+            rec.refs = rec.refs.saturating_add(1);
+            tx.put_chunk(id, &rec)?;
+        }
+        let m = &desc.meta;
+        let record = BlobRecord {
+            size: m.size,
+            kind: m.kind,
+            layout: m.layout,
+            encoding: m.encoding,
+            opaque: m.opaque,
+            rebuild_bytes: m.rebuild_bytes,
+            chunks: m.chunks,
+            inline_bytes: m.inline_bytes,
+            created: now(),
+            touched: 0,
+        };
+        tx.put_blob(digest, &record, &desc.recipe, &desc.script)?;
+        tx.commit()?;
+        Ok(PutOutcome {
+            existed: false,
+            ..outcome
+        })
+    }
+
+    /// Rebuilds a described blob from stored chunks and checks its digest and size.
+    fn check_described(&self, desc: &BlobDescription) -> Result<()> {
+        let digest = desc.digest();
+        let segments = Segments::Given(Arc::new(GivenSegments {
+            recipe: desc.recipe.clone(),
+            script: desc.script.clone(),
+        }));
+        let plain = PlainReader::with_segments(self, digest, 0, segments);
+        let mut hasher = Hasher::new(digest.algorithm());
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut left = desc.size();
+        let mut feed = |r: &mut dyn Read| -> Result<()> {
+            while left > 0 {
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                r.read_exact(&mut buf[..want])
+                    .map_err(|e| crate::unwrap_io(digest, e))?;
+                hasher.update(&buf[..want]);
+                left -= want as u64;
+            }
+            Ok(())
+        };
+        match desc.meta.kind {
+            RecipeKind::Plain => {
+                let mut plain = plain;
+                feed(&mut plain)?;
+            }
+            RecipeKind::Deflate { plain_size } => {
+                let mut r = DeflateReader::new(self, digest, plain, plain_size, 0, None);
+                feed(&mut r)?;
+                r.finish()?;
+            }
+        }
+        let actual = hasher.finish();
+        if actual != *digest {
+            return Err(Error::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
