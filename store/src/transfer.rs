@@ -95,32 +95,43 @@ impl BlobDescription {
     /// Every chunk the blob needs (content and correction data), once each, in first-use order.
     /// Fails on segments that do not decode.
     pub fn chunk_ids(&self) -> Result<Vec<ChunkId>> {
+        Ok(self.chunks()?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// As [`BlobDescription::chunk_ids`], with each chunk's length.
+    pub fn chunks(&self) -> Result<Vec<(ChunkId, u32)>> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        let mut add = |id: ChunkId| {
+        let mut add = |id: ChunkId, len: u32| {
             if seen.insert(id) {
-                out.push(id);
+                out.push((id, len));
             }
         };
         for (start, bytes) in &self.recipe {
             for e in decode_segment(bytes).ok_or_else(|| self.damaged("recipe", *start))? {
-                if let Entry::Chunk { id, .. } = e {
-                    add(id);
+                if let Entry::Chunk { id, len } = e {
+                    add(id, len);
                 }
             }
         }
         for (start, bytes) in &self.script {
             for op in decode_script_segment(bytes).ok_or_else(|| self.damaged("script", *start))? {
                 if let Op::Step {
-                    corrections: Corrections::Chunk { id, .. },
+                    corrections: Corrections::Chunk { id, len },
                     ..
                 } = op
                 {
-                    add(id);
+                    add(id, len);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Bytes of the blob's content kept inline in its recipe and script (they travel in the
+    /// description, not as chunks).
+    pub fn inline_bytes(&self) -> u64 {
+        self.meta.inline_bytes + self.meta.rebuild_bytes
     }
 
     fn damaged(&self, what: &str, start: u64) -> Error {
