@@ -1,1 +1,60 @@
-//! placeholder during bootstrap
+//! The bundle format: how an export leaves a store as volume files that fit removable media,
+//! and how an import reads them back. This crate owns the byte layouts (bundle/FORMAT.md):
+//! volumes (a header, store pack frames verbatim, a copy of the bundle index, a trailer), the
+//! bundle index codec, the standalone index file, inventories of a site's store, and media
+//! sizes.
+//!
+//! It knows nothing of HTTP, and nothing of how frames are chosen or chunks inserted: export
+//! and import sit on top of it. Frames are the store's (`airlock_store::Frame`); only `volume`
+//! knows the volume layout, only `codec` the index encoding, only `inventory` the inventory
+//! file; every codec reads hostile input without panicking or allocating beyond its input.
+//!
+//! # Overview
+//! - [`VolumeWriter`] writes `NAME.NNN.airlock`, never past its capacity; [`VolumeReader`]
+//!   opens one, returning its [`VolumeHeader`] even when its trailer or index is damaged.
+//! - [`BundleIndex`]: refs, manifests, blobs with their chunks, frames per volume;
+//!   [`BundleIndex::encode`], [`BundleIndex::decode`], [`BundleIndex::encoded_len_bound`].
+//! - [`Inventory`]: the chunks and blobs a site has, for delta exports.
+//! - [`VolumeSize`]: `cd`, `dvd`, ... or `2GiB`.
+//! - [`Error`]: every failure, naming the file and offset.
+//!
+//! ```
+//! use airlock_bundle::{BundleId, BundleIndex, VolumeReader, VolumeWriter};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let index = BundleIndex {
+//!     bundle_id: BundleId::random(), name: "app".into(), created: 0, tool: "airlock".into(),
+//!     base: None, refs: vec![], manifests: vec![], blobs: vec![], volume_count: 1,
+//!     volumes: vec![],
+//! };
+//! let bytes = index.encode().unwrap();
+//! let writer = VolumeWriter::create(dir.path(), "app", 1, index.bundle_id, 1 << 20).unwrap();
+//! let path = writer.finish(1, &bytes).unwrap();
+//! let volume = VolumeReader::open(&path).unwrap();
+//! assert_eq!(volume.header().bundle_id, index.bundle_id);
+//! assert_eq!(volume.index(), Some(&index));
+//! ```
+
+mod codec;
+mod error;
+mod index;
+mod names;
+mod volume;
+mod wire;
+
+pub use crate::{
+    codec::{INDEX_FORMAT_VERSION, INDEX_HEADER_LEN, INDEX_MAGIC, MAX_INDEX_RAW_BYTES},
+    error::{Error, Result},
+    index::{
+        Base, BlobEntry, BundleId, BundleIndex, FrameEntry, FrameRef, InventoryId, ManifestEntry,
+        RefEntry, VolumeEntry,
+    },
+    names::{
+        BUNDLE_SUFFIX, VolumeFile, check_bundle_name, index_file_name, list_volume_files,
+        parse_volume_file_name, volume_file_name,
+    },
+    volume::{
+        VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeHeader, VolumeReader,
+        VolumeWriter,
+    },
+};

@@ -1,0 +1,150 @@
+//! Every failure of the bundle format layer, naming the file and offset at fault.
+
+use std::path::PathBuf;
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong reading or writing a bundle volume, index or inventory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The file does not start with the volume magic.
+    #[error("{}: not an airlock volume", path.display())]
+    NotAVolume {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file ends before its trailer (or before its header): it was cut short.
+    #[error("{}: volume truncated at {len} bytes (no valid trailer at its end)", path.display())]
+    VolumeTruncated {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+    /// Part of a volume (header, trailer, index copy) fails its checks.
+    #[error("{}: {what} at offset {offset}", path.display())]
+    VolumeCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the damaged part.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// A frame read from a volume is not where the index says or fails its checks.
+    #[error("{}: frame at offset {offset}: {what}", path.display())]
+    FrameCorrupt {
+        /// The volume file.
+        path: PathBuf,
+        /// Offset of the frame in the volume.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// A file written by a newer (or unknown) format version.
+    #[error("{}: {kind} format version {version} is not supported (this build reads {supported})", path.display())]
+    UnsupportedVersion {
+        /// The file (empty for bytes that came from no file).
+        path: PathBuf,
+        /// "volume", "index" or "inventory".
+        kind: &'static str,
+        /// The version found.
+        version: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// Bundle index bytes that do not decode.
+    #[error("bundle index is corrupt: {what}")]
+    IndexCorrupt {
+        /// What is wrong.
+        what: String,
+    },
+    /// A bundle index too large to encode (a count or length beyond the format's fields).
+    #[error("bundle index cannot be encoded: {what}")]
+    IndexTooLarge {
+        /// What overflows.
+        what: String,
+    },
+    /// An inventory file that does not decode or fails its check.
+    #[error("{}: inventory is corrupt: {what}", path.display())]
+    InventoryCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A frame does not fit in the room left in a volume.
+    #[error("{}: volume full: frame of {needed} bytes, {room} bytes of room left", path.display())]
+    VolumeFull {
+        /// The volume being written.
+        path: PathBuf,
+        /// Bytes of the frame.
+        needed: u64,
+        /// Bytes left for frames.
+        room: u64,
+    },
+    /// Finishing a volume would make it larger than its capacity.
+    #[error("{}: volume would be {len} bytes, over its capacity of {capacity} bytes", path.display())]
+    CapacityExceeded {
+        /// The volume being written.
+        path: PathBuf,
+        /// Bytes the finished volume would have.
+        len: u64,
+        /// The capacity.
+        capacity: u64,
+    },
+    /// Bytes given to a volume writer as a frame are not one whole store frame.
+    #[error("not a whole frame: {what}")]
+    NotAFrame {
+        /// What is wrong.
+        what: String,
+    },
+    /// A bundle name that cannot be a file name prefix.
+    #[error("invalid bundle name {name:?}: {why}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// A volume number outside 1..=count, or a volume writer argument out of range.
+    #[error("invalid volume number {number}: {why}")]
+    InvalidVolumeNumber {
+        /// The number given.
+        number: u32,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// A volume size that does not parse.
+    #[error(
+        "invalid volume size {text:?}: expected cd, dvd, dvd-dl, bd, bd-dl, or a positive number of \
+         bytes with an optional unit (B, K, KB, kB, M, MB, G, GB, T, TB = powers of 1000; \
+         KiB, MiB, GiB, TiB = powers of 1024), e.g. 2GiB, 700M"
+    )]
+    InvalidSize {
+        /// The text given.
+        text: String,
+    },
+    /// A bundle id or inventory id that is not 32 hex digits.
+    #[error("invalid id {text:?}: expected 32 lowercase hex digits")]
+    InvalidId {
+        /// The text given.
+        text: String,
+    },
+}
+
+/// Attaches `path` to an io::Error.
+pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}

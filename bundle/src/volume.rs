@@ -1,0 +1,682 @@
+//! Volume files: a header, store pack frames verbatim, a copy of the bundle index, a trailer.
+//!
+//! ```text
+//! volume  := header frame* index trailer
+//! header  (VOLUME_HEADER_LEN = 88 bytes, at offset 0)
+//!   0  8 magic "AIRLKVOL"
+//!   8  4 format u32 = VOLUME_FORMAT_VERSION
+//!  12  4 volume u32         this volume's number, from 1
+//!  16  4 count u32          volumes in the bundle
+//!  20  4 flags u32 = 0
+//!  24 16 bundle_id
+//!  40 32 index_check        BLAKE3 of the index bytes (same in every volume of a bundle)
+//!  72 16 check              BLAKE3(bytes 0..72)[..16]
+//! frame   a store pack frame ("FRAM" header of 32 bytes, chunk table, zstd payload)
+//! index   the bundle index bytes (see `codec`)
+//! trailer (VOLUME_TRAILER_LEN = 72 bytes, the file's last bytes)
+//!   0  8 magic "AIRLKEND"
+//!   8  8 index_offset u64
+//!  16  8 index_len u64      index_offset + index_len + 72 = file length
+//!  24 32 index_check        BLAKE3 of the index bytes
+//!  56 16 check              BLAKE3(trailer bytes 0..56)[..16]
+//! ```
+//! A volume is written as `NAME.NNN.airlock.partial` and renamed once complete and synced, so
+//! a file with the final name is whole unless something damaged it afterwards.
+
+use std::{
+    fs::File,
+    io::{BufWriter, Read, Write},
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+};
+
+use airlock_store::{FRAME_HEADER_LEN, frame_len};
+
+use crate::{
+    codec::{MAX_INDEX_RAW_BYTES, index_check},
+    error::{Error, Result, io_error},
+    index::{BundleId, BundleIndex},
+    names::{check_bundle_name, volume_file_name},
+    wire::{Put, Take, check16, sync_parent},
+};
+
+/// Version of the volume layout this build writes and reads.
+pub const VOLUME_FORMAT_VERSION: u32 = 1;
+/// Magic at the start of every volume.
+pub const VOLUME_MAGIC: &[u8; 8] = b"AIRLKVOL";
+/// Magic at the start of a volume's trailer.
+pub const TRAILER_MAGIC: &[u8; 8] = b"AIRLKEND";
+/// Bytes of the volume header.
+pub const VOLUME_HEADER_LEN: u64 = 88;
+/// Bytes of the volume trailer.
+pub const VOLUME_TRAILER_LEN: u64 = 72;
+
+const _: () = assert!(VOLUME_HEADER_LEN == 8 + 4 + 4 + 4 + 4 + 16 + 32 + 16);
+const _: () = assert!(VOLUME_TRAILER_LEN == 8 + 8 + 8 + 32 + 16);
+
+/// What a volume header says: which bundle, which volume of how many, which index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeHeader {
+    /// Format version of the volume.
+    pub format: u32,
+    /// This volume's number, from 1.
+    pub number: u32,
+    /// Volumes in the bundle.
+    pub count: u32,
+    /// Reserved, 0.
+    pub flags: u32,
+    /// The bundle it belongs to.
+    pub bundle_id: BundleId,
+    /// BLAKE3 of the bundle index bytes; equal in every volume of a bundle.
+    pub index_check: [u8; 32],
+}
+
+impl VolumeHeader {
+    fn encode(&self) -> Vec<u8> {
+        let mut p = Put::default();
+        p.raw(VOLUME_MAGIC);
+        p.u32(self.format);
+        p.u32(self.number);
+        p.u32(self.count);
+        p.u32(self.flags);
+        p.raw(&self.bundle_id.0);
+        p.raw(&self.index_check);
+        let check = check16(&p.0);
+        p.raw(&check);
+        p.0
+    }
+}
+
+/// Writes one volume; never lets it grow past its capacity.
+#[derive(Debug)]
+pub struct VolumeWriter {
+    partial: PathBuf,
+    path: PathBuf,
+    file: BufWriter<File>,
+    len: u64,
+    capacity: u64,
+    reserved: u64,
+    number: u32,
+    bundle_id: BundleId,
+}
+
+impl VolumeWriter {
+    /// Creates `dir/NAME.NNN.airlock.partial` (replacing a leftover one) with a placeholder
+    /// header; `capacity_bytes` is the most the finished file may hold.
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        number: u32,
+        bundle_id: BundleId,
+        capacity_bytes: u64,
+    ) -> Result<VolumeWriter> {
+        check_bundle_name(name)?;
+        if number == 0 {
+            return Err(Error::InvalidVolumeNumber {
+                number,
+                why: "volumes are numbered from 1",
+            });
+        }
+        let path = dir.join(volume_file_name(name, number));
+        let minimum = VOLUME_HEADER_LEN + VOLUME_TRAILER_LEN;
+        if capacity_bytes < minimum {
+            return Err(Error::CapacityExceeded {
+                path,
+                len: minimum,
+                capacity: capacity_bytes,
+            });
+        }
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let file = File::create(&partial).map_err(io_error(&partial))?;
+        let mut file = BufWriter::with_capacity(1 << 20, file);
+        file.write_all(&[0u8; VOLUME_HEADER_LEN as usize])
+            .map_err(io_error(&partial))?;
+        Ok(VolumeWriter {
+            partial,
+            path,
+            file,
+            len: VOLUME_HEADER_LEN,
+            capacity: capacity_bytes,
+            reserved: 0,
+            number,
+            bundle_id,
+        })
+    }
+
+    /// Sets the bytes kept free for the index copy (see `BundleIndex::encoded_len_bound`).
+    pub fn reserve_index(&mut self, bytes: u64) {
+        self.reserved = bytes;
+    }
+
+    /// Bytes still available for frames: capacity minus what is written, the trailer and the
+    /// index reservation.
+    pub fn room(&self) -> u64 {
+        self.capacity
+            .saturating_sub(self.len)
+            .saturating_sub(VOLUME_TRAILER_LEN)
+            .saturating_sub(self.reserved)
+    }
+
+    /// Bytes written so far (header included).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no frame was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == VOLUME_HEADER_LEN
+    }
+
+    /// The file name the volume will have once finished.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one whole store frame and returns its offset in the volume; refused with
+    /// [`Error::VolumeFull`] when it does not fit in [`VolumeWriter::room`].
+    pub fn append_frame(&mut self, frame: &[u8]) -> Result<u64> {
+        let header = frame
+            .get(..FRAME_HEADER_LEN)
+            .ok_or_else(|| Error::NotAFrame {
+                what: format!("{} bytes, shorter than a frame header", frame.len()),
+            })?;
+        let expected = frame_len(header).map_err(|e| Error::NotAFrame {
+            what: e.to_string(),
+        })?;
+        if expected != frame.len() {
+            return Err(Error::NotAFrame {
+                what: format!("{} bytes, the frame header says {expected}", frame.len()),
+            });
+        }
+        let needed = frame.len() as u64;
+        if needed > self.room() {
+            return Err(Error::VolumeFull {
+                path: self.path.clone(),
+                needed,
+                room: self.room(),
+            });
+        }
+        self.file
+            .write_all(frame)
+            .map_err(io_error(&self.partial))?;
+        let offset = self.len;
+        self.len += needed;
+        Ok(offset)
+    }
+
+    /// Appends the index copy and the trailer, writes the real header (`count` volumes, the
+    /// index's check), syncs, and renames the file to its final name, which it returns.
+    /// Refused, with nothing renamed, when the file would exceed its capacity.
+    pub fn finish(mut self, count: u32, index: &[u8]) -> Result<PathBuf> {
+        if self.number > count {
+            return Err(Error::InvalidVolumeNumber {
+                number: self.number,
+                why: "greater than the volume count",
+            });
+        }
+        let total = self.len + index.len() as u64 + VOLUME_TRAILER_LEN;
+        if total > self.capacity {
+            return Err(Error::CapacityExceeded {
+                path: self.path,
+                len: total,
+                capacity: self.capacity,
+            });
+        }
+        let check = index_check(index);
+        let mut t = Put::default();
+        t.raw(TRAILER_MAGIC);
+        t.u64(self.len);
+        t.u64(index.len() as u64);
+        t.raw(&check);
+        let c = check16(&t.0);
+        t.raw(&c);
+        let header = VolumeHeader {
+            format: VOLUME_FORMAT_VERSION,
+            number: self.number,
+            count,
+            flags: 0,
+            bundle_id: self.bundle_id,
+            index_check: check,
+        };
+        let io = io_error(&self.partial);
+        let result = (|| {
+            self.file.write_all(index)?;
+            self.file.write_all(&t.0)?;
+            self.file.flush()?;
+            let file = self.file.get_ref();
+            file.write_all_at(&header.encode(), 0)?;
+            file.sync_all()
+        })();
+        result.map_err(io)?;
+        std::fs::rename(&self.partial, &self.path).map_err(io_error(&self.path))?;
+        sync_parent(&self.path)?;
+        Ok(self.path)
+    }
+
+    /// Gives up on the volume and removes its partial file.
+    pub fn abandon(self) -> Result<()> {
+        let VolumeWriter { partial, file, .. } = self;
+        drop(file);
+        std::fs::remove_file(&partial).map_err(io_error(&partial))
+    }
+}
+
+/// An open volume: its header always, its index copy when intact, and its frames by offset.
+#[derive(Debug)]
+pub struct VolumeReader {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    header: VolumeHeader,
+    /// Where frames end: the index offset, or the file's end when the trailer is unusable.
+    frames_end: u64,
+    index: std::result::Result<BundleIndex, Error>,
+}
+
+impl VolumeReader {
+    /// Opens a volume and checks its header, trailer and index copy. Fails only when the
+    /// header itself is unusable; a damaged or missing trailer or index leaves the header
+    /// readable and the index unavailable ([`VolumeReader::index_problem`] says why).
+    pub fn open(path: &Path) -> Result<VolumeReader> {
+        let mut file = File::open(path).map_err(io_error(path))?;
+        let len = file.metadata().map_err(io_error(path))?.len();
+        let mut head = Vec::with_capacity(VOLUME_HEADER_LEN as usize);
+        (&mut file)
+            .take(VOLUME_HEADER_LEN)
+            .read_to_end(&mut head)
+            .map_err(io_error(path))?;
+        let header = parse_header(path, &head, len)?;
+        let mut reader = VolumeReader {
+            path: path.to_owned(),
+            file,
+            len,
+            header,
+            frames_end: len,
+            index: Err(Error::VolumeTruncated {
+                path: path.to_owned(),
+                len,
+            }),
+        };
+        reader.index = reader.read_index();
+        Ok(reader)
+    }
+
+    fn corrupt(&self, offset: u64, what: impl Into<String>) -> Error {
+        Error::VolumeCorrupt {
+            path: self.path.clone(),
+            offset,
+            what: what.into(),
+        }
+    }
+
+    fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(io_error(&self.path))?;
+        Ok(buf)
+    }
+
+    fn read_index(&mut self) -> Result<BundleIndex> {
+        let truncated = || Error::VolumeTruncated {
+            path: self.path.clone(),
+            len: self.len,
+        };
+        if self.len < VOLUME_HEADER_LEN + VOLUME_TRAILER_LEN {
+            return Err(truncated());
+        }
+        let at = self.len - VOLUME_TRAILER_LEN;
+        let trailer = self.read_at(at, VOLUME_TRAILER_LEN)?;
+        if &trailer[..8] != TRAILER_MAGIC {
+            return Err(truncated());
+        }
+        if trailer[56..] != check16(&trailer[..56]) {
+            return Err(self.corrupt(at, "trailer check mismatch"));
+        }
+        let mut t = Take::new(&trailer[8..56]);
+        let fields = (|| -> std::result::Result<_, String> {
+            Ok((
+                t.u64("index offset")?,
+                t.u64("index length")?,
+                t.array::<32>("index check")?,
+            ))
+        })();
+        let (offset, index_len, check) = fields.map_err(|w| self.corrupt(at, w))?;
+        if offset < VOLUME_HEADER_LEN || offset.checked_add(index_len) != Some(at) {
+            return Err(self.corrupt(
+                at,
+                format!("trailer places the index at {offset}+{index_len}, not just before it"),
+            ));
+        }
+        self.frames_end = offset;
+        if index_len > MAX_INDEX_RAW_BYTES {
+            return Err(self.corrupt(offset, format!("index of {index_len} bytes is too large")));
+        }
+        if check != self.header.index_check {
+            return Err(self.corrupt(at, "trailer and header name different indexes"));
+        }
+        let bytes = self.read_at(offset, index_len)?;
+        if index_check(&bytes) != check {
+            return Err(self.corrupt(offset, "index copy check mismatch"));
+        }
+        let index = BundleIndex::decode(&bytes).map_err(|e| self.corrupt(offset, e.to_string()))?;
+        if index.bundle_id != self.header.bundle_id || index.volume_count != self.header.count {
+            return Err(self.corrupt(offset, "index copy is of another bundle than the header"));
+        }
+        Ok(index)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the volume holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.frames_end <= VOLUME_HEADER_LEN
+    }
+
+    /// The volume header (bundle id, number, count, index check).
+    pub fn header(&self) -> &VolumeHeader {
+        &self.header
+    }
+
+    /// The index copy, when the trailer and index are intact.
+    pub fn index(&self) -> Option<&BundleIndex> {
+        self.index.as_ref().ok()
+    }
+
+    /// Why the index copy is unavailable, when it is.
+    pub fn index_problem(&self) -> Option<&Error> {
+        self.index.as_ref().err()
+    }
+
+    /// Reads the frame of `len` bytes at `offset` (from the index), checking it lies among the
+    /// frames and that its header agrees on its length. Check its content with
+    /// `airlock_store::Frame::decode`.
+    pub fn read_frame(&self, offset: u64, len: u32) -> Result<Vec<u8>> {
+        let corrupt = |what: String| Error::FrameCorrupt {
+            path: self.path.clone(),
+            offset,
+            what,
+        };
+        let end = offset.checked_add(u64::from(len));
+        if offset < VOLUME_HEADER_LEN || end.is_none_or(|e| e > self.frames_end) {
+            let beyond = if self.index.is_err() && end.is_some_and(|e| e > self.len) {
+                format!(" (the volume is {} bytes: truncated?)", self.len)
+            } else {
+                String::new()
+            };
+            return Err(corrupt(format!(
+                "{len} bytes do not lie within the frames ({VOLUME_HEADER_LEN}..{}){beyond}",
+                self.frames_end
+            )));
+        }
+        if (len as usize) < FRAME_HEADER_LEN {
+            return Err(corrupt(format!("{len} bytes cannot hold a frame header")));
+        }
+        let bytes = self.read_at(offset, u64::from(len))?;
+        let expected = frame_len(&bytes[..FRAME_HEADER_LEN]).map_err(|e| corrupt(e.to_string()))?;
+        if expected != len as usize {
+            return Err(corrupt(format!(
+                "the index says {len} bytes, the frame header says {expected}"
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+fn parse_header(path: &Path, head: &[u8], len: u64) -> Result<VolumeHeader> {
+    let magic_len = head.len().min(8);
+    if head[..magic_len] != VOLUME_MAGIC[..magic_len] {
+        return Err(Error::NotAVolume {
+            path: path.to_owned(),
+        });
+    }
+    if (head.len() as u64) < VOLUME_HEADER_LEN {
+        return Err(Error::VolumeTruncated {
+            path: path.to_owned(),
+            len,
+        });
+    }
+    let corrupt = |what: String| Error::VolumeCorrupt {
+        path: path.to_owned(),
+        offset: 0,
+        what,
+    };
+    if head[72..88] != check16(&head[..72]) {
+        return Err(corrupt("header check mismatch".into()));
+    }
+    let mut t = Take::new(&head[8..72]);
+    let header = (|| -> std::result::Result<VolumeHeader, String> {
+        Ok(VolumeHeader {
+            format: t.u32("format")?,
+            number: t.u32("volume number")?,
+            count: t.u32("volume count")?,
+            flags: t.u32("flags")?,
+            bundle_id: BundleId(t.array("bundle id")?),
+            index_check: t.array("index check")?,
+        })
+    })()
+    .map_err(corrupt)?;
+    if header.format != VOLUME_FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            path: path.to_owned(),
+            kind: "volume",
+            version: header.format,
+            supported: VOLUME_FORMAT_VERSION,
+        });
+    }
+    if header.number == 0 || header.number > header.count {
+        return Err(corrupt(format!(
+            "header says volume {} of {}",
+            header.number, header.count
+        )));
+    }
+    Ok(header)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::index::{FrameEntry, VolumeEntry};
+    use airlock_store::{ChunkId, Frame};
+
+    fn frame(seed: u32, chunks: u32) -> (Vec<u8>, Vec<ChunkId>) {
+        let data: Vec<Vec<u8>> = (0..chunks)
+            .map(|i| {
+                let mut h = blake3::Hasher::new();
+                h.update(&seed.to_le_bytes());
+                h.update(&i.to_le_bytes());
+                let mut out = vec![0u8; 3000];
+                h.finalize_xof().fill(&mut out);
+                out
+            })
+            .collect();
+        let refs: Vec<(ChunkId, &[u8])> = data.iter().map(|d| (ChunkId::of(d), &d[..])).collect();
+        let f = Frame::compress(&refs, 3).unwrap();
+        (f.as_bytes().to_vec(), refs.iter().map(|r| r.0).collect())
+    }
+
+    fn index(bundle_id: BundleId, frames: Vec<FrameEntry>) -> BundleIndex {
+        BundleIndex {
+            bundle_id,
+            name: "app".into(),
+            created: 0,
+            tool: "airlock test".into(),
+            base: None,
+            refs: vec![],
+            manifests: vec![],
+            blobs: vec![],
+            volume_count: 1,
+            volumes: vec![VolumeEntry { number: 1, frames }],
+        }
+    }
+
+    /// A finished one-volume bundle of three frames, and its index.
+    fn write_volume(dir: &Path) -> (PathBuf, BundleIndex, Vec<Vec<u8>>) {
+        let id = BundleId([5; 16]);
+        let mut w = VolumeWriter::create(dir, "app", 1, id, 1 << 20).unwrap();
+        let mut entries = Vec::new();
+        let mut bytes = Vec::new();
+        for seed in 0..3 {
+            let (f, chunks) = frame(seed, 2);
+            let offset = w.append_frame(&f).unwrap();
+            entries.push(FrameEntry {
+                offset,
+                len: f.len() as u32,
+                chunks,
+            });
+            bytes.push(f);
+        }
+        let ix = index(id, entries);
+        let path = w.finish(1, &ix.encode().unwrap()).unwrap();
+        (path, ix, bytes)
+    }
+
+    #[test]
+    fn a_volume_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, ix, frames) = write_volume(dir.path());
+        assert_eq!(path, dir.path().join("app.001.airlock"));
+        assert!(!dir.path().join("app.001.airlock.partial").exists());
+        let r = VolumeReader::open(&path).unwrap();
+        assert_eq!(r.header().number, 1);
+        assert_eq!(r.header().count, 1);
+        assert_eq!(r.header().bundle_id, ix.bundle_id);
+        assert_eq!(r.index(), Some(&ix));
+        for (f, bytes) in ix.volumes[0].frames.iter().zip(&frames) {
+            let got = r.read_frame(f.offset, f.len).unwrap();
+            assert_eq!(&got, bytes);
+            let decoded = Frame::decode(got).unwrap();
+            let ids: Vec<ChunkId> = decoded.chunks().map(|c| c.0).collect();
+            assert_eq!(ids, f.chunks);
+        }
+        let f = &ix.volumes[0].frames[1];
+        assert!(r.read_frame(f.offset, f.len + 1).is_err());
+        assert!(r.read_frame(f.offset + 1, f.len).is_err());
+        assert!(r.read_frame(0, f.len).is_err());
+        assert!(r.read_frame(u64::MAX - 3, f.len).is_err());
+    }
+
+    #[test]
+    fn capacity_is_never_exceeded() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = BundleId([1; 16]);
+        for capacity in [20_000u64, 33_333, 50_000] {
+            let mut w = VolumeWriter::create(dir.path(), "cap", 1, id, capacity).unwrap();
+            let probe = index(id, vec![]);
+            w.reserve_index(probe.encoded_len_bound(40).unwrap());
+            let mut entries = Vec::new();
+            for seed in 0..20 {
+                let (f, chunks) = frame(seed, 2);
+                match w.append_frame(&f) {
+                    Ok(offset) => entries.push(FrameEntry {
+                        offset,
+                        len: f.len() as u32,
+                        chunks,
+                    }),
+                    Err(Error::VolumeFull { needed, room, .. }) => {
+                        assert!(needed > room);
+                        break;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(!entries.is_empty());
+            let path = w.finish(1, &index(id, entries).encode().unwrap()).unwrap();
+            assert!(std::fs::metadata(&path).unwrap().len() <= capacity);
+        }
+        // An index larger than what is left is refused and nothing gets the final name.
+        let mut w = VolumeWriter::create(dir.path(), "over", 1, id, 1000).unwrap();
+        assert!(w.append_frame(&frame(0, 1).0).is_err());
+        let err = w.finish(1, &[0u8; 900]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::CapacityExceeded {
+                    len: 1060,
+                    capacity: 1000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!dir.path().join("over.001.airlock").exists());
+        assert!(VolumeWriter::create(dir.path(), "tiny", 1, id, 100).is_err());
+        assert!(VolumeWriter::create(dir.path(), "zero", 0, id, 1000).is_err());
+    }
+
+    #[test]
+    fn a_cut_volume_still_gives_its_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, ix, _) = write_volume(dir.path());
+        let full = std::fs::read(&path).unwrap();
+        for cut in [1, 10, VOLUME_TRAILER_LEN as usize, 500, full.len() - 89] {
+            let len = full.len() - cut;
+            std::fs::write(&path, &full[..len]).unwrap();
+            let r = VolumeReader::open(&path).unwrap();
+            assert_eq!(r.header().bundle_id, ix.bundle_id);
+            assert!(r.index().is_none());
+            let problem = r.index_problem().unwrap().to_string();
+            assert!(
+                problem.contains(&format!("truncated at {len} bytes")),
+                "{problem}"
+            );
+        }
+        // Frames before the cut can still be read.
+        std::fs::write(&path, &full[..full.len() - 200]).unwrap();
+        let r = VolumeReader::open(&path).unwrap();
+        let f = &ix.volumes[0].frames[0];
+        assert!(r.read_frame(f.offset, f.len).is_ok());
+        // Shorter than a header: truncated; other bytes: not a volume.
+        std::fs::write(&path, &full[..40]).unwrap();
+        assert!(matches!(
+            VolumeReader::open(&path),
+            Err(Error::VolumeTruncated { len: 40, .. })
+        ));
+        std::fs::write(&path, b"GIF89a and then some more bytes").unwrap();
+        let err = VolumeReader::open(&path).unwrap_err();
+        assert!(err.to_string().ends_with("not an airlock volume"), "{err}");
+    }
+
+    #[test]
+    fn a_flipped_byte_is_found_in_every_region() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, ix, _) = write_volume(dir.path());
+        let full = std::fs::read(&path).unwrap();
+        let index_offset =
+            full.len() as u64 - VOLUME_TRAILER_LEN - ix.encode().unwrap().len() as u64;
+        for i in (0..full.len()).step_by(7).chain([full.len() - 1]) {
+            let mut b = full.clone();
+            b[i] ^= 0x01;
+            std::fs::write(&path, &b).unwrap();
+            let i = i as u64;
+            let opened = VolumeReader::open(&path);
+            if i < VOLUME_HEADER_LEN {
+                assert!(opened.is_err(), "header flip at {i}");
+                continue;
+            }
+            let r = opened.unwrap();
+            if i >= index_offset {
+                assert!(r.index().is_none(), "index or trailer flip at {i}");
+                continue;
+            }
+            let ok = ix.volumes[0].frames.iter().all(|f| {
+                r.read_frame(f.offset, f.len)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| Frame::decode(bytes).map_err(|e| e.to_string()))
+                    .is_ok()
+            });
+            assert!(!ok, "frame flip at {i} unnoticed");
+        }
+    }
+}
