@@ -6,6 +6,7 @@ mod common; // fixtures: seeded content, tar streams, small-pack stores, pack-fi
 mod crash; // SIGKILL a writer process at random points; reopen, verify, read back ACKed blobs
 mod dedup; // chunk-level dedup across blobs and tar versions; PutOutcome and du accounting
 mod errors; // failed puts store nothing; unknown blobs, bad ranges, failing readers
+mod flate2_backends; // issue 3: gzip fixtures by flate2 zlib-ng and zlib-rs round-trip as recorded
 mod format; // format parameters recorded at creation win; read-only access; the store lock
 mod gc; // plan then apply: roots, grace, tag-history window, repack, GC during writes
 mod layer_versions; // issue 3: a rebuilt base's second version stores little new
