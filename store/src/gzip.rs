@@ -16,8 +16,12 @@
 //! large for preflate-rs's 32-bit positions, or a decompression bomb stops the split with an
 //! [`OpaqueReason`]; the caller then keeps the compressed bytes as they are. preflate-rs is
 //! also kept from panicking the process: a panic inside it counts as an unsupported encoder.
-//! (preflate-rs 0.7.6 prints one diagnostic line on stdout before one of those panics, a
-//! dictionary assertion in its hash chain; nothing here can keep it off a CLI's stdout.)
+//! (preflate-rs 0.7.6 `println!`s when a match is missing from the hash chain it models, as
+//! when an encoder changes parameters mid-stream: a `tried to match` line, the hash, and one
+//! ` dist = N` line per chain entry walked; then it returns MatchNotFound, here an unsupported
+//! encoder, or panics on its dictionary assertion. Stable Rust cannot silence a library's
+//! stdout short of redirecting fd 1: a CLI's stdout may get these lines until preflate-rs
+//! drops them.)
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
