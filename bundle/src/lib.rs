@@ -38,7 +38,9 @@
 mod codec;
 mod error;
 mod index;
+mod inventory;
 mod names;
+mod size;
 mod volume;
 mod wire;
 
@@ -49,10 +51,12 @@ pub use crate::{
         Base, BlobEntry, BundleId, BundleIndex, FrameEntry, FrameRef, InventoryId, ManifestEntry,
         RefEntry, VolumeEntry,
     },
+    inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryBuilder},
     names::{
         BUNDLE_SUFFIX, VolumeFile, check_bundle_name, index_file_name, list_volume_files,
         parse_volume_file_name, volume_file_name,
     },
+    size::VolumeSize,
     volume::{
         VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeHeader, VolumeReader,
         VolumeWriter,
