@@ -58,7 +58,7 @@ pub use crate::{
     },
     size::VolumeSize,
     volume::{
-        VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeHeader, VolumeReader,
-        VolumeWriter,
+        PendingVolume, VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeHeader,
+        VolumeReader, VolumeWriter,
     },
 };

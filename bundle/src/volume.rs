@@ -24,7 +24,7 @@
 //! a file with the final name is whole unless something damaged it afterwards.
 
 use std::{
-    fs::File,
+    fs::{File, OpenOptions},
     io::{BufWriter, Read, Write},
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
@@ -209,7 +209,61 @@ impl VolumeWriter {
     /// Appends the index copy and the trailer, writes the real header (`count` volumes, the
     /// index's check), syncs, and renames the file to its final name, which it returns.
     /// Refused, with nothing renamed, when the file would exceed its capacity.
-    pub fn finish(mut self, count: u32, index: &[u8]) -> Result<PathBuf> {
+    pub fn finish(self, count: u32, index: &[u8]) -> Result<PathBuf> {
+        self.close_frames()?.finish(count, index)
+    }
+
+    /// Ends the frames and closes the file, for an exporter that writes every volume's frames
+    /// before it knows the final index: finish each later with [`PendingVolume::finish`].
+    pub fn close_frames(mut self) -> Result<PendingVolume> {
+        self.file.flush().map_err(io_error(&self.partial))?;
+        Ok(PendingVolume {
+            partial: self.partial,
+            path: self.path,
+            len: self.len,
+            capacity: self.capacity,
+            number: self.number,
+            bundle_id: self.bundle_id,
+        })
+    }
+
+    /// Gives up on the volume and removes its partial file.
+    pub fn abandon(self) -> Result<()> {
+        let VolumeWriter { partial, file, .. } = self;
+        drop(file);
+        std::fs::remove_file(&partial).map_err(io_error(&partial))
+    }
+}
+
+/// A volume whose frames are written and whose file is closed, waiting for the bundle index.
+#[derive(Debug)]
+pub struct PendingVolume {
+    partial: PathBuf,
+    path: PathBuf,
+    len: u64,
+    capacity: u64,
+    number: u32,
+    bundle_id: BundleId,
+}
+
+impl PendingVolume {
+    /// The file name the volume will have once finished.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of header and frames.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.len == VOLUME_HEADER_LEN
+    }
+
+    /// As [`VolumeWriter::finish`].
+    pub fn finish(self, count: u32, index: &[u8]) -> Result<PathBuf> {
         if self.number > count {
             return Err(Error::InvalidVolumeNumber {
                 number: self.number,
@@ -240,16 +294,16 @@ impl VolumeWriter {
             bundle_id: self.bundle_id,
             index_check: check,
         };
-        let io = io_error(&self.partial);
         let result = (|| {
-            self.file.write_all(index)?;
-            self.file.write_all(&t.0)?;
-            self.file.flush()?;
-            let file = self.file.get_ref();
+            let file = OpenOptions::new().write(true).open(&self.partial)?;
+            // Anything past the frames (an earlier failed finish) is replaced.
+            file.set_len(self.len)?;
+            file.write_all_at(index, self.len)?;
+            file.write_all_at(&t.0, self.len + index.len() as u64)?;
             file.write_all_at(&header.encode(), 0)?;
             file.sync_all()
         })();
-        result.map_err(io)?;
+        result.map_err(io_error(&self.partial))?;
         std::fs::rename(&self.partial, &self.path).map_err(io_error(&self.path))?;
         sync_parent(&self.path)?;
         Ok(self.path)
@@ -257,9 +311,7 @@ impl VolumeWriter {
 
     /// Gives up on the volume and removes its partial file.
     pub fn abandon(self) -> Result<()> {
-        let VolumeWriter { partial, file, .. } = self;
-        drop(file);
-        std::fs::remove_file(&partial).map_err(io_error(&partial))
+        std::fs::remove_file(&self.partial).map_err(io_error(&self.partial))
     }
 }
 
@@ -678,5 +730,46 @@ mod tests {
             });
             assert!(!ok, "frame flip at {i} unnoticed");
         }
+    }
+
+    #[test]
+    fn volumes_closed_early_are_finished_with_the_final_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = BundleId([2; 16]);
+        let mut pending = Vec::new();
+        let mut volumes = Vec::new();
+        for number in 1..=2u32 {
+            let mut w = VolumeWriter::create(dir.path(), "two", number, id, 1 << 20).unwrap();
+            let (f, chunks) = frame(number, 3);
+            let offset = w.append_frame(&f).unwrap();
+            volumes.push(VolumeEntry {
+                number,
+                frames: vec![FrameEntry {
+                    offset,
+                    len: f.len() as u32,
+                    chunks,
+                }],
+            });
+            pending.push(w.close_frames().unwrap());
+        }
+        let mut ix = index(id, vec![]);
+        ix.volume_count = 2;
+        ix.volumes = volumes;
+        let bytes = ix.encode().unwrap();
+        let paths: Vec<PathBuf> = pending
+            .into_iter()
+            .map(|p| p.finish(2, &bytes).unwrap())
+            .collect();
+        let checks: Vec<[u8; 32]> = paths
+            .iter()
+            .map(|p| {
+                let r = VolumeReader::open(p).unwrap();
+                assert_eq!(r.index(), Some(&ix));
+                let f = &ix.volumes[r.header().number as usize - 1].frames[0];
+                Frame::decode(r.read_frame(f.offset, f.len).unwrap()).unwrap();
+                r.header().index_check
+            })
+            .collect();
+        assert_eq!(checks[0], checks[1]);
     }
 }
