@@ -229,6 +229,35 @@ impl BundleIndex {
             .collect()
     }
 
+    /// The exported references that need any of `volumes` (their manifests, children and
+    /// blobs, recursively): the images a missing or damaged volume affects.
+    pub fn refs_needing(&self, volumes: &BTreeSet<u32>) -> Vec<&RefEntry> {
+        let by_blob = self.volumes_by_blob();
+        let children: HashMap<&Digest, &[Digest]> = self
+            .manifests
+            .iter()
+            .map(|m| (&m.digest, &m.children[..]))
+            .collect();
+        let hit = |d: &Digest| by_blob.get(d).is_some_and(|v| !v.is_disjoint(volumes));
+        self.refs
+            .iter()
+            .filter(|r| {
+                let mut seen = std::collections::HashSet::new();
+                let mut todo = vec![&r.digest];
+                while let Some(d) = todo.pop() {
+                    if !seen.insert(d) {
+                        continue;
+                    }
+                    if hit(d) {
+                        return true;
+                    }
+                    todo.extend(children.get(d).into_iter().flat_map(|c| c.iter()));
+                }
+                false
+            })
+            .collect()
+    }
+
     /// Writes the encoded index to `path` (`NAME.index.airlock`) atomically.
     pub fn write_file(&self, path: &Path) -> Result<()> {
         wire::write_atomically(path, &self.encode()?)
@@ -320,6 +349,40 @@ mod tests {
         assert_eq!(ix.volumes_holding([&id(9)]), BTreeSet::new());
         assert_eq!(ix.volumes_holding([&id(1), &id(3)]), BTreeSet::from([1, 2]));
         assert_eq!(ix.locate_chunks()[&id(3)].volume, 2);
+    }
+
+    #[test]
+    fn a_missing_volume_names_the_refs_it_hurts() {
+        let mut ix = index();
+        let (image, config) = (Digest::sha256(b"image"), Digest::sha256(b"b"));
+        ix.manifests.push(ManifestEntry {
+            repo: "app".into(),
+            digest: image.clone(),
+            media_type: "m".into(),
+            children: vec![config],
+            subject: None,
+        });
+        ix.refs = vec![
+            RefEntry {
+                repo: "app".into(),
+                tag: Some("1".into()),
+                digest: image,
+            },
+            RefEntry {
+                repo: "other".into(),
+                tag: None,
+                digest: Digest::sha256(b"a"),
+            },
+        ];
+        let names = |v: u32| -> Vec<String> {
+            ix.refs_needing(&BTreeSet::from([v]))
+                .iter()
+                .map(|r| r.repo.clone())
+                .collect()
+        };
+        assert_eq!(names(1), vec!["other"]);
+        assert_eq!(names(2), vec!["app", "other"]);
+        assert!(names(3).is_empty());
     }
 
     #[test]
