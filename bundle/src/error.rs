@@ -135,12 +135,105 @@ pub enum Error {
         /// The text given.
         text: String,
     },
+    /// A reference that does not parse.
+    #[error("invalid reference {text:?}: {why}")]
+    InvalidReference {
+        /// The text given.
+        text: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// A reference the store cannot resolve.
+    #[error("{reference}: {why}")]
+    UnknownReference {
+        /// The reference as written.
+        reference: String,
+        /// Why it cannot be resolved.
+        why: &'static str,
+    },
+    /// What an export walks is incomplete or inconsistent.
+    #[error("{what}")]
+    Walk {
+        /// What is wrong, naming the manifest and blob.
+        what: String,
+    },
+    /// The store failed.
+    #[error("{context}")]
+    Store {
+        /// What was being done.
+        context: String,
+        /// The store's error.
+        #[source]
+        source: airlock_store::Error,
+    },
+    /// A blob of a bundle that does not rebuild to its digest from the bundle's chunks.
+    #[error("blob {digest} of the bundle is refused")]
+    BlobRejected {
+        /// The blob.
+        digest: airlock_store::Digest,
+        /// Why.
+        #[source]
+        source: airlock_store::Error,
+    },
+    /// The volume size cannot hold a bundle's index and one frame.
+    #[error(
+        "a volume of {size} bytes is too small for this bundle: it needs at least {needed} bytes          (header, trailer, the bundle index, and one frame)"
+    )]
+    VolumeTooSmall {
+        /// The volume size asked for.
+        size: u64,
+        /// Bytes needed at least.
+        needed: u64,
+    },
+    /// An export would overwrite an existing bundle file.
+    #[error("{} already exists: choose another --name or --out, or remove the old bundle", path.display())]
+    AlreadyExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A directory given to import holds no volume.
+    #[error("{}: no volume files (NAME.NNN.airlock) in this directory", path.display())]
+    NoVolumes {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// No readable index for a bundle: every volume given has a damaged index copy and no
+    /// earlier run saved one.
+    #[error(
+        "bundle {bundle_id}: no readable bundle index in the volumes given; give another volume          of this bundle (each carries a copy)"
+    )]
+    NoIndex {
+        /// The bundle.
+        bundle_id: crate::index::BundleId,
+    },
+    /// A delta bundle whose base is not in the store.
+    #[error(
+        "bundle {bundle} is a delta: {blobs} blob(s) need {chunks} chunk(s) it does not carry and          this store lacks (images: {images}); it was made against {base}"
+    )]
+    BaseMissing {
+        /// The delta bundle's name.
+        bundle: String,
+        /// Chunks lacking.
+        chunks: u64,
+        /// Blobs that need them.
+        blobs: u64,
+        /// References affected.
+        images: String,
+        /// What the bundle was made against, and what to do.
+        base: String,
+    },
     /// A bundle id or inventory id that is not 32 hex digits.
     #[error("invalid id {text:?}: expected 32 lowercase hex digits")]
     InvalidId {
         /// The text given.
         text: String,
     },
+}
+
+impl Error {
+    pub(crate) fn store(context: String, source: airlock_store::Error) -> Error {
+        Error::Store { context, source }
+    }
 }
 
 /// Attaches `path` to an io::Error.

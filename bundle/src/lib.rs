@@ -36,17 +36,28 @@
 //! ```
 
 mod codec;
+mod content;
 mod error;
+mod export;
+mod import;
 mod index;
 mod inventory;
 mod names;
+mod progress;
 mod size;
+mod state;
 mod volume;
 mod wire;
 
 pub use crate::{
     codec::{INDEX_FORMAT_VERSION, INDEX_HEADER_LEN, INDEX_MAGIC, MAX_INDEX_RAW_BYTES},
+    content::{Content, Reference, collect},
     error::{Error, Result},
+    export::{
+        DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, FRAME_RAW_BYTES, Have, ImagePlan,
+        plan_export, write_export,
+    },
+    import::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, import, ref_text},
     index::{
         Base, BlobEntry, BundleId, BundleIndex, FrameEntry, FrameRef, InventoryId, ManifestEntry,
         RefEntry, VolumeEntry,
@@ -56,6 +67,7 @@ pub use crate::{
         BUNDLE_SUFFIX, VolumeFile, check_bundle_name, index_file_name, list_volume_files,
         parse_volume_file_name, volume_file_name,
     },
+    progress::{NoProgress, Progress},
     size::VolumeSize,
     volume::{
         PendingVolume, VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeHeader,

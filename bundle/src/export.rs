@@ -1,0 +1,512 @@
+//! `airlock export`: plan what a bundle carries, then write its volumes.
+//!
+//! The plan walks the references (see `content`), describes every blob, and keeps the chunks
+//! the site lacks: all of them for a full bundle, those missing from the earlier bundle's index
+//! (`--since`) or the site's inventory (`--have`) for a delta, so a changed layer ships only
+//! its changed parts. Writing reads those chunks in order, compresses frames of them in
+//! parallel at the bundle's level, and fills volumes one after the other, never past their
+//! size; each volume ends with the whole bundle index. Files are written as `.partial` and
+//! renamed only when complete, so a failed export leaves no volume that looks whole.
+
+use std::{
+    collections::{BTreeSet, HashSet},
+    path::{Path, PathBuf},
+};
+
+use airlock_store::{BlobDescription, ChunkId, Digest, Frame, Store};
+use rayon::prelude::*;
+
+use crate::{
+    content::{self, Reference},
+    error::{Error, Result, io_error},
+    index::{Base, BlobEntry, BundleId, BundleIndex, FrameEntry, RefEntry, VolumeEntry},
+    inventory::Inventory,
+    names::{index_file_name, volume_file_name},
+    progress::Progress,
+    volume::{PendingVolume, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeWriter},
+};
+
+/// Raw bytes of chunks per frame, at most (smaller when volumes are tiny).
+pub const FRAME_RAW_BYTES: usize = 4 * 1024 * 1024;
+/// Default zstd level of bundle frames: the vendor compresses once, sites decompress fast.
+pub const DEFAULT_LEVEL: i32 = 19;
+
+/// What the site already has, for a delta.
+#[derive(Debug, Default)]
+pub enum Have {
+    /// Nothing: a full bundle.
+    #[default]
+    Nothing,
+    /// Everything an earlier bundle carried (`--since INDEX`).
+    Bundle(Box<BundleIndex>),
+    /// What the site's store holds (`--have INVENTORY`).
+    Inventory(Box<Inventory>),
+}
+
+impl Have {
+    fn base(&self) -> Option<Base> {
+        match self {
+            Have::Nothing => None,
+            Have::Bundle(ix) => Some(Base::Since {
+                bundle_id: ix.bundle_id,
+                name: ix.name.clone(),
+            }),
+            Have::Inventory(inv) => Some(Base::Inventory {
+                inventory_id: inv.id(),
+                created: inv.created(),
+            }),
+        }
+    }
+}
+
+/// A set view of [`Have`] for quick lookups.
+struct HaveSet<'a> {
+    have: &'a Have,
+    chunks: HashSet<ChunkId>,
+    blobs: HashSet<Digest>,
+}
+
+impl<'a> HaveSet<'a> {
+    fn new(have: &'a Have) -> HaveSet<'a> {
+        let (mut chunks, mut blobs) = (HashSet::new(), HashSet::new());
+        if let Have::Bundle(ix) = have {
+            for b in &ix.blobs {
+                blobs.insert(b.digest.clone());
+                chunks.extend(b.chunks.iter().copied());
+            }
+        }
+        HaveSet {
+            have,
+            chunks,
+            blobs,
+        }
+    }
+
+    fn has_blob(&self, d: &Digest) -> bool {
+        match self.have {
+            Have::Inventory(inv) => inv.has_blob(d),
+            _ => self.blobs.contains(d),
+        }
+    }
+
+    fn has_chunk(&self, id: &ChunkId) -> bool {
+        match self.have {
+            Have::Inventory(inv) => inv.has_chunk(id),
+            _ => self.chunks.contains(id),
+        }
+    }
+}
+
+/// How to export.
+#[derive(Debug)]
+pub struct ExportOptions {
+    /// The bundle's name: files are `NAME.NNN.airlock` and `NAME.index.airlock`.
+    pub name: String,
+    /// Directory the files go to (created if missing).
+    pub out_dir: PathBuf,
+    /// Bytes a volume may hold, at most.
+    pub volume_size: u64,
+    /// zstd level of the frames (1-22).
+    pub level: i32,
+    /// Whether referrers (signatures, SBOMs) of the images come along.
+    pub referrers: bool,
+    /// What the site has (deltas).
+    pub have: Have,
+    /// What wrote the bundle, e.g. "airlock 0.1.0".
+    pub tool: String,
+}
+
+/// One exported reference in a plan.
+#[derive(Debug, Clone)]
+pub struct ImagePlan {
+    /// The reference as resolved.
+    pub reference: RefEntry,
+    /// Blobs it reaches.
+    pub blobs: usize,
+    /// Bytes of those blobs.
+    pub bytes: u64,
+    /// Blobs it reaches that the site lacks (changed layers, configs, manifests), with sizes.
+    pub new_blobs: Vec<(Digest, u64)>,
+}
+
+/// What an export will write, before it writes anything.
+#[derive(Debug)]
+pub struct ExportPlan {
+    /// The index, without volumes yet.
+    pub index: BundleIndex,
+    /// Per exported reference.
+    pub images: Vec<ImagePlan>,
+    /// Chunks to ship, in order, with their lengths.
+    pub chunks: Vec<(ChunkId, u32)>,
+    /// Raw bytes of those chunks.
+    pub chunk_bytes: u64,
+    /// Bytes of every blob the bundle describes.
+    pub blob_bytes: u64,
+    /// Bytes of the blobs the site lacks.
+    pub new_blob_bytes: u64,
+    /// Volumes needed at most (chunks uncompressed), and at least one.
+    pub max_volumes: u64,
+    /// Bytes reserved in every volume for the header, index and trailer.
+    pub overhead: u64,
+}
+
+/// Plans an export of `refs` (nothing is written).
+pub fn plan_export(store: &Store, refs: &[Reference], opts: &ExportOptions) -> Result<ExportPlan> {
+    crate::names::check_bundle_name(&opts.name)?;
+    if refs.is_empty() {
+        return Err(Error::Walk {
+            what: "nothing to export: name at least one reference".into(),
+        });
+    }
+    let resolved = refs
+        .iter()
+        .map(|r| r.resolve(store))
+        .collect::<Result<Vec<_>>>()?;
+    let content = content::collect(store, &resolved, opts.referrers)?;
+    let have = HaveSet::new(&opts.have);
+    let mut blobs = Vec::with_capacity(content.blobs.len());
+    let mut chunks = Vec::new();
+    let mut shipped = HashSet::new();
+    let (mut chunk_bytes, mut blob_bytes, mut new_blob_bytes) = (0u64, 0u64, 0u64);
+    let mut new_blob_set = BTreeSet::new();
+    for digest in &content.blobs {
+        let desc = store
+            .describe_blob(digest)
+            .map_err(|e| Error::store(format!("describing blob {digest}"), e))?;
+        let list = desc
+            .chunks()
+            .map_err(|e| Error::store(format!("reading the recipe of blob {digest}"), e))?;
+        blob_bytes += desc.size();
+        if !have.has_blob(digest) {
+            new_blob_bytes += desc.size();
+            new_blob_set.insert(digest.clone());
+            for &(id, len) in &list {
+                if !have.has_chunk(&id) && shipped.insert(id) {
+                    chunks.push((id, len));
+                    chunk_bytes += u64::from(len);
+                }
+            }
+        }
+        blobs.push(BlobEntry {
+            digest: digest.clone(),
+            size: desc.size(),
+            description: desc.to_bytes(),
+            chunks: list.into_iter().map(|(id, _)| id).collect(),
+        });
+    }
+    let images = resolved
+        .iter()
+        .zip(&content.reach)
+        .map(|(r, reach)| {
+            let sizes: Vec<(Digest, u64)> = reach
+                .iter()
+                .map(|d| (d.clone(), blob_size(&blobs, d)))
+                .collect();
+            ImagePlan {
+                reference: r.clone(),
+                blobs: sizes.len(),
+                bytes: sizes.iter().map(|(_, s)| s).sum(),
+                new_blobs: sizes
+                    .into_iter()
+                    .filter(|(d, _)| new_blob_set.contains(d))
+                    .collect(),
+            }
+        })
+        .collect();
+    let index = BundleIndex {
+        bundle_id: BundleId::random(),
+        name: opts.name.clone(),
+        created: now(),
+        tool: opts.tool.clone(),
+        base: opts.have.base(),
+        refs: resolved,
+        manifests: content.manifests,
+        blobs,
+        volume_count: 0,
+        volumes: Vec::new(),
+    };
+    let overhead =
+        VOLUME_HEADER_LEN + VOLUME_TRAILER_LEN + index.encoded_len_bound(chunks.len() as u64)?;
+    let room = opts.volume_size.saturating_sub(overhead);
+    if room < 64 * 1024 {
+        return Err(Error::VolumeTooSmall {
+            size: opts.volume_size,
+            needed: overhead + 64 * 1024,
+        });
+    }
+    let max_volumes = chunk_bytes.div_ceil(room).max(1);
+    Ok(ExportPlan {
+        index,
+        images,
+        chunks,
+        chunk_bytes,
+        blob_bytes,
+        new_blob_bytes,
+        max_volumes,
+        overhead,
+    })
+}
+
+fn blob_size(blobs: &[BlobEntry], d: &Digest) -> u64 {
+    blobs.iter().find(|b| b.digest == *d).map_or(0, |b| b.size)
+}
+
+/// What an export wrote.
+#[derive(Debug)]
+pub struct ExportReport {
+    /// The volumes, in order.
+    pub volumes: Vec<PathBuf>,
+    /// The standalone index file (for a later `export --since`).
+    pub index_file: PathBuf,
+    /// Bytes of all volumes.
+    pub bytes: u64,
+    /// Frames written.
+    pub frames: u64,
+    /// The bundle's id.
+    pub bundle_id: BundleId,
+}
+
+/// Writes the volumes of a plan.
+pub fn write_export(
+    store: &Store,
+    plan: ExportPlan,
+    opts: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<ExportReport> {
+    std::fs::create_dir_all(&opts.out_dir).map_err(io_error(&opts.out_dir))?;
+    refuse_existing(&opts.out_dir, &opts.name)?;
+    let mut out = Volumes {
+        dir: opts.out_dir.clone(),
+        name: opts.name.clone(),
+        id: plan.index.bundle_id,
+        size: opts.volume_size,
+        reserve: plan.overhead,
+        closed: Vec::new(),
+        current: None,
+        entries: Vec::new(),
+        frames: 0,
+    };
+    let result = out.fill(store, &plan, opts.level, progress);
+    match result.and_then(|()| out.finish(plan.index, progress)) {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            out.abandon();
+            Err(e)
+        }
+    }
+}
+
+fn refuse_existing(dir: &Path, name: &str) -> Result<()> {
+    let first = dir.join(volume_file_name(name, 1));
+    let index = dir.join(index_file_name(name));
+    for p in [first, index] {
+        if p.exists() {
+            return Err(Error::AlreadyExists { path: p });
+        }
+    }
+    Ok(())
+}
+
+struct Volumes {
+    dir: PathBuf,
+    name: String,
+    id: BundleId,
+    size: u64,
+    reserve: u64,
+    /// Volumes whose frames are written, waiting for the final index.
+    closed: Vec<PendingVolume>,
+    /// The volume being filled.
+    current: Option<VolumeWriter>,
+    entries: Vec<VolumeEntry>,
+    frames: u64,
+}
+
+impl Volumes {
+    /// Reads, compresses and places every chunk of the plan.
+    fn fill(
+        &mut self,
+        store: &Store,
+        plan: &ExportPlan,
+        level: i32,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        progress.begin("export", plan.chunk_bytes);
+        let frame_raw = usize::try_from((self.size - self.reserve) / 2)
+            .unwrap_or(usize::MAX)
+            .clamp(1, FRAME_RAW_BYTES);
+        let batch_raw = frame_raw * rayon::current_num_threads().max(1) * 2;
+        let mut start = 0;
+        while start < plan.chunks.len() {
+            // A batch of chunks: read in order, then compressed as frames in parallel.
+            let mut end = start;
+            let mut raw = 0usize;
+            while end < plan.chunks.len() && (raw < batch_raw || end == start) {
+                raw += plan.chunks[end].1 as usize;
+                end += 1;
+            }
+            let ids: Vec<ChunkId> = plan.chunks[start..end].iter().map(|c| c.0).collect();
+            let mut data: Vec<(ChunkId, Vec<u8>)> = Vec::with_capacity(ids.len());
+            store
+                .read_chunks(&ids, |id, bytes| {
+                    data.push((*id, bytes.to_vec()));
+                    Ok(())
+                })
+                .map_err(|e| Error::store("reading chunks to export".into(), e))?;
+            let groups = group(&data, frame_raw);
+            let frames: Vec<Result<Frame>> = groups
+                .par_iter()
+                .map(|g| compress(&data[g.clone()], level))
+                .collect();
+            for (g, frame) in groups.into_iter().zip(frames) {
+                self.place(&data[g.clone()], frame?, level)?;
+                progress.advance(data[g].iter().map(|(_, d)| d.len() as u64).sum());
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Appends a frame to the current volume, or to a new one when it does not fit; a frame
+    /// too large for an empty volume is split in two and compressed again.
+    fn place(&mut self, chunks: &[(ChunkId, Vec<u8>)], frame: Frame, level: i32) -> Result<()> {
+        let len = frame.as_bytes().len() as u64;
+        if self.current.as_ref().is_none_or(|w| w.room() < len) {
+            let empty_fits = self.size.saturating_sub(self.reserve) >= len;
+            if !empty_fits {
+                if chunks.len() < 2 {
+                    return Err(Error::VolumeTooSmall {
+                        size: self.size,
+                        needed: self.reserve + len,
+                    });
+                }
+                let (a, b) = chunks.split_at(chunks.len() / 2);
+                self.place(a, compress(a, level)?, level)?;
+                return self.place(b, compress(b, level)?, level);
+            }
+            self.open_next()?;
+        }
+        let Some(w) = self.current.as_mut() else {
+            return Err(Error::Walk {
+                what: "no volume open".into(),
+            });
+        };
+        let offset = w.append_frame(frame.as_bytes())?;
+        self.frames += 1;
+        if let Some(e) = self.entries.last_mut() {
+            e.frames.push(FrameEntry {
+                offset,
+                len: len as u32,
+                chunks: frame.chunks().map(|(id, _)| id).collect(),
+            });
+        }
+        Ok(())
+    }
+
+    fn open_next(&mut self) -> Result<()> {
+        if let Some(done) = self.current.take() {
+            self.closed.push(done.close_frames()?);
+        }
+        let number = self.closed.len() as u32 + 1;
+        let mut w = VolumeWriter::create(&self.dir, &self.name, number, self.id, self.size)?;
+        w.reserve_index(self.reserve - VOLUME_HEADER_LEN - VOLUME_TRAILER_LEN);
+        self.current = Some(w);
+        self.entries.push(VolumeEntry {
+            number,
+            frames: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Completes every volume with the final index and writes the standalone index file.
+    fn finish(&mut self, mut index: BundleIndex, progress: &dyn Progress) -> Result<ExportReport> {
+        if self.current.is_none() {
+            // A bundle whose chunks the site has all: one volume with only the index.
+            self.open_next()?;
+        }
+        if let Some(last) = self.current.take() {
+            self.closed.push(last.close_frames()?);
+        }
+        index.volume_count = self.closed.len() as u32;
+        index.volumes = std::mem::take(&mut self.entries);
+        let bytes = index.encode()?;
+        let mut volumes = Vec::new();
+        let mut total = 0;
+        for w in self.closed.drain(..) {
+            let path = w.finish(index.volume_count, &bytes)?;
+            total += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            progress.volume(&path, volumes.len() as u32 + 1, index.volume_count);
+            volumes.push(path);
+        }
+        let index_file = self.dir.join(index_file_name(&self.name));
+        index.write_file(&index_file)?;
+        Ok(ExportReport {
+            volumes,
+            index_file,
+            bytes: total,
+            frames: self.frames,
+            bundle_id: index.bundle_id,
+        })
+    }
+
+    /// Removes the partial files of a failed export.
+    fn abandon(&mut self) {
+        if let Some(w) = self.current.take() {
+            let path = w.path().to_owned();
+            if let Err(e) = w.abandon() {
+                tracing::warn!("removing {}: {e}", path.display());
+            }
+        }
+        for w in self.closed.drain(..) {
+            let path = w.path().to_owned();
+            if let Err(e) = w.abandon() {
+                tracing::warn!("removing {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// Splits chunks into consecutive groups of about `frame_raw` raw bytes.
+fn group(data: &[(ChunkId, Vec<u8>)], frame_raw: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut raw) = (0, 0);
+    for (i, (_, d)) in data.iter().enumerate() {
+        if raw > 0 && raw + d.len() > frame_raw {
+            out.push(start..i);
+            start = i;
+            raw = 0;
+        }
+        raw += d.len();
+    }
+    if start < data.len() {
+        out.push(start..data.len());
+    }
+    out
+}
+
+fn compress(chunks: &[(ChunkId, Vec<u8>)], level: i32) -> Result<Frame> {
+    let refs: Vec<(ChunkId, &[u8])> = chunks.iter().map(|(i, d)| (*i, &d[..])).collect();
+    Frame::compress(&refs, level).map_err(|e| Error::store("compressing a frame".into(), e))
+}
+
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Parses a blob's description from an index (checked: a bundle is never trusted).
+pub(crate) fn description(blob: &BlobEntry) -> Result<BlobDescription> {
+    let desc = BlobDescription::from_bytes(&blob.description)
+        .map_err(|e| Error::store(format!("description of blob {}", blob.digest), e))?;
+    if desc.digest() != &blob.digest || desc.size() != blob.size {
+        return Err(Error::IndexCorrupt {
+            what: format!(
+                "blob {} is described as {} ({} bytes)",
+                blob.digest,
+                desc.digest(),
+                desc.size()
+            ),
+        });
+    }
+    Ok(desc)
+}

@@ -1,0 +1,584 @@
+//! `airlock import`: volumes in any order, one at a time, straight into the store.
+//!
+//! Each frame of a volume is read, checked whole (checksum, every chunk's BLAKE3) and handed to
+//! the store, which keeps it as it is when it lacks all its chunks; nothing is staged or
+//! concatenated on disk. A damaged frame is named (volume, offset, what) and skipped: the rest
+//! still imports. When every chunk the bundle's blobs need is in the store, each missing blob
+//! is rebuilt from its chunks and its digest checked before its recipe is committed; then all
+//! links and tags of the bundle move in one transaction. Progress is kept under the store's
+//! `imports/<bundle id>/` (a copy of the index, the volumes done), so a re-run after a kill or
+//! with the missing volumes resumes: finished volumes are not read again, and frames whose
+//! chunks are all stored are skipped without reading.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use airlock_store::{ChunkId, Digest, Frame, RepoChange, Store};
+use rayon::prelude::*;
+
+use crate::{
+    error::{Error, Result},
+    export::description,
+    index::{Base, BundleId, BundleIndex, RefEntry},
+    names::list_volume_files,
+    progress::Progress,
+    state::ImportState,
+    volume::VolumeReader,
+};
+
+/// Asks the operator for the next volume (a single drive: "insert disc 3 of 5").
+pub trait Prompt {
+    /// Returns a path to read next (a volume, or a directory such as a mount point), or `None`
+    /// to stop for now.
+    fn next_volume(&self, bundle: &str, missing: &[u32], count: u32) -> Option<PathBuf>;
+}
+
+/// A frame or volume that could not be read.
+#[derive(Debug, Clone)]
+pub struct Damage {
+    /// The volume file.
+    pub path: PathBuf,
+    /// Its number.
+    pub volume: u32,
+    /// Offset of the damaged part.
+    pub offset: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// What happened to one bundle.
+#[derive(Debug, Clone)]
+pub struct BundleOutcome {
+    /// The bundle's id.
+    pub bundle_id: BundleId,
+    /// Its name.
+    pub name: String,
+    /// Volumes it has.
+    pub volume_count: u32,
+    /// Whether it is fully imported: every blob verified, every tag moved.
+    pub complete: bool,
+    /// Volumes still needed (not given, or damaged), by number.
+    pub missing_volumes: Vec<u32>,
+    /// Damaged frames and volumes met on the way.
+    pub damaged: Vec<Damage>,
+    /// References that cannot be imported yet (their blobs need a missing volume).
+    pub affected: Vec<String>,
+    /// The references of the bundle (all moved when complete).
+    pub refs: Vec<RefEntry>,
+    /// Bytes read from volumes.
+    pub bytes_read: u64,
+    /// Chunks added to the store, and their raw bytes.
+    pub new_chunks: u64,
+    /// Raw bytes of the chunks added.
+    pub new_bytes: u64,
+    /// Blobs committed (verified) by this run.
+    pub new_blobs: u64,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// Volumes met that belong to no bundle being imported, or could not be opened at all.
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    /// One entry per bundle met.
+    pub bundles: Vec<BundleOutcome>,
+    /// Files that are not readable volumes (path, why).
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl ImportReport {
+    /// Whether every bundle met is complete and every file was readable.
+    pub fn is_complete(&self) -> bool {
+        self.unreadable.is_empty() && self.bundles.iter().all(|b| b.complete)
+    }
+}
+
+/// How to import.
+#[derive(Default)]
+pub struct ImportOptions<'a> {
+    /// Asks for missing volumes (interactive, single drive); `None`: report them and stop.
+    pub prompt: Option<&'a dyn Prompt>,
+    /// Only say what would happen.
+    pub dry_run: bool,
+}
+
+impl std::fmt::Debug for ImportOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("prompt", &self.prompt.is_some())
+            .field("dry_run", &self.dry_run)
+            .finish()
+    }
+}
+
+/// Imports the volumes found at `paths` (files or directories of them).
+pub fn import(
+    store: &Store,
+    paths: &[PathBuf],
+    opts: &ImportOptions<'_>,
+    progress: &dyn Progress,
+) -> Result<ImportReport> {
+    let mut report = ImportReport::default();
+    let mut groups: BTreeMap<BundleId, Vec<VolumeReader>> = BTreeMap::new();
+    for path in expand(paths)? {
+        match VolumeReader::open(&path) {
+            Ok(v) => groups.entry(v.header().bundle_id).or_default().push(v),
+            Err(e) => {
+                progress.note(&format!("skipping {}: {e}", path.display()));
+                report.unreadable.push((path, e.to_string()));
+            }
+        }
+    }
+    if groups.len() > 1 {
+        let names: Vec<String> = groups
+            .iter()
+            .map(|(id, vols)| {
+                let name = vols.iter().find_map(|v| v.index()).map_or_else(
+                    || format!("bundle {id}"),
+                    |ix| format!("{} ({id})", ix.name),
+                );
+                let numbers: Vec<String> =
+                    vols.iter().map(|v| v.header().number.to_string()).collect();
+                format!("{name}: volume(s) {}", numbers.join(", "))
+            })
+            .collect();
+        progress.note(&format!(
+            "volumes of {} different bundles were given; each is imported on its own: {}",
+            groups.len(),
+            names.join("; ")
+        ));
+    }
+    for (id, volumes) in groups {
+        let outcome = Importer::new(store, id, volumes, opts, progress)?.run()?;
+        report.bundles.push(outcome);
+    }
+    Ok(report)
+}
+
+/// Files named by `paths`: volumes as given, directories by their volume files.
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let found = list_volume_files(p)?;
+            if found.is_empty() {
+                return Err(Error::NoVolumes { path: p.clone() });
+            }
+            out.extend(found.into_iter().map(|f| f.path));
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+struct Importer<'a> {
+    store: &'a Store,
+    index: BundleIndex,
+    state: ImportState,
+    volumes: Vec<VolumeReader>,
+    opts: &'a ImportOptions<'a>,
+    progress: &'a dyn Progress,
+    outcome: BundleOutcome,
+    started: Instant,
+}
+
+impl<'a> Importer<'a> {
+    fn new(
+        store: &'a Store,
+        id: BundleId,
+        volumes: Vec<VolumeReader>,
+        opts: &'a ImportOptions<'a>,
+        progress: &'a dyn Progress,
+    ) -> Result<Importer<'a>> {
+        let dir = store.root().join("imports").join(id.to_string());
+        let own = volumes.iter().find_map(|v| v.index().cloned());
+        let (state, index) = ImportState::open(&dir, id, own, opts.dry_run)?;
+        let outcome = BundleOutcome {
+            bundle_id: id,
+            name: index.name.clone(),
+            volume_count: index.volume_count,
+            complete: false,
+            missing_volumes: Vec::new(),
+            damaged: Vec::new(),
+            affected: Vec::new(),
+            refs: index.refs.clone(),
+            bytes_read: 0,
+            new_chunks: 0,
+            new_bytes: 0,
+            new_blobs: 0,
+            elapsed: Duration::ZERO,
+        };
+        let mut me = Importer {
+            store,
+            index,
+            state,
+            volumes: Vec::new(),
+            opts,
+            progress,
+            outcome,
+            started: Instant::now(),
+        };
+        for v in volumes {
+            me.admit(v);
+        }
+        Ok(me)
+    }
+
+    /// Keeps a volume of this bundle, refusing one whose header disagrees with the index.
+    fn admit(&mut self, v: VolumeReader) {
+        let h = v.header();
+        let problem = if h.count != self.index.volume_count {
+            Some(format!(
+                "says the bundle has {} volumes, its index says {}",
+                h.count, self.index.volume_count
+            ))
+        } else if h.number == 0 || h.number > self.index.volume_count {
+            Some(format!("has number {} of {}", h.number, h.count))
+        } else {
+            None
+        };
+        match problem {
+            Some(what) => self.outcome.damaged.push(Damage {
+                path: v.path().to_owned(),
+                volume: h.number,
+                offset: 0,
+                what,
+            }),
+            None => {
+                if !self.volumes.iter().any(|o| o.header().number == h.number) {
+                    self.volumes.push(v);
+                }
+            }
+        }
+    }
+
+    fn run(mut self) -> Result<BundleOutcome> {
+        self.check_base()?;
+        if self.opts.dry_run {
+            self.outcome.missing_volumes = self.missing_volumes()?;
+            self.outcome.affected = self.affected(&self.outcome.missing_volumes);
+            return Ok(self.outcome);
+        }
+        loop {
+            self.volumes.sort_by_key(|v| v.header().number);
+            let pending: Vec<VolumeReader> = std::mem::take(&mut self.volumes);
+            for v in pending {
+                self.read_volume(&v)?;
+            }
+            let missing = self.missing_volumes()?;
+            if missing.is_empty() {
+                self.finish()?;
+                break;
+            }
+            let Some(prompt) = self.opts.prompt else {
+                self.outcome.affected = self.affected(&missing);
+                self.outcome.missing_volumes = missing;
+                break;
+            };
+            let Some(next) =
+                prompt.next_volume(&self.index.name, &missing, self.index.volume_count)
+            else {
+                self.outcome.affected = self.affected(&missing);
+                self.outcome.missing_volumes = missing;
+                break;
+            };
+            for path in expand(&[next])? {
+                match VolumeReader::open(&path) {
+                    Ok(v) if v.header().bundle_id == self.index.bundle_id => self.admit(v),
+                    Ok(v) => self.progress.note(&format!(
+                        "{} belongs to another bundle ({}), not {}",
+                        path.display(),
+                        v.header().bundle_id,
+                        self.index.name
+                    )),
+                    Err(e) => self.progress.note(&format!("{}: {e}", path.display())),
+                }
+            }
+        }
+        self.outcome.elapsed = self.started.elapsed();
+        Ok(self.outcome)
+    }
+
+    /// Blobs of the bundle the store lacks, with the chunks they need.
+    fn needed(&self) -> Result<Vec<usize>> {
+        let mut out = Vec::new();
+        for (i, b) in self.index.blobs.iter().enumerate() {
+            if !self
+                .store
+                .has_blob(&b.digest)
+                .map_err(st("looking up blobs"))?
+            {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Chunks needed blobs lack in the store.
+    fn lacking(&self) -> Result<HashSet<ChunkId>> {
+        let mut wanted: Vec<ChunkId> = Vec::new();
+        let mut seen = HashSet::new();
+        for i in self.needed()? {
+            for c in &self.index.blobs[i].chunks {
+                if seen.insert(*c) {
+                    wanted.push(*c);
+                }
+            }
+        }
+        let missing = self
+            .store
+            .missing_chunks(&wanted)
+            .map_err(st("looking up chunks"))?;
+        Ok(missing.into_iter().collect())
+    }
+
+    /// A delta needs what its base carried: refuse early, naming the base, when the store
+    /// lacks chunks the bundle does not ship.
+    fn check_base(&self) -> Result<()> {
+        let lacking = self.lacking()?;
+        let shipped = self.index.locate_chunks();
+        let absent: Vec<&ChunkId> = lacking
+            .iter()
+            .filter(|c| !shipped.contains_key(*c))
+            .collect();
+        if absent.is_empty() {
+            return Ok(());
+        }
+        let absent: HashSet<&ChunkId> = absent.into_iter().collect();
+        let blobs: BTreeSet<Digest> = self
+            .index
+            .blobs
+            .iter()
+            .filter(|b| b.chunks.iter().any(|c| absent.contains(c)))
+            .map(|b| b.digest.clone())
+            .collect();
+        let images = self.refs_reaching(&blobs);
+        let base = match &self.index.base {
+            Some(Base::Since { bundle_id, name }) => {
+                format!("bundle {name} ({bundle_id}); import it first")
+            }
+            Some(Base::Inventory { inventory_id, .. }) => format!(
+                "the store inventory {inventory_id} it was made for; this store lacks part of it"
+            ),
+            None => "nothing (a full bundle whose index lists chunks it does not ship)".into(),
+        };
+        Err(Error::BaseMissing {
+            bundle: self.index.name.clone(),
+            chunks: absent.len() as u64,
+            blobs: blobs.len() as u64,
+            images: images.join(", "),
+            base,
+        })
+    }
+
+    fn read_volume(&mut self, v: &VolumeReader) -> Result<()> {
+        let number = v.header().number;
+        if self.state.is_done(number) {
+            self.progress
+                .note(&format!("volume {number} was already imported; skipped"));
+            return Ok(());
+        }
+        let Some(entry) = self.index.volumes.iter().find(|e| e.number == number) else {
+            return Err(Error::IndexCorrupt {
+                what: format!("no frame table for volume {number}"),
+            });
+        };
+        let total: u64 = entry.frames.iter().map(|f| u64::from(f.len)).sum();
+        self.progress.begin(
+            &format!("volume {number}/{}", self.index.volume_count),
+            total,
+        );
+        let mut clean = true;
+        for f in &entry.frames {
+            let have_all = self
+                .store
+                .missing_chunks(&f.chunks)
+                .map_err(st("looking up chunks"))?
+                .is_empty();
+            if !have_all {
+                match read_frame(v, f.offset, f.len, &f.chunks) {
+                    Ok(decoded) => {
+                        self.outcome.bytes_read += u64::from(f.len);
+                        let added = self
+                            .store
+                            .insert_frame(decoded)
+                            .map_err(st("storing chunks"))?;
+                        self.outcome.new_chunks += added.new_chunks;
+                        self.outcome.new_bytes += added.new_bytes;
+                    }
+                    Err(what) => {
+                        clean = false;
+                        self.outcome.damaged.push(Damage {
+                            path: v.path().to_owned(),
+                            volume: number,
+                            offset: f.offset,
+                            what,
+                        });
+                    }
+                }
+            }
+            self.progress.advance(u64::from(f.len));
+        }
+        self.progress
+            .volume(v.path(), number, self.index.volume_count);
+        if clean {
+            self.state.mark_done(number)?;
+        }
+        Ok(())
+    }
+
+    /// Volumes holding chunks still lacking.
+    fn missing_volumes(&self) -> Result<Vec<u32>> {
+        let lacking = self.lacking()?;
+        Ok(self.index.volumes_holding(&lacking).into_iter().collect())
+    }
+
+    /// References whose blobs need chunks from `volumes`.
+    fn affected(&self, volumes: &[u32]) -> Vec<String> {
+        let wanted: BTreeSet<u32> = volumes.iter().copied().collect();
+        let blobs: BTreeSet<Digest> = self
+            .index
+            .volumes_by_blob()
+            .into_iter()
+            .filter(|(_, v)| !v.is_disjoint(&wanted))
+            .map(|(d, _)| d)
+            .collect();
+        self.refs_reaching(&blobs)
+    }
+
+    /// References (as text) that reach any of `blobs`.
+    fn refs_reaching(&self, blobs: &BTreeSet<Digest>) -> Vec<String> {
+        let by_digest: HashMap<(&str, &Digest), usize> = self
+            .index
+            .manifests
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ((m.repo.as_str(), &m.digest), i))
+            .collect();
+        let mut out = Vec::new();
+        for r in &self.index.refs {
+            let mut stack = vec![&r.digest];
+            let mut seen = HashSet::new();
+            let mut hit = false;
+            while let Some(d) = stack.pop() {
+                if !seen.insert(d) {
+                    continue;
+                }
+                hit |= blobs.contains(d);
+                if let Some(&i) = by_digest.get(&(r.repo.as_str(), d)) {
+                    stack.extend(self.index.manifests[i].children.iter());
+                }
+                for m in &self.index.manifests {
+                    if m.repo == r.repo && m.subject.as_ref().is_some_and(|(s, _)| s == d) {
+                        stack.push(&m.digest);
+                    }
+                }
+            }
+            if hit {
+                out.push(ref_text(r));
+            }
+        }
+        out
+    }
+
+    /// Commits every blob (each verified against its digest), then moves links and tags
+    /// together.
+    fn finish(&mut self) -> Result<()> {
+        let needed = self.needed()?;
+        let total: u64 = needed.iter().map(|&i| self.index.blobs[i].size).sum();
+        self.progress.begin("verifying blobs", total);
+        let results: Vec<Result<bool>> = needed
+            .par_iter()
+            .map(|&i| {
+                let blob = &self.index.blobs[i];
+                let desc = description(blob)?;
+                let out = self
+                    .store
+                    .put_described(&desc)
+                    .map_err(|e| Error::BlobRejected {
+                        digest: blob.digest.clone(),
+                        source: e,
+                    })?;
+                self.progress.advance(blob.size);
+                Ok(!out.existed)
+            })
+            .collect();
+        for r in results {
+            if r? {
+                self.outcome.new_blobs += 1;
+            }
+        }
+        let changes = repo_changes(&self.index);
+        self.store
+            .apply_repo_changes(&changes)
+            .map_err(st("moving the bundle's tags"))?;
+        self.outcome.complete = true;
+        self.state.remove();
+        Ok(())
+    }
+}
+
+/// Reads one frame and checks it is whole and holds the chunks the index says.
+fn read_frame(
+    v: &VolumeReader,
+    offset: u64,
+    len: u32,
+    chunks: &[ChunkId],
+) -> std::result::Result<airlock_store::DecodedChunks, String> {
+    let bytes = v.read_frame(offset, len).map_err(|e| e.to_string())?;
+    let decoded = Frame::decode(bytes).map_err(|e| e.to_string())?;
+    let ids: Vec<ChunkId> = decoded.chunks().map(|(id, _)| id).collect();
+    if ids != chunks {
+        return Err("the frame holds other chunks than the bundle index lists".into());
+    }
+    Ok(decoded)
+}
+
+/// Links of every manifest and blob, then the tags: one all-or-nothing list.
+pub(crate) fn repo_changes(index: &BundleIndex) -> Vec<RepoChange> {
+    let manifests: HashSet<&Digest> = index.manifests.iter().map(|m| &m.digest).collect();
+    let mut changes = Vec::new();
+    for m in &index.manifests {
+        for c in &m.children {
+            if !manifests.contains(c) {
+                changes.push(RepoChange::LinkBlob {
+                    repo: m.repo.clone(),
+                    digest: c.clone(),
+                });
+            }
+        }
+        changes.push(RepoChange::LinkManifest {
+            repo: m.repo.clone(),
+            digest: m.digest.clone(),
+            children: m.children.clone(),
+            subject: m.subject.clone(),
+            media_type: m.media_type.clone(),
+        });
+    }
+    for r in &index.refs {
+        if let Some(tag) = &r.tag {
+            changes.push(RepoChange::SetTag {
+                repo: r.repo.clone(),
+                tag: tag.clone(),
+                digest: r.digest.clone(),
+            });
+        }
+    }
+    changes
+}
+
+/// `repo:tag` or `repo@digest`.
+pub fn ref_text(r: &RefEntry) -> String {
+    match &r.tag {
+        Some(t) => format!("{}:{t}", r.repo),
+        None => format!("{}@{}", r.repo, r.digest),
+    }
+}
+
+fn st(context: &'static str) -> impl Fn(airlock_store::Error) -> Error {
+    move |e| Error::store(context.to_owned(), e)
+}
