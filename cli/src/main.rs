@@ -56,6 +56,12 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Remove unreachable blobs and chunks, and reclaim pack space
     Gc(cmd::gc::Args),
+    /// Write images or application versions as a bundle of volumes for removable media (full, or a delta with --since/--have)
+    Export(cmd::export::Args),
+    /// Import bundle volumes, in any order, resumable; exit 1 while volumes are missing
+    Import(cmd::import::Args),
+    /// Write what this store holds, for a vendor's `export --have`
+    Inventory(cmd::inventory::Args),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +84,9 @@ fn main() -> ExitCode {
         Command::Du(args) => cmd::du::run(&ctx, args),
         Command::Verify(args) => cmd::verify::run(&ctx, args),
         Command::Gc(args) => cmd::gc::run(&ctx, args),
+        Command::Export(args) => cmd::export::run(&ctx, args),
+        Command::Import(args) => cmd::import::run(&ctx, args),
+        Command::Inventory(args) => cmd::inventory::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -1,8 +1,12 @@
 //! One module per subcommand: `Args` (clap) and `run`.
 
 pub mod add;
+pub mod bars;
 pub mod du;
+pub mod export;
 pub mod gc;
+pub mod import;
+pub mod inventory;
 pub mod ls;
 pub mod serve;
 pub mod verify;

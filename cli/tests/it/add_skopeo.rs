@@ -15,7 +15,7 @@ use crate::{
     content::{add, ls, read_blob, sha256, tag_digest},
 };
 
-fn find_skopeo() -> Option<PathBuf> {
+pub(crate) fn find_skopeo() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     let found = std::env::split_paths(&path)
         .map(|d| d.join("skopeo"))
@@ -30,7 +30,7 @@ fn find_skopeo() -> Option<PathBuf> {
     found
 }
 
-fn skopeo(bin: &Path, args: &[&str]) -> String {
+pub(crate) fn skopeo(bin: &Path, args: &[&str]) -> String {
     let o = Command::new(bin)
         .arg("--insecure-policy")
         .args(args)
@@ -47,13 +47,13 @@ fn skopeo(bin: &Path, args: &[&str]) -> String {
 }
 
 /// `airlock serve` over `data` on an ephemeral port; killed on drop.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Served {
-    fn start(cwd: &Path, data: &Path) -> Served {
+    pub(crate) fn start(cwd: &Path, data: &Path) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
             .args([
                 "--data",

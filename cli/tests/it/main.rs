@@ -10,6 +10,8 @@ mod add_oci;
 mod add_skopeo;
 /// `airlock add docker://`: token auth, all platforms or one, referrers, mirror naming.
 mod add_upstream;
+/// Bundles: export to tiny volumes, shuffled import, deltas, damage, kill -9, skopeo pulls.
+mod bundle;
 /// Shared helpers: running the binary, filling a store through the library.
 mod common;
 /// Configuration errors and precedence as the user sees them.

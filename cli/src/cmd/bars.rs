@@ -1,0 +1,82 @@
+//! Progress bars for bundle work (`export`, `import`): one bar per phase over bytes, notes
+//! printed above it; hidden with `-q`, `--json`, or off a terminal.
+
+use std::{path::Path, sync::Mutex, time::Duration};
+
+use airlock_bundle::Progress;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Bars on stderr for one command.
+#[derive(Debug)]
+pub struct Bars {
+    bar: Mutex<Option<ProgressBar>>,
+    hidden: bool,
+    quiet: bool,
+}
+
+impl Bars {
+    /// Bars unless `hidden`; notes unless `quiet`.
+    pub fn new(hidden: bool, quiet: bool) -> Bars {
+        Bars {
+            bar: Mutex::new(None),
+            hidden,
+            quiet,
+        }
+    }
+
+    /// Clears the current bar.
+    pub fn clear(&self) {
+        if let Some(b) = self.lock().take() {
+            b.finish_and_clear();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.bar.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Progress for Bars {
+    fn begin(&self, phase: &str, total: u64) {
+        let mut slot = self.lock();
+        if let Some(b) = slot.take() {
+            b.finish_and_clear();
+        }
+        let target = if self.hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(Some(total), target);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:18} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(phase.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        *slot = Some(bar);
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(b) = self.lock().as_ref() {
+            b.inc(bytes);
+        }
+    }
+
+    fn volume(&self, path: &Path, number: u32, count: u32) {
+        self.note(&format!("volume {number}/{count}: {}", path.display()));
+    }
+
+    fn note(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        match self.lock().as_ref() {
+            Some(b) if !self.hidden => b.println(message),
+            _ => eprintln!("{message}"),
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! `airlock export REF... --out DIR`: plan, print the plan, and (unless `--dry-run`) write the
+//! bundle's volumes.
+
+use std::{path::PathBuf, process::ExitCode, time::Instant};
+
+use airlock_bundle::{
+    BundleIndex, DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, Have, Inventory,
+    Reference, VolumeSize, plan_export, ref_text, write_export,
+};
+use airlock_store::Access;
+use anyhow::{Context as _, Result, bail};
+use serde_json::json;
+
+use crate::{
+    add::app::{ANNOTATION_REF, APP_ARTIFACT_TYPE},
+    cmd::bars::Bars,
+    context::Context,
+    output,
+};
+
+/// Arguments of `airlock export`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Images, indexes or application versions to export: REPO:TAG or REPO@DIGEST (an
+    /// application added with `airlock add -f` is `airlock/apps/NAME:VERSION`)
+    #[arg(required = true, value_name = "REF")]
+    refs: Vec<String>,
+
+    /// Directory to write the volumes to
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Bundle name: files are NAME.NNN.airlock and NAME.index.airlock [default: from the first REF]
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Largest volume: cd, dvd, dvd-dl, bd, bd-dl, or a size such as 2GiB or 700M
+    #[arg(long, default_value = "dvd", value_name = "SIZE")]
+    volume_size: String,
+
+    /// zstd level of the bundle's frames (1-22); higher is smaller and slower to export, import
+    /// speed barely changes
+    #[arg(long, default_value_t = DEFAULT_LEVEL, value_parser = clap::value_parser!(i32).range(1..=22))]
+    level: i32,
+
+    /// Ship only what the site lacks after importing this earlier bundle (its NAME.index.airlock)
+    #[arg(long, value_name = "INDEX", conflicts_with = "have")]
+    since: Option<PathBuf>,
+
+    /// Ship only what the site lacks, from its inventory (`airlock inventory --out FILE` there)
+    #[arg(long, value_name = "INVENTORY")]
+    have: Option<PathBuf>,
+
+    /// Leave out referrers (signatures, SBOMs) of the images
+    #[arg(long)]
+    no_referrers: bool,
+
+    /// Print what would be shipped, write nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
+    let store = ctx.open_store(Access::ReadOnly)?;
+    let mut refs = Vec::new();
+    for text in &args.refs {
+        let r = Reference::parse(text)?;
+        let images = app_images(&store, &r)?;
+        refs.push(r);
+        refs.extend(images);
+    }
+    let volume_size = VolumeSize::parse(&args.volume_size)
+        .with_context(|| format!("--volume-size {}", args.volume_size))?
+        .0;
+    let have = match (&args.since, &args.have) {
+        (Some(p), _) => Have::Bundle(Box::new(
+            BundleIndex::read_file(p)
+                .with_context(|| format!("reading --since {}", p.display()))?,
+        )),
+        (None, Some(p)) => Have::Inventory(Box::new(
+            Inventory::read(p).with_context(|| format!("reading --have {}", p.display()))?,
+        )),
+        (None, None) => Have::Nothing,
+    };
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => default_name(&refs[0]),
+    };
+    let opts = ExportOptions {
+        name,
+        out_dir: args.out.clone(),
+        volume_size,
+        level: args.level,
+        referrers: !args.no_referrers,
+        have,
+        tool: format!("airlock {}", env!("CARGO_PKG_VERSION")),
+    };
+    let plan = plan_export(&store, &refs, &opts)?;
+    if !ctx.json && !ctx.quiet {
+        print_plan(&plan, &opts, ctx.verbose);
+    }
+    if args.dry_run {
+        if ctx.json {
+            println!("{}", plan_json(&plan, &opts, None));
+        } else if !ctx.quiet {
+            println!("dry run: nothing written");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.out.is_file() {
+        bail!("--out {} is a file; give a directory", args.out.display());
+    }
+    let bars = Bars::new(ctx.json || ctx.quiet, ctx.quiet || ctx.json);
+    let started = Instant::now();
+    let summary = plan_json(&plan, &opts, None);
+    let report = write_export(&store, plan, &opts, &bars);
+    bars.clear();
+    let report = report?;
+    if ctx.json {
+        let mut v = summary;
+        v["written"] = report_json(&report);
+        println!("{v}");
+    } else if !ctx.quiet {
+        println!(
+            "wrote bundle {} ({}) in {:.1}s: {} volume(s), {} in all",
+            opts.name,
+            report.bundle_id,
+            started.elapsed().as_secs_f64(),
+            report.volumes.len(),
+            output::bytes(report.bytes)
+        );
+        for v in &report.volumes {
+            println!("  {}", v.display());
+        }
+        println!(
+            "  {} (keep it: `airlock export --since` makes the next delta from it)",
+            report.index_file.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The images of an application version (`airlock add -f`), by the references its index
+/// records, so their own tags travel with it; nothing for any other reference.
+fn app_images(store: &airlock_store::Store, r: &Reference) -> Result<Vec<Reference>> {
+    let digest = match (&r.digest, &r.tag) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(t)) => store.tag(&r.repo, t)?,
+        (None, None) => None,
+    };
+    let Some(digest) = digest else {
+        return Ok(Vec::new());
+    };
+    if store.manifest_media_type(&digest)?.as_deref() != Some(airlock_registry::OCI_INDEX) {
+        return Ok(Vec::new());
+    }
+    let bytes = store.read_blob(&digest)?;
+    let index: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("reading index {digest} of {r}"))?;
+    if index["artifactType"] != APP_ARTIFACT_TYPE {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in index["manifests"].as_array().into_iter().flatten() {
+        if let Some(name) = entry["annotations"][ANNOTATION_REF].as_str() {
+            out.push(
+                Reference::parse(name)
+                    .with_context(|| format!("image {name:?} of application {r}"))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `web-1.2` from `registry.example.com/shop/web:1.2`.
+fn default_name(r: &Reference) -> String {
+    let last = r.repo.rsplit('/').next().unwrap_or("bundle");
+    let version = match (&r.tag, &r.digest) {
+        (Some(t), _) => t.clone(),
+        (None, Some(d)) => d.hex().chars().take(12).collect(),
+        (None, None) => "bundle".into(),
+    };
+    format!("{last}-{version}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn print_plan(plan: &ExportPlan, opts: &ExportOptions, verbose: u8) {
+    let ix = &plan.index;
+    println!(
+        "bundle {}: {} reference(s), {} manifest(s), {} blob(s), {}",
+        opts.name,
+        ix.refs.len(),
+        ix.manifests.len(),
+        ix.blobs.len(),
+        output::bytes(plan.blob_bytes)
+    );
+    match &opts.have {
+        Have::Nothing => println!("full bundle: the site needs nothing it does not get"),
+        Have::Bundle(b) => println!(
+            "delta over bundle {} ({}): the site must have imported it",
+            b.name, b.bundle_id
+        ),
+        Have::Inventory(inv) => println!(
+            "delta over the site's inventory {} ({} chunks, {} blobs)",
+            inv.id(),
+            inv.chunks().len(),
+            inv.blobs().len()
+        ),
+    }
+    for image in &plan.images {
+        let new: u64 = image.new_blobs.iter().map(|(_, s)| s).sum();
+        println!(
+            "  {}: {} blobs, {}; new or changed: {} blobs, {}",
+            ref_text(&image.reference),
+            image.blobs,
+            output::bytes(image.bytes),
+            image.new_blobs.len(),
+            output::bytes(new)
+        );
+        if verbose > 0 {
+            for (d, s) in &image.new_blobs {
+                println!("    {d} {}", output::bytes(*s));
+            }
+        }
+    }
+    println!(
+        "ships {} chunk(s), {} of new data before compression (of {} in changed blobs); at \
+         most {} volume(s) of {}",
+        plan.chunks.len(),
+        output::bytes(plan.chunk_bytes),
+        output::bytes(plan.new_blob_bytes),
+        plan.max_volumes,
+        output::bytes(opts.volume_size)
+    );
+}
+
+fn plan_json(
+    plan: &ExportPlan,
+    opts: &ExportOptions,
+    _r: Option<&ExportReport>,
+) -> serde_json::Value {
+    json!({
+        "name": opts.name,
+        "bundle_id": plan.index.bundle_id.to_string(),
+        "delta": !matches!(opts.have, Have::Nothing),
+        "images": plan.images.iter().map(|i| json!({
+            "ref": ref_text(&i.reference),
+            "digest": i.reference.digest,
+            "blobs": i.blobs,
+            "bytes": i.bytes,
+            "new_blobs": i.new_blobs.iter().map(|(d, s)| json!({"digest": d, "size": s})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "manifests": plan.index.manifests.len(),
+        "blobs": plan.index.blobs.len(),
+        "blob_bytes": plan.blob_bytes,
+        "new_blob_bytes": plan.new_blob_bytes,
+        "chunks": plan.chunks.len(),
+        "chunk_bytes": plan.chunk_bytes,
+        "volume_size": opts.volume_size,
+        "max_volumes": plan.max_volumes,
+    })
+}
+
+fn report_json(r: &ExportReport) -> serde_json::Value {
+    json!({
+        "volumes": r.volumes,
+        "index_file": r.index_file,
+        "bytes": r.bytes,
+        "frames": r.frames,
+    })
+}

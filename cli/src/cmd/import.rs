@@ -1,0 +1,193 @@
+//! `airlock import PATH...`: volumes or directories of them, in any order; resumable. Exit 0
+//! when every bundle met is complete, 1 when volumes are still missing or damaged (a later
+//! run with them completes the import), 2 on error.
+
+use std::{
+    io::{BufRead, IsTerminal, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use airlock_bundle::{BundleOutcome, ImportOptions, ImportReport, Prompt, import, ref_text};
+use airlock_store::Access;
+use anyhow::Result;
+use serde_json::json;
+
+use crate::{
+    cmd::bars::Bars,
+    context::Context,
+    output::{self, EXIT_PROBLEMS},
+};
+
+/// Arguments of `airlock import`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Volumes (NAME.NNN.airlock) or directories holding them, in any order
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+
+    /// Say what is there and what is missing; import nothing
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Never ask for the next volume, even on a terminal
+    #[arg(long)]
+    no_prompt: bool,
+}
+
+/// Asks on the terminal for the next disc.
+struct AskOnTerminal;
+
+impl Prompt for AskOnTerminal {
+    fn next_volume(&self, bundle: &str, missing: &[u32], count: u32) -> Option<PathBuf> {
+        let list: Vec<String> = missing.iter().map(u32::to_string).collect();
+        eprint!(
+            "bundle {bundle}: volume(s) {} of {count} still needed.\nInsert the next one and \
+             type its path or mount directory (empty line or q: stop here): ",
+            list.join(", ")
+        );
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).ok()?;
+        let line = line.trim();
+        if line.is_empty() || line == "q" {
+            return None;
+        }
+        Some(PathBuf::from(line))
+    }
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
+    let access = if args.dry_run {
+        Access::ReadOnly
+    } else {
+        Access::ReadWrite
+    };
+    let store = ctx.open_store(access)?;
+    let interactive = !args.no_prompt
+        && !args.dry_run
+        && !ctx.json
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    let opts = ImportOptions {
+        prompt: interactive.then_some(&AskOnTerminal as &dyn Prompt),
+        dry_run: args.dry_run,
+    };
+    let bars = Bars::new(ctx.json || ctx.quiet, ctx.quiet || ctx.json);
+    let report = import(&store, &args.paths, &opts, &bars);
+    bars.clear();
+    let report = report?;
+    if ctx.json {
+        println!("{}", report_json(&report));
+    } else if !ctx.quiet || !report.is_complete() {
+        print_report(&report, args.dry_run);
+    }
+    Ok(
+        if report.is_complete() || args.dry_run && report.unreadable.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_PROBLEMS)
+        },
+    )
+}
+
+fn print_report(report: &ImportReport, dry_run: bool) {
+    for (path, why) in &report.unreadable {
+        println!("unreadable: {}: {why}", path.display());
+    }
+    for b in &report.bundles {
+        print_bundle(b, dry_run);
+    }
+}
+
+fn print_bundle(b: &BundleOutcome, dry_run: bool) {
+    for d in &b.damaged {
+        println!(
+            "damaged: {} (volume {}) at offset {}: {}",
+            d.path.display(),
+            d.volume,
+            d.offset,
+            d.what
+        );
+    }
+    let refs: Vec<String> = b.refs.iter().map(ref_text).collect();
+    if b.complete {
+        println!(
+            "imported bundle {} ({}): {} reference(s) in {:.1}s; read {}, {} new ({} chunks), \
+             {} blob(s) verified and committed",
+            b.name,
+            b.bundle_id,
+            refs.len(),
+            b.elapsed.as_secs_f64(),
+            output::bytes(b.bytes_read),
+            output::bytes(b.new_bytes),
+            b.new_chunks,
+            b.new_blobs
+        );
+        for r in refs {
+            println!("  {r}");
+        }
+        return;
+    }
+    let missing: Vec<String> = b.missing_volumes.iter().map(u32::to_string).collect();
+    if dry_run {
+        println!(
+            "bundle {} ({}): {} volume(s); {}",
+            b.name,
+            b.bundle_id,
+            b.volume_count,
+            if missing.is_empty() {
+                "every volume needed is here".to_owned()
+            } else {
+                format!("still needed: volume(s) {}", missing.join(", "))
+            }
+        );
+        for r in refs {
+            println!("  {r}");
+        }
+        return;
+    }
+    println!(
+        "bundle {} ({}) is not complete: volume(s) {} of {} still needed{}",
+        b.name,
+        b.bundle_id,
+        missing.join(", "),
+        b.volume_count,
+        if b.damaged.is_empty() {
+            ""
+        } else {
+            " (damaged or not given)"
+        }
+    );
+    if !b.affected.is_empty() {
+        println!("  waiting for them: {}", b.affected.join(", "));
+    }
+    println!(
+        "  everything verified so far is kept: run `airlock import` with the missing volume(s) \
+         to finish; no tag has moved"
+    );
+}
+
+fn report_json(report: &ImportReport) -> serde_json::Value {
+    json!({
+        "complete": report.is_complete(),
+        "unreadable": report.unreadable.iter().map(|(p, w)| json!({"path": p, "error": w})).collect::<Vec<_>>(),
+        "bundles": report.bundles.iter().map(|b| json!({
+            "name": b.name,
+            "bundle_id": b.bundle_id.to_string(),
+            "complete": b.complete,
+            "volume_count": b.volume_count,
+            "missing_volumes": b.missing_volumes,
+            "affected": b.affected,
+            "damaged": b.damaged.iter().map(|d| json!({
+                "path": d.path, "volume": d.volume, "offset": d.offset, "error": d.what,
+            })).collect::<Vec<_>>(),
+            "refs": b.refs.iter().map(ref_text).collect::<Vec<_>>(),
+            "bytes_read": b.bytes_read,
+            "new_chunks": b.new_chunks,
+            "new_bytes": b.new_bytes,
+            "new_blobs": b.new_blobs,
+            "seconds": b.elapsed.as_secs_f64(),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,602 @@
+//! Issue 5: bundles on removable media, through the `airlock` binary: an application of
+//! several images sharing a base, exported into many tiny volumes, imported in shuffled order
+//! one volume at a time, served and pulled back by skopeo; a delta after a base rebuild;
+//! damaged, truncated, foreign and missing volumes; kill -9 in the middle of an import.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use airlock_conformance::{
+    Blob, Image, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, write_oci_layout,
+};
+use rand::{Rng, SeedableRng, seq::SliceRandom};
+use serde_json::json;
+
+use crate::{
+    common::{airlock, bytes, stderr, stdout},
+    content::{ls, tag_digest, write},
+};
+
+/// One rootfs-like tar: `files` files of text and binary, some repeated; `edit` changes about
+/// one file in fifty and gives one in ten a new mtime (a rebuilt base).
+fn rootfs(files: usize, edit: Option<u64>) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut edits = edit.map(rand_chacha::ChaCha8Rng::seed_from_u64);
+    for i in 0..files {
+        let len = rng.gen_range(200..12_000);
+        let mut data = if i % 3 == 0 {
+            bytes(i as u64 + 1, len)
+        } else {
+            let words = ["lib", "usr", "share", "config", "data", "the", "of", "and"];
+            (0..len / 4)
+                .flat_map(|_| {
+                    let w = words[rng.gen_range(0..words.len())];
+                    format!("{w} ").into_bytes()
+                })
+                .collect()
+        };
+        let mut mtime = 1_700_000_000;
+        if let Some(e) = edits.as_mut() {
+            if e.gen_ratio(1, 50) {
+                let at = e.gen_range(0..data.len().max(1));
+                if let Some(b) = data.get_mut(at) {
+                    *b ^= 0x5a;
+                }
+            }
+            if e.gen_ratio(1, 10) {
+                mtime += 86_400;
+            }
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(mtime);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, format!("usr/lib/pkg{}/file{i}", i % 17), &data[..])
+            .unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+fn gzip(tar: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(tar).unwrap();
+    e.finish().unwrap()
+}
+
+fn service_layer(name: &str, version: u64) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for i in 0..4u64 {
+        let data = bytes(version * 1000 + i + name.len() as u64 * 7, 40_000);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        h.set_mtime(1_700_000_000 + version);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, format!("opt/{name}/part{i}"), &data[..])
+            .unwrap();
+    }
+    gzip(&tar.into_inner().unwrap())
+}
+
+fn image(layers: &[Vec<u8>], label: &str) -> Image {
+    let layers: Vec<Blob> = layers
+        .iter()
+        .map(|l| Blob::new(OCI_LAYER_GZIP, l.clone()))
+        .collect();
+    let (os, arch) = airlock_conformance::host_platform();
+    let config = Blob::json(
+        OCI_CONFIG,
+        &json!({"architecture": arch, "os": os, "config": {"Labels": {"service": label}},
+                "rootfs": {"type": "layers", "diff_ids": []}}),
+    );
+    let manifest = Blob::json(
+        OCI_MANIFEST,
+        &json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
+                "layers": layers.iter().map(Blob::descriptor).collect::<Vec<_>>()}),
+    );
+    Image {
+        config,
+        layers,
+        manifest,
+    }
+}
+
+const SERVICES: [&str; 3] = ["web", "api", "worker"];
+
+/// Version 1 or 2 of the shop: three services over one base. Version 2 rebuilds the base
+/// (edits and new mtimes) and changes the api service. Returns the images by service.
+fn shop(dir: &Path, version: u64) -> Vec<Image> {
+    let base = gzip(&rootfs(400, (version > 1).then_some(version)));
+    let images: Vec<Image> = SERVICES
+        .iter()
+        .map(|s| {
+            let v = if *s == "api" { version } else { 1 };
+            image(&[base.clone(), service_layer(s, v)], s)
+        })
+        .collect();
+    let layout = dir.join(format!("layout-{version}"));
+    let tagged: Vec<(&str, &Image)> = SERVICES.iter().copied().zip(&images).collect();
+    write_oci_layout(&layout, &tagged).unwrap();
+    let mut app = format!("name: shop\nversion: \"{version}.0\"\nimages:\n");
+    for s in SERVICES {
+        app.push_str(&format!(
+            "  - source: oci:{}:{s}\n    as: example.com/shop/{s}:{version}.0\n",
+            layout.display()
+        ));
+    }
+    write(&dir.join(format!("app-{version}.yaml")), app.as_bytes());
+    images
+}
+
+fn run(cwd: &Path, data: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--data", data.to_str().unwrap()];
+    all.extend_from_slice(args);
+    airlock(cwd, &all)
+}
+
+fn ok(o: std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+fn add_shop(dir: &Path, data: &Path, version: u64) -> Vec<Image> {
+    let images = shop(dir, version);
+    let app = dir.join(format!("app-{version}.yaml"));
+    ok(run(dir, data, &["add", "-f", app.to_str().unwrap()]));
+    images
+}
+
+fn volumes(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.ends_with(".airlock") && !n.contains(".index.")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn dir_bytes(paths: &[PathBuf]) -> u64 {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+fn export(cwd: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<PathBuf> {
+    let mut args = vec![
+        "export",
+        "airlock/apps/shop:1.0",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ok(run(cwd, data, &args));
+    volumes(out)
+}
+
+/// Imports one path; returns the exit code and stdout.
+fn import(cwd: &Path, data: &Path, paths: &[&Path]) -> (i32, String) {
+    let mut args = vec!["import".to_owned(), "--no-prompt".to_owned()];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap().to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(cwd, data, &args);
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    (o.status.code().unwrap_or(-1), out)
+}
+
+fn assert_verifies(cwd: &Path, data: &Path) {
+    let out = ok(run(cwd, data, &["verify"]));
+    assert!(!out.contains("problem"), "{out}");
+}
+
+#[test]
+fn issue_5_round_trip_in_shuffled_volumes_then_pulled_by_skopeo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = tmp.path().join("vendor");
+    let images = add_shop(tmp.path(), &vendor, 1);
+    let out = tmp.path().join("out");
+    let vols = export(
+        tmp.path(),
+        &vendor,
+        &out,
+        &[
+            "--volume-size",
+            "400K",
+            "--level",
+            "3",
+            "--name",
+            "shop-1.0",
+        ],
+    );
+    assert!(vols.len() >= 4, "{} volumes", vols.len());
+    for v in &vols {
+        assert!(
+            std::fs::metadata(v).unwrap().len() <= 400 * 1000,
+            "{v:?} too big"
+        );
+    }
+    assert!(out.join("shop-1.0.index.airlock").is_file());
+
+    let site = tmp.path().join("site");
+    let mut order = vols.clone();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(5));
+    let (last, first) = order.split_last().unwrap();
+    for v in first {
+        let (code, out) = import(tmp.path(), &site, &[v]);
+        assert_eq!(code, 1, "incomplete until the last volume: {out}");
+        assert!(out.contains("still needed"), "{out}");
+    }
+    let (code, out) = import(tmp.path(), &site, &[last]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("imported bundle shop-1.0"), "{out}");
+    assert_verifies(tmp.path(), &site);
+    let listed = ls(tmp.path(), &site);
+    for (s, img) in SERVICES.iter().zip(&images) {
+        let tagged = tag_digest(&listed, &format!("example.com/shop/{s}"), "1.0");
+        assert_eq!(tagged.as_deref(), Some(img.manifest.digest.as_str()), "{s}");
+    }
+    assert!(tag_digest(&listed, "airlock/apps/shop", "1.0").is_some());
+    // Importing again changes nothing and says so.
+    let (code, out) = import(tmp.path(), &site, &[&out_dir(&vols)]);
+    assert_eq!(code, 0, "{out}");
+    pull_with_skopeo(tmp.path(), &site, &images);
+}
+
+fn out_dir(vols: &[PathBuf]) -> PathBuf {
+    vols[0].parent().unwrap().to_owned()
+}
+
+/// Serves `data` and copies each service image out with skopeo, which checks every digest.
+fn pull_with_skopeo(cwd: &Path, data: &Path, images: &[Image]) {
+    let Some(bin) = crate::add_skopeo::find_skopeo() else {
+        return;
+    };
+    let served = crate::add_skopeo::Served::start(cwd, data);
+    for (s, img) in SERVICES.iter().zip(images) {
+        let remote = format!("docker://{}/example.com/shop/{s}:1.0", served.addr);
+        let dest = cwd.join(format!("pulled-{s}"));
+        crate::add_skopeo::skopeo(
+            &bin,
+            &[
+                "copy",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                &remote,
+                &format!("oci:{}:{s}", dest.display()),
+            ],
+        );
+        let back = airlock_conformance::read_oci_layout(&dest, s).unwrap();
+        assert_eq!(back.manifest.digest, img.manifest.digest, "{s}");
+        for (got, want) in back.layers.iter().zip(&img.layers) {
+            assert_eq!(got.digest, want.digest);
+        }
+    }
+}
+
+#[test]
+fn issue_5_delta_after_a_base_rebuild_ships_little() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = tmp.path().join("vendor");
+    let v1 = add_shop(tmp.path(), &vendor, 1);
+    let full = tmp.path().join("full");
+    export(
+        tmp.path(),
+        &vendor,
+        &full,
+        &["--name", "shop-1.0", "--level", "3"],
+    );
+    let site = tmp.path().join("site");
+    let (code, out) = import(tmp.path(), &site, &[&full]);
+    assert_eq!(code, 0, "{out}");
+
+    let v2 = add_shop(tmp.path(), &vendor, 2);
+    let delta = tmp.path().join("delta");
+    let index = full.join("shop-1.0.index.airlock");
+    let dry = ok(run(
+        tmp.path(),
+        &vendor,
+        &[
+            "export",
+            "airlock/apps/shop:2.0",
+            "--out",
+            delta.to_str().unwrap(),
+            "--since",
+            index.to_str().unwrap(),
+            "--dry-run",
+        ],
+    ));
+    assert!(dry.contains("delta over bundle shop-1.0"), "{dry}");
+    assert!(dry.contains("dry run"), "{dry}");
+    assert!(
+        !delta.exists() || volumes(&delta).is_empty(),
+        "a dry run writes nothing"
+    );
+    ok(run(
+        tmp.path(),
+        &vendor,
+        &[
+            "export",
+            "airlock/apps/shop:2.0",
+            "--out",
+            delta.to_str().unwrap(),
+            "--since",
+            index.to_str().unwrap(),
+            "--name",
+            "shop-2.0",
+        ],
+    ));
+    let delta_bytes = dir_bytes(&volumes(&delta));
+    let old: std::collections::HashSet<&str> = v1
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|l| l.digest.as_str()))
+        .collect();
+    let new_layer_bytes: u64 = v2
+        .iter()
+        .flat_map(|i| &i.layers)
+        .filter(|l| !old.contains(l.digest.as_str()))
+        .map(|l| l.size())
+        .collect::<std::collections::BTreeSet<_>>()
+        .iter()
+        .sum();
+    eprintln!("delta {delta_bytes} B for {new_layer_bytes} B of new compressed layers");
+    assert!(
+        delta_bytes * 5 <= new_layer_bytes,
+        "delta {delta_bytes} B > 1/5 of {new_layer_bytes} B"
+    );
+    let (code, out) = import(tmp.path(), &site, &[&delta]);
+    assert_eq!(code, 0, "{out}");
+    assert_verifies(tmp.path(), &site);
+    let listed = ls(tmp.path(), &site);
+    for (s, img) in SERVICES.iter().zip(&v2) {
+        let tagged = tag_digest(&listed, &format!("example.com/shop/{s}"), "2.0");
+        assert_eq!(tagged.as_deref(), Some(img.manifest.digest.as_str()), "{s}");
+    }
+    // A store without the base is told what it lacks, and nothing moves.
+    let empty = tmp.path().join("empty");
+    let o = run(
+        tmp.path(),
+        &empty,
+        &["import", "--no-prompt", delta.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("shop-1.0") && stderr(&o).contains("delta"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The same delta from the site's inventory.
+    let inventory = tmp.path().join("site.inventory");
+    let site_v1 = tmp.path().join("site-v1");
+    let (code, out) = import(tmp.path(), &site_v1, &[&full]);
+    assert_eq!(code, 0, "{out}");
+    ok(run(
+        tmp.path(),
+        &site_v1,
+        &["inventory", "--out", inventory.to_str().unwrap()],
+    ));
+    let by_inventory = tmp.path().join("by-inventory");
+    ok(run(
+        tmp.path(),
+        &vendor,
+        &[
+            "export",
+            "airlock/apps/shop:2.0",
+            "--out",
+            by_inventory.to_str().unwrap(),
+            "--have",
+            inventory.to_str().unwrap(),
+        ],
+    ));
+    let inv_bytes = dir_bytes(&volumes(&by_inventory));
+    assert!(inv_bytes * 5 <= new_layer_bytes, "{inv_bytes} B");
+    let (code, out) = import(tmp.path(), &site_v1, &[&by_inventory]);
+    assert_eq!(code, 0, "{out}");
+    assert_verifies(tmp.path(), &site_v1);
+}
+
+/// A vendor store with v1 and its volumes in `out` (tiny, many).
+fn exported(tmp: &Path) -> (PathBuf, Vec<PathBuf>) {
+    let vendor = tmp.join("vendor");
+    add_shop(tmp, &vendor, 1);
+    let out = tmp.join("out");
+    let vols = export(
+        tmp,
+        &vendor,
+        &out,
+        &[
+            "--volume-size",
+            "400K",
+            "--level",
+            "3",
+            "--name",
+            "shop-1.0",
+        ],
+    );
+    (vendor, vols)
+}
+
+#[test]
+fn issue_5_damaged_truncated_and_foreign_volumes_are_named_and_the_rest_imports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, vols) = exported(tmp.path());
+    assert!(vols.len() >= 4);
+    let damaged_dir = tmp.path().join("damaged");
+    std::fs::create_dir_all(&damaged_dir).unwrap();
+    let mut given = Vec::new();
+    for (i, v) in vols.iter().enumerate() {
+        let copy = damaged_dir.join(v.file_name().unwrap());
+        let mut bytes = std::fs::read(v).unwrap();
+        if i == 1 {
+            // A flipped byte inside the first frame (the header is 88 bytes).
+            bytes[200] ^= 0x01;
+        }
+        if i == 2 {
+            bytes.truncate(bytes.len() / 2);
+        }
+        std::fs::write(&copy, &bytes).unwrap();
+        given.push(copy);
+    }
+    // A volume of another bundle mixed in.
+    let other = tmp.path().join("other");
+    let other_vendor = tmp.path().join("other-vendor");
+    add_shop(&tmp.path().join("o"), &other_vendor, 2).len();
+    ok(run(
+        tmp.path(),
+        &other_vendor,
+        &[
+            "export",
+            "airlock/apps/shop:2.0",
+            "--out",
+            other.to_str().unwrap(),
+            "--name",
+            "other",
+            "--volume-size",
+            "400K",
+            "--level",
+            "3",
+        ],
+    ));
+    let foreign = volumes(&other)[0].clone();
+    let site = tmp.path().join("site");
+    let mut paths: Vec<&Path> = given.iter().map(PathBuf::as_path).collect();
+    paths.push(&foreign);
+    let (code, out) = import(tmp.path(), &site, &paths);
+    assert_eq!(code, 1, "{out}");
+    let name1 = given[1].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        out.contains("damaged:") && out.contains(&name1) && out.contains("offset"),
+        "the flipped volume is named with an offset: {out}"
+    );
+    let name2 = given[2].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(out.contains(&name2), "the truncated volume is named: {out}");
+    assert!(out.contains("other"), "the foreign bundle is named: {out}");
+    assert!(
+        out.contains("volume(s) 2, 3 of"),
+        "missing volumes by number: {out}"
+    );
+    assert!(
+        out.contains("example.com/shop/"),
+        "affected images named: {out}"
+    );
+    assert_verifies(tmp.path(), &site);
+    let listed = ls(tmp.path(), &site);
+    assert!(
+        tag_digest(&listed, "airlock/apps/shop", "1.0").is_none(),
+        "no tag moves before everything is in"
+    );
+    // Good copies of volumes 2 and 3 complete it.
+    let (code, out) = import(tmp.path(), &site, &[&vols[1], &vols[2]]);
+    assert_eq!(code, 0, "{out}");
+    assert_verifies(tmp.path(), &site);
+    let listed = ls(tmp.path(), &site);
+    assert!(tag_digest(&listed, "airlock/apps/shop", "1.0").is_some());
+}
+
+#[test]
+fn issue_5_killed_imports_resume_and_the_store_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, vols) = exported(tmp.path());
+    let dir = out_dir(&vols);
+    let site = tmp.path().join("site");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    for round in 0..6 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args([
+                "--data",
+                site.to_str().unwrap(),
+                "import",
+                "--no-prompt",
+                dir.to_str().unwrap(),
+            ])
+            .current_dir(tmp.path())
+            .env_remove("AIRLOCK_DATA")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(5..250)));
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = run(tmp.path(), &site, &["verify"]);
+        if site.join("store.json").exists() {
+            assert!(o.status.success(), "round {round}: {}", stdout(&o));
+        }
+    }
+    let (code, out) = import(tmp.path(), &site, &[&dir]);
+    assert_eq!(code, 0, "{out}");
+    assert_verifies(tmp.path(), &site);
+    let listed = ls(tmp.path(), &site);
+    assert!(tag_digest(&listed, "airlock/apps/shop", "1.0").is_some());
+}
+
+#[test]
+fn issue_5_missing_volume_is_named_then_completed_later() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, vols) = exported(tmp.path());
+    let site = tmp.path().join("site");
+    let rest: Vec<&Path> = vols.iter().skip(1).map(PathBuf::as_path).collect();
+    let (code, out) = import(tmp.path(), &site, &rest);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("volume(s) 1 of"), "{out}");
+    let (code, out) = import(tmp.path(), &site, &[&vols[0]]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("imported bundle shop-1.0"), "{out}");
+}
+
+#[test]
+fn issue_5_bad_export_arguments_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = tmp.path().join("vendor");
+    add_shop(tmp.path(), &vendor, 1);
+    let out = tmp.path().join("out");
+    for (args, says) in [
+        (vec!["export", "nope/x:1", "--out"], "no such tag"),
+        (
+            vec![
+                "export",
+                "airlock/apps/shop:1.0",
+                "--volume-size",
+                "floppy",
+                "--out",
+            ],
+            "cd, dvd",
+        ),
+        (
+            vec![
+                "export",
+                "airlock/apps/shop:1.0",
+                "--volume-size",
+                "10K",
+                "--out",
+            ],
+            "too small",
+        ),
+    ] {
+        let mut args = args;
+        args.push(out.to_str().unwrap());
+        let o = run(tmp.path(), &vendor, &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    assert!(
+        !out.exists() || volumes(&out).is_empty(),
+        "nothing half-written"
+    );
+}
