@@ -1,26 +1,27 @@
 //! Putting a blob: chunk, dedup, compress, append, verify the digest, then commit.
 //!
 //! The chunker runs on its own thread (it also feeds the digest), while this thread looks up
-//! chunks and compresses new ones in parallel frames. Pack bytes are synced before the index
+//! chunks and hands new ones to a `FrameQueue`, which compresses frames on the rayon pool while
+//! the next batches are cut and hashed, and appends them in order. Pack bytes are synced before the index
 //! transaction that references them commits; a digest mismatch rolls the packs back, so a
 //! failed put leaves nothing behind.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     io::{self, Read},
     sync::mpsc,
 };
 
 use airlock_chunker::{Chunk, ChunkId, Chunker, Mode, Piece};
-use rayon::prelude::*;
 
+use crate::writers::FrameQueue;
 pub(crate) use crate::writers::Writers;
 use crate::{
     Digest, Error, Result, Store,
     digest::HashingReader,
-    index::{BlobRecord, ChunkRecord, CutLayout, PackRecord, RecipeKind},
+    index::{BlobRecord, ChunkRecord, CutLayout, PackRecord, RecipeKind, WriteTx},
     layer::{Encoding, OpaqueReason},
-    pack::{ChunkLoc, CompressedFrame, MAX_FRAME_RAW_BYTES},
+    pack::{ChunkLoc, MAX_FRAME_RAW_BYTES},
     put_input::{Limited, Sniffed},
     rebuild::{Corrections, ScriptBuilder},
     recipe::RecipeBuilder,
@@ -233,8 +234,8 @@ impl Store {
         self.finish_put(expected, record, consumed, writers)
     }
 
-    /// Checks what was received against the promise; rolls back on a mismatch and syncs the
-    /// packs otherwise.
+    /// Checks what was received against the promise; rolls back on a mismatch. The packs are
+    /// synced by [`Store::finish_put`], before its index commit.
     pub(crate) fn check_received<'a>(
         &'a self,
         expected: &Digest,
@@ -261,15 +262,11 @@ impl Store {
             std::mem::replace(writers, Writers::new(self)).rollback();
             return Err(e);
         }
-        let synced = writers.all().try_for_each(|(w, _)| w.sync());
-        if let Err(e) = synced {
-            std::mem::replace(writers, Writers::new(self)).rollback();
-            return Err(e);
-        }
         Ok(())
     }
 
-    /// Commits a put whose pack bytes are synced, and reports it.
+    /// Syncs the packs and commits the put, and reports it. The index transaction is prepared
+    /// while the packs sync on another thread, and commits only once they are durable.
     pub(crate) fn finish_put(
         &self,
         expected: &Digest,
@@ -317,8 +314,9 @@ impl Store {
         }
     }
 
-    /// Receives batches from the chunker: builds the recipe, finds new chunks, compresses them
-    /// into frames in parallel and appends them through `writers`.
+    /// Receives batches from the chunker: builds the recipe, finds new chunks, and hands them to
+    /// a [`FrameQueue`] that compresses frames on the rayon pool while the next batches arrive
+    /// and appends them, in order, through `writers`.
     pub(crate) fn consume<'a>(
         &'a self,
         digest: &Digest,
@@ -334,18 +332,7 @@ impl Store {
             opaque: None,
         };
         let mut new_ids = HashSet::new();
-        let mut pending: Vec<Chunk> = Vec::new();
-        let mut pending_bytes = 0usize;
-        let flush_at = self.frame_size() * rayon::current_num_threads().max(1);
-        let mut run = |pending: &mut Vec<Chunk>, c: &mut Consumed| -> Result<()> {
-            let frames = self.compress_frames(pending)?;
-            pending.clear();
-            for f in &frames {
-                c.stats.2 += f.len() as u64;
-                c.new_locs.extend(writers.append(f)?);
-            }
-            Ok(())
-        };
+        let mut frames = FrameQueue::new(self);
         for msg in rx {
             if c.opaque.is_some() {
                 // Kept as compressed bytes: drain the senders, store nothing more.
@@ -392,6 +379,7 @@ impl Store {
                     continue;
                 }
             }
+            let mut new = Vec::new();
             let rtx = self.inner.index.read()?;
             for chunk in chunks {
                 c.distinct.insert(chunk.id);
@@ -401,17 +389,17 @@ impl Store {
                 new_ids.insert(chunk.id);
                 c.stats.0 += 1;
                 c.stats.1 += chunk.data.len() as u64;
-                pending_bytes += chunk.data.len();
-                pending.push(chunk);
+                new.push(chunk);
             }
             drop(rtx);
-            if pending_bytes >= flush_at {
-                run(&mut pending, &mut c)?;
-                pending_bytes = 0;
+            for chunk in new {
+                frames.push(chunk, writers)?;
             }
         }
-        if !pending.is_empty() && c.opaque.is_none() {
-            run(&mut pending, &mut c)?;
+        if c.opaque.is_none() {
+            let (locs, stored) = frames.finish(writers)?;
+            c.new_locs = locs;
+            c.stats.2 = stored;
         }
         Ok(c)
     }
@@ -425,40 +413,10 @@ impl Store {
             .clamp(1, MAX_FRAME_RAW_BYTES as usize / 2)
     }
 
-    /// Groups chunks into frames of about `frame_size` raw bytes and compresses them in parallel.
-    fn compress_frames(&self, chunks: &[Chunk]) -> Result<Vec<CompressedFrame>> {
-        let frame_size = self.frame_size();
-        let mut groups: Vec<&[Chunk]> = Vec::new();
-        let mut start = 0;
-        let mut acc = 0;
-        for (i, c) in chunks.iter().enumerate() {
-            acc += c.data.len();
-            if acc >= frame_size {
-                groups.push(&chunks[start..=i]);
-                start = i + 1;
-                acc = 0;
-            }
-        }
-        if start < chunks.len() {
-            groups.push(&chunks[start..]);
-        }
-        let level = self.inner.opts.zstd_level;
-        groups
-            .into_par_iter()
-            .map(|g| {
-                let refs: Vec<(ChunkId, &[u8])> =
-                    g.iter().map(|c| (c.id, c.data.as_slice())).collect();
-                CompressedFrame::compress(&refs, level).map_err(|e| Error::Io {
-                    op: "compressing frame for",
-                    path: self.inner.packs_dir.clone(),
-                    source: e,
-                })
-            })
-            .collect()
-    }
-
     /// One index transaction: new chunk locations, reference counts, the blob and its recipe,
-    /// pack lengths. Returns whether the blob turned out to exist already (a concurrent put).
+    /// pack lengths; it commits after the packs are synced (on another thread, while the
+    /// transaction is prepared). Returns whether the blob turned out to exist already (a
+    /// concurrent put).
     fn commit_put(
         &self,
         digest: &Digest,
@@ -468,36 +426,23 @@ impl Store {
         distinct: &HashSet<ChunkId>,
         writers: &mut Writers<'_>,
     ) -> Result<bool> {
-        let mut tx = self.inner.index.write()?;
-        for (id, loc) in new_locs {
-            if tx.chunk(id)?.is_none() {
-                tx.put_chunk(id, &ChunkRecord { loc: *loc, refs: 0 })?;
-            }
-        }
-        let existed = tx.blob(digest)?.is_some();
-        if !existed {
-            for id in distinct {
-                let Some(mut rec) = tx.chunk(id)? else {
-                    return Err(Error::ChunkMissing {
-                        digest: digest.clone(),
-                        chunk: id.to_hex(),
-                    });
-                };
-                rec.refs = rec.refs.saturating_add(1);
-                tx.put_chunk(id, &rec)?;
-            }
-            tx.put_blob(digest, record, &segments, &script)?;
-        }
+        let packs: Vec<(crate::PackId, u64)> =
+            writers.all().map(|(w, _)| (w.id(), w.len())).collect();
+        let (prepared, synced) = std::thread::scope(|s| {
+            let syncing = s.spawn(|| writers.all().try_for_each(|(w, _)| w.sync()));
+            let prepared =
+                self.prepare_commit(digest, record, (segments, script), new_locs, distinct);
+            let synced = syncing
+                .join()
+                .unwrap_or_else(|_| Err(thread_panicked(self, "syncing packs")));
+            (prepared, synced)
+        });
+        let (mut tx, existed) = prepared?;
+        synced?;
         let mut max_id = 0;
-        for (w, _) in writers.all() {
-            max_id = max_id.max(w.id().0);
-            tx.put_pack(
-                w.id(),
-                &PackRecord {
-                    len: w.len(),
-                    sealed: false,
-                },
-            )?;
+        for (id, len) in packs {
+            max_id = max_id.max(id.0);
+            tx.put_pack(id, &PackRecord { len, sealed: false })?;
         }
         let next = tx
             .next_pack_id()?
@@ -506,6 +451,48 @@ impl Store {
         tx.set_next_pack_id(next)?;
         tx.commit()?;
         Ok(existed)
+    }
+
+    /// The chunk and blob records of a put, in a transaction not yet committed. A new chunk
+    /// is written once, with its reference from this blob counted.
+    fn prepare_commit(
+        &self,
+        digest: &Digest,
+        record: &BlobRecord,
+        (segments, script): (Segments, Segments),
+        new_locs: &[(ChunkId, ChunkLoc)],
+        distinct: &HashSet<ChunkId>,
+    ) -> Result<(WriteTx<'_>, bool)> {
+        let mut tx = self.inner.index.write()?;
+        let existed = tx.blob(digest)?.is_some();
+        let new: HashMap<ChunkId, ChunkLoc> = new_locs.iter().copied().collect();
+        if !existed {
+            for id in distinct {
+                let rec = match (tx.chunk(id)?, new.get(id)) {
+                    (Some(mut rec), _) => {
+                        rec.refs = rec.refs.saturating_add(1);
+                        rec
+                    }
+                    (None, Some(&loc)) => ChunkRecord { loc, refs: 1 },
+                    (None, None) => {
+                        return Err(Error::ChunkMissing {
+                            digest: digest.clone(),
+                            chunk: id.to_hex(),
+                        });
+                    }
+                };
+                tx.put_chunk(id, &rec)?;
+            }
+            tx.put_blob(digest, record, &segments, &script)?;
+        }
+        for (id, loc) in new_locs {
+            // Appended but referenced by no recipe (the blob exists already): recorded so GC
+            // finds the bytes.
+            if (existed || !distinct.contains(id)) && tx.chunk(id)?.is_none() {
+                tx.put_chunk(id, &ChunkRecord { loc: *loc, refs: 0 })?;
+            }
+        }
+        Ok((tx, existed))
     }
 
     /// Marks a pack sealed in the index once its seal record is durable.
