@@ -259,8 +259,15 @@ impl<'a> Importer<'a> {
     fn run(mut self) -> Result<BundleOutcome> {
         self.check_base()?;
         if self.opts.dry_run {
-            self.outcome.missing_volumes = self.missing_volumes()?;
+            self.volumes.sort_by_key(|v| v.header().number);
+            for v in std::mem::take(&mut self.volumes) {
+                self.check_volume(&v);
+            }
+            let mut missing: BTreeSet<u32> = self.missing_volumes()?.into_iter().collect();
+            missing.extend(self.outcome.damaged.iter().map(|d| d.volume));
+            self.outcome.missing_volumes = missing.into_iter().collect();
             self.outcome.affected = self.affected(&self.outcome.missing_volumes);
+            self.outcome.elapsed = self.started.elapsed();
             return Ok(self.outcome);
         }
         loop {
@@ -431,6 +438,42 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
+    /// Reads and checks every frame of a volume without storing anything (a dry run: each
+    /// volume can be checked alone, e.g. right after burning it).
+    fn check_volume(&mut self, v: &VolumeReader) {
+        let number = v.header().number;
+        let Some(entry) = self.index.volumes.iter().find(|e| e.number == number) else {
+            return;
+        };
+        let total: u64 = entry.frames.iter().map(|f| u64::from(f.len)).sum();
+        self.progress.begin(
+            &format!("check {number}/{}", self.index.volume_count),
+            total,
+        );
+        if let Some(problem) = v.index_problem() {
+            self.outcome.damaged.push(Damage {
+                path: v.path().to_owned(),
+                volume: number,
+                offset: 0,
+                what: format!("its copy of the bundle index is unusable: {problem}"),
+            });
+        }
+        for f in &entry.frames {
+            match read_frame(v, f.offset, f.len, &f.chunks) {
+                Ok(_) => self.outcome.bytes_read += u64::from(f.len),
+                Err(what) => self.outcome.damaged.push(Damage {
+                    path: v.path().to_owned(),
+                    volume: number,
+                    offset: f.offset,
+                    what,
+                }),
+            }
+            self.progress.advance(u64::from(f.len));
+        }
+        self.progress
+            .volume(v.path(), number, self.index.volume_count);
+    }
+
     /// Volumes holding chunks still lacking.
     fn missing_volumes(&self) -> Result<Vec<u32>> {
         let lacking = self.lacking()?;
@@ -529,7 +572,10 @@ fn read_frame(
     len: u32,
     chunks: &[ChunkId],
 ) -> std::result::Result<airlock_store::DecodedChunks, String> {
-    let bytes = v.read_frame(offset, len).map_err(|e| e.to_string())?;
+    let bytes = v.read_frame(offset, len).map_err(|e| match e {
+        Error::FrameCorrupt { what, .. } => what,
+        other => other.to_string(),
+    })?;
     let decoded = Frame::decode(bytes).map_err(|e| e.to_string())?;
     let ids: Vec<ChunkId> = decoded.chunks().map(|(id, _)| id).collect();
     if ids != chunks {

@@ -26,7 +26,8 @@ pub struct Args {
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
 
-    /// Say what is there and what is missing; import nothing
+    /// Read and check every frame of the volumes given, say what is there, damaged or missing;
+    /// import nothing (exit 1 if anything is damaged or missing)
     #[arg(long)]
     dry_run: bool,
 
@@ -82,13 +83,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     } else if !ctx.quiet || !report.is_complete() {
         print_report(&report, args.dry_run);
     }
-    Ok(
-        if report.is_complete() || args.dry_run && report.unreadable.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(EXIT_PROBLEMS)
-        },
-    )
+    let dry_run_clean = args.dry_run
+        && report.unreadable.is_empty()
+        && report
+            .bundles
+            .iter()
+            .all(|b| b.damaged.is_empty() && b.missing_volumes.is_empty());
+    Ok(if report.is_complete() || dry_run_clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PROBLEMS)
+    })
 }
 
 fn print_report(report: &ImportReport, dry_run: bool) {
@@ -100,15 +105,32 @@ fn print_report(report: &ImportReport, dry_run: bool) {
     }
 }
 
+/// Damaged frames shown per volume before the rest are counted.
+const DAMAGE_LINES_PER_VOLUME: usize = 3;
+
 fn print_bundle(b: &BundleOutcome, dry_run: bool) {
+    let mut shown: std::collections::HashMap<&std::path::Path, usize> = Default::default();
     for d in &b.damaged {
-        println!(
-            "damaged: {} (volume {}) at offset {}: {}",
-            d.path.display(),
-            d.volume,
-            d.offset,
-            d.what
-        );
+        let n = shown.entry(&d.path).or_default();
+        *n += 1;
+        if *n <= DAMAGE_LINES_PER_VOLUME {
+            println!(
+                "damaged: {} (volume {}) at offset {}: {}",
+                d.path.display(),
+                d.volume,
+                d.offset,
+                d.what
+            );
+        }
+    }
+    for (path, n) in shown {
+        if n > DAMAGE_LINES_PER_VOLUME {
+            println!(
+                "damaged: {} has {} more damaged frames",
+                path.display(),
+                n - DAMAGE_LINES_PER_VOLUME
+            );
+        }
     }
     let refs: Vec<String> = b.refs.iter().map(ref_text).collect();
     if b.complete {
@@ -132,12 +154,13 @@ fn print_bundle(b: &BundleOutcome, dry_run: bool) {
     let missing: Vec<String> = b.missing_volumes.iter().map(u32::to_string).collect();
     if dry_run {
         println!(
-            "bundle {} ({}): {} volume(s); {}",
+            "bundle {} ({}): {} volume(s); checked {} of frames; {}",
             b.name,
             b.bundle_id,
             b.volume_count,
+            output::bytes(b.bytes_read),
             if missing.is_empty() {
-                "every volume needed is here".to_owned()
+                "every volume needed is here and intact".to_owned()
             } else {
                 format!("still needed: volume(s) {}", missing.join(", "))
             }

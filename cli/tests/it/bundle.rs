@@ -474,10 +474,26 @@ fn issue_5_damaged_truncated_and_foreign_volumes_are_named_and_the_rest_imports(
         ],
     ));
     let foreign = volumes(&other)[0].clone();
+    // Each volume can be checked alone, without importing anything.
+    let vendor = tmp.path().join("vendor");
+    let good: Vec<&Path> = vols.iter().map(PathBuf::as_path).collect();
+    let mut args = vec!["import", "--dry-run"];
+    args.extend(good.iter().map(|p| p.to_str().unwrap()));
+    let o = run(tmp.path(), &vendor, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("intact"), "{}", stdout(&o));
+    let o = run(
+        tmp.path(),
+        &vendor,
+        &["import", "--dry-run", given[1].to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("damaged:"), "{}", stdout(&o));
     let site = tmp.path().join("site");
     let mut paths: Vec<&Path> = given.iter().map(PathBuf::as_path).collect();
     paths.push(&foreign);
     let (code, out) = import(tmp.path(), &site, &paths);
+    eprintln!("{out}");
     assert_eq!(code, 1, "{out}");
     let name1 = given[1].file_name().unwrap().to_string_lossy().into_owned();
     assert!(
