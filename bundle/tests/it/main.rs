@@ -1,0 +1,4 @@
+//! Integration tests of airlock-bundle: export from one real store, import into another.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod roundtrip; // referrers travel, shared chunks ship once, asking for discs, damaged index copies

@@ -1,0 +1,239 @@
+//! Export then import through the library: what travels, what is asked for, what is refused.
+
+use std::{
+    cell::RefCell,
+    path::{Path, PathBuf},
+};
+
+use airlock_bundle::{
+    ExportOptions, Have, ImportOptions, NoProgress, Prompt, Reference, VOLUME_TRAILER_LEN, import,
+    list_volume_files, plan_export, write_export,
+};
+use airlock_store::{Digest, PutOptions, RepoChange, Store, StoreOptions, Verify};
+
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn put(store: &Store, data: &[u8]) -> Digest {
+    let d = Digest::sha256(data);
+    store.put_blob(&d, data, PutOptions::default()).unwrap();
+    d
+}
+
+fn link_manifest(
+    store: &Store,
+    repo: &str,
+    manifest: &[u8],
+    children: &[Digest],
+    subject: Option<(Digest, Vec<u8>)>,
+) -> Digest {
+    let d = put(store, manifest);
+    store
+        .apply_repo_changes(&[RepoChange::LinkManifest {
+            repo: repo.into(),
+            digest: d.clone(),
+            children: children.to_vec(),
+            subject,
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        }])
+        .unwrap();
+    d
+}
+
+/// An image in `repo` tagged `tag`: a config, two layers sharing a chunk-sized run, and a
+/// signature referring to it. Returns (manifest, signature, layers).
+fn image(store: &Store, repo: &str, tag: &str, seed: u64) -> (Digest, Digest, Vec<Digest>) {
+    let shared = bytes(seed, 300_000);
+    let mut second = shared.clone();
+    second.extend(bytes(seed + 1, 200_000));
+    let layers = vec![put(store, &shared), put(store, &second)];
+    let config = put(store, format!("{{\"seed\":{seed}}}").as_bytes());
+    let mut children = vec![config];
+    children.extend(layers.iter().cloned());
+    let manifest = link_manifest(
+        store,
+        repo,
+        format!("{{\"manifest\":{seed}}}").as_bytes(),
+        &children,
+        None,
+    );
+    store
+        .apply_repo_changes(&[RepoChange::SetTag {
+            repo: repo.into(),
+            tag: tag.into(),
+            digest: manifest.clone(),
+        }])
+        .unwrap();
+    let sig = link_manifest(
+        store,
+        repo,
+        format!("{{\"signature of\":{seed}}}").as_bytes(),
+        &[],
+        Some((manifest.clone(), b"{\"descriptor\":1}".to_vec())),
+    );
+    (manifest, sig, layers)
+}
+
+fn opts(out: &Path, name: &str, volume_size: u64, referrers: bool) -> ExportOptions {
+    ExportOptions {
+        name: name.into(),
+        out_dir: out.to_owned(),
+        volume_size,
+        level: 3,
+        referrers,
+        have: Have::Nothing,
+        tool: "test".into(),
+    }
+}
+
+fn export(store: &Store, refs: &[&str], opts: &ExportOptions) -> Vec<PathBuf> {
+    let refs: Vec<Reference> = refs.iter().map(|r| Reference::parse(r).unwrap()).collect();
+    let plan = plan_export(store, &refs, opts).unwrap();
+    write_export(store, plan, opts, &NoProgress)
+        .unwrap()
+        .volumes
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir, StoreOptions::default()).unwrap()
+}
+
+#[test]
+fn referrers_travel_unless_left_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = open(&tmp.path().join("vendor"));
+    let (manifest, sig, _) = image(&vendor, "shop/web", "1.0", 1);
+    for (referrers, name) in [(true, "with"), (false, "without")] {
+        let out = tmp.path().join(name);
+        let vols = export(
+            &vendor,
+            &["shop/web:1.0"],
+            &opts(&out, name, 1 << 30, referrers),
+        );
+        let site = open(&tmp.path().join(format!("site-{name}")));
+        let report = import(&site, &vols, &ImportOptions::default(), &NoProgress).unwrap();
+        assert!(report.is_complete(), "{report:?}");
+        assert_eq!(site.tag("shop/web", "1.0").unwrap(), Some(manifest.clone()));
+        let found = site.referrers("shop/web", &manifest).unwrap();
+        if referrers {
+            assert_eq!(found, vec![(sig.clone(), b"{\"descriptor\":1}".to_vec())]);
+        } else {
+            assert!(found.is_empty());
+            assert!(!site.has_blob(&sig).unwrap());
+        }
+        assert!(site.verify(Verify::Full).unwrap().is_clean());
+    }
+}
+
+#[test]
+fn a_chunk_shared_by_layers_ships_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = open(&tmp.path().join("vendor"));
+    image(&vendor, "shop/web", "1.0", 2);
+    let refs = vec![Reference::parse("shop/web:1.0").unwrap()];
+    let o = opts(&tmp.path().join("out"), "b", 1 << 30, true);
+    let plan = plan_export(&vendor, &refs, &o).unwrap();
+    let mut ids: Vec<_> = plan.chunks.iter().map(|(id, _)| *id).collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no chunk twice");
+    // The 300 kB run both layers start with is shipped once (the 800 kB of layers need
+    // 500 kB and the chunk where the second layer's new part begins).
+    assert!(plan.chunk_bytes < 600_000, "{}", plan.chunk_bytes);
+}
+
+/// Hands out the volumes of a directory one by one, as an operator swapping discs would.
+struct Discs {
+    left: RefCell<Vec<PathBuf>>,
+    asked: RefCell<Vec<Vec<u32>>>,
+}
+
+impl Prompt for Discs {
+    fn next_volume(&self, _bundle: &str, missing: &[u32], _count: u32) -> Option<PathBuf> {
+        self.asked.borrow_mut().push(missing.to_vec());
+        self.left.borrow_mut().pop()
+    }
+}
+
+#[test]
+fn an_operator_is_asked_for_each_missing_disc_in_turn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = open(&tmp.path().join("vendor"));
+    let (manifest, _, _) = image(&vendor, "shop/web", "1.0", 3);
+    let vols = export(
+        &vendor,
+        &["shop/web:1.0"],
+        &opts(&tmp.path().join("out"), "discs", 200_000, true),
+    );
+    assert!(vols.len() >= 3, "{} volumes", vols.len());
+    let site = open(&tmp.path().join("site"));
+    let discs = Discs {
+        left: RefCell::new(vols[1..].to_vec()),
+        asked: RefCell::new(Vec::new()),
+    };
+    let opts = ImportOptions {
+        prompt: Some(&discs),
+        dry_run: false,
+    };
+    let report = import(&site, &vols[..1], &opts, &NoProgress).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let asked = discs.asked.borrow();
+    assert_eq!(asked.len(), vols.len() - 1, "asked once per missing disc");
+    assert!(asked[0].len() >= asked[asked.len() - 1].len());
+    assert_eq!(site.tag("shop/web", "1.0").unwrap(), Some(manifest));
+}
+
+#[test]
+fn a_volume_whose_index_copy_is_cut_off_uses_another_volumes_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = open(&tmp.path().join("vendor"));
+    let (manifest, _, _) = image(&vendor, "shop/web", "1.0", 4);
+    let out = tmp.path().join("out");
+    let vols = export(
+        &vendor,
+        &["shop/web:1.0"],
+        &opts(&out, "cut", 250_000, true),
+    );
+    assert!(vols.len() >= 2);
+    // Cut the trailer off the first volume: its index copy can no longer be found.
+    let first = std::fs::read(&vols[0]).unwrap();
+    let cut = first.len() - VOLUME_TRAILER_LEN as usize - 10;
+    std::fs::write(&vols[0], &first[..cut]).unwrap();
+    let site = open(&tmp.path().join("site"));
+    // Alone, it names what it is and asks for a volume with an index.
+    let err = import(&site, &vols[..1], &ImportOptions::default(), &NoProgress).unwrap_err();
+    assert!(
+        err.to_string().contains("no readable bundle index"),
+        "{err}"
+    );
+    // With the others it completes (its frames are read, the index comes from volume 2).
+    let report = import(&site, &vols, &ImportOptions::default(), &NoProgress).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(site.tag("shop/web", "1.0").unwrap(), Some(manifest));
+    let listed = list_volume_files(&out).unwrap();
+    assert_eq!(listed.len(), vols.len());
+}
+
+#[test]
+fn exporting_over_an_existing_bundle_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = open(&tmp.path().join("vendor"));
+    image(&vendor, "shop/web", "1.0", 5);
+    let out = tmp.path().join("out");
+    let o = opts(&out, "same", 1 << 30, true);
+    export(&vendor, &["shop/web:1.0"], &o);
+    let refs = vec![Reference::parse("shop/web:1.0").unwrap()];
+    let plan = plan_export(&vendor, &refs, &o).unwrap();
+    let err = write_export(&vendor, plan, &o, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+}
