@@ -9,7 +9,7 @@
 //! renamed only when complete, so a failed export leaves no volume that looks whole.
 
 use std::{
-    collections::{BTreeSet, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     path::{Path, PathBuf},
 };
 
@@ -194,13 +194,14 @@ pub fn plan_export(store: &Store, refs: &[Reference], opts: &ExportOptions) -> R
             chunks: list.into_iter().map(|(id, _)| id).collect(),
         });
     }
+    let size_of: HashMap<&Digest, u64> = blobs.iter().map(|b| (&b.digest, b.size)).collect();
     let images = resolved
         .iter()
         .zip(&content.reach)
         .map(|(r, reach)| {
             let sizes: Vec<(Digest, u64)> = reach
                 .iter()
-                .map(|d| (d.clone(), blob_size(&blobs, d)))
+                .map(|d| (d.clone(), size_of.get(d).copied().unwrap_or(0)))
                 .collect();
             ImagePlan {
                 reference: r.clone(),
@@ -245,10 +246,6 @@ pub fn plan_export(store: &Store, refs: &[Reference], opts: &ExportOptions) -> R
         max_volumes,
         overhead,
     })
-}
-
-fn blob_size(blobs: &[BlobEntry], d: &Digest) -> u64 {
-    blobs.iter().find(|b| b.digest == *d).map_or(0, |b| b.size)
 }
 
 /// What an export wrote.
