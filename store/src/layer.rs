@@ -42,7 +42,7 @@ impl Encoding {
 pub enum OpaqueReason {
     /// zstd layers are not rebuilt (no exact-rebuild method is implemented).
     ZstdNotRebuilt,
-    /// The deflate encoder is not one preflate-rs can predict (Go's compress/gzip, pgzip, ...).
+    /// The deflate encoder is not one preflate-rs or goflate can predict.
     EncoderUnsupported,
     /// preflate-rs accepted the stream but its rebuild differed from the original bytes.
     RebuildMismatch,
@@ -51,6 +51,9 @@ pub enum OpaqueReason {
     DecompressionLimit,
     /// One gzip member decompresses to more than preflate-rs can address.
     MemberTooLarge,
+    /// The header is pgzip's (a Go encoder) but neither goflate's models of Go's encoders nor
+    /// preflate-rs predict the stream closely enough (an unmodelled level or encoder version).
+    GoEncoderUnmatched,
     /// The gzip framing is damaged, truncated or unusual (a bad header, a huge header or block,
     /// a long run of bytes after the last member).
     GzipMalformed,
@@ -66,6 +69,7 @@ impl OpaqueReason {
             OpaqueReason::DecompressionLimit => "decompression limit",
             OpaqueReason::MemberTooLarge => "gzip member too large",
             OpaqueReason::GzipMalformed => "gzip framing not rebuilt",
+            OpaqueReason::GoEncoderUnmatched => "Go encoder not matched",
         }
     }
 }

@@ -44,6 +44,7 @@ mod du;
 mod error;
 mod frame;
 mod gc;
+mod goflate;
 mod gzip;
 mod index;
 mod layer;

@@ -37,6 +37,7 @@ use airlock_chunker::{Chunker, Mode};
 use crate::{
     Digest, Error, PutOptions, PutOutcome, Result, Store,
     digest::HashingReader,
+    goflate::{GoSplitter, detect, is_pgzip_header},
     gzip::{Event, GzipSplitter, Halt, Limits},
     index::{BlobRecord, RecipeKind},
     layer::{Encoding, OpaqueReason},
@@ -49,6 +50,78 @@ pub(crate) const TMP_DIR: &str = "tmp";
 
 /// Bytes read from the input at a time.
 const READ_BYTES: usize = 1024 * 1024;
+/// Input held back to choose between the Go splitter and preflate-rs.
+const DETECT_BYTES: usize = 256 * 1024;
+
+/// The splitter a gzip stream goes through.
+enum Splitter {
+    Preflate {
+        inner: GzipSplitter,
+        /// The header is pgzip's: an unsupported encoder is a Go one not matched.
+        go_header: bool,
+    },
+    Go(GoSplitter),
+}
+
+impl Splitter {
+    /// Chooses from the stream's first bytes.
+    fn choose(head: &[u8], limits: Limits) -> Splitter {
+        match detect(head) {
+            Some(producer) => {
+                tracing::debug!(?producer, "splitting a gzip stream made by Go");
+                Splitter::Go(GoSplitter::new(producer, limits))
+            }
+            None => Splitter::Preflate {
+                inner: GzipSplitter::new(limits),
+                go_header: is_pgzip_header(head),
+            },
+        }
+    }
+
+    fn feed(&mut self, data: &[u8], sink: &mut impl FnMut(Event<'_>) -> bool) -> Result<(), Halt> {
+        match self {
+            Splitter::Preflate { inner, go_header } => {
+                let mut clash = false;
+                let r = inner.feed(data, &mut |e| guard(e, &mut clash, sink));
+                Splitter::relabel(r, clash, *go_header)
+            }
+            Splitter::Go(g) => g.feed(data, sink),
+        }
+    }
+
+    fn finish(&mut self, sink: &mut impl FnMut(Event<'_>) -> bool) -> Result<(), Halt> {
+        match self {
+            Splitter::Preflate { inner, go_header } => {
+                let mut clash = false;
+                let r = inner.finish(&mut |e| guard(e, &mut clash, sink));
+                Splitter::relabel(r, clash, *go_header)
+            }
+            Splitter::Go(g) => g.finish(sink),
+        }
+    }
+
+    fn relabel(r: Result<(), Halt>, clash: bool, go_header: bool) -> Result<(), Halt> {
+        match r {
+            Err(Halt::Stopped) if clash => Err(Halt::Opaque(OpaqueReason::EncoderUnsupported)),
+            Err(Halt::Opaque(OpaqueReason::EncoderUnsupported)) if go_header => {
+                Err(Halt::Opaque(OpaqueReason::GoEncoderUnmatched))
+            }
+            r => r,
+        }
+    }
+}
+
+/// Refuses preflate-rs data that would pass for goflate's (a script tells them apart by their
+/// bytes); never seen, but then the stream is kept opaque rather than misread.
+fn guard(e: Event<'_>, clash: &mut bool, sink: &mut impl FnMut(Event<'_>) -> bool) -> bool {
+    if let Event::Step { corrections, .. } = &e
+        && crate::rebuild::is_goflate(corrections)
+    {
+        *clash = true;
+        return false;
+    }
+    sink(e)
+}
 
 static SPOOL_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -220,7 +293,8 @@ fn produce<R: Read>(
     tx: mpsc::SyncSender<Msg>,
 ) -> Result<(Digest, u64)> {
     let mut h = HashingReader::new(src, expected.algorithm());
-    let mut splitter = Some(GzipSplitter::new(limits));
+    let mut splitter: Option<Splitter> = None;
+    let mut head = Some(Vec::new());
     let mut ptx = Some(ptx);
     let mut buf = vec![0u8; READ_BYTES];
     let mut stopped = false;
@@ -240,8 +314,19 @@ fn produce<R: Read>(
         spool
             .write_all(&buf[..n])
             .map_err(Error::io("writing spool file", spool_path))?;
+        let mut data = &buf[..n];
+        let held;
+        if let Some(hd) = head.as_mut() {
+            hd.extend_from_slice(data);
+            if hd.len() < DETECT_BYTES {
+                continue;
+            }
+            held = head.take().unwrap_or_default();
+            splitter = Some(Splitter::choose(&held, limits));
+            data = &held;
+        }
         if let Some(sp) = splitter.as_mut() {
-            let fed = sp.feed(&buf[..n], &mut |e| forward(e, ptx.as_ref(), &tx));
+            let fed = sp.feed(data, &mut |e| forward(e, ptx.as_ref(), &tx));
             if let Err(halt) = fed {
                 stopped |= halt == Halt::Stopped;
                 give_up(halt, &mut splitter, &mut ptx, &tx);
@@ -250,6 +335,14 @@ fn produce<R: Read>(
         if stopped {
             // The consumer failed; its error is the put's.
             break;
+        }
+    }
+    if let Some(held) = head.take() {
+        // A stream shorter than the detection window: decide on all of it.
+        let mut sp = Splitter::choose(&held, limits);
+        match sp.feed(&held, &mut |e| forward(e, ptx.as_ref(), &tx)) {
+            Ok(()) => splitter = Some(sp),
+            Err(halt) => give_up(halt, &mut splitter, &mut ptx, &tx),
         }
     }
     if let Some(sp) = splitter.as_mut() {
@@ -264,7 +357,7 @@ fn produce<R: Read>(
 /// Stops splitting: the payload pipe closes and the consumer learns why.
 fn give_up(
     halt: Halt,
-    splitter: &mut Option<GzipSplitter>,
+    splitter: &mut Option<Splitter>,
     ptx: &mut Option<mpsc::SyncSender<Vec<u8>>>,
     tx: &mpsc::SyncSender<Msg>,
 ) {

@@ -2,7 +2,8 @@
 //!
 //! [`DeflateReader`] walks the rebuild script one segment at a time: raw ops are copied, each
 //! deflate step reads its payload bytes from the content recipe (a `PlainReader`, every chunk
-//! checked against its id) and its correction data, and preflate-rs recompresses them. Memory
+//! checked against its id) and its correction data, and preflate-rs (or, for data that starts
+//! with goflate's magic, a goflate [`StepRebuilder`]) recompresses them. Memory
 //! is bounded by one step (a few MiB of payload) and one script segment. A range that starts
 //! inside the blob is served by rebuilding from the start and discarding what comes before it
 //! (preflate-rs cannot resume mid-stream); the blob cache makes repeated reads cheap. A step
@@ -17,9 +18,10 @@ use std::{
 use crate::{
     Digest, Error, Result, Store,
     cache::CacheFill,
+    goflate::StepRebuilder,
     gzip::Rebuilder,
     read::PlainReader,
-    rebuild::{Corrections, Op, decode_script_segment},
+    rebuild::{Corrections, Op, decode_script_segment, is_goflate},
 };
 
 /// Streams a rebuilt gzip blob from an offset to its end.
@@ -33,6 +35,7 @@ pub(crate) struct DeflateReader {
     seg_start: Option<u64>,
     ops: VecDeque<Op>,
     rebuilder: Rebuilder,
+    go: StepRebuilder,
     /// Output offset of `buf[0]`.
     buf_offset: u64,
     buf: Vec<u8>,
@@ -58,6 +61,7 @@ impl DeflateReader {
             seg_start: None,
             ops: VecDeque::new(),
             rebuilder: Rebuilder::default(),
+            go: StepRebuilder::default(),
             buf_offset: 0,
             buf: Vec::new(),
             pos,
@@ -95,6 +99,7 @@ impl DeflateReader {
         self.buf = match op {
             Op::Raw(bytes) => {
                 self.rebuilder.reset();
+                self.go.reset();
                 bytes
             }
             Op::Step {
@@ -114,10 +119,12 @@ impl DeflateReader {
                     Corrections::Inline(bytes) => bytes,
                     Corrections::Chunk { id, .. } => self.plain.read_other_chunk(&id)?,
                 };
-                let bytes = self
-                    .rebuilder
-                    .step(payload, corrections)
-                    .map_err(|what| self.failed(what))?;
+                let bytes = if is_goflate(&corrections) {
+                    self.go.step(&payload, &corrections)
+                } else {
+                    self.rebuilder.step(payload, corrections)
+                }
+                .map_err(|what| self.failed(what))?;
                 if bytes.len() != out as usize {
                     return Err(self.failed(format!(
                         "a deflate step rebuilt {} bytes, {out} were recorded",

@@ -5,27 +5,32 @@
 //! payload (the tar) as chunks and inline pieces, so it dedups like an uncompressed layer. Its
 //! rebuild script is a list of ops that turn that payload back into the original gzip stream:
 //! gzip headers, trailers and any bytes after the last member are copied verbatim, and each
-//! deflate stream is recompressed by preflate-rs, one step at a time, from the next `plain`
-//! bytes of the payload and the step's correction data. A step that follows a raw op (or comes
-//! first) starts a new deflate stream; consecutive steps continue one stream.
+//! deflate stream is recompressed one step at a time, from the next `plain` bytes of the
+//! payload and the step's correction data: by preflate-rs, or, for streams made by Go's
+//! encoders, by `goflate`. A step that follows a raw op (or comes first) starts a new deflate
+//! stream; consecutive steps continue one stream.
 //!
 //! The script is split into segments keyed in the index by the blob offset where their output
 //! starts (every op outputs at least one byte, so keys strictly increase). Segment byte layout,
-//! [`REBUILD_FORMAT_VERSION`] 1: a zstd frame holding a sequence of ops:
+//! [`REBUILD_FORMAT_VERSION`] 2: a zstd frame holding a sequence of ops:
 //!
 //! ```text
 //! op := 0x01 len:u32 bytes{len}                              raw bytes, copied to the output
 //!     | 0x02 plain:u32 out:u32 len:u32 bytes{len}            deflate step, corrections inline
 //!     | 0x03 plain:u32 out:u32 chunk_id:[u8;32] len:u32      deflate step, corrections in a chunk
+//!     | 0x04 plain:u32 out:u32 len:u32 bytes{len}            goflate step, corrections inline
 //! ```
 //!
-//! Correction data is the output of preflate-rs [`PREFLATE_VERSION`]; its encoding is tied to
-//! that minor version, which the store's format header records.
+//! Correction data that starts with goflate's magic `GOF` is goflate reconstruction data (its
+//! layout and own version are in `goflate`); every other is the output of preflate-rs
+//! [`PREFLATE_VERSION`], whose encoding is tied to that minor version, which the store's format
+//! header records. A put never stores preflate-rs data that starts with `GOF`, so a step in a
+//! chunk (0x03) is told apart by its bytes. Version 1 had no op 0x04 and no goflate data.
 
 use airlock_chunker::ChunkId;
 
 /// Version of the script byte layout above.
-pub const REBUILD_FORMAT_VERSION: u32 = 1;
+pub const REBUILD_FORMAT_VERSION: u32 = 2;
 
 /// The preflate-rs minor version whose correction data a store holds (pinned `=0.7.6`).
 pub const PREFLATE_VERSION: &str = "preflate-rs 0.7";
@@ -38,6 +43,12 @@ const SEGMENT_INLINE_BYTES: usize = 1024 * 1024;
 const TAG_RAW: u8 = 1;
 const TAG_STEP_INLINE: u8 = 2;
 const TAG_STEP_CHUNK: u8 = 3;
+const TAG_GOFLATE_INLINE: u8 = 4;
+
+/// Whether correction data is goflate's (else preflate-rs's).
+pub fn is_goflate(corrections: &[u8]) -> bool {
+    corrections.starts_with(&crate::goflate::MAGIC)
+}
 
 /// Where a step's correction data is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,7 +130,11 @@ impl ScriptBuilder {
     pub fn step(&mut self, plain: u32, out: u32, corrections: &Corrections) {
         match corrections {
             Corrections::Inline(bytes) => {
-                self.current.push(TAG_STEP_INLINE);
+                self.current.push(if is_goflate(bytes) {
+                    TAG_GOFLATE_INLINE
+                } else {
+                    TAG_STEP_INLINE
+                });
                 self.current.extend_from_slice(&plain.to_le_bytes());
                 self.current.extend_from_slice(&out.to_le_bytes());
                 self.current
@@ -202,12 +217,15 @@ pub fn decode_script_segment(bytes: &[u8]) -> Option<Vec<Op>> {
                 out.push(Op::Raw(raw.get(i..i + len)?.to_vec()));
                 i += len;
             }
-            TAG_STEP_INLINE => {
+            TAG_STEP_INLINE | TAG_GOFLATE_INLINE => {
                 let (plain, o, len) =
                     (u32_at(&raw, i)?, u32_at(&raw, i + 4)?, u32_at(&raw, i + 8)?);
                 i += 12;
                 let bytes = raw.get(i..i + len as usize)?.to_vec();
                 i += len as usize;
+                if (tag == TAG_GOFLATE_INLINE) != is_goflate(&bytes) {
+                    return None;
+                }
                 out.push(Op::Step {
                     plain,
                     out: o,
@@ -244,8 +262,13 @@ mod tests {
         let mut b = ScriptBuilder::default();
         let mut expect = Vec::new();
         for i in 0..3000u32 {
-            let op = match i % 3 {
+            let op = match i % 4 {
                 0 => Op::Raw(vec![i as u8; (i % 50) as usize + 1]),
+                3 => Op::Step {
+                    plain: i,
+                    out: 2,
+                    corrections: Corrections::Inline([&b"GOF"[..], &[1, 2, 3]].concat()),
+                },
                 1 => Op::Step {
                     plain: i * 7,
                     out: i + 1,
@@ -292,5 +315,13 @@ mod tests {
         assert!(decode_script_segment(&bad).is_none());
         let bad = zstd::bulk::compress(&[9], 3).unwrap();
         assert!(decode_script_segment(&bad).is_none());
+        // A goflate op must hold goflate data.
+        let mut op = vec![TAG_GOFLATE_INLINE, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 7, 7];
+        let bad = zstd::bulk::compress(&op, 3).unwrap();
+        assert!(decode_script_segment(&bad).is_none());
+        op.truncate(9);
+        op.extend([3, 0, 0, 0, b'G', b'O', b'F']);
+        let good = zstd::bulk::compress(&op, 3).unwrap();
+        assert!(decode_script_segment(&good).is_some());
     }
 }

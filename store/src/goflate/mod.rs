@@ -1,0 +1,126 @@
+//! Rebuilding gzip streams made by Go programs (compress/gzip, klauspost/pgzip) bit for bit
+//! from their decompressed payload and a little reconstruction data (issue 6).
+//!
+//! preflate-rs cannot predict Go's encoders, so this module models them itself, written from
+//! RFC 1951/1952 and the encoders' public parameters (see `predict`). A deflate stream is
+//! parsed into blocks of tokens (`deflate`); a model like the producer runs over the payload
+//! and proposes each token; the reconstruction data records each block's Huffman header as it
+//! was written, its payload length, and only the tokens where the proposal was wrong. To
+//! rebuild, the model runs again, takes the recorded tokens where it was wrong, and the
+//! blocks are written with the canonical codes of their recorded headers: the same bits.
+//!
+//! [`GoSplitter`] splits a gzip stream as it streams in, like the preflate-rs splitter and with
+//! the same events: deflate streams are cut into steps of whole blocks (about
+//! [`STEP_OUT_BYTES`] of compressed output each; the bits of a byte shared by two steps are
+//! carried over), and each step's payload reaches [`predict::LOOKAHEAD`] bytes past its last
+//! block (or to the next flush point), because the producer saw that far when it chose the
+//! tokens. Every step is rebuilt by a [`StepRebuilder`] and compared with its input before it
+//! is emitted. [`detect`] picks the producer from the header and a trial over the first
+//! blocks.
+//!
+//! Reconstruction data of one step, [`FORMAT_VERSION`] 1 (varints are LEB128):
+//!
+//! ```text
+//! step    := "GOF" version:u8 producer:u8 ends_at_sync:u8 nblocks:varint block* final_pad:u8
+//! producer:= 1..=9 Go compress/flate level | 0x40|level pgzip (model reset at every flush)
+//! block   := head:u8 plain:varint body
+//! head    := bit 0 BFINAL | bits 1-2 BTYPE | bit 3 skip (tokens are literals, model unheard)
+//! body    := pad:u8                                  stored: alignment bits before LEN
+//!          | ndiffs:varint diff*                     fixed Huffman codes
+//!          | bits:varint header{ceil(bits/8)} ndiffs:varint diff*
+//!                                                    dynamic: the header after BTYPE, LSB first
+//! diff    := gap:varint token:varint                 token index minus the previous diff's
+//! token   := 0 (a literal: the payload's byte) | 1 + ((dist-1) << 9 | (len-3))
+//! ```
+//!
+//! `ends_at_sync` says the step's payload ends where the encoder's input ended (a flush or
+//! the close); `final_pad` holds the bits after the stream's last block when it is in the step.
+
+mod deflate;
+mod predict;
+mod split;
+mod step;
+
+pub(crate) use split::{GoSplitter, detect, is_pgzip_header};
+pub(crate) use step::StepRebuilder;
+
+use predict::{Chains, Model, Window};
+
+/// Version of the reconstruction data layout above.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// First bytes of every step's reconstruction data.
+pub(crate) const MAGIC: [u8; 3] = *b"GOF";
+
+/// Compressed output per step, roughly (steps end at block boundaries).
+pub(crate) const STEP_OUT_BYTES: usize = 256 * 1024;
+
+/// Which encoder made a deflate stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Producer {
+    /// Go's compress/flate at a level 1-9 (compress/gzip's default is 6).
+    Go(u8),
+    /// klauspost/pgzip: independent blocks, each compressed with the previous block's tail as
+    /// its dictionary and ended by a flush.
+    Pgzip(u8),
+}
+
+const PGZIP_BIT: u8 = 0x40;
+
+impl Producer {
+    fn code(self) -> u8 {
+        match self {
+            Producer::Go(l) => l,
+            Producer::Pgzip(l) => PGZIP_BIT | l,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Producer> {
+        let p = if c & PGZIP_BIT != 0 {
+            Producer::Pgzip(c & !PGZIP_BIT)
+        } else {
+            Producer::Go(c)
+        };
+        (1..=9).contains(&p.level()).then_some(p)
+    }
+
+    fn level(self) -> u8 {
+        match self {
+            Producer::Go(l) | Producer::Pgzip(l) => l,
+        }
+    }
+
+    /// A fresh model for a stream starting at payload offset `start`.
+    fn model(self, start: usize) -> Model {
+        let level = self.level();
+        match Model::go(level, start) {
+            Some(m) => m,
+            // from_code and the callers keep levels in 1..=9.
+            None => Model::go(6, start).unwrap_or_else(|| unreachable!()),
+        }
+    }
+
+    /// Whether the model restarts after this block.
+    fn resets_after(self, kind: &deflate::Kind, plain: usize, last: bool) -> bool {
+        matches!(self, Producer::Pgzip(_)) && !last && step::is_sync(kind, plain)
+    }
+
+    /// The model of the next independent block, with the previous payload as dictionary.
+    fn model_after_flush(self, w: &Window, at: usize) -> Model {
+        match self.model(at) {
+            Model::Chains(_) => {
+                let p = predict::params(self.level()).unwrap_or_else(|| unreachable!());
+                Model::Chains(Box::new(Chains::with_dictionary(
+                    p,
+                    w,
+                    at.saturating_sub(PGZIP_DICT_BYTES),
+                    at,
+                )))
+            }
+            m => m,
+        }
+    }
+}
+
+/// Bytes of the previous block pgzip hands the next as its dictionary.
+const PGZIP_DICT_BYTES: usize = 32 * 1024;

@@ -1,0 +1,594 @@
+//! The token predictors: LZ77 models parameterised like Go's compress/flate, run over the
+//! decompressed data, proposing one token at a time.
+//!
+//! Written from the DEFLATE specification and the encoders' published parameters (levels 2-9:
+//! a 17-bit hash of 4 bytes, hash chains over a 32 KiB ring, the {good, lazy, nice, chain}
+//! table, greedy matching with skipped hashing at levels 2-3, lazy matching above, matches of
+//! length 4 only within 4 KiB, a 64 KiB window that slides by 32 KiB; level 1: a one-entry
+//! table of 4-byte values over 64 KiB chunks with snappy-style skipping). The driver asks for
+//! a proposal, then commits the token the stream actually holds; a mismatch resynchronises the
+//! model on the actual token, the same way at split and at rebuild.
+
+use super::deflate::{MAX_DIST, MAX_MATCH, Tok};
+
+/// Decompressed bytes of one deflate stream with absolute positions, as far as visible.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    buf: Vec<u8>,
+    /// Absolute position of `buf[0]`.
+    base: usize,
+    /// Visible end (at most `base + buf.len()`).
+    pub(crate) end: usize,
+    /// Whether `end` is where the encoder's input ended (a flush or the close).
+    pub(crate) sync: bool,
+}
+
+/// History kept behind the oldest position a predictor may still read.
+const KEEP_BYTES: usize = 2 * MAX_DIST + 4096;
+
+impl Window {
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+    /// Absolute position after the last byte held.
+    pub(crate) fn held(&self) -> usize {
+        self.base + self.buf.len()
+    }
+    pub(crate) fn at(&self, pos: usize) -> u8 {
+        self.buf[pos - self.base]
+    }
+    pub(crate) fn slice(&self, from: usize, to: usize) -> &[u8] {
+        &self.buf[from - self.base..to - self.base]
+    }
+    /// Whether `pos` is still held.
+    pub(crate) fn holds(&self, pos: usize) -> bool {
+        pos >= self.base
+    }
+    /// Drops history well behind `pos`.
+    pub(crate) fn trim(&mut self, pos: usize) {
+        if pos > self.base + 4 * KEEP_BYTES {
+            let cut = pos - KEEP_BYTES - self.base;
+            self.buf.drain(..cut);
+            self.base += cut;
+        }
+    }
+    /// The vector the parser appends to, and the absolute position of its first byte.
+    pub(crate) fn parts(&mut self) -> (&mut Vec<u8>, usize) {
+        (&mut self.buf, self.base)
+    }
+    fn load32(&self, pos: usize) -> u32 {
+        let i = pos - self.base;
+        u32::from_le_bytes([
+            self.buf[i],
+            self.buf[i + 1],
+            self.buf[i + 2],
+            self.buf[i + 3],
+        ])
+    }
+    fn match_len(&self, a: usize, b: usize, max: usize) -> usize {
+        let (a, b) = (&self.buf[a - self.base..], &self.buf[b - self.base..]);
+        let max = max.min(a.len()).min(b.len());
+        let mut n = 0;
+        while n + 8 <= max {
+            let x = u64::from_le_bytes(a[n..n + 8].try_into().unwrap_or_default());
+            let y = u64::from_le_bytes(b[n..n + 8].try_into().unwrap_or_default());
+            if x != y {
+                return n + ((x ^ y).trailing_zeros() / 8) as usize;
+            }
+            n += 8;
+        }
+        while n < max && a[n] == b[n] {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Parameters of a table-based Go level (2-9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Params {
+    good: usize,
+    lazy: usize,
+    nice: usize,
+    chain: usize,
+    /// Greedy levels insert the positions of matches up to this long (`usize::MAX`: lazy).
+    fast_skip: usize,
+}
+
+/// Go's compress/flate parameters by level (2-9).
+pub(crate) fn params(level: u8) -> Option<Params> {
+    let (good, lazy, nice, chain, fast_skip) = match level {
+        2 => (4, 0, 16, 8, 5),
+        3 => (4, 0, 32, 32, 6),
+        4 => (4, 4, 16, 16, usize::MAX),
+        5 => (8, 16, 32, 32, usize::MAX),
+        6 => (8, 16, 128, 128, usize::MAX),
+        7 => (8, 32, 128, 256, usize::MAX),
+        8 => (32, 128, 258, 1024, usize::MAX),
+        9 => (32, 258, 258, 4096, usize::MAX),
+        _ => return None,
+    };
+    Some(Params {
+        good,
+        lazy,
+        nice,
+        chain,
+        fast_skip,
+    })
+}
+
+const HASH_BITS: u32 = 17;
+const HASH_MUL: u32 = 0x1e35a7bd;
+const MIN_MATCH: usize = 4;
+/// Lookahead below which a table-based Go level stops and waits for input (4 + 258).
+pub(crate) const LOOKAHEAD: usize = MIN_MATCH + MAX_MATCH;
+/// A shift of the 64 KiB window happens when the position passes this far into it.
+const SHIFT_AT: usize = 2 * MAX_DIST - LOOKAHEAD;
+
+fn hash4(x: u32) -> usize {
+    (x.swap_bytes().wrapping_mul(HASH_MUL) >> (32 - HASH_BITS)) as usize
+}
+
+/// What a proposal's commit does when the stream agrees.
+#[derive(Clone, Copy, Debug)]
+enum After {
+    LazyMatch,
+    GreedyMatch(usize),
+    Lit,
+    LastLit,
+}
+
+/// The model of Go's levels 2-9.
+#[derive(Debug)]
+pub(crate) struct Chains {
+    p: Params,
+    head: Vec<u64>,
+    prev: Vec<u64>,
+    index: usize,
+    /// Start of Go's 64 KiB window: candidates before it are gone.
+    wstart: usize,
+    length: usize,
+    offset: usize,
+    byte_available: bool,
+    next_insert: usize,
+    chain_head: u64,
+    pending: Option<(usize, Tok, After)>,
+}
+
+impl Chains {
+    pub(crate) fn new(p: Params, start: usize) -> Chains {
+        Chains {
+            p,
+            head: vec![0; 1 << HASH_BITS],
+            prev: vec![0; MAX_DIST],
+            index: start,
+            wstart: start,
+            length: MIN_MATCH - 1,
+            offset: 0,
+            byte_available: false,
+            next_insert: start,
+            chain_head: 0,
+            pending: None,
+        }
+    }
+
+    /// A model whose window already holds `from..at` (a preset dictionary), hashed.
+    pub(crate) fn with_dictionary(p: Params, w: &Window, from: usize, at: usize) -> Chains {
+        let mut c = Chains::new(p, from);
+        for i in from..at.saturating_sub(MIN_MATCH - 1) {
+            c.insert(w, i);
+        }
+        c.index = at;
+        c.next_insert = at;
+        c
+    }
+
+    fn lazy(&self) -> bool {
+        self.p.fast_skip == usize::MAX
+    }
+
+    fn insert(&mut self, w: &Window, i: usize) {
+        if i < self.next_insert {
+            return;
+        }
+        let h = hash4(w.load32(i));
+        self.prev[i % MAX_DIST] = self.head[h];
+        self.head[h] = i as u64 + 1;
+        self.next_insert = i + 1;
+    }
+
+    fn insertable(&self, w: &Window, i: usize) -> bool {
+        i + MIN_MATCH <= w.end
+    }
+
+    fn find_match(
+        &self,
+        w: &Window,
+        pos: usize,
+        head: usize,
+        lookahead: usize,
+    ) -> Option<(usize, usize)> {
+        let min_look = lookahead.min(MAX_MATCH);
+        let nice = self.p.nice.min(min_look);
+        let mut tries = self.p.chain;
+        let mut length = MIN_MATCH - 1;
+        if length >= self.p.good {
+            tries >>= 2;
+        }
+        let mut wend = w.at(pos + length);
+        let min_index = pos as i64 - MAX_DIST as i64;
+        let mut found = None;
+        let mut i = head;
+        while tries > 0 {
+            if w.at(i + length) == wend {
+                let n = w.match_len(i, pos, min_look);
+                if n > length && (n > MIN_MATCH || pos - i <= 4096) {
+                    length = n;
+                    found = Some((n, pos - i));
+                    if n >= nice {
+                        break;
+                    }
+                    wend = w.at(pos + n);
+                }
+            }
+            if i as i64 == min_index {
+                break;
+            }
+            let v = self.prev[i % MAX_DIST];
+            if v == 0 {
+                break;
+            }
+            let next = v as usize - 1;
+            if (next as i64) < min_index || next < self.wstart || next >= i {
+                break;
+            }
+            i = next;
+            tries -= 1;
+        }
+        found
+    }
+
+    /// The next token, or `None` when the visible data is used up.
+    pub(crate) fn propose(&mut self, w: &Window) -> Option<Tok> {
+        if let Some((_, t, _)) = self.pending {
+            return Some(t);
+        }
+        let lazy = self.lazy();
+        loop {
+            let lookahead = w.end.checked_sub(self.index)?;
+            if lookahead < LOOKAHEAD {
+                if !w.sync {
+                    return None;
+                }
+                if lookahead == 0 {
+                    if self.byte_available {
+                        let t = Tok::lit(w.at(self.index - 1));
+                        self.pending = Some((self.index - 1, t, After::LastLit));
+                        return Some(t);
+                    }
+                    return None;
+                }
+            }
+            if self.index > self.wstart + SHIFT_AT
+                && (!w.sync || w.end > self.wstart + 2 * MAX_DIST)
+            {
+                self.wstart += MAX_DIST;
+            }
+            if self.insertable(w, self.index) {
+                self.insert(w, self.index);
+                self.chain_head = self.prev[self.index % MAX_DIST];
+            }
+            let prev_length = self.length;
+            let prev_offset = self.offset;
+            self.length = MIN_MATCH - 1;
+            self.offset = 0;
+            let min_index = self.index.saturating_sub(MAX_DIST).max(self.wstart);
+            let head = self.chain_head as usize;
+            let try_match = if lazy {
+                lookahead > prev_length && prev_length < self.p.lazy
+            } else {
+                lookahead > MIN_MATCH - 1
+            };
+            // `head` is a position plus one (0: empty).
+            if head > min_index
+                && head <= self.index
+                && try_match
+                && let Some((l, o)) = self.find_match(w, self.index, head - 1, lookahead)
+            {
+                self.length = l;
+                self.offset = o;
+            }
+            if !lazy && self.length >= MIN_MATCH {
+                let t = Tok::copy(self.length, self.offset);
+                self.pending = Some((self.index, t, After::GreedyMatch(self.length)));
+                return Some(t);
+            }
+            if lazy && prev_length >= MIN_MATCH && self.length <= prev_length {
+                let t = Tok::copy(prev_length, prev_offset);
+                self.pending = Some((self.index - 1, t, After::LazyMatch));
+                return Some(t);
+            }
+            if !lazy || self.byte_available {
+                let i = if lazy { self.index - 1 } else { self.index };
+                let t = Tok::lit(w.at(i));
+                self.pending = Some((i, t, After::Lit));
+                return Some(t);
+            }
+            self.index += 1;
+            self.byte_available = true;
+        }
+    }
+
+    /// Takes the token the stream holds at the proposal's position.
+    pub(crate) fn commit(&mut self, w: &Window, pos: usize, actual: Tok) {
+        let pending = self.pending.take();
+        match pending {
+            Some((p, t, after)) if p == pos && t == actual => match after {
+                After::LazyMatch => {
+                    let new_index = pos + actual.len();
+                    for i in self.index + 1..new_index {
+                        if self.insertable(w, i) {
+                            self.insert(w, i);
+                        }
+                    }
+                    self.index = new_index;
+                    self.byte_available = false;
+                    self.length = MIN_MATCH - 1;
+                }
+                After::GreedyMatch(len) => {
+                    if len <= self.p.fast_skip {
+                        for i in self.index + 1..self.index + len {
+                            if self.insertable(w, i) {
+                                self.insert(w, i);
+                            }
+                        }
+                    }
+                    self.index += len;
+                }
+                After::Lit => {
+                    self.index += 1;
+                    if self.lazy() {
+                        self.byte_available = true;
+                    }
+                }
+                After::LastLit => self.byte_available = false,
+            },
+            _ => self.resync(w, pos + actual.len()),
+        }
+    }
+
+    /// Continues at `pos` as if a match had just ended there.
+    fn resync(&mut self, w: &Window, pos: usize) {
+        for i in self.next_insert.max(pos.saturating_sub(MAX_DIST))..pos {
+            if self.insertable(w, i) {
+                self.insert(w, i);
+            }
+        }
+        self.index = pos;
+        self.byte_available = false;
+        self.length = MIN_MATCH - 1;
+        self.offset = 0;
+    }
+
+    /// Oldest position this model may still read.
+    pub(crate) fn oldest(&self) -> usize {
+        self.index.saturating_sub(2 * MAX_DIST).min(self.wstart)
+    }
+}
+
+const FAST_TABLE_BITS: u32 = 14;
+const CHUNK_BYTES: usize = 65535;
+/// Chunks shorter than this at a flush are written without matching, and reset the model.
+const FAST_SMALL: usize = 128;
+
+/// The model of Go's level 1: each chunk (one block) is encoded whole up front.
+#[derive(Debug)]
+pub(crate) struct Fast {
+    table: Vec<(u32, i64)>,
+    /// Virtual position of the current chunk's start.
+    cur: i64,
+    /// Absolute start and length of the previous chunk (matches may reach into it).
+    prev: Option<(usize, usize)>,
+    queue: std::collections::VecDeque<(usize, Tok)>,
+    /// Next position a token is expected at.
+    at: usize,
+}
+
+fn fast_hash(x: u32) -> usize {
+    (x.wrapping_mul(HASH_MUL) >> (32 - FAST_TABLE_BITS)) as usize
+}
+
+impl Fast {
+    pub(crate) fn new(start: usize) -> Fast {
+        Fast {
+            table: vec![(0, 0); 1 << FAST_TABLE_BITS],
+            cur: CHUNK_BYTES as i64,
+            prev: None,
+            queue: Default::default(),
+            at: start,
+        }
+    }
+
+    /// A new block of `len` bytes starting at `start` (its data visible in `w`).
+    pub(crate) fn begin_block(&mut self, w: &Window, start: usize, len: usize) {
+        self.queue.clear();
+        self.at = start;
+        if len == 0 {
+            return;
+        }
+        if len < FAST_SMALL {
+            self.prev = None;
+            self.cur += MAX_DIST as i64;
+            return;
+        }
+        self.encode(w, start, len);
+    }
+
+    fn match_len(&self, w: &Window, start: usize, s: usize, t: i64, end: usize) -> usize {
+        let s1 = (s + MAX_MATCH - 4).min(end);
+        if t >= 0 {
+            return w.match_len(start + t as usize, s, s1 - s);
+        }
+        let Some((pstart, plen)) = self.prev else {
+            return 0;
+        };
+        let tp = plen as i64 + t;
+        if tp < 0 {
+            return 0;
+        }
+        let tp = tp as usize;
+        let room = plen - tp;
+        let n = w.match_len(pstart + tp, s, (s1 - s).min(room));
+        if n < room.min(s1 - s) || s + n == s1 {
+            return n;
+        }
+        n + w.match_len(start, s + n, s1 - s - n)
+    }
+
+    fn emit_lits(&mut self, w: &Window, from: usize, to: usize) {
+        for p in from..to {
+            self.queue.push_back((p, Tok::lit(w.at(p))));
+        }
+    }
+
+    fn encode(&mut self, w: &Window, start: usize, len: usize) {
+        let end = start + len;
+        if len < 17 {
+            self.cur += CHUNK_BYTES as i64;
+            self.prev = None;
+            self.emit_lits(w, start, end);
+            return;
+        }
+        let s_limit = len - 15;
+        let rel = |s: usize| w.load32(start + s);
+        let mut next_emit = 0usize;
+        let mut s = 0usize;
+        let mut cv = rel(s);
+        let mut next_hash = fast_hash(cv);
+        'outer: loop {
+            let mut skip = 32usize;
+            let mut next_s = s;
+            let mut cand;
+            loop {
+                s = next_s;
+                let step = skip >> 5;
+                next_s = s + step;
+                skip += step;
+                if next_s > s_limit {
+                    break 'outer;
+                }
+                cand = self.table[next_hash];
+                let now = rel(next_s);
+                self.table[next_hash] = (cv, s as i64 + self.cur);
+                next_hash = fast_hash(now);
+                let off = s as i64 - (cand.1 - self.cur);
+                if off > MAX_DIST as i64 || cv != cand.0 {
+                    cv = now;
+                    continue;
+                }
+                break;
+            }
+            self.emit_lits(w, start + next_emit, start + s);
+            loop {
+                s += 4;
+                let t = cand.1 - self.cur + 4;
+                let l = self.match_len(w, start, start + s, t, end);
+                let dist = (s as i64 - t) as usize;
+                self.queue
+                    .push_back((start + s - 4, Tok::copy(l + 4, dist)));
+                s += l;
+                next_emit = s;
+                if s >= s_limit {
+                    break 'outer;
+                }
+                let x = u64::from(rel(s - 1))
+                    | u64::from(w.at(start + s + 3)) << 32
+                    | u64::from(w.at(start + s + 4)) << 40;
+                let prev_hash = fast_hash(x as u32);
+                self.table[prev_hash] = (x as u32, self.cur + s as i64 - 1);
+                let x = x >> 8;
+                let cur_hash = fast_hash(x as u32);
+                cand = self.table[cur_hash];
+                self.table[cur_hash] = (x as u32, self.cur + s as i64);
+                let off = s as i64 - (cand.1 - self.cur);
+                if off > MAX_DIST as i64 || x as u32 != cand.0 {
+                    cv = (x >> 8) as u32;
+                    next_hash = fast_hash(cv);
+                    s += 1;
+                    break;
+                }
+            }
+        }
+        if next_emit < len {
+            self.emit_lits(w, start + next_emit, end);
+        }
+        self.cur += len as i64;
+        self.prev = Some((start, len));
+    }
+
+    pub(crate) fn propose(&mut self, w: &Window) -> Option<Tok> {
+        while let Some(&(p, _)) = self.queue.front() {
+            if p >= self.at {
+                break;
+            }
+            self.queue.pop_front();
+        }
+        match self.queue.front() {
+            Some(&(p, t)) if p == self.at => Some(t),
+            _ if self.at < w.end => Some(Tok::lit(w.at(self.at))),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn commit(&mut self, pos: usize, actual: Tok) {
+        self.at = pos + actual.len();
+    }
+
+    pub(crate) fn oldest(&self) -> usize {
+        self.prev.map_or(self.at, |(s, _)| s).min(self.at)
+    }
+}
+
+/// A predictor for one producer.
+#[derive(Debug)]
+pub(crate) enum Model {
+    Chains(Box<Chains>),
+    Fast(Box<Fast>),
+}
+
+impl Model {
+    /// The model of Go's compress/flate at `level` (1-9), starting at stream offset `start`.
+    pub(crate) fn go(level: u8, start: usize) -> Option<Model> {
+        if level == 1 {
+            return Some(Model::Fast(Box::new(Fast::new(start))));
+        }
+        Some(Model::Chains(Box::new(Chains::new(params(level)?, start))))
+    }
+
+    pub(crate) fn begin_block(&mut self, w: &Window, start: usize, len: usize) {
+        if let Model::Fast(f) = self {
+            f.begin_block(w, start, len);
+        }
+    }
+
+    pub(crate) fn propose(&mut self, w: &Window) -> Option<Tok> {
+        match self {
+            Model::Chains(c) => c.propose(w),
+            Model::Fast(f) => f.propose(w),
+        }
+    }
+
+    pub(crate) fn commit(&mut self, w: &Window, pos: usize, actual: Tok) {
+        match self {
+            Model::Chains(c) => c.commit(w, pos, actual),
+            Model::Fast(f) => f.commit(pos, actual),
+        }
+    }
+
+    pub(crate) fn oldest(&self) -> usize {
+        match self {
+            Model::Chains(c) => c.oldest(),
+            Model::Fast(f) => f.oldest(),
+        }
+    }
+}

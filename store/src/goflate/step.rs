@@ -1,0 +1,381 @@
+//! One step of a deflate stream: its blocks as reconstruction data (see the module
+//! documentation for the byte layout), the walk that turns predictions plus differences into
+//! tokens, and [`StepRebuilder`], which writes a stream again step by step.
+
+use super::{
+    FORMAT_VERSION, MAGIC, Producer,
+    deflate::{BitOut, Block, Header, Kind, MAX_DIST, Tok, write_block},
+    predict::{Model, Window},
+};
+
+/// A block as recorded: everything but its tokens, plus the differences that give them.
+#[derive(Clone, Debug)]
+pub(crate) struct Recorded {
+    pub(crate) last: bool,
+    pub(crate) kind: Kind,
+    pub(crate) plain: usize,
+    /// Tokens are the block's bytes as literals; the model runs over them unheard (Go's level
+    /// 1 writes a chunk it could not shrink as literals after matching it).
+    pub(crate) skip: bool,
+    /// (token index, actual token) where the prediction was wrong.
+    pub(crate) diffs: Vec<(u32, Tok)>,
+}
+
+/// A step's reconstruction data.
+#[derive(Clone, Debug)]
+pub(crate) struct StepData {
+    pub(crate) producer: Producer,
+    /// The step's payload ends where the encoder's input ended (a flush or the close).
+    pub(crate) ends_at_sync: bool,
+    pub(crate) blocks: Vec<Recorded>,
+    /// Padding bits after the last block of the stream (only when it is in this step).
+    pub(crate) final_pad: u8,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+}
+
+fn tok_code(t: Tok) -> u64 {
+    if t.is_copy() {
+        1 + ((t.dist() as u64 - 1) << 9 | (t.len() as u64 - 3))
+    } else {
+        0
+    }
+}
+
+impl StepData {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.push(FORMAT_VERSION);
+        out.push(self.producer.code());
+        out.push(u8::from(self.ends_at_sync));
+        put_varint(&mut out, self.blocks.len() as u64);
+        for b in &self.blocks {
+            let btype = match b.kind {
+                Kind::Stored { .. } => 0,
+                Kind::Fixed => 1,
+                Kind::Dynamic(_) => 2,
+            };
+            out.push(u8::from(b.last) | btype << 1 | u8::from(b.skip) << 3);
+            put_varint(&mut out, b.plain as u64);
+            match &b.kind {
+                Kind::Stored { pad } => out.push(*pad),
+                Kind::Fixed => {}
+                Kind::Dynamic(h) => {
+                    put_varint(&mut out, h.bits as u64);
+                    out.extend_from_slice(&h.raw);
+                }
+            }
+            if !matches!(b.kind, Kind::Stored { .. }) && !b.skip {
+                put_varint(&mut out, b.diffs.len() as u64);
+                let mut last = 0u32;
+                for &(i, t) in &b.diffs {
+                    put_varint(&mut out, u64::from(i - last));
+                    put_varint(&mut out, tok_code(t));
+                    last = i;
+                }
+            }
+        }
+        out.push(self.final_pad);
+        out
+    }
+
+    /// Decodes reconstruction data; `None` if it is damaged or of another version.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<StepData> {
+        let mut c = Cursor(bytes.strip_prefix(&MAGIC)?);
+        if c.byte()? != FORMAT_VERSION {
+            return None;
+        }
+        let producer = Producer::from_code(c.byte()?)?;
+        let ends_at_sync = match c.byte()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let n = c.varint()?;
+        let mut blocks = Vec::new();
+        for _ in 0..n {
+            let head = c.byte()?;
+            let plain = usize::try_from(c.varint()?).ok()?;
+            let kind = match head >> 1 & 3 {
+                0 => Kind::Stored { pad: c.byte()? },
+                1 => Kind::Fixed,
+                2 => {
+                    let bits = usize::try_from(c.varint()?).ok()?;
+                    let raw = c.bytes(bits.div_ceil(8))?;
+                    Kind::Dynamic(Box::new(Header::from_raw(raw, bits)?))
+                }
+                _ => return None,
+            };
+            let skip = head & 8 != 0;
+            let mut diffs = Vec::new();
+            if !matches!(kind, Kind::Stored { .. }) && !skip {
+                let nd = c.varint()?;
+                let mut at = 0u32;
+                for _ in 0..nd {
+                    at = at.checked_add(u32::try_from(c.varint()?).ok()?)?;
+                    let code = c.varint()?;
+                    let t = if code == 0 {
+                        None
+                    } else {
+                        let v = code - 1;
+                        let (len, dist) = ((v & 0x1ff) as usize + 3, (v >> 9) as usize + 1);
+                        if len > 258 || dist > MAX_DIST {
+                            return None;
+                        }
+                        Some(Tok::copy(len, dist))
+                    };
+                    // A literal difference is marked with a placeholder: its byte is the data's.
+                    diffs.push((at, t.unwrap_or(Tok::lit(0))));
+                }
+            }
+            blocks.push(Recorded {
+                last: head & 1 != 0,
+                kind,
+                plain,
+                skip,
+                diffs,
+            });
+        }
+        let final_pad = c.byte()?;
+        c.0.is_empty().then_some(StepData {
+            producer,
+            ends_at_sync,
+            blocks,
+            final_pad,
+        })
+    }
+}
+
+/// Whether a block is a sync point (an empty stored block: a flush or the close).
+pub(crate) fn is_sync(kind: &Kind, plain: usize) -> bool {
+    matches!(kind, Kind::Stored { .. }) && plain == 0
+}
+
+/// Sets what the model may see for block `j` of a step (`syncs[k]`: block `k` of the step
+/// ends where the encoder's input ended): up to the first sync point at or after its end
+/// within the step, else the step's payload end.
+pub(crate) fn set_visible(
+    w: &mut Window,
+    blocks: &[(usize, bool)],
+    j: usize,
+    start: usize,
+    step_end: usize,
+    ends_at_sync: bool,
+) {
+    let mut pos = start;
+    for &(plain, sync) in blocks.iter().skip(j) {
+        pos += plain;
+        if sync {
+            w.end = pos;
+            w.sync = true;
+            return;
+        }
+    }
+    w.end = step_end;
+    w.sync = ends_at_sync;
+}
+
+/// Walks one block: asks the model for each token and `decide` for the actual one.
+/// Returns `None` if the actual tokens do not fit the block.
+pub(crate) fn walk(
+    model: &mut Model,
+    w: &Window,
+    start: usize,
+    len: usize,
+    mut decide: impl FnMut(u32, Tok, usize) -> Option<Tok>,
+) -> Option<()> {
+    let end = start + len;
+    if end > w.end || !w.holds(start.saturating_sub(MAX_DIST)) && start >= MAX_DIST {
+        return None;
+    }
+    model.begin_block(w, start, len);
+    let mut pos = start;
+    let mut i = 0u32;
+    while pos < end {
+        let proposal = model.propose(w).unwrap_or_else(|| Tok::lit(w.at(pos)));
+        let actual = decide(i, proposal, pos)?;
+        if pos + actual.len() > end || actual.is_copy() && actual.dist() > pos {
+            return None;
+        }
+        model.commit(w, pos, actual);
+        pos += actual.len();
+        i += 1;
+    }
+    Some(())
+}
+
+/// Walks a block whose tokens are not predicted (stored, or literals): the model runs over
+/// its bytes with its own proposals, cut to fit.
+pub(crate) fn walk_unheard(model: &mut Model, w: &Window, start: usize, len: usize) -> Option<()> {
+    let end = start + len;
+    walk(model, w, start, len, |_, t, pos| {
+        Some(if pos + t.len() <= end {
+            t
+        } else {
+            Tok::lit(w.at(pos))
+        })
+    })
+}
+
+/// Rebuilds a deflate stream step by step from payload and reconstruction data.
+#[derive(Debug, Default)]
+pub(crate) struct StepRebuilder {
+    state: Option<Stream>,
+}
+
+#[derive(Debug)]
+struct Stream {
+    win: Window,
+    model: Model,
+    producer: Producer,
+    /// Payload position where the next block starts.
+    pos: usize,
+    partial: (u8, u32),
+    done: bool,
+}
+
+impl StepRebuilder {
+    /// The next step starts a new deflate stream.
+    pub(crate) fn reset(&mut self) {
+        self.state = None;
+    }
+
+    /// Rebuilds one step: `plain` is its payload, `data` its reconstruction data.
+    pub(crate) fn step(&mut self, plain: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
+        let d = StepData::decode(data).ok_or("goflate reconstruction data does not decode")?;
+        if self.state.is_none() {
+            self.state = Some(Stream {
+                win: Window::default(),
+                model: d.producer.model(0),
+                producer: d.producer,
+                pos: 0,
+                partial: (0, 0),
+                done: false,
+            });
+        }
+        let Some(s) = self.state.as_mut() else {
+            return Err("no stream".into());
+        };
+        if s.done || s.producer != d.producer {
+            return Err("goflate step after the end of its stream".into());
+        }
+        s.win.push(plain);
+        let step_end = s.win.held();
+        let mut o = BitOut::with_partial(s.partial.0, s.partial.1);
+        let shape: Vec<(usize, bool)> = d
+            .blocks
+            .iter()
+            .map(|b| (b.plain, b.last || is_sync(&b.kind, b.plain)))
+            .collect();
+        for (j, b) in d.blocks.iter().enumerate() {
+            let start = s.pos;
+            let end = start
+                .checked_add(b.plain)
+                .filter(|&e| e <= step_end)
+                .ok_or("a block needs more payload than its step has")?;
+            set_visible(&mut s.win, &shape, j, start, step_end, d.ends_at_sync);
+            let mut toks = Vec::new();
+            match &b.kind {
+                Kind::Stored { .. } => {
+                    if b.plain > 65535 {
+                        return Err("a stored block longer than 65535 bytes".into());
+                    }
+                    walk_unheard(&mut s.model, &s.win, start, b.plain)
+                        .ok_or("a stored block does not fit")?;
+                }
+                _ if b.skip => {
+                    walk_unheard(&mut s.model, &s.win, start, b.plain)
+                        .ok_or("a literal block does not fit")?;
+                    toks.extend(s.win.slice(start, end).iter().map(|&c| Tok::lit(c)));
+                }
+                _ => {
+                    let mut diffs = b.diffs.iter().peekable();
+                    let win = &s.win;
+                    walk(&mut s.model, win, start, b.plain, |i, proposal, pos| {
+                        let t = match diffs.peek() {
+                            Some(&&(at, t)) if at == i => {
+                                diffs.next();
+                                if t.is_copy() {
+                                    t
+                                } else {
+                                    Tok::lit(win.at(pos))
+                                }
+                            }
+                            _ => proposal,
+                        };
+                        toks.push(t);
+                        Some(t)
+                    })
+                    .ok_or("tokens do not fit their block")?;
+                    if diffs.next().is_some() {
+                        return Err("differences past the end of a block".into());
+                    }
+                }
+            }
+            let block = Block {
+                last: b.last,
+                kind: b.kind.clone(),
+                plain: b.plain,
+                toks,
+            };
+            if !super::deflate::all_writable(&block) {
+                return Err("a token has no code in its block".into());
+            }
+            write_block(&mut o, &block, s.win.slice(start, end));
+            s.pos = end;
+            if s.producer.resets_after(&b.kind, b.plain, b.last) {
+                s.model = s.producer.model_after_flush(&s.win, end);
+            }
+            if b.last {
+                s.done = true;
+                let n = (8 - o.pending_bits() % 8) % 8;
+                o.put(u32::from(d.final_pad), n);
+                break;
+            }
+        }
+        // Payload past the last block is the lookahead of the next step, but none may follow
+        // the stream's end.
+        if s.done && s.pos != step_end {
+            return Err("payload after the end of the stream".into());
+        }
+        s.partial = o.partial();
+        let oldest = s.model.oldest().min(s.pos.saturating_sub(MAX_DIST));
+        s.win.trim(oldest);
+        Ok(o.out)
+    }
+}
