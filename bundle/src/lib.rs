@@ -15,6 +15,8 @@
 //! - [`BundleIndex`]: refs, manifests, blobs with their chunks, frames per volume;
 //!   [`BundleIndex::encode`], [`BundleIndex::decode`], [`BundleIndex::encoded_len_bound`].
 //! - [`Inventory`]: the chunks and blobs a site has, for delta exports.
+//! - [`plan_delta`] -> [`DeltaPlan`]: what a delta between two sets of references in one store
+//!   would ship (`airlock diff`).
 //! - [`VolumeSize`]: `cd`, `dvd`, ... or `2GiB`.
 //! - [`Error`]: every failure, naming the file and offset.
 //!
@@ -37,6 +39,7 @@
 
 mod codec;
 mod content;
+mod diff;
 mod error;
 mod export;
 mod import;
@@ -52,6 +55,7 @@ mod wire;
 pub use crate::{
     codec::{INDEX_FORMAT_VERSION, INDEX_HEADER_LEN, INDEX_MAGIC, MAX_INDEX_RAW_BYTES},
     content::{Content, Reference, collect},
+    diff::{DeltaPlan, inventory_of, plan_delta},
     error::{Error, Result},
     export::{
         DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, FRAME_RAW_BYTES, Have, ImagePlan,

@@ -52,6 +52,8 @@ enum Command {
     Ls(cmd::ls::Args),
     /// Report logical bytes against stored bytes, and how blobs were cut
     Du(cmd::du::Args),
+    /// Preview an upgrade from REF_A to REF_B: images added, removed, changed, their layers, and what a delta would ship
+    Diff(cmd::diff::Args),
     /// Check every pack, chunk, recipe and blob digest; exit 1 if anything is wrong
     Verify(cmd::verify::Args),
     /// Remove unreachable blobs and chunks, and reclaim pack space
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Add(args) => cmd::add::run(&ctx, args),
         Command::Ls(args) => cmd::ls::run(&ctx, args),
         Command::Du(args) => cmd::du::run(&ctx, args),
+        Command::Diff(args) => cmd::diff::run(&ctx, args),
         Command::Verify(args) => cmd::verify::run(&ctx, args),
         Command::Gc(args) => cmd::gc::run(&ctx, args),
         Command::Export(args) => cmd::export::run(&ctx, args),

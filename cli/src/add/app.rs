@@ -22,8 +22,9 @@
 
 use std::{collections::BTreeMap, path::Path};
 
+use airlock_bundle::Reference;
 use airlock_registry::{Descriptor, OCI_INDEX, RepoName, Tag};
-use airlock_store::{RepoChange, Store};
+use airlock_store::{Digest, RepoChange, Store};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -210,6 +211,64 @@ fn commit_app(
         .apply_repo_changes(&changes)
         .with_context(|| format!("recording app {} {}", app.name, app.version))?;
     Ok((Committed::Added, node))
+}
+
+/// One image of a recorded application version.
+#[derive(Clone, Debug)]
+pub struct AppEntry {
+    /// The image's reference as its entry is annotated (`repo:tag` or `repo@digest`).
+    pub name: Option<Reference>,
+    /// The root manifest the version recorded (its tag may have moved since).
+    pub digest: Digest,
+}
+
+/// The images of the application version `r` names (recorded by `airlock add -f`), or `None`
+/// when `r` names anything else or nothing.
+pub fn read_app(store: &Store, r: &Reference) -> Result<Option<Vec<AppEntry>>> {
+    let digest = match (&r.digest, &r.tag) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(t)) => store.tag(&r.repo, t)?,
+        (None, None) => None,
+    };
+    let Some(digest) = digest else {
+        return Ok(None);
+    };
+    if store.manifest_media_type(&digest)?.as_deref() != Some(OCI_INDEX) {
+        return Ok(None);
+    }
+    let bytes = store.read_blob(&digest)?;
+    let index: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("reading index {digest} of {r}"))?;
+    if index["artifactType"] != APP_ARTIFACT_TYPE {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for (i, entry) in index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let what = || format!("manifests[{i}] of application {r}");
+        let digest = entry["digest"]
+            .as_str()
+            .ok_or_else(|| anyhow!("{}: no digest", what()))?
+            .parse::<Digest>()
+            .with_context(what)?;
+        let name = entry["annotations"][ANNOTATION_REF]
+            .as_str()
+            .map(|n| Reference::parse(n).with_context(|| format!("image {n:?} of application {r}")))
+            .transpose()?;
+        out.push(AppEntry { name, digest });
+    }
+    Ok(Some(out))
+}
+
+/// The images of an application version by the references its index records, so their own
+/// tags travel with it; nothing for any other reference.
+pub fn app_images(store: &Store, r: &Reference) -> Result<Vec<Reference>> {
+    let entries = read_app(store, r)?.unwrap_or_default();
+    Ok(entries.into_iter().filter_map(|e| e.name).collect())
 }
 
 #[cfg(test)]

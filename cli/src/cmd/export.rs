@@ -11,12 +11,7 @@ use airlock_store::Access;
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
-use crate::{
-    add::app::{ANNOTATION_REF, APP_ARTIFACT_TYPE},
-    cmd::bars::Bars,
-    context::Context,
-    output,
-};
+use crate::{add::app::app_images, cmd::bars::Bars, context::Context, output};
 
 /// Arguments of `airlock export`.
 #[derive(Debug, clap::Args)]
@@ -138,38 +133,6 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The images of an application version (`airlock add -f`), by the references its index
-/// records, so their own tags travel with it; nothing for any other reference.
-fn app_images(store: &airlock_store::Store, r: &Reference) -> Result<Vec<Reference>> {
-    let digest = match (&r.digest, &r.tag) {
-        (Some(d), _) => Some(d.clone()),
-        (None, Some(t)) => store.tag(&r.repo, t)?,
-        (None, None) => None,
-    };
-    let Some(digest) = digest else {
-        return Ok(Vec::new());
-    };
-    if store.manifest_media_type(&digest)?.as_deref() != Some(airlock_registry::OCI_INDEX) {
-        return Ok(Vec::new());
-    }
-    let bytes = store.read_blob(&digest)?;
-    let index: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("reading index {digest} of {r}"))?;
-    if index["artifactType"] != APP_ARTIFACT_TYPE {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for entry in index["manifests"].as_array().into_iter().flatten() {
-        if let Some(name) = entry["annotations"][ANNOTATION_REF].as_str() {
-            out.push(
-                Reference::parse(name)
-                    .with_context(|| format!("image {name:?} of application {r}"))?,
-            );
-        }
-    }
-    Ok(out)
 }
 
 /// `web-1.2` from `registry.example.com/shop/web:1.2`.

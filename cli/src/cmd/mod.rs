@@ -2,6 +2,7 @@
 
 pub mod add;
 pub mod bars;
+pub mod diff;
 pub mod du;
 pub mod export;
 pub mod gc;

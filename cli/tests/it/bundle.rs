@@ -107,7 +107,7 @@ fn image(layers: &[Vec<u8>], label: &str) -> Image {
     }
 }
 
-const SERVICES: [&str; 3] = ["web", "api", "worker"];
+pub(crate) const SERVICES: [&str; 3] = ["web", "api", "worker"];
 
 /// Version 1 or 2 of the shop: three services over one base. Version 2 rebuilds the base
 /// (edits and new mtimes) and changes the api service. Returns the images by service.
@@ -134,13 +134,13 @@ fn shop(dir: &Path, version: u64) -> Vec<Image> {
     images
 }
 
-fn run(cwd: &Path, data: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn run(cwd: &Path, data: &Path, args: &[&str]) -> std::process::Output {
     let mut all = vec!["--data", data.to_str().unwrap()];
     all.extend_from_slice(args);
     airlock(cwd, &all)
 }
 
-fn ok(o: std::process::Output) -> String {
+pub(crate) fn ok(o: std::process::Output) -> String {
     assert!(
         o.status.success(),
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -151,7 +151,7 @@ fn ok(o: std::process::Output) -> String {
     stdout(&o)
 }
 
-fn add_shop(dir: &Path, data: &Path, version: u64) -> Vec<Image> {
+pub(crate) fn add_shop(dir: &Path, data: &Path, version: u64) -> Vec<Image> {
     let images = shop(dir, version);
     let app = dir.join(format!("app-{version}.yaml"));
     ok(run(dir, data, &["add", "-f", app.to_str().unwrap()]));
