@@ -5,10 +5,11 @@
 //! concatenated on disk. A damaged frame is named (volume, offset, what) and skipped: the rest
 //! still imports. When every chunk the bundle's blobs need is in the store, each missing blob
 //! is rebuilt from its chunks and its digest checked before its recipe is committed; then all
-//! links and tags of the bundle move in one transaction. Progress is kept under the store's
-//! `imports/<bundle id>/` (a copy of the index, the volumes done), so a re-run after a kill or
-//! with the missing volumes resumes: finished volumes are not read again, and frames whose
-//! chunks are all stored are skipped without reading.
+//! links and tags of the bundle move in one transaction. What is done is what the store holds:
+//! a re-run after a kill or with the missing volumes skips, without reading them, the frames
+//! whose chunks are all stored, and commits only blobs not yet committed. A copy of the index
+//! is kept under the store's `imports/<bundle id>/`, so volumes whose own copy is damaged can
+//! still be read.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -384,11 +385,6 @@ impl<'a> Importer<'a> {
 
     fn read_volume(&mut self, v: &VolumeReader) -> Result<()> {
         let number = v.header().number;
-        if self.state.is_done(number) {
-            self.progress
-                .note(&format!("volume {number} was already imported; skipped"));
-            return Ok(());
-        }
         let Some(entry) = self.index.volumes.iter().find(|e| e.number == number) else {
             return Err(Error::IndexCorrupt {
                 what: format!("no frame table for volume {number}"),
@@ -399,14 +395,16 @@ impl<'a> Importer<'a> {
             &format!("volume {number}/{}", self.index.volume_count),
             total,
         );
-        let mut clean = true;
+        let mut had = 0usize;
         for f in &entry.frames {
             let have_all = self
                 .store
                 .missing_chunks(&f.chunks)
                 .map_err(st("looking up chunks"))?
                 .is_empty();
-            if !have_all {
+            if have_all {
+                had += 1;
+            } else {
                 match read_frame(v, f.offset, f.len, &f.chunks) {
                     Ok(decoded) => {
                         self.outcome.bytes_read += u64::from(f.len);
@@ -418,7 +416,6 @@ impl<'a> Importer<'a> {
                         self.outcome.new_bytes += added.new_bytes;
                     }
                     Err(what) => {
-                        clean = false;
                         self.outcome.damaged.push(Damage {
                             path: v.path().to_owned(),
                             volume: number,
@@ -430,11 +427,13 @@ impl<'a> Importer<'a> {
             }
             self.progress.advance(u64::from(f.len));
         }
+        if had == entry.frames.len() {
+            self.progress.note(&format!(
+                "volume {number}: everything in it is already in the store"
+            ));
+        }
         self.progress
             .volume(v.path(), number, self.index.volume_count);
-        if clean {
-            self.state.mark_done(number)?;
-        }
         Ok(())
     }
 

@@ -237,3 +237,32 @@ fn exporting_over_an_existing_bundle_is_refused() {
     let err = write_export(&vendor, plan, &o, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
 }
+
+#[test]
+fn chunks_collected_between_two_runs_are_read_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = open(&tmp.path().join("vendor"));
+    let (manifest, _, _) = image(&vendor, "shop/web", "1.0", 6);
+    let vols = export(
+        &vendor,
+        &["shop/web:1.0"],
+        &opts(&tmp.path().join("out"), "gc", 200_000, true),
+    );
+    assert!(vols.len() >= 3);
+    let site = open(&tmp.path().join("site"));
+    let first = import(&site, &vols[..2], &ImportOptions::default(), &NoProgress).unwrap();
+    assert!(!first.is_complete());
+    // No blob references the chunks of an unfinished import yet: GC takes them.
+    let gc = airlock_store::GcOptions {
+        keep_tag_history: std::time::Duration::ZERO,
+        upload_grace: std::time::Duration::ZERO,
+    };
+    let plan = site.plan_gc(gc).unwrap();
+    assert!(plan.chunks > 0, "{plan:?}");
+    site.apply_gc(&plan).unwrap();
+    // Everything again: the volumes whose chunks went are read again.
+    let report = import(&site, &vols, &ImportOptions::default(), &NoProgress).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(site.tag("shop/web", "1.0").unwrap(), Some(manifest));
+    assert!(site.verify(Verify::Full).unwrap().is_clean());
+}
