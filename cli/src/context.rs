@@ -67,8 +67,15 @@ impl Context {
     /// Opens the store; a missing store is an error for read-only access. Explicit settings
     /// that conflict with the store's recorded format are reported, not applied.
     pub fn open_store(&self, access: Access) -> Result<Store> {
-        let store =
-            Store::open(&self.data, self.store_options(access)?).context("opening the store")?;
+        let store = match Store::open(&self.data, self.store_options(access)?) {
+            Ok(s) => s,
+            Err(e @ airlock_store::Error::Locked { .. }) => {
+                return Err(anyhow::Error::new(e).context(
+                    "opening the store: one airlock process uses a store at a time; stop                      `airlock serve` (or the other command) on it first, then start it again",
+                ));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("opening the store")),
+        };
         for conflict in store.format_conflicts() {
             let key = Key::from_name(conflict.key);
             if key.is_some_and(|k| self.config.is_explicit(k)) {
