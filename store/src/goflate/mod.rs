@@ -37,6 +37,7 @@
 //! the close); `final_pad` holds the bits after the stream's last block when it is in the step.
 
 mod deflate;
+mod fast5;
 mod predict;
 mod split;
 mod step;
@@ -90,8 +91,20 @@ impl Producer {
         }
     }
 
+    /// Payload the producer saw past a token when it chose it (chunk models see the whole
+    /// 64 KiB chunk the token is in).
+    fn lookahead(self) -> usize {
+        match self {
+            Producer::Pgzip(5) => fast5::CHUNK_BYTES + predict::LOOKAHEAD,
+            _ => predict::LOOKAHEAD,
+        }
+    }
+
     /// A fresh model for a stream starting at payload offset `start`.
     fn model(self, start: usize) -> Model {
+        if self == Producer::Pgzip(5) {
+            return Model::Fast5(Box::new(fast5::Fast5::new(start)));
+        }
         let level = self.level();
         match Model::go(level, start) {
             Some(m) => m,
@@ -105,22 +118,25 @@ impl Producer {
         matches!(self, Producer::Pgzip(_)) && !last && step::is_sync(kind, plain)
     }
 
-    /// The model of the next independent block, with the previous payload as dictionary.
-    fn model_after_flush(self, w: &Window, at: usize) -> Model {
-        match self.model(at) {
-            Model::Chains(_) => {
-                let p = predict::params(self.level()).unwrap_or_else(|| unreachable!());
-                Model::Chains(Box::new(Chains::with_dictionary(
-                    p,
-                    w,
-                    at.saturating_sub(PGZIP_DICT_BYTES),
-                    at,
-                )))
+    /// The model of the next independent block at `at`: pgzip hands each block the last
+    /// 16 KiB of the previous one as its dictionary (none if that one was no longer).
+    fn model_after_flush(self, w: &Window, prev: usize, at: usize) -> Model {
+        let from = if at - prev > PGZIP_DICT_BYTES {
+            at - PGZIP_DICT_BYTES
+        } else {
+            at
+        };
+        match self {
+            Producer::Pgzip(5) => {
+                Model::Fast5(Box::new(fast5::Fast5::with_dictionary(w, from, at)))
             }
-            m => m,
+            _ => match predict::params(self.level()) {
+                Some(p) => Model::Chains(Box::new(Chains::with_dictionary(p, w, from, at))),
+                None => self.model(at),
+            },
         }
     }
 }
 
 /// Bytes of the previous block pgzip hands the next as its dictionary.
-const PGZIP_DICT_BYTES: usize = 32 * 1024;
+const PGZIP_DICT_BYTES: usize = 16 * 1024;

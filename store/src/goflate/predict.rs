@@ -9,7 +9,10 @@
 //! a proposal, then commits the token the stream actually holds; a mismatch resynchronises the
 //! model on the actual token, the same way at split and at rebuild.
 
-use super::deflate::{MAX_DIST, MAX_MATCH, Tok};
+use super::{
+    deflate::{MAX_DIST, MAX_MATCH, Tok},
+    fast5::Fast5,
+};
 
 /// Decompressed bytes of one deflate stream with absolute positions, as far as visible.
 #[derive(Debug, Default)]
@@ -56,7 +59,7 @@ impl Window {
     pub(crate) fn parts(&mut self) -> (&mut Vec<u8>, usize) {
         (&mut self.buf, self.base)
     }
-    fn load32(&self, pos: usize) -> u32 {
+    pub(crate) fn load32(&self, pos: usize) -> u32 {
         let i = pos - self.base;
         u32::from_le_bytes([
             self.buf[i],
@@ -65,7 +68,8 @@ impl Window {
             self.buf[i + 3],
         ])
     }
-    fn match_len(&self, a: usize, b: usize, max: usize) -> usize {
+    /// Equal bytes at `a` and `b`, at most `max`.
+    pub(crate) fn match_len(&self, a: usize, b: usize, max: usize) -> usize {
         let (a, b) = (&self.buf[a - self.base..], &self.buf[b - self.base..]);
         let max = max.min(a.len()).min(b.len());
         let mut n = 0;
@@ -554,6 +558,7 @@ impl Fast {
 pub(crate) enum Model {
     Chains(Box<Chains>),
     Fast(Box<Fast>),
+    Fast5(Box<Fast5>),
 }
 
 impl Model {
@@ -563,6 +568,12 @@ impl Model {
             return Some(Model::Fast(Box::new(Fast::new(start))));
         }
         Some(Model::Chains(Box::new(Chains::new(params(level)?, start))))
+    }
+
+    /// Whether the model's state does not depend on the tokens committed (chunk models): a
+    /// block may then be written as literals without telling it.
+    pub(crate) fn chunked(&self) -> bool {
+        !matches!(self, Model::Chains(_))
     }
 
     pub(crate) fn begin_block(&mut self, w: &Window, start: usize, len: usize) {
@@ -575,6 +586,7 @@ impl Model {
         match self {
             Model::Chains(c) => c.propose(w),
             Model::Fast(f) => f.propose(w),
+            Model::Fast5(f) => f.propose(w),
         }
     }
 
@@ -582,6 +594,7 @@ impl Model {
         match self {
             Model::Chains(c) => c.commit(w, pos, actual),
             Model::Fast(f) => f.commit(pos, actual),
+            Model::Fast5(f) => f.commit(pos, actual),
         }
     }
 
@@ -589,6 +602,7 @@ impl Model {
         match self {
             Model::Chains(c) => c.oldest(),
             Model::Fast(f) => f.oldest(),
+            Model::Fast5(f) => f.oldest(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use super::{
     Producer, STEP_OUT_BYTES,
     deflate::{BitIn, Block, Kind, MAX_DIST, ParseError, parse_block},
-    predict::{LOOKAHEAD, Model, Window},
+    predict::{Model, Window},
     step::{Recorded, StepData, StepRebuilder, is_sync, set_visible, walk, walk_unheard},
 };
 use crate::{
@@ -88,6 +88,8 @@ struct Stream {
     pos: usize,
     /// The last block has been parsed; its padding bits.
     ended: Option<u8>,
+    /// Where the model's independent block started.
+    origin: usize,
 }
 
 /// The push parser; see the module documentation.
@@ -181,6 +183,7 @@ impl GoSplitter {
                             plain_emitted: 0,
                             pos: 0,
                             ended: None,
+                            origin: 0,
                         });
                         self.need = 0;
                         self.state = State::Deflate;
@@ -321,6 +324,7 @@ impl GoSplitter {
             return Ok(false);
         };
         let e_last = last.start + last.block.plain;
+        let lookahead = self.producer.lookahead();
         // How far the producer saw: LOOKAHEAD past the step, or to the next flush point.
         let mut sync_at = None;
         for p in s.parsed.iter().skip(m - 1) {
@@ -328,13 +332,13 @@ impl GoSplitter {
                 sync_at = Some(p.start + p.block.plain);
                 break;
             }
-            if p.start >= e_last + LOOKAHEAD {
+            if p.start >= e_last + lookahead {
                 break;
             }
         }
         let (step_end, ends_at_sync) = match sync_at {
-            Some(at) if at <= e_last + LOOKAHEAD => (at, true),
-            _ if s.plain_parsed >= e_last + LOOKAHEAD => (e_last + LOOKAHEAD, false),
+            Some(at) if at <= e_last + lookahead => (at, true),
+            _ if s.plain_parsed >= e_last + lookahead => (e_last + lookahead, false),
             _ => return Ok(false),
         };
         let shape: Vec<(usize, bool)> = s
@@ -368,16 +372,15 @@ impl GoSplitter {
                 })
                 .ok_or(unsupported)?;
                 // A literal-only block the model would have matched: level 1 wrote it so.
-                if !diffs.is_empty()
-                    && matches!(s.model, Model::Fast(_))
-                    && b.toks.iter().all(|t| !t.is_copy())
-                {
+                if !diffs.is_empty() && s.model.chunked() && b.toks.iter().all(|t| !t.is_copy()) {
                     diffs.clear();
                     skip = true;
                 }
             }
             if self.producer.resets_after(&b.kind, b.plain, b.last) {
-                s.model = self.producer.model_after_flush(&s.win, p.start + b.plain);
+                let at = p.start + b.plain;
+                s.model = self.producer.model_after_flush(&s.win, s.origin, at);
+                s.origin = at;
             }
             self.diffs += diffs.len() as u64;
             blocks.push(Recorded {
@@ -603,6 +606,19 @@ pub(crate) mod tests {
                 assert!(rebuilt == gz, "level {level}");
                 assert_eq!(diffs, 0, "level {level}");
             }
+        }
+    }
+
+    #[test]
+    fn pgzip_default_level_is_detected_and_predicted_without_differences() {
+        for name in ["pgzip_-1_0.gz", "pgzip_-1_65536.gz"] {
+            let gz = fixture(name);
+            assert_eq!(detect(&gz), Some(Producer::Pgzip(5)), "{name}");
+            let (payload, rebuilt, _, diffs) =
+                split_and_rebuild(&gz, Producer::Pgzip(5), 5000).unwrap();
+            assert!(payload == plain_of(&gz), "{name}");
+            assert!(rebuilt == gz, "{name}");
+            assert_eq!(diffs, 0, "{name}");
         }
     }
 

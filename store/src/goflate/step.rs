@@ -267,6 +267,8 @@ struct Stream {
     pos: usize,
     partial: (u8, u32),
     done: bool,
+    /// Where the model's independent block started.
+    origin: usize,
 }
 
 impl StepRebuilder {
@@ -286,6 +288,7 @@ impl StepRebuilder {
                 pos: 0,
                 partial: (0, 0),
                 done: false,
+                origin: 0,
             });
         }
         let Some(s) = self.state.as_mut() else {
@@ -359,7 +362,8 @@ impl StepRebuilder {
             write_block(&mut o, &block, s.win.slice(start, end));
             s.pos = end;
             if s.producer.resets_after(&b.kind, b.plain, b.last) {
-                s.model = s.producer.model_after_flush(&s.win, end);
+                s.model = s.producer.model_after_flush(&s.win, s.origin, end);
+                s.origin = end;
             }
             if b.last {
                 s.done = true;

@@ -36,8 +36,15 @@ fn gz_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Puts each fixture and checks it reads back exactly and is stored rebuilt; returns
-/// (name, compressed bytes, reconstruction bytes) per fixture.
+/// Whether goflate models the fixture's producer: Go's compress/gzip at every level, pgzip at
+/// its default level (klauspost level 5) with any block size. Other pgzip levels must only
+/// round-trip.
+fn modelled(name: &str) -> bool {
+    name.starts_with("gzip_") || name.starts_with("pgzip_-1_")
+}
+
+/// Puts each fixture and checks it reads back exactly and, if its producer is modelled, is
+/// stored rebuilt; returns (name, compressed bytes, reconstruction bytes) per fixture.
 fn round_trip_all(dir: &Path) -> Vec<(String, u64, u64)> {
     let files = gz_files(dir);
     assert!(!files.is_empty(), "no fixtures in {}", dir.display());
@@ -48,12 +55,15 @@ fn round_trip_all(dir: &Path) -> Vec<(String, u64, u64)> {
         let (_d, store) = store_with(StoreOptions::default());
         let (digest, _) = put(&store, &gz);
         let stat = store.stat_blob(&digest).unwrap().unwrap();
-        assert_eq!(stat.stored_as, StoredAs::Rebuilt, "{name}");
+        if modelled(&name) {
+            assert_eq!(stat.stored_as, StoredAs::Rebuilt, "{name}");
+        }
         assert!(read_all(&store, &digest).unwrap() == gz, "{name}");
         let du = store.du().unwrap();
         eprintln!(
-            "{name}: {} B, reconstruction {} B ({:.3}%)",
+            "{name}: {} B, {:?}, reconstruction {} B ({:.3}%)",
             gz.len(),
+            stat.stored_as,
             du.rebuild_bytes,
             100.0 * du.rebuild_bytes as f64 / gz.len() as f64
         );
@@ -65,7 +75,7 @@ fn round_trip_all(dir: &Path) -> Vec<(String, u64, u64)> {
 /// Reconstruction data (raw gzip framing included) must stay within 2% of the compressed size.
 fn assert_small(all: &[(String, u64, u64)]) {
     for (name, gz, extra) in all {
-        if name.starts_with("gzip_") {
+        if modelled(name) {
             assert!(extra * 50 <= *gz, "{name}: {extra} B of {gz} B is over 2%");
         }
     }
