@@ -1,0 +1,161 @@
+//! gzip layers made by Go (issue 6): per producer and level, the reconstruction data's share
+//! of the compressed size, and MB/s of compressed output per core to split (a put into a fresh
+//! store: split, verify, chunk, pack) and to rebuild (a get without blob cache).
+//!
+//! Inputs: the `.gz` files in `$GO_GZIP_FIXTURES` (what CI's tools/go-gzip/make-fixtures.sh
+//! writes), else a fresh `make-fixtures.sh large` run when Go is installed, else the small
+//! committed fixtures. Per core: process CPU time from /proc/self/stat.
+
+use std::{
+    hint::black_box,
+    io::Read,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use airlock_store::{Digest, PutOptions, Store, StoreOptions, StoredAs};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+/// CPU seconds this process used (user + system), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 Hz.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The fixture directory and whether it is a temporary one of ours.
+fn fixtures() -> (PathBuf, Option<tempfile::TempDir>) {
+    if let Some(dir) = std::env::var_os("GO_GZIP_FIXTURES") {
+        return (PathBuf::from(dir), None);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let made = std::process::Command::new("bash")
+        .arg(root.join("tools/go-gzip/make-fixtures.sh"))
+        .arg(tmp.path())
+        .arg("large")
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        return (tmp.path().to_path_buf(), Some(tmp));
+    }
+    eprintln!("Go is not installed: measuring the small committed fixtures");
+    (root.join("store/tests/fixtures/go"), None)
+}
+
+fn inputs() -> Vec<(String, Vec<u8>)> {
+    let (dir, _keep) = fixtures();
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("fixture directory")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            name.ends_with(".gz")
+                .then(|| {
+                    Some((
+                        name.trim_end_matches(".gz").to_string(),
+                        std::fs::read(&p).ok()?,
+                    ))
+                })
+                .flatten()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn fresh_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let opts = StoreOptions {
+        blob_cache_size: 0,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), opts).expect("open store");
+    (dir, store)
+}
+
+fn read_blob(store: &Store, d: &Digest) -> usize {
+    let mut out = Vec::new();
+    store
+        .open_blob(d)
+        .expect("open blob")
+        .read_to_end(&mut out)
+        .expect("read blob");
+    out.len()
+}
+
+/// Prints the table once: producer/level, share, split and rebuild MB/s per core.
+fn table(inputs: &[(String, Vec<u8>)]) {
+    println!(
+        "{:<22} {:>10} {:>9} {:>10} {:>12} {:>14}",
+        "producer_level_block", "gzip B", "stored", "recon %", "split MB/s", "rebuild MB/s"
+    );
+    for (name, gz) in inputs {
+        let (_dir, store) = fresh_store();
+        let d = Digest::sha256(gz);
+        let c0 = cpu_seconds();
+        store
+            .put_blob(&d, &gz[..], PutOptions::default())
+            .expect("put");
+        let split = cpu_seconds() - c0;
+        let stat = store.stat_blob(&d).expect("stat").expect("stored");
+        let du = store.du().expect("du");
+        let c0 = cpu_seconds();
+        let mut n = 0;
+        let mut rounds = 0;
+        while rounds < 3 {
+            n += read_blob(&store, &d);
+            rounds += 1;
+        }
+        let rebuild = (cpu_seconds() - c0) / f64::from(rounds);
+        assert_eq!(n, gz.len() * rounds as usize);
+        let mb = gz.len() as f64 / 1e6;
+        let how = match stat.stored_as {
+            StoredAs::Rebuilt => "rebuilt".to_string(),
+            other => format!("{other:?}"),
+        };
+        println!(
+            "{name:<22} {:>10} {how:>9} {:>10.3} {:>12.1} {:>14.1}",
+            gz.len(),
+            100.0 * du.rebuild_bytes as f64 / gz.len() as f64,
+            mb / split.max(0.01),
+            mb / rebuild.max(0.01),
+        );
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let inputs = inputs();
+    table(&inputs);
+    // Criterion samples the rebuild of the default-level Go layer.
+    let Some((name, gz)) = inputs
+        .iter()
+        .find(|(n, _)| n.starts_with("gzip_6") || n.starts_with("gzip_-1"))
+    else {
+        return;
+    };
+    let (_dir, store) = fresh_store();
+    let d = Digest::sha256(gz);
+    store
+        .put_blob(&d, &gz[..], PutOptions::default())
+        .expect("put");
+    let mut g = c.benchmark_group("go_gzip");
+    g.throughput(Throughput::Bytes(gz.len() as u64));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function(format!("rebuild {name}"), |b| {
+        b.iter(|| black_box(read_blob(&store, &d)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
