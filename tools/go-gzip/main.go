@@ -3,6 +3,7 @@
 //
 //	go-gzip gzip LEVEL          Go's compress/gzip, LEVEL 1-9 or -1 (default)
 //	go-gzip pgzip LEVEL BLOCK   klauspost/pgzip, LEVEL as above, BLOCK bytes per block (0: default)
+//	go-gzip gzip LEVEL FLUSH    as gzip, calling Flush after every FLUSH bytes of input
 //
 // Build without modules: GO111MODULE=off GOPATH=/usr/share/gocode go build -o go-gzip .
 package main
@@ -33,7 +34,22 @@ func main() {
 	var w io.WriteCloser
 	switch os.Args[1] {
 	case "gzip":
-		w, err = gzip.NewWriterLevel(os.Stdout, level)
+		var gw *gzip.Writer
+		gw, err = gzip.NewWriterLevel(os.Stdout, level)
+		if err == nil && len(os.Args) > 3 {
+			every, perr := strconv.Atoi(os.Args[3])
+			if perr != nil {
+				fail(perr)
+			}
+			if err := copyFlushing(gw, every); err != nil {
+				fail(err)
+			}
+			if err := gw.Close(); err != nil {
+				fail(err)
+			}
+			return
+		}
+		w = gw
 	case "pgzip":
 		var pw *pgzip.Writer
 		pw, err = pgzip.NewWriterLevel(os.Stdout, level)
@@ -58,5 +74,27 @@ func main() {
 	}
 	if err := w.Close(); err != nil {
 		fail(err)
+	}
+}
+
+// copyFlushing copies stdin to w, flushing after every `every` bytes.
+func copyFlushing(w *gzip.Writer, every int) error {
+	buf := make([]byte, every)
+	for {
+		n, err := io.ReadFull(os.Stdin, buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if ferr := w.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 }

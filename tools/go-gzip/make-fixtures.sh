@@ -23,6 +23,10 @@ else
   pgzip="-1:0 -1:262144 -1:524288 1:0 6:0 9:0"
 fi
 for l in $levels; do "$out/go-gzip" gzip "$l" < "$out/input.tar" > "$out/gzip_$l.gz"; done
+# Flushes every 10,000 bytes (sync points mid-stream).
+for l in 1 2 6; do
+  "$out/go-gzip" gzip "$l" 10000 < "$out/input.tar" > "$out/gzip_${l}_flush10000.gz"
+done
 for p in $pgzip; do
   "$out/go-gzip" pgzip "${p%:*}" "${p#*:}" < "$out/input.tar" > "$out/pgzip_${p%:*}_${p#*:}.gz"
 done

@@ -37,6 +37,7 @@
 //! the close); `final_pad` holds the bits after the stream's last block when it is in the step.
 
 mod deflate;
+mod fast1;
 mod fast5;
 mod predict;
 mod split;

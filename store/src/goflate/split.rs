@@ -109,6 +109,8 @@ pub(crate) struct GoSplitter {
     pub(crate) overhead: u64,
     /// Tokens the model did not predict.
     pub(crate) diffs: u64,
+    /// Stop at the first difference (a trial that only accepts an exact model).
+    exact: bool,
 }
 
 impl std::fmt::Debug for GoSplitter {
@@ -144,6 +146,7 @@ impl GoSplitter {
             verifier: StepRebuilder::default(),
             overhead: 0,
             diffs: 0,
+            exact: false,
         }
     }
 
@@ -383,6 +386,9 @@ impl GoSplitter {
                 s.origin = at;
             }
             self.diffs += diffs.len() as u64;
+            if self.exact && self.diffs > 0 {
+                return Err(unsupported);
+            }
             blocks.push(Recorded {
                 last: b.last,
                 kind: b.kind.clone(),
@@ -492,6 +498,7 @@ pub(crate) fn detect(head: &[u8]) -> Option<Producer> {
             Producer::Go(level)
         };
         let mut sp = GoSplitter::with_step(producer, limits, TRIAL_STEP_BYTES);
+        sp.exact = !pgzip;
         let mut out = 0u64;
         let mut sink = |e: Event<'_>| {
             if let Event::Step { out: o, .. } = e {
@@ -505,7 +512,7 @@ pub(crate) fn detect(head: &[u8]) -> Option<Producer> {
         } else {
             sp.feed(trial, &mut sink)
         };
-        if fed.is_err() || out == 0 || !pgzip && sp.diffs > 0 {
+        if fed.is_err() || out == 0 {
             continue;
         }
         // Per mille of the compressed bytes covered.
@@ -606,6 +613,17 @@ pub(crate) mod tests {
                 assert!(rebuilt == gz, "level {level}");
                 assert_eq!(diffs, 0, "level {level}");
             }
+        }
+    }
+
+    #[test]
+    fn flushed_go_streams_are_predicted_without_differences() {
+        for level in [1u8, 2, 6] {
+            let gz = fixture(&format!("gzip_{level}_flush10000.gz"));
+            assert_eq!(detect(&gz), Some(Producer::Go(level)), "level {level}");
+            let (_, rebuilt, _, diffs) = split_and_rebuild(&gz, Producer::Go(level), 3000).unwrap();
+            assert!(rebuilt == gz, "level {level}");
+            assert_eq!(diffs, 0, "level {level}");
         }
     }
 
