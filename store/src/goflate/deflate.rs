@@ -11,6 +11,9 @@
 pub(crate) const MAX_MATCH: usize = 258;
 /// Farthest match distance.
 pub(crate) const MAX_DIST: usize = 32768;
+/// Most payload one block may hold: Go's blocks hold at most 16,384 tokens (4.2 MB) or a
+/// 64 KiB chunk; a longer one is not theirs, and would be held whole in memory.
+pub(crate) const MAX_BLOCK_PLAIN: usize = 8 * 1024 * 1024;
 
 /// One LZ77 token: a literal byte or a copy (length 3-258, distance 1-32768).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -402,6 +405,9 @@ pub(crate) fn parse_block(
             };
             let mut toks = Vec::new();
             loop {
+                if hist.len() - start_len > MAX_BLOCK_PLAIN {
+                    return Err(ParseError::Invalid);
+                }
                 let sym = lit.decode(r)?;
                 if sym < 256 {
                     hist.push(sym as u8);

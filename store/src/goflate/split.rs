@@ -14,6 +14,8 @@ use crate::{
     layer::OpaqueReason,
 };
 
+/// A step also ends once its blocks hold this much payload (highly compressible data).
+const STEP_PLAIN_BYTES: usize = 8 * 1024 * 1024;
 /// Longest gzip header accepted.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Most bytes accepted after the last member.
@@ -312,7 +314,8 @@ impl GoSplitter {
         let mut m = 0;
         for (k, p) in s.parsed.iter().enumerate() {
             m = k + 1;
-            if p.block.last || p.end_bit / 8 >= self.step_out {
+            let plain = p.start + p.block.plain - s.plain_emitted;
+            if p.block.last || p.end_bit / 8 >= self.step_out || plain >= STEP_PLAIN_BYTES {
                 break;
             }
             if k + 1 == s.parsed.len() {
@@ -659,6 +662,31 @@ pub(crate) mod tests {
         assert!(rebuilt == gz);
         assert_eq!(payload.len(), 2 * 150_000);
         assert_eq!(diffs, 0);
+    }
+
+    #[test]
+    fn highly_compressible_streams_take_bounded_steps() {
+        // 40 MB of zeros in about 40 KB: steps end by payload, not by output.
+        let gz = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            e.write_all(&vec![0u8; 40 << 20]).unwrap();
+            e.finish().unwrap()
+        };
+        let mut sp = GoSplitter::new(Producer::Go(6), NO_LIMITS);
+        let mut most = 0;
+        let mut sink = |e: Event<'_>| {
+            if let Event::Step { plain, .. } = e {
+                most = most.max(plain as usize);
+            }
+            true
+        };
+        sp.feed(&gz, &mut sink).unwrap();
+        sp.finish(&mut sink).unwrap();
+        assert!(
+            most <= STEP_PLAIN_BYTES + super::super::deflate::MAX_BLOCK_PLAIN,
+            "{most}"
+        );
     }
 
     #[test]
