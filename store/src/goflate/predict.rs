@@ -62,12 +62,8 @@ impl Window {
     }
     pub(crate) fn load32(&self, pos: usize) -> u32 {
         let i = pos - self.base;
-        u32::from_le_bytes([
-            self.buf[i],
-            self.buf[i + 1],
-            self.buf[i + 2],
-            self.buf[i + 3],
-        ])
+        let b = &self.buf[i..i + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
     /// Equal bytes at `a` and `b`, at most `max`.
     pub(crate) fn match_len(&self, a: usize, b: usize, max: usize) -> usize {
@@ -87,6 +83,24 @@ impl Window {
         }
         n
     }
+}
+
+/// Bytes `a` and `b` have in common at their start.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let max = a.len().min(b.len());
+    let mut n = 0;
+    while n + 8 <= max {
+        let x = u64::from_le_bytes(a[n..n + 8].try_into().unwrap_or_default());
+        let y = u64::from_le_bytes(b[n..n + 8].try_into().unwrap_or_default());
+        if x != y {
+            return n + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    while n < max && a[n] == b[n] {
+        n += 1;
+    }
+    n
 }
 
 /// Parameters of a table-based Go level (2-9).
@@ -123,6 +137,8 @@ pub(crate) fn params(level: u8) -> Option<Params> {
 }
 
 const HASH_BITS: u32 = 17;
+/// Table entries are rebased before they reach this.
+const REBASE_AT: usize = 1 << 31;
 /// Go's hash multiplier (both its hash of 4 bytes and level 1's table hash).
 pub(crate) const HASH_MUL: u32 = 0x1e35a7bd;
 const MIN_MATCH: usize = 4;
@@ -148,8 +164,11 @@ enum After {
 #[derive(Debug)]
 pub(crate) struct Chains {
     p: Params,
-    head: Vec<u64>,
-    prev: Vec<u64>,
+    /// Positions as `pos + 1 - epoch` (0: empty), 32 bits like Go's, rebased before they
+    /// overflow.
+    head: Vec<u32>,
+    prev: Vec<u32>,
+    epoch: usize,
     index: usize,
     /// Start of Go's 64 KiB window: candidates before it are gone.
     wstart: usize,
@@ -157,7 +176,8 @@ pub(crate) struct Chains {
     offset: usize,
     byte_available: bool,
     next_insert: usize,
-    chain_head: u64,
+    /// The chain head before the current position was inserted (a position plus one).
+    chain_head: usize,
     pending: Option<(usize, Tok, After)>,
 }
 
@@ -167,6 +187,7 @@ impl Chains {
             p,
             head: vec![0; 1 << HASH_BITS],
             prev: vec![0; MAX_DIST],
+            epoch: start,
             index: start,
             wstart: start,
             length: MIN_MATCH - 1,
@@ -198,13 +219,34 @@ impl Chains {
             return;
         }
         let h = hash4(w.load32(i));
+        if i + 1 - self.epoch >= REBASE_AT {
+            self.rebase(i);
+        }
         self.prev[i % MAX_DIST] = self.head[h];
-        self.head[h] = i as u64 + 1;
+        self.head[h] = (i + 1 - self.epoch) as u32;
         self.next_insert = i + 1;
     }
 
     fn insertable(&self, w: &Window, i: usize) -> bool {
         i + MIN_MATCH <= w.end
+    }
+
+    /// Moves the epoch up to `i - 64 KiB`; older entries (never candidates again) empty.
+    fn rebase(&mut self, i: usize) {
+        let delta = i - 2 * MAX_DIST - self.epoch;
+        for v in self.head.iter_mut().chain(self.prev.iter_mut()) {
+            *v = if (*v as usize) <= delta {
+                0
+            } else {
+                *v - delta as u32
+            };
+        }
+        self.epoch += delta;
+    }
+
+    /// The position (plus one) a table entry holds, 0 if empty.
+    fn entry(&self, v: u32) -> usize {
+        if v == 0 { 0 } else { v as usize + self.epoch }
     }
 
     fn find_match(
@@ -221,34 +263,37 @@ impl Chains {
         if length >= self.p.good {
             tries >>= 2;
         }
-        let mut wend = w.at(pos + length);
-        let min_index = pos as i64 - MAX_DIST as i64;
+        let (buf, base) = (w.buf.as_slice(), w.base);
+        let Some(cur) = buf.get(pos - base..pos - base + min_look) else {
+            return None;
+        };
+        let mut wend = cur[length];
+        // Go stops at the candidate whose ring slot the current position overwrote.
+        let last = pos.checked_sub(MAX_DIST);
+        let lowest = last.unwrap_or(0).max(self.wstart);
         let mut found = None;
         let mut i = head;
         while tries > 0 {
-            if w.at(i + length) == wend {
-                let n = w.match_len(i, pos, min_look);
+            let ci = i - base;
+            if buf[ci + length] == wend {
+                let n = common_prefix(&buf[ci..ci + min_look], cur);
                 if n > length && (n > MIN_MATCH || pos - i <= 4096) {
                     length = n;
                     found = Some((n, pos - i));
                     if n >= nice {
                         break;
                     }
-                    wend = w.at(pos + n);
+                    wend = cur[n];
                 }
             }
-            if i as i64 == min_index {
+            if Some(i) == last {
                 break;
             }
-            let v = self.prev[i % MAX_DIST];
-            if v == 0 {
+            let next = self.entry(self.prev[i % MAX_DIST]);
+            if next == 0 || next - 1 < lowest || next - 1 >= i {
                 break;
             }
-            let next = v as usize - 1;
-            if (next as i64) < min_index || next < self.wstart || next >= i {
-                break;
-            }
-            i = next;
+            i = next - 1;
             tries -= 1;
         }
         found
@@ -282,14 +327,14 @@ impl Chains {
             }
             if self.insertable(w, self.index) {
                 self.insert(w, self.index);
-                self.chain_head = self.prev[self.index % MAX_DIST];
+                self.chain_head = self.entry(self.prev[self.index % MAX_DIST]);
             }
             let prev_length = self.length;
             let prev_offset = self.offset;
             self.length = MIN_MATCH - 1;
             self.offset = 0;
             let min_index = self.index.saturating_sub(MAX_DIST).max(self.wstart);
-            let head = self.chain_head as usize;
+            let head = self.chain_head;
             let try_match = if lazy {
                 lookahead > prev_length && prev_length < self.p.lazy
             } else {
