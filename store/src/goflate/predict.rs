@@ -264,9 +264,7 @@ impl Chains {
             tries >>= 2;
         }
         let (buf, base) = (w.buf.as_slice(), w.base);
-        let Some(cur) = buf.get(pos - base..pos - base + min_look) else {
-            return None;
-        };
+        let cur = buf.get(pos - base..pos - base + min_look)?;
         let mut wend = cur[length];
         // Go stops at the candidate whose ring slot the current position overwrote.
         let last = pos.checked_sub(MAX_DIST);
@@ -290,7 +288,8 @@ impl Chains {
                 break;
             }
             let next = self.entry(self.prev[i % MAX_DIST]);
-            if next == 0 || next - 1 < lowest || next - 1 >= i {
+            // `next` is a position plus one.
+            if next == 0 || next - 1 < lowest || next > i {
                 break;
             }
             i = next - 1;
