@@ -14,9 +14,10 @@
 //! [`STEP_OUT_BYTES`] of compressed output each; the bits of a byte shared by two steps are
 //! carried over), and each step's payload reaches [`predict::LOOKAHEAD`] bytes past its last
 //! block (or to the next flush point), because the producer saw that far when it chose the
-//! tokens. Every step is rebuilt by a [`StepRebuilder`] and compared with its input before it
-//! is emitted. [`detect`] picks the producer from the header and a trial over the first
-//! blocks.
+//! tokens. Every step is rebuilt by a [`StepRebuilder`] on a thread of its own, at most two
+//! steps behind, and compared with its input; a split that finishes has proven that its
+//! events rebuild the input exactly. [`detect`] picks the producer from the header and a trial
+//! over the first blocks.
 //!
 //! Reconstruction data of one step, [`FORMAT_VERSION`] 1 (varints are LEB128):
 //!
@@ -42,6 +43,7 @@ mod fast5;
 mod predict;
 mod split;
 mod step;
+mod verify;
 
 pub(crate) use split::{GoSplitter, detect, is_pgzip_header};
 pub(crate) use step::StepRebuilder;

@@ -7,7 +7,8 @@ use super::{
     Producer, STEP_OUT_BYTES,
     deflate::{BitIn, Block, Kind, MAX_DIST, ParseError, parse_block},
     predict::{Model, Window},
-    step::{Recorded, StepData, StepRebuilder, is_sync, set_visible, walk, walk_unheard},
+    step::{Recorded, StepData, is_sync, set_visible, walk, walk_unheard},
+    verify::Verifier,
 };
 use crate::{
     gzip::{Event, Halt, Limits},
@@ -106,7 +107,7 @@ pub(crate) struct GoSplitter {
     plain_total: u64,
     tail: u64,
     stream: Option<Stream>,
-    verifier: StepRebuilder,
+    verifier: Verifier,
     /// Reconstruction bytes emitted (for the trial and the tests).
     pub(crate) overhead: u64,
     /// Tokens the model did not predict.
@@ -145,7 +146,7 @@ impl GoSplitter {
             plain_total: 0,
             tail: 0,
             stream: None,
-            verifier: StepRebuilder::default(),
+            verifier: Verifier::new(true),
             overhead: 0,
             diffs: 0,
             exact: false,
@@ -164,6 +165,7 @@ impl GoSplitter {
 
     pub(crate) fn finish(&mut self, sink: &mut impl FnMut(Event<'_>) -> bool) -> Result<(), Halt> {
         self.run(true, sink)?;
+        self.verifier.check_all()?;
         match self.state {
             State::Between | State::Tail if self.pending.is_empty() => Ok(()),
             _ => Err(Halt::Opaque(OpaqueReason::GzipMalformed)),
@@ -178,7 +180,7 @@ impl GoSplitter {
                     Ok(Some(n)) => {
                         emit(sink, Event::Raw(&self.pending[..n]))?;
                         self.pending.drain(..n);
-                        self.verifier.reset();
+                        self.verifier.reset()?;
                         self.stream = Some(Stream {
                             win: Window::default(),
                             model: self.producer.model(0),
@@ -422,13 +424,8 @@ impl GoSplitter {
             return Err(unsupported);
         }
         let plain = s.win.slice(s.plain_emitted, step_end).to_vec();
-        let rebuilt = self
-            .verifier
-            .step(&plain, &data)
-            .map_err(|_| Halt::Opaque(OpaqueReason::RebuildMismatch))?;
-        if rebuilt[..] != self.pending[..out_bytes] {
-            return Err(Halt::Opaque(OpaqueReason::RebuildMismatch));
-        }
+        self.verifier
+            .submit(&plain, &data, &self.pending[..out_bytes])?;
         let (plain_len, out_len) = match (u32::try_from(plain.len()), u32::try_from(out_bytes)) {
             (Ok(p), Ok(o)) => (p, o),
             _ => return Err(unsupported),
@@ -502,6 +499,8 @@ pub(crate) fn detect(head: &[u8]) -> Option<Producer> {
         };
         let mut sp = GoSplitter::with_step(producer, limits, TRIAL_STEP_BYTES);
         sp.exact = !pgzip;
+        // A trial measures; the split that follows verifies.
+        sp.verifier = Verifier::new(false);
         let mut out = 0u64;
         let mut sink = |e: Event<'_>| {
             if let Event::Step { out: o, .. } = e {
@@ -541,7 +540,7 @@ const MAX_TRIAL_PER_MILLE: u64 = 40;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 pub(crate) mod tests {
-    use super::*;
+    use super::{super::step::StepRebuilder, *};
 
     pub(crate) const NO_LIMITS: Limits = Limits {
         max_plain: u64::MAX,
