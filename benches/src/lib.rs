@@ -20,4 +20,5 @@
 //! assert_eq!(v1.to_tar().len() % 512, 0);
 //! ```
 
+pub mod app;
 pub mod data;
