@@ -61,19 +61,19 @@ const DIST_EXTRA: [u8; 30] = [
     13,
 ];
 /// Order of the code length code lengths in a dynamic header.
-const CL_ORDER: [usize; 19] = [
+pub(crate) const CL_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 
 /// The length code (index into `LEN_BASE`) of a copy length.
-fn len_code(len: usize) -> usize {
+pub(crate) fn len_code(len: usize) -> usize {
     if len == MAX_MATCH {
         return 28;
     }
     LEN_BASE.partition_point(|&b| usize::from(b) <= len) - 1
 }
 
-fn dist_code(dist: usize) -> usize {
+pub(crate) fn dist_code(dist: usize) -> usize {
     DIST_BASE.partition_point(|&b| usize::from(b) <= dist) - 1
 }
 
@@ -219,7 +219,7 @@ impl Code {
         })
     }
 
-    fn put(&self, o: &mut BitOut, sym: usize) {
+    pub(crate) fn put(&self, o: &mut BitOut, sym: usize) {
         o.put(u32::from(self.codes[sym]), u32::from(self.lens[sym]));
     }
 

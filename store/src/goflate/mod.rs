@@ -4,10 +4,11 @@
 //! preflate-rs cannot predict Go's encoders, so this module models them itself, written from
 //! RFC 1951/1952 and the encoders' public parameters (see `predict`). A deflate stream is
 //! parsed into blocks of tokens (`deflate`); a model like the producer runs over the payload
-//! and proposes each token; the reconstruction data records each block's Huffman header as it
-//! was written, its payload length, and only the tokens where the proposal was wrong. To
-//! rebuild, the model runs again, takes the recorded tokens where it was wrong, and the
-//! blocks are written with the canonical codes of their recorded headers: the same bits.
+//! and proposes each token; the reconstruction data records each block's payload length, its
+//! Huffman header as it was written unless it is the one Go derives from the block's tokens
+//! (`huffman`), and only the tokens where the proposal was wrong. To rebuild, the model runs
+//! again, takes the recorded tokens where it was wrong, and the blocks are written with the
+//! canonical codes of their headers: the same bits.
 //!
 //! [`GoSplitter`] splits a gzip stream as it streams in, like the preflate-rs splitter and with
 //! the same events: deflate streams are cut into steps of whole blocks (about
@@ -26,8 +27,9 @@
 //! producer:= 1..=9 Go compress/flate level | 0x40|level pgzip (model reset at every flush)
 //! block   := head:u8 plain:varint body
 //! head    := bit 0 BFINAL | bits 1-2 BTYPE | bit 3 skip (tokens are literals, model unheard)
+//!          | bit 4 derived (dynamic, header as Go derives it from the tokens); bits 5-7 zero
 //! body    := pad:u8                                  stored: alignment bits before LEN
-//!          | ndiffs:varint diff*                     fixed Huffman codes
+//!          | ndiffs:varint diff*                     fixed Huffman codes, or derived header
 //!          | bits:varint header{ceil(bits/8)} ndiffs:varint diff*
 //!                                                    dynamic: the header after BTYPE, LSB first
 //! diff    := gap:varint token:varint                 token index minus the previous diff's
@@ -40,6 +42,7 @@
 mod deflate;
 mod fast1;
 mod fast5;
+mod huffman;
 mod predict;
 mod split;
 mod step;

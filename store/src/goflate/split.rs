@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use super::{
     Producer, STEP_OUT_BYTES,
     deflate::{BitIn, Block, Kind, MAX_DIST, ParseError, parse_block},
+    huffman::go_header,
     predict::{Model, Window},
     step::{Recorded, StepData, is_sync, set_visible, walk, walk_unheard},
     verify::Verifier,
@@ -390,6 +391,12 @@ impl GoSplitter {
                 s.model = self.producer.model_after_flush(&s.win, s.origin, at);
                 s.origin = at;
             }
+            let derived = match (&b.kind, self.producer) {
+                (Kind::Dynamic(h), Producer::Go(_)) => {
+                    go_header(&b.toks) == (h.raw.clone(), h.bits)
+                }
+                _ => false,
+            };
             self.diffs += diffs.len() as u64;
             if self.exact && self.diffs > 0 {
                 return Err(unsupported);
@@ -400,6 +407,7 @@ impl GoSplitter {
                 plain: b.plain,
                 skip,
                 diffs,
+                derived,
             });
         }
         let final_pad = if last.block.last {
@@ -609,11 +617,13 @@ pub(crate) mod tests {
             let gz = fixture(&format!("gzip_{level}.gz"));
             assert_eq!(detect(&gz), Some(Producer::Go(level)), "level {level}");
             for slice in [1000, 1 << 20] {
-                let (payload, rebuilt, _, diffs) =
+                let (payload, rebuilt, over, diffs) =
                     split_and_rebuild(&gz, Producer::Go(level), slice).unwrap();
                 assert!(payload == plain_of(&gz), "level {level}");
                 assert!(rebuilt == gz, "level {level}");
                 assert_eq!(diffs, 0, "level {level}");
+                // Every Huffman header is the one Go derives: a few bytes per block.
+                assert!(over < 64, "level {level}: {over} B");
             }
         }
     }

@@ -5,6 +5,7 @@
 use super::{
     FORMAT_VERSION, MAGIC, Producer,
     deflate::{BitOut, Block, Header, Kind, MAX_DIST, Tok, write_block},
+    huffman::go_header,
     predict::{Model, Window},
 };
 
@@ -19,6 +20,9 @@ pub(crate) struct Recorded {
     pub(crate) skip: bool,
     /// (token index, actual token) where the prediction was wrong.
     pub(crate) diffs: Vec<(u32, Tok)>,
+    /// A dynamic block whose header is the one Go derives from its tokens (not recorded;
+    /// `kind` is then a placeholder).
+    pub(crate) derived: bool,
 }
 
 /// A step's reconstruction data.
@@ -90,9 +94,13 @@ impl StepData {
                 Kind::Fixed => 1,
                 Kind::Dynamic(_) => 2,
             };
-            out.push(u8::from(b.last) | btype << 1 | u8::from(b.skip) << 3);
+            let btype = if b.derived { 2 } else { btype };
+            out.push(
+                u8::from(b.last) | btype << 1 | u8::from(b.skip) << 3 | u8::from(b.derived) << 4,
+            );
             put_varint(&mut out, b.plain as u64);
             match &b.kind {
+                _ if b.derived => {}
                 Kind::Stored { pad } => out.push(*pad),
                 Kind::Fixed => {}
                 Kind::Dynamic(h) => {
@@ -131,7 +139,9 @@ impl StepData {
         for _ in 0..n {
             let head = c.byte()?;
             let plain = usize::try_from(c.varint()?).ok()?;
+            let derived = head & 16 != 0;
             let kind = match head >> 1 & 3 {
+                2 if derived => Kind::Fixed,
                 0 => Kind::Stored { pad: c.byte()? },
                 1 => Kind::Fixed,
                 2 => {
@@ -163,12 +173,16 @@ impl StepData {
                     diffs.push((at, t.unwrap_or(Tok::lit(0))));
                 }
             }
+            if head & 0xe0 != 0 {
+                return None;
+            }
             blocks.push(Recorded {
                 last: head & 1 != 0,
                 kind,
                 plain,
                 skip,
                 diffs,
+                derived,
             });
         }
         let final_pad = c.byte()?;
@@ -350,9 +364,16 @@ impl StepRebuilder {
                     }
                 }
             }
+            let kind = if b.derived {
+                let (raw, bits) = go_header(&toks);
+                let h = Header::from_raw(&raw, bits).ok_or("a derived Huffman header")?;
+                Kind::Dynamic(Box::new(h))
+            } else {
+                b.kind.clone()
+            };
             let block = Block {
                 last: b.last,
-                kind: b.kind.clone(),
+                kind,
                 plain: b.plain,
                 toks,
             };
