@@ -204,3 +204,57 @@ pub(crate) fn go_header(toks: &[Tok]) -> (Vec<u8>, usize) {
     }
     (raw, bits)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn lengths_are_complete_prefix_codes_within_the_limit(
+            // As Go uses it: literal/length and distance codes of at most 286 symbols limited
+            // to 15 bits, the code length code of 19 to 7.
+            (freq, max_bits) in proptest::prop_oneof![
+                (proptest::collection::vec(0u32..5000, 3..=286), proptest::strategy::Just(15usize)),
+                (proptest::collection::vec(0u32..300, 3..=19), proptest::strategy::Just(7usize)),
+            ],
+        ) {
+            let lens = lengths(&freq, max_bits);
+            let used = freq.iter().filter(|&&f| f != 0).count();
+            for (f, l) in freq.iter().zip(&lens) {
+                proptest::prop_assert_eq!(*f != 0, *l != 0);
+                proptest::prop_assert!(usize::from(*l) <= max_bits);
+            }
+            if used >= 2 {
+                // Kraft: a complete code uses the whole space.
+                let kraft: u64 = lens
+                    .iter()
+                    .filter(|&&l| l != 0)
+                    .map(|&l| 1u64 << (15 - u32::from(l)))
+                    .sum();
+                proptest::prop_assert_eq!(kraft, 1 << 15);
+            }
+        }
+    }
+
+    #[test]
+    fn skewed_frequencies_are_limited_to_15_bits() {
+        // Fibonacci frequencies would want a code 29 bits long.
+        let mut freq = vec![1u32, 1];
+        while freq.len() < 30 {
+            let n = freq.len();
+            freq.push(freq[n - 1] + freq[n - 2]);
+        }
+        let lens = lengths(&freq, 15);
+        assert_eq!(lens.iter().copied().max(), Some(15));
+        let kraft: u64 = lens.iter().map(|&l| 1u64 << (15 - u32::from(l))).sum();
+        assert_eq!(kraft, 1 << 15);
+    }
+
+    #[test]
+    fn a_lone_block_of_literals_has_a_decodable_header() {
+        let toks: Vec<Tok> = b"hello, hello".iter().map(|&b| Tok::lit(b)).collect();
+        let (raw, bits) = go_header(&toks);
+        assert!(super::super::deflate::Header::from_raw(&raw, bits).is_some());
+    }
+}
