@@ -22,7 +22,7 @@ use crate::{
     index::{BlobRecord, ChunkRecord, CutLayout, PackRecord, RecipeKind, WriteTx},
     layer::{Encoding, OpaqueReason},
     pack::{ChunkLoc, MAX_FRAME_RAW_BYTES},
-    put_input::{Limited, Sniffed},
+    put_input::{Limited, Sniffed, hash_pipe},
     rebuild::{Corrections, ScriptBuilder},
     recipe::RecipeBuilder,
     store::now,
@@ -192,22 +192,23 @@ impl Store {
         encoding: Encoding,
         opaque: Option<OpaqueReason>,
     ) -> Result<PutOutcome> {
-        let mut hashing = HashingReader::new(src, expected.algorithm());
         let params = self.inner.chunker;
         let (tx, rx) = mpsc::sync_channel::<Msg>(2);
         let mut writers = Writers::new(self);
         let (consumed, produced) = std::thread::scope(|s| {
+            // Three stages: hashing, chunking, then compressing and appending here.
+            let (pipe, hashing) = hash_pipe(s, src, expected.algorithm());
             let producer = s.spawn(move || {
-                let mut chunker = Chunker::new(&mut hashing, params, Mode::Auto);
+                let mut pipe = pipe;
+                let mut chunker = Chunker::new(&mut pipe, params, Mode::Auto);
                 send_batches(&mut chunker, &tx);
-                let layout = chunker.layout();
-                drop(chunker);
-                (layout, hashing.finish())
+                chunker.layout()
             });
             let consumed = self.consume(expected, rx, &mut writers);
-            (consumed, producer.join())
+            let layout = producer.join();
+            (consumed, layout.ok().zip(hashing.join().ok()))
         });
-        let Ok((layout, (actual, size))) = produced else {
+        let Some((layout, (actual, size))) = produced else {
             writers.rollback();
             return Err(thread_panicked(self, "chunking"));
         };
