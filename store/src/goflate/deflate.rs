@@ -125,18 +125,28 @@ impl<'a> BitIn<'a> {
     }
 }
 
-/// Writes bits LSB first.
+/// Writes bits LSB first, 32 at a time.
 #[derive(Debug, Default)]
 pub(crate) struct BitOut {
     acc: u64,
     n: u32,
-    pub(crate) out: Vec<u8>,
+    out: Vec<u8>,
 }
 
 impl BitOut {
+    /// Writes the low `n` bits of `bits` (`n` at most 32).
+    #[inline]
     pub(crate) fn put(&mut self, bits: u32, n: u32) {
         self.acc |= u64::from(bits) << self.n;
         self.n += n;
+        if self.n >= 32 {
+            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n -= 32;
+        }
+    }
+    /// Moves whole bytes from the accumulator to the output.
+    fn settle(&mut self) {
         while self.n >= 8 {
             self.out.push(self.acc as u8);
             self.acc >>= 8;
@@ -145,11 +155,26 @@ impl BitOut {
     }
     /// Bits written past the last whole byte.
     pub(crate) fn pending_bits(&self) -> u32 {
-        self.n
+        self.n % 8
+    }
+    /// Bits written so far.
+    pub(crate) fn bit_len(&self) -> usize {
+        self.out.len() * 8 + self.n as usize
+    }
+    /// Appends bytes at a byte boundary (stored blocks).
+    fn extend_aligned(&mut self, data: &[u8]) {
+        self.settle();
+        self.out.extend_from_slice(data);
     }
     /// The partial byte and its bit count, kept across steps.
-    pub(crate) fn partial(&self) -> (u8, u32) {
+    pub(crate) fn partial(&mut self) -> (u8, u32) {
+        self.settle();
         (self.acc as u8, self.n)
+    }
+    /// The whole bytes written (a partial byte is left out).
+    pub(crate) fn into_bytes(mut self) -> Vec<u8> {
+        self.settle();
+        self.out
     }
     pub(crate) fn with_partial(bits: u8, n: u32) -> BitOut {
         BitOut {
@@ -464,7 +489,7 @@ pub(crate) fn write_block(o: &mut BitOut, b: &Block, data: &[u8]) {
             let len = data.len() as u32;
             o.put(len, 16);
             o.put(!len & 0xffff, 16);
-            o.out.extend_from_slice(data);
+            o.extend_aligned(data);
         }
         Kind::Fixed => {
             o.put(1, 2);
@@ -542,7 +567,7 @@ mod tests {
         let (pad_n, _) = ((8 - r.pos % 8) % 8, 0);
         let pad = r.bits(pad_n as u32)?;
         o.put(pad, pad_n as u32);
-        Ok((hist, o.out))
+        Ok((hist, o.into_bytes()))
     }
 
     #[test]

@@ -88,14 +88,14 @@ impl Fast5 {
         *e = (pos as u64 + 1, e.0);
     }
 
+    #[inline]
     fn load64(w: &Window, pos: usize) -> u64 {
-        let b = w.slice(pos, pos + 8);
-        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        w.load64(pos)
     }
 
+    #[inline]
     fn load32(w: &Window, pos: usize) -> u32 {
-        let b = w.slice(pos, pos + 4);
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        w.load32(pos)
     }
 
     fn lits(&mut self, w: &Window, from: usize, to: usize) {

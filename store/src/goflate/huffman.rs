@@ -196,9 +196,9 @@ pub(crate) fn go_header(toks: &[Tok]) -> (Vec<u8>, usize) {
             }
         }
     }
-    let bits = o.out.len() * 8 + o.pending_bits() as usize;
+    let bits = o.bit_len();
     let (partial, n) = o.partial();
-    let mut raw = o.out;
+    let mut raw = o.into_bytes();
     if n > 0 {
         raw.push(partial);
     }

@@ -60,10 +60,16 @@ impl Window {
     pub(crate) fn parts(&mut self) -> (&mut Vec<u8>, usize) {
         (&mut self.buf, self.base)
     }
+    #[inline]
     pub(crate) fn load32(&self, pos: usize) -> u32 {
         let i = pos - self.base;
-        let b = &self.buf[i..i + 4];
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        u32::from_le_bytes(self.buf[i..i + 4].try_into().unwrap_or_default())
+    }
+
+    #[inline]
+    pub(crate) fn load64(&self, pos: usize) -> u64 {
+        let i = pos - self.base;
+        u64::from_le_bytes(self.buf[i..i + 8].try_into().unwrap_or_default())
     }
     /// Equal bytes at `a` and `b`, at most `max`.
     pub(crate) fn match_len(&self, a: usize, b: usize, max: usize) -> usize {

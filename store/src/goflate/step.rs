@@ -401,6 +401,6 @@ impl StepRebuilder {
         s.partial = o.partial();
         let oldest = s.model.oldest().min(s.pos.saturating_sub(MAX_DIST));
         s.win.trim(oldest);
-        Ok(o.out)
+        Ok(o.into_bytes())
     }
 }
