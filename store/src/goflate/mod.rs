@@ -20,9 +20,10 @@
 //! input; a split that finishes has proven that its events rebuild the input exactly.
 //! [`detect`] picks the producer from the header and a trial over the first blocks.
 //!
-//! Modelled exactly (no differences on the fixtures): Go's compress/flate at levels 1-9 (as
-//! of Go 1.19; 1.21-1.26 write the same), with or without flushes, and pgzip's default level
-//! (klauspost/compress level 5, as of 1.15) at any block size. Other pgzip levels run the
+//! Modelled exactly (no differences on the fixtures): Go's compress/flate at levels 1-9 as
+//! Go 1.19 writes it (Debian's; later releases up to 1.26 are not checked here), with or
+//! without flushes, and pgzip's default level (klauspost/compress 1.15's level 5) at any block
+//! size. Other pgzip levels run the
 //! nearest model and pay for its differences; a stream whose trial costs more than 4% goes to
 //! preflate-rs, then stays opaque.
 //!
