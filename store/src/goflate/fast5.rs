@@ -276,8 +276,8 @@ impl Fast5 {
     pub(crate) fn propose(&mut self, w: &Window) -> Option<Tok> {
         while self.at >= self.next_chunk {
             let cs = self.next_chunk;
-            let len = if w.sync && w.end - cs < CHUNK_BYTES {
-                w.end - cs
+            let len = if w.sync && w.end.saturating_sub(cs) < CHUNK_BYTES {
+                w.end.saturating_sub(cs)
             } else {
                 CHUNK_BYTES
             };

@@ -317,7 +317,7 @@ impl GoSplitter {
         let mut m = 0;
         for (k, p) in s.parsed.iter().enumerate() {
             m = k + 1;
-            let plain = p.start + p.block.plain - s.plain_emitted;
+            let plain = (p.start + p.block.plain).saturating_sub(s.plain_emitted);
             if p.block.last || p.end_bit / 8 >= self.step_out || plain >= STEP_PLAIN_BYTES {
                 break;
             }
