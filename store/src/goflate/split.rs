@@ -135,7 +135,7 @@ impl GoSplitter {
         GoSplitter::with_step(producer, limits, STEP_OUT_BYTES)
     }
 
-    fn with_step(producer: Producer, limits: Limits, step_out: usize) -> GoSplitter {
+    pub(crate) fn with_step(producer: Producer, limits: Limits, step_out: usize) -> GoSplitter {
         GoSplitter {
             producer,
             limits,
