@@ -51,7 +51,7 @@ pub(crate) const TMP_DIR: &str = "tmp";
 /// Bytes read from the input at a time.
 const READ_BYTES: usize = 1024 * 1024;
 /// Input held back to choose between the Go splitter and preflate-rs.
-const DETECT_BYTES: usize = 256 * 1024;
+const DETECT_BYTES: usize = 1024 * 1024;
 
 /// The splitter a gzip stream goes through.
 enum Splitter {
@@ -64,9 +64,9 @@ enum Splitter {
 }
 
 impl Splitter {
-    /// Chooses from the stream's first bytes.
-    fn choose(head: &[u8], limits: Limits) -> Splitter {
-        match detect(head) {
+    /// Chooses from the stream's first bytes (`whole`: all of it).
+    fn choose(head: &[u8], whole: bool, limits: Limits) -> Splitter {
+        match detect(head, whole) {
             Some(producer) => {
                 tracing::debug!(?producer, "splitting a gzip stream made by Go");
                 Splitter::Go(GoSplitter::new(producer, limits))
@@ -322,7 +322,7 @@ fn produce<R: Read>(
                 continue;
             }
             held = head.take().unwrap_or_default();
-            splitter = Some(Splitter::choose(&held, limits));
+            splitter = Some(Splitter::choose(&held, false, limits));
             data = &held;
         }
         if let Some(sp) = splitter.as_mut() {
@@ -339,7 +339,7 @@ fn produce<R: Read>(
     }
     if let Some(held) = head.take() {
         // A stream shorter than the detection window: decide on all of it.
-        let mut sp = Splitter::choose(&held, limits);
+        let mut sp = Splitter::choose(&held, true, limits);
         match sp.feed(&held, &mut |e| forward(e, ptx.as_ref(), &tx)) {
             Ok(()) => splitter = Some(sp),
             Err(halt) => give_up(halt, &mut splitter, &mut ptx, &tx),

@@ -481,7 +481,9 @@ pub(crate) fn is_pgzip_header(head: &[u8]) -> bool {
 /// predicts its own level's streams exactly, so an OS-255 stream from another encoder (flate2
 /// writes OS 255 too) is told apart by any difference at all; a stream with pgzip's
 /// fingerprint is taken if its reconstruction data stays small.
-pub(crate) fn detect(head: &[u8]) -> Option<Producer> {
+/// `whole` says whether `head` is the whole stream (else a trial that reaches its end stops
+/// there without expecting the stream to end).
+pub(crate) fn detect(head: &[u8], whole: bool) -> Option<Producer> {
     let n = header_len(head).ok()??;
     if head[9] != 255 {
         return None;
@@ -493,7 +495,14 @@ pub(crate) fn detect(head: &[u8]) -> Option<Producer> {
         _ if pgzip => &[5, 6, 4, 3, 2, 7, 8, 9, 1],
         _ => &[6, 2, 3, 4, 5, 7, 8],
     };
-    let trial = &head[..head.len().min(TRIAL_BYTES + n)];
+    // An exact model fails a wrong level at its first difference, so Go trials can afford a
+    // long look (which tells levels apart even after a run of stored blocks).
+    let trial_bytes = if pgzip {
+        PGZIP_TRIAL_BYTES
+    } else {
+        TRIAL_BYTES
+    };
+    let trial = &head[..head.len().min(trial_bytes + n)];
     let limits = Limits {
         max_plain: u64::MAX,
         max_ratio: u32::MAX,
@@ -516,7 +525,7 @@ pub(crate) fn detect(head: &[u8]) -> Option<Producer> {
             }
             true
         };
-        let fed = if trial.len() == head.len() {
+        let fed = if whole && trial.len() == head.len() {
             sp.feed(trial, &mut sink)
                 .and_then(|()| sp.finish(&mut sink))
         } else {
@@ -539,7 +548,9 @@ pub(crate) fn detect(head: &[u8]) -> Option<Producer> {
 }
 
 /// Compressed bytes a trial looks at.
-const TRIAL_BYTES: usize = 192 * 1024;
+const TRIAL_BYTES: usize = 1024 * 1024;
+/// ... for pgzip, whose trials measure differences to the end.
+const PGZIP_TRIAL_BYTES: usize = 192 * 1024;
 /// Step size during a trial (so that a few steps complete).
 const TRIAL_STEP_BYTES: usize = 32 * 1024;
 /// Most reconstruction data (per mille of compressed bytes) a trial accepts.
@@ -615,7 +626,11 @@ pub(crate) mod tests {
     fn go_levels_are_detected_and_predicted_without_differences() {
         for level in 1..=9u8 {
             let gz = fixture(&format!("gzip_{level}.gz"));
-            assert_eq!(detect(&gz), Some(Producer::Go(level)), "level {level}");
+            assert_eq!(
+                detect(&gz, true),
+                Some(Producer::Go(level)),
+                "level {level}"
+            );
             for slice in [1000, 1 << 20] {
                 let (payload, rebuilt, over, diffs) =
                     split_and_rebuild(&gz, Producer::Go(level), slice).unwrap();
@@ -632,7 +647,11 @@ pub(crate) mod tests {
     fn flushed_go_streams_are_predicted_without_differences() {
         for level in [1u8, 2, 6] {
             let gz = fixture(&format!("gzip_{level}_flush10000.gz"));
-            assert_eq!(detect(&gz), Some(Producer::Go(level)), "level {level}");
+            assert_eq!(
+                detect(&gz, true),
+                Some(Producer::Go(level)),
+                "level {level}"
+            );
             let (_, rebuilt, _, diffs) = split_and_rebuild(&gz, Producer::Go(level), 3000).unwrap();
             assert!(rebuilt == gz, "level {level}");
             assert_eq!(diffs, 0, "level {level}");
@@ -643,7 +662,7 @@ pub(crate) mod tests {
     fn pgzip_default_level_is_detected_and_predicted_without_differences() {
         for name in ["pgzip_-1_0.gz", "pgzip_-1_65536.gz"] {
             let gz = fixture(name);
-            assert_eq!(detect(&gz), Some(Producer::Pgzip(5)), "{name}");
+            assert_eq!(detect(&gz, true), Some(Producer::Pgzip(5)), "{name}");
             let (payload, rebuilt, _, diffs) =
                 split_and_rebuild(&gz, Producer::Pgzip(5), 5000).unwrap();
             assert!(payload == plain_of(&gz), "{name}");
@@ -712,7 +731,7 @@ pub(crate) mod tests {
             split_and_rebuild(&bad, Producer::Go(6), 1 << 20).map(|_| ()),
             Err(Halt::Opaque(OpaqueReason::EncoderUnsupported))
         );
-        assert_eq!(detect(&bad), None);
+        assert_eq!(detect(&bad, true), None);
     }
 
     proptest::proptest! {
