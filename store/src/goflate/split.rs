@@ -631,6 +631,13 @@ pub(crate) mod tests {
                 Some(Producer::Go(level)),
                 "level {level}"
             );
+            // The first bytes of a longer stream.
+            let head = &gz[..gz.len() * 3 / 4];
+            assert_eq!(
+                detect(head, false),
+                Some(Producer::Go(level)),
+                "level {level}"
+            );
             for slice in [1000, 1 << 20] {
                 let (payload, rebuilt, over, diffs) =
                     split_and_rebuild(&gz, Producer::Go(level), slice).unwrap();
