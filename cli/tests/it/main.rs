@@ -14,12 +14,12 @@ mod add_upstream;
 mod bundle;
 /// Shared helpers: running the binary, filling a store through the library.
 mod common;
-/// `airlock diff`: app versions image by image (changed layers, added, removed), the delta's size.
-mod diff;
 /// Configuration errors and precedence as the user sees them.
 mod config;
 /// Test content for `airlock add`: layers, configs, tars written entry by entry, archives.
 mod content;
+/// `airlock diff`: app versions image by image (changed layers, added, removed), the delta's size.
+mod diff;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.
 mod serve;
 /// `airlock du`, `verify` and `gc` over stores built by the library, incl. damaged ones.
