@@ -236,7 +236,16 @@ impl Store {
             }
         }
         let format = if exists {
-            read_format(&format_path)?
+            let mut f = read_format(&format_path)?;
+            // Rebuild scripts of an older version are still read (op 0x04 came with 2); a
+            // store opened for writing may get scripts of the current version, so it says so.
+            if (1..REBUILD_FORMAT_VERSION).contains(&f.rebuild_format)
+                && opts.access == Access::ReadWrite
+            {
+                f.rebuild_format = REBUILD_FORMAT_VERSION;
+                write_format(root, &f)?;
+            }
+            f
         } else {
             let f = StoreFormat::new(opts.chunker);
             write_format(root, &f)?;
@@ -246,7 +255,7 @@ impl Store {
             || format.pack_format != PACK_FORMAT_VERSION
             || format.recipe_format != RECIPE_FORMAT_VERSION
             || format.chunker_version != CHUNKER_VERSION
-            || format.rebuild_format != REBUILD_FORMAT_VERSION
+            || !(1..=REBUILD_FORMAT_VERSION).contains(&format.rebuild_format)
             || format.preflate != PREFLATE_VERSION
         {
             return Err(Error::Format {

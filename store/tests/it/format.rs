@@ -172,6 +172,39 @@ fn unsupported_or_damaged_format_header_is_refused() {
 }
 
 #[test]
+fn a_store_with_older_rebuild_scripts_opens_and_is_upgraded_when_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = seeded(175, 50_000);
+    let (d, _) = put(
+        &Store::open(dir.path(), StoreOptions::default()).unwrap(),
+        &data,
+    );
+    let path = dir.path().join("store.json");
+    let original = fs::read_to_string(&path).unwrap();
+    let older = original.replace("\"rebuild_format\": 2", "\"rebuild_format\": 1");
+    assert_ne!(older, original, "{original}");
+    fs::write(&path, &older).unwrap();
+    let ro = StoreOptions {
+        access: airlock_store::Access::ReadOnly,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), ro).unwrap();
+    assert_reads(&store, &d, &data);
+    drop(store);
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        older,
+        "read-only writes nothing"
+    );
+    drop(Store::open(dir.path(), StoreOptions::default()).unwrap());
+    assert!(
+        fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"rebuild_format\": 2")
+    );
+}
+
+#[test]
 fn missing_index_does_not_delete_packs() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
