@@ -30,7 +30,10 @@ use std::{
 
 use preflate_rs::{ExitCode, PreflateConfig, PreflateStreamProcessor, RecreateStreamProcessor};
 
-use crate::layer::OpaqueReason;
+use crate::{
+    gzip_frame::{MAX_HEADER_BYTES, State, emit, header_len, step_between_members},
+    layer::OpaqueReason,
+};
 
 /// Compressed bytes handed to preflate-rs per step.
 pub(crate) const SLICE_BYTES: usize = 2 * 1024 * 1024;
@@ -40,20 +43,10 @@ const VERIFY_DEPTH: usize = 2;
 const PLAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
 /// A single deflate block larger than this, still undecoded, is not something to buffer.
 const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
-/// Longest gzip header accepted (FEXTRA, FNAME and FCOMMENT included).
-const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Most bytes accepted after the last member (zero padding some tools add).
-const MAX_TAIL_BYTES: u64 = 1024 * 1024;
 /// preflate-rs counts positions in an i32 (wrapping to u32): stay clear of 2 GiB per member.
 const MAX_MEMBER_PLAIN_BYTES: u64 = (i32::MAX as u64) - 2 * PLAIN_LIMIT_BYTES as u64;
 /// The ratio limit applies to the compressed bytes seen, counted as at least this many.
 const RATIO_FLOOR_BYTES: u64 = 1024 * 1024;
-
-const FHCRC: u8 = 0x02;
-const FEXTRA: u8 = 0x04;
-const FNAME: u8 = 0x08;
-const FCOMMENT: u8 = 0x10;
-const FRESERVED: u8 = 0xe0;
 
 /// Limits on the decompressed payload (decompression bombs).
 #[derive(Clone, Copy, Debug)]
@@ -89,14 +82,6 @@ pub(crate) enum Halt {
     Stopped,
 }
 
-enum State {
-    Header,
-    Deflate,
-    Trailer,
-    Between,
-    Tail,
-}
-
 /// The push parser; see the module documentation.
 pub(crate) struct GzipSplitter {
     state: State,
@@ -122,46 +107,6 @@ impl std::fmt::Debug for GzipSplitter {
             .field("plain_total", &self.plain_total)
             .field("members", &self.members)
             .finish()
-    }
-}
-
-enum Header {
-    Complete(usize),
-    Incomplete,
-    Invalid,
-}
-
-/// Parses a gzip member header at the start of `b`.
-fn parse_header(b: &[u8]) -> Header {
-    if b.len() < 10 {
-        return Header::Incomplete;
-    }
-    if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 || b[3] & FRESERVED != 0 {
-        return Header::Invalid;
-    }
-    let flags = b[3];
-    let mut i = 10;
-    if flags & FEXTRA != 0 {
-        let Some(x) = b.get(i..i + 2) else {
-            return Header::Incomplete;
-        };
-        i += 2 + usize::from(u16::from_le_bytes([x[0], x[1]]));
-    }
-    for flag in [FNAME, FCOMMENT] {
-        if flags & flag != 0 {
-            match b.get(i..).and_then(|r| r.iter().position(|&c| c == 0)) {
-                Some(p) => i += p + 1,
-                None => return Header::Incomplete,
-            }
-        }
-    }
-    if flags & FHCRC != 0 {
-        i += 2;
-    }
-    if b.len() < i {
-        Header::Incomplete
-    } else {
-        Header::Complete(i)
     }
 }
 
@@ -228,8 +173,8 @@ impl GzipSplitter {
         let malformed = Halt::Opaque(OpaqueReason::GzipMalformed);
         loop {
             match self.state {
-                State::Header => match parse_header(&self.pending) {
-                    Header::Complete(n) => {
+                State::Header => match header_len(&self.pending) {
+                    Ok(Some(n)) => {
                         // A new deflate stream: the verifier starts afresh too.
                         self.check_all()?;
                         self.verifier.reset();
@@ -245,7 +190,7 @@ impl GzipSplitter {
                             ..PreflateConfig::default()
                         }));
                     }
-                    Header::Incomplete if !eof && self.pending.len() < MAX_HEADER_BYTES => {
+                    Ok(None) if !eof && self.pending.len() < MAX_HEADER_BYTES => {
                         return Ok(());
                     }
                     _ => return Err(malformed),
@@ -259,34 +204,12 @@ impl GzipSplitter {
                         return Ok(());
                     }
                 }
-                State::Trailer => {
-                    if self.pending.len() < 8 {
-                        return if eof { Err(malformed) } else { Ok(()) };
-                    }
-                    emit(sink, Event::Raw(&self.pending[..8]))?;
-                    self.pending.drain(..8);
-                    self.state = State::Between;
-                }
-                State::Between => {
-                    if self.pending.is_empty() || (!eof && self.pending.len() < 3) {
+                State::Trailer | State::Between | State::Tail => {
+                    let (state, pending, tail) =
+                        (&mut self.state, &mut self.pending, &mut self.tail);
+                    if !step_between_members(state, pending, tail, eof, sink)? {
                         return Ok(());
                     }
-                    self.state = if self.pending.starts_with(&[0x1f, 0x8b, 8]) {
-                        State::Header
-                    } else {
-                        State::Tail
-                    };
-                }
-                State::Tail => {
-                    self.tail += self.pending.len() as u64;
-                    if self.tail > MAX_TAIL_BYTES {
-                        return Err(malformed);
-                    }
-                    for piece in self.pending.chunks(64 * 1024) {
-                        emit(sink, Event::Raw(piece))?;
-                    }
-                    self.pending.clear();
-                    return Ok(());
                 }
             }
         }
@@ -382,10 +305,6 @@ impl GzipSplitter {
         }
         Ok(true)
     }
-}
-
-fn emit(sink: &mut impl FnMut(Event<'_>) -> bool, e: Event<'_>) -> Result<(), Halt> {
-    if sink(e) { Ok(()) } else { Err(Halt::Stopped) }
 }
 
 /// Rebuilds deflate streams step by step from payload and correction data, on a thread of

@@ -46,6 +46,7 @@ mod frame;
 mod gc;
 mod goflate;
 mod gzip;
+mod gzip_frame;
 mod index;
 mod layer;
 mod pack;

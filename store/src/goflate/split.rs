@@ -13,64 +13,18 @@ use super::{
 };
 use crate::{
     gzip::{Event, Halt, Limits},
+    gzip_frame::{MAX_HEADER_BYTES, State, emit, header_len, step_between_members},
     layer::OpaqueReason,
 };
 
 /// A step also ends once its blocks hold this much payload (highly compressible data).
 const STEP_PLAIN_BYTES: usize = 8 * 1024 * 1024;
-/// Longest gzip header accepted.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Most bytes accepted after the last member.
-const MAX_TAIL_BYTES: u64 = 1024 * 1024;
 /// Compressed bytes buffered without completing a block: not a Go stream.
 const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 /// Input gathered before parsing is retried after a short read.
 const RETRY_BYTES: usize = 256 * 1024;
 /// The ratio limit applies to the compressed bytes seen, counted as at least this many.
 const RATIO_FLOOR_BYTES: u64 = 1024 * 1024;
-
-const FHCRC: u8 = 0x02;
-const FEXTRA: u8 = 0x04;
-const FNAME: u8 = 0x08;
-const FCOMMENT: u8 = 0x10;
-
-/// Length of a complete gzip member header at the start of `b`; `Ok(None)` if more is needed.
-fn header_len(b: &[u8]) -> Result<Option<usize>, ()> {
-    if b.len() < 10 {
-        return Ok(None);
-    }
-    if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 || b[3] & 0xe0 != 0 {
-        return Err(());
-    }
-    let flags = b[3];
-    let mut i = 10;
-    if flags & FEXTRA != 0 {
-        let Some(x) = b.get(i..i + 2) else {
-            return Ok(None);
-        };
-        i += 2 + usize::from(u16::from_le_bytes([x[0], x[1]]));
-    }
-    for flag in [FNAME, FCOMMENT] {
-        if flags & flag != 0 {
-            match b.get(i..).and_then(|r| r.iter().position(|&c| c == 0)) {
-                Some(p) => i += p + 1,
-                None => return Ok(None),
-            }
-        }
-    }
-    if flags & FHCRC != 0 {
-        i += 2;
-    }
-    Ok((b.len() >= i).then_some(i))
-}
-
-enum State {
-    Header,
-    Deflate,
-    Trailer,
-    Between,
-    Tail,
-}
 
 struct Parsed {
     block: Block,
@@ -124,10 +78,6 @@ impl std::fmt::Debug for GoSplitter {
             .field("fed", &self.fed)
             .finish()
     }
-}
-
-fn emit(sink: &mut impl FnMut(Event<'_>) -> bool, e: Event<'_>) -> Result<(), Halt> {
-    if sink(e) { Ok(()) } else { Err(Halt::Stopped) }
 }
 
 impl GoSplitter {
@@ -217,34 +167,12 @@ impl GoSplitter {
                     }
                     self.state = State::Trailer;
                 }
-                State::Trailer => {
-                    if self.pending.len() < 8 {
-                        return if eof { Err(malformed) } else { Ok(()) };
-                    }
-                    emit(sink, Event::Raw(&self.pending[..8]))?;
-                    self.pending.drain(..8);
-                    self.state = State::Between;
-                }
-                State::Between => {
-                    if self.pending.is_empty() || (!eof && self.pending.len() < 3) {
+                State::Trailer | State::Between | State::Tail => {
+                    let (state, pending, tail) =
+                        (&mut self.state, &mut self.pending, &mut self.tail);
+                    if !step_between_members(state, pending, tail, eof, sink)? {
                         return Ok(());
                     }
-                    self.state = if self.pending.starts_with(&[0x1f, 0x8b, 8]) {
-                        State::Header
-                    } else {
-                        State::Tail
-                    };
-                }
-                State::Tail => {
-                    self.tail += self.pending.len() as u64;
-                    if self.tail > MAX_TAIL_BYTES {
-                        return Err(malformed);
-                    }
-                    for piece in self.pending.chunks(64 * 1024) {
-                        emit(sink, Event::Raw(piece))?;
-                    }
-                    self.pending.clear();
-                    return Ok(());
                 }
             }
         }
