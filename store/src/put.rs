@@ -382,9 +382,10 @@ impl Store {
             }
             let mut new = Vec::new();
             let rtx = self.inner.index.read()?;
+            let table = rtx.chunk_table()?;
             for chunk in chunks {
                 c.distinct.insert(chunk.id);
-                if new_ids.contains(&chunk.id) || rtx.chunk(&chunk.id)?.is_some() {
+                if new_ids.contains(&chunk.id) || table.get(&chunk.id)?.is_some() {
                     continue;
                 }
                 new_ids.insert(chunk.id);
@@ -392,6 +393,7 @@ impl Store {
                 c.stats.1 += chunk.data.len() as u64;
                 new.push(chunk);
             }
+            drop(table);
             drop(rtx);
             for chunk in new {
                 frames.push(chunk, writers)?;
@@ -467,9 +469,13 @@ impl Store {
         let mut tx = self.inner.index.write()?;
         let existed = tx.blob(digest)?.is_some();
         let new: HashMap<ChunkId, ChunkLoc> = new_locs.iter().copied().collect();
+        let mut chunks = tx.chunk_table_mut()?;
         if !existed {
-            for id in distinct {
-                let rec = match (tx.chunk(id)?, new.get(id)) {
+            // In key order: neighbouring updates share B-tree pages.
+            let mut ids: Vec<&ChunkId> = distinct.iter().collect();
+            ids.sort_unstable();
+            for id in ids {
+                let rec = match (chunks.get(id)?, new.get(id)) {
                     (Some(mut rec), _) => {
                         rec.refs = rec.refs.saturating_add(1);
                         rec
@@ -482,16 +488,19 @@ impl Store {
                         });
                     }
                 };
-                tx.put_chunk(id, &rec)?;
+                chunks.put(id, &rec)?;
             }
-            tx.put_blob(digest, record, &segments, &script)?;
         }
         for (id, loc) in new_locs {
             // Appended but referenced by no recipe (the blob exists already): recorded so GC
             // finds the bytes.
-            if (existed || !distinct.contains(id)) && tx.chunk(id)?.is_none() {
-                tx.put_chunk(id, &ChunkRecord { loc: *loc, refs: 0 })?;
+            if (existed || !distinct.contains(id)) && chunks.get(id)?.is_none() {
+                chunks.put(id, &ChunkRecord { loc: *loc, refs: 0 })?;
             }
+        }
+        drop(chunks);
+        if !existed {
+            tx.put_blob(digest, record, &segments, &script)?;
         }
         Ok((tx, existed))
     }

@@ -343,9 +343,10 @@ impl Store {
     /// The chunks of `ids` the store lacks, in the order given.
     pub fn missing_chunks(&self, ids: &[ChunkId]) -> Result<Vec<ChunkId>> {
         let rtx = self.inner.index.read()?;
+        let table = rtx.chunk_table()?;
         let mut out = Vec::new();
         for id in ids {
-            if rtx.chunk(id)?.is_none() {
+            if table.get(id)?.is_none() {
                 out.push(*id);
             }
         }
@@ -414,10 +415,11 @@ impl Store {
         let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
         let missing: Vec<bool> = {
             let rtx = self.inner.index.read()?;
+            let table = rtx.chunk_table()?;
             let mut seen = HashSet::new();
             let mut v = Vec::with_capacity(frame.len());
             for (id, _) in frame.chunks() {
-                v.push(seen.insert(id) && rtx.chunk(&id)?.is_none());
+                v.push(seen.insert(id) && table.get(&id)?.is_none());
             }
             v
         };
@@ -475,11 +477,13 @@ impl Store {
 
     fn commit_chunks(&self, locs: &[(ChunkId, ChunkLoc)], writers: &mut Writers<'_>) -> Result<()> {
         let mut tx = self.inner.index.write()?;
+        let mut chunks = tx.chunk_table_mut()?;
         for (id, loc) in locs {
-            if tx.chunk(id)?.is_none() {
-                tx.put_chunk(id, &ChunkRecord { loc: *loc, refs: 0 })?;
+            if chunks.get(id)?.is_none() {
+                chunks.put(id, &ChunkRecord { loc: *loc, refs: 0 })?;
             }
         }
+        drop(chunks);
         let mut max_id = 0;
         for (w, _) in writers.all() {
             max_id = max_id.max(w.id().0);
@@ -532,8 +536,9 @@ impl Store {
         if tx.blob(digest)?.is_some() {
             return Ok(outcome);
         }
+        let mut chunks = tx.chunk_table_mut()?;
         for id in &ids {
-            let Some(mut rec) = tx.chunk(id)? else {
+            let Some(mut rec) = chunks.get(id)? else {
                 return Err(Error::ChunksMissing {
                     digest: digest.clone(),
                     count: 1,
@@ -541,8 +546,9 @@ impl Store {
                 });
             };
             rec.refs = rec.refs.saturating_add(1);
-            tx.put_chunk(id, &rec)?;
+            chunks.put(id, &rec)?;
         }
+        drop(chunks);
         let m = &desc.meta;
         let record = BlobRecord {
             size: m.size,

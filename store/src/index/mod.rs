@@ -19,7 +19,8 @@
 
 //!
 //! Files: `records` holds the record types and their encodings, `reads` the lookups both
-//! transaction kinds share, `writes` the changes a write transaction makes.
+//! transaction kinds share, `writes` the changes a write transaction makes, `chunks` the chunk
+//! table opened once for many lookups.
 
 use std::path::{Path, PathBuf};
 
@@ -200,6 +201,7 @@ impl std::fmt::Debug for WriteTx<'_> {
     }
 }
 
+mod chunks;
 mod reads;
 mod records;
 mod writes;
