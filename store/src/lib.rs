@@ -61,6 +61,7 @@ mod repo;
 mod store;
 mod transfer;
 mod verify;
+mod writeback;
 mod writers;
 
 /// A chunk's identity: the BLAKE3 of its bytes.

@@ -27,7 +27,7 @@ use std::{
 
 use airlock_chunker::ChunkId;
 
-use crate::{Error, PackId, Result};
+use crate::{Error, PackId, Result, writeback::Writeback};
 
 /// Version of the pack byte layout above.
 pub const PACK_FORMAT_VERSION: u32 = 1;
@@ -152,6 +152,8 @@ pub struct PackWriter {
     frames: u32,
     /// Set when the file was created and its directory entry not yet synced.
     fresh: bool,
+    /// Flushes of appended bytes started ahead of the sync.
+    writeback: Writeback,
 }
 
 impl PackWriter {
@@ -180,6 +182,7 @@ impl PackWriter {
             checks: blake3::Hasher::new(),
             frames: 0,
             fresh: true,
+            writeback: Writeback::default(),
         })
     }
 
@@ -228,6 +231,7 @@ impl PackWriter {
             checks,
             frames,
             fresh: false,
+            writeback: Writeback::default(),
         })
     }
 
@@ -256,6 +260,8 @@ impl PackWriter {
         self.len += frame.bytes.len() as u64;
         self.frames += 1;
         self.checks.update(&frame.bytes[16..32]);
+        self.writeback
+            .appended(&self.file, frame.bytes.len() as u64);
         Ok(frame
             .entries
             .iter()
@@ -276,8 +282,9 @@ impl PackWriter {
 
     /// Makes everything appended so far durable (and the file's directory entry, once).
     pub fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
+        self.writeback
+            .finish()
+            .and_then(|()| self.file.sync_data())
             .map_err(Error::io("syncing pack", &self.path))?;
         if self.fresh {
             // The file's entry, and the entry of its directory, which may be new too.
@@ -294,6 +301,9 @@ impl PackWriter {
         if len == self.len {
             return Ok(());
         }
+        // A rollback goes back to where the last sync left the pack, so whatever a background
+        // flush since then wrote, or failed to, is cut off here: its error does not matter.
+        let _ = self.writeback.finish();
         self.file
             .set_len(len)
             .map_err(Error::io("truncating pack", &self.path))?;
