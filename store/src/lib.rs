@@ -63,6 +63,7 @@ mod transfer;
 mod verify;
 mod writeback;
 mod writers;
+mod zstd_ctx;
 
 /// A chunk's identity: the BLAKE3 of its bytes.
 pub use airlock_chunker::ChunkId;

@@ -27,7 +27,7 @@ use std::{
 
 use airlock_chunker::ChunkId;
 
-use crate::{Error, PackId, Result, writeback::Writeback};
+use crate::{Error, PackId, Result, writeback::Writeback, zstd_ctx};
 
 /// Version of the pack byte layout above.
 pub const PACK_FORMAT_VERSION: u32 = 1;
@@ -78,25 +78,25 @@ impl CompressedFrame {
     /// Compresses consecutive chunks into one frame. Call in parallel for several frames.
     pub fn compress(chunks: &[(ChunkId, &[u8])], level: i32) -> std::io::Result<CompressedFrame> {
         let raw_len: usize = chunks.iter().map(|(_, d)| d.len()).sum();
-        let mut raw = Vec::with_capacity(raw_len);
         let mut entries = Vec::with_capacity(chunks.len());
+        let mut at = 0u32;
         for (id, data) in chunks {
-            entries.push((*id, raw.len() as u32, data.len() as u32));
-            raw.extend_from_slice(data);
+            entries.push((*id, at, data.len() as u32));
+            at += data.len() as u32;
         }
-        let payload = zstd::bulk::compress(&raw, level)?;
         let n = chunks.len();
-        let mut bytes = Vec::with_capacity(FRAME_HEADER_BYTES + n * ENTRY_BYTES + payload.len());
+        let mut bytes = Vec::with_capacity(FRAME_HEADER_BYTES + n * ENTRY_BYTES + raw_len / 2);
         bytes.extend_from_slice(FRAME_MAGIC);
         bytes.extend_from_slice(&(n as u32).to_le_bytes());
         bytes.extend_from_slice(&(raw_len as u32).to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&[0u8; 4]); // payload length, below
         bytes.extend_from_slice(&[0u8; 16]);
         for (id, data) in chunks {
             bytes.extend_from_slice(id.as_bytes());
             bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
         }
-        bytes.extend_from_slice(&payload);
+        let payload = zstd_ctx::compress_parts(chunks.iter().map(|(_, d)| *d), level, &mut bytes)?;
+        bytes[12..16].copy_from_slice(&(payload as u32).to_le_bytes());
         let check = frame_check(&bytes);
         bytes[16..32].copy_from_slice(&check);
         Ok(CompressedFrame { bytes, entries })

@@ -131,7 +131,11 @@ impl RecipeBuilder {
 /// memory fails only when allocation fails; the raw bytes kept then do not decode, so `verify`
 /// would name the segment rather than anything reading wrong bytes.
 pub(crate) fn encode_segment(raw: Vec<u8>) -> Vec<u8> {
-    zstd::bulk::compress(&raw, 3).unwrap_or(raw)
+    let mut out = Vec::new();
+    match crate::zstd_ctx::compress(&raw, 3, &mut out) {
+        Ok(_) => out,
+        Err(_) => raw,
+    }
 }
 
 /// Decodes a segment; `None` if it is damaged.
