@@ -12,7 +12,7 @@ use crate::{
 
 /// A batch ends once it holds this many bytes of input (plus at most one inline run and one
 /// chunk).
-pub const BATCH_BYTES: usize = 8 * 1024 * 1024;
+pub const BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// How the chunker treats its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +110,18 @@ enum Draft {
     Chunk(Vec<u8>),
 }
 
+impl Draft {
+    fn identify(self) -> Piece {
+        match self {
+            Draft::Inline(b) => Piece::Inline(b),
+            Draft::Chunk(data) => Piece::Chunk(Chunk {
+                id: ChunkId::of(&data),
+                data,
+            }),
+        }
+    }
+}
+
 /// The drafts of one batch and the input bytes they stand for.
 #[derive(Default)]
 struct Drafts {
@@ -123,6 +135,42 @@ impl Drafts {
             Draft::Inline(b) | Draft::Chunk(b) => b.len(),
         };
         self.list.push(draft);
+    }
+}
+
+/// A batch of the input cut into pieces whose chunk ids are not computed yet (see
+/// [`Chunker::next_cut`]).
+pub struct CutBatch {
+    drafts: Drafts,
+}
+
+impl std::fmt::Debug for CutBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CutBatch")
+            .field("pieces", &self.drafts.list.len())
+            .field("bytes", &self.drafts.bytes)
+            .finish()
+    }
+}
+
+impl CutBatch {
+    /// Input bytes the batch stands for.
+    pub fn bytes(&self) -> usize {
+        self.drafts.bytes
+    }
+
+    /// The pieces, with the chunk ids computed on this thread.
+    pub fn identify(self) -> Vec<Piece> {
+        self.drafts.list.into_iter().map(Draft::identify).collect()
+    }
+
+    /// The pieces, with the chunk ids computed in parallel on the rayon pool.
+    pub fn identify_par(self) -> Vec<Piece> {
+        self.drafts
+            .list
+            .into_par_iter()
+            .map(Draft::identify)
+            .collect()
     }
 }
 
@@ -176,8 +224,15 @@ impl<R: Read> Chunker<R> {
     }
 
     /// The next pieces of the input, about [`BATCH_BYTES`] at a time, with chunk ids computed
-    /// in parallel; `None` once the input is exhausted.
+    /// in parallel (rayon); `None` once the input is exhausted.
     pub fn next_batch(&mut self) -> Result<Option<Vec<Piece>>, Error> {
+        Ok(self.next_cut()?.map(CutBatch::identify_par))
+    }
+
+    /// As [`Chunker::next_batch`], but the chunk ids are left to the caller
+    /// ([`CutBatch::identify`] or [`CutBatch::identify_par`]), e.g. to compute them on a
+    /// thread of a pipeline rather than on a pool that is busy compressing.
+    pub fn next_cut(&mut self) -> Result<Option<CutBatch>, Error> {
         if let State::Failed = self.state {
             return Err(Error::Poisoned { offset: self.read });
         }
@@ -197,18 +252,7 @@ impl<R: Read> Chunker<R> {
         if drafts.list.is_empty() {
             return Ok(None);
         }
-        let pieces = drafts
-            .list
-            .into_par_iter()
-            .map(|d| match d {
-                Draft::Inline(b) => Piece::Inline(b),
-                Draft::Chunk(data) => Piece::Chunk(Chunk {
-                    id: ChunkId::of(&data),
-                    data,
-                }),
-            })
-            .collect();
-        Ok(Some(pieces))
+        Ok(Some(CutBatch { drafts }))
     }
 
     /// How the input was cut; final once [`Chunker::next_batch`] returned `None`.

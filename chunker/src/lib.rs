@@ -44,7 +44,7 @@ mod params;
 mod tar;
 
 pub use crate::{
-    chunker::{BATCH_BYTES, Chunk, Chunker, Layout, MAX_INLINE_RUN_BYTES, Mode, Piece},
+    chunker::{BATCH_BYTES, Chunk, Chunker, CutBatch, Layout, MAX_INLINE_RUN_BYTES, Mode, Piece},
     error::Error,
     id::ChunkId,
     params::{CHUNKER_VERSION, ChunkerParams},
