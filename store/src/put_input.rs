@@ -88,12 +88,15 @@ impl<R: Read> Read for Sniffed<R> {
 /// Bytes per block a [`HashPipe`] hands on.
 const PIPE_BLOCK_BYTES: usize = 1024 * 1024;
 /// Blocks in flight between the hashing thread and the chunker: memory is bounded by
-/// `PIPE_DEPTH * PIPE_BLOCK_BYTES`.
+/// `(PIPE_DEPTH + 3) * PIPE_BLOCK_BYTES` (the channel, one block at each end, and one on its
+/// way back to be filled again).
 const PIPE_DEPTH: usize = 4;
 
 /// The reading end of a source hashed on a thread of its own (see [`hash_pipe`]).
 pub(crate) struct HashPipe {
     rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// Blocks read to the end go back to the hashing thread to be filled again.
+    back: mpsc::Sender<Vec<u8>>,
     buf: Vec<u8>,
     pos: usize,
 }
@@ -112,12 +115,14 @@ pub(crate) fn hash_pipe<'scope, R: Read + Send + 'scope>(
     std::thread::ScopedJoinHandle<'scope, (Digest, u64)>,
 ) {
     let (tx, rx) = mpsc::sync_channel(PIPE_DEPTH);
+    let (back, recycled) = mpsc::channel::<Vec<u8>>();
     let hashing = s.spawn(move || {
         let mut src = src;
         let mut hasher = Hasher::new(algorithm);
         let mut total = 0u64;
         loop {
-            let mut block = vec![0u8; PIPE_BLOCK_BYTES];
+            let mut block = recycled.try_recv().unwrap_or_default();
+            block.resize(PIPE_BLOCK_BYTES, 0);
             let n = match fill(&mut src, &mut block) {
                 Ok(n) => n,
                 Err(e) => {
@@ -139,6 +144,7 @@ pub(crate) fn hash_pipe<'scope, R: Read + Send + 'scope>(
     });
     let pipe = HashPipe {
         rx,
+        back,
         buf: Vec::new(),
         pos: 0,
     };
@@ -167,7 +173,9 @@ impl Read for HashPipe {
         while self.pos >= self.buf.len() {
             match self.rx.recv() {
                 Ok(Ok(block)) => {
-                    self.buf = block;
+                    let used = std::mem::replace(&mut self.buf, block);
+                    // The hashing thread may be gone (the source ended): then the block drops.
+                    let _ = self.back.send(used);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),

@@ -22,6 +22,9 @@ const SEGMENT_ENTRIES: usize = 2048;
 /// ...or this many inline bytes.
 const SEGMENT_INLINE_BYTES: usize = 1024 * 1024;
 
+/// zstd level of encoded segments.
+const SEGMENT_LEVEL: i32 = 1;
+
 const TAG_CHUNK: u8 = 1;
 const TAG_INLINE: u8 = 2;
 
@@ -132,7 +135,9 @@ impl RecipeBuilder {
 /// would name the segment rather than anything reading wrong bytes.
 pub(crate) fn encode_segment(raw: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
-    match crate::zstd_ctx::compress(&raw, 3, &mut out) {
+    // Level 1: on recipes of tar headers and chunk ids it is a third faster than 3 and no
+    // larger (1.66 MB of a generated rootfs's recipe: 169.8 kB at 1, 172.0 kB at 3).
+    match crate::zstd_ctx::compress(&raw, SEGMENT_LEVEL, &mut out) {
         Ok(_) => out,
         Err(_) => raw,
     }
