@@ -7,7 +7,7 @@
 //! digest mismatch rolls the packs back, so a failed put leaves nothing behind.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     io::{self, Read},
     sync::mpsc,
 };
@@ -124,8 +124,9 @@ pub(crate) struct Consumed {
     pub(crate) script: ScriptBuilder,
     /// Locations of the chunks this put appended.
     pub(crate) new_locs: Vec<(ChunkId, ChunkLoc)>,
-    /// Every chunk the recipe names, once.
-    distinct: HashSet<ChunkId>,
+    /// Every chunk the recipe names, once, with its record as the lookup found it (`None`:
+    /// not stored then).
+    distinct: HashMap<ChunkId, Option<ChunkRecord>>,
     /// New chunks, their raw bytes, bytes appended to packs.
     stats: (u64, u64, u64),
     /// Set when a producer gave up on rebuilding: nothing after it was stored.
@@ -331,11 +332,10 @@ impl Store {
             recipe: RecipeBuilder::default(),
             script: ScriptBuilder::default(),
             new_locs: Vec::new(),
-            distinct: HashSet::new(),
+            distinct: HashMap::new(),
             stats: (0, 0, 0),
             opaque: None,
         };
-        let mut new_ids = HashSet::new();
         let mut frames = FrameQueue::new(self);
         for msg in rx {
             if c.opaque.is_some() {
@@ -387,11 +387,14 @@ impl Store {
             let rtx = self.inner.index.read()?;
             let table = rtx.chunk_table()?;
             for chunk in chunks {
-                c.distinct.insert(chunk.id);
-                if new_ids.contains(&chunk.id) || table.get(&chunk.id)?.is_some() {
+                if c.distinct.contains_key(&chunk.id) {
                     continue;
                 }
-                new_ids.insert(chunk.id);
+                let found = table.get(&chunk.id)?;
+                c.distinct.insert(chunk.id, found);
+                if found.is_some() {
+                    continue;
+                }
                 c.stats.0 += 1;
                 c.stats.1 += chunk.data.len() as u64;
                 new.push(chunk);
@@ -429,7 +432,7 @@ impl Store {
         record: &BlobRecord,
         (segments, script): (Segments, Segments),
         new_locs: &[(ChunkId, ChunkLoc)],
-        distinct: &HashSet<ChunkId>,
+        distinct: &HashMap<ChunkId, Option<ChunkRecord>>,
         writers: &mut Writers<'_>,
     ) -> Result<bool> {
         let packs: Vec<(crate::PackId, u64)> =
@@ -461,13 +464,17 @@ impl Store {
 
     /// The chunk and blob records of a put, in a transaction not yet committed. A new chunk
     /// is written once, with its reference from this blob counted.
+    ///
+    /// Each chunk's count is written from the record its lookup found, in one B-tree pass:
+    /// the insert hands back the record it replaced, and only when a concurrent put changed it
+    /// meanwhile (GC cannot: this put holds it off) is the count written again from that.
     fn prepare_commit(
         &self,
         digest: &Digest,
         record: &BlobRecord,
         (segments, script): (Segments, Segments),
         new_locs: &[(ChunkId, ChunkLoc)],
-        distinct: &HashSet<ChunkId>,
+        distinct: &HashMap<ChunkId, Option<ChunkRecord>>,
     ) -> Result<(WriteTx<'_>, bool)> {
         let mut tx = self.inner.index.write()?;
         let existed = tx.blob(digest)?.is_some();
@@ -475,29 +482,44 @@ impl Store {
         let mut chunks = tx.chunk_table_mut()?;
         if !existed {
             // In key order: neighbouring updates share B-tree pages.
-            let mut ids: Vec<&ChunkId> = distinct.iter().collect();
-            ids.sort_unstable();
-            for id in ids {
-                let rec = match (chunks.get(id)?, new.get(id)) {
-                    (Some(mut rec), _) => {
-                        rec.refs = rec.refs.saturating_add(1);
-                        rec
-                    }
+            let mut ids: Vec<(&ChunkId, &Option<ChunkRecord>)> = distinct.iter().collect();
+            ids.sort_unstable_by_key(|(id, _)| *id);
+            let missing = |id: &ChunkId| Error::ChunkMissing {
+                digest: digest.clone(),
+                chunk: id.to_hex(),
+            };
+            for (id, found) in ids {
+                let proposed = match (found, new.get(id)) {
+                    (Some(rec), _) => ChunkRecord {
+                        refs: rec.refs.saturating_add(1),
+                        ..*rec
+                    },
                     (None, Some(&loc)) => ChunkRecord { loc, refs: 1 },
-                    (None, None) => {
-                        return Err(Error::ChunkMissing {
-                            digest: digest.clone(),
-                            chunk: id.to_hex(),
-                        });
-                    }
+                    (None, None) => return Err(missing(id)),
                 };
-                chunks.put(id, &rec)?;
+                let replaced = chunks.replace(id, &proposed)?;
+                if replaced == *found {
+                    continue;
+                }
+                match replaced {
+                    // Counted by a concurrent put since (or stored by it first: then its
+                    // copy is the one used, and this put's stays unreferenced in its pack).
+                    Some(now) => chunks.put(
+                        id,
+                        &ChunkRecord {
+                            refs: now.refs.saturating_add(1),
+                            ..now
+                        },
+                    )?,
+                    // Gone since the lookup, which the GC lock rules out: write nothing.
+                    None => return Err(missing(id)),
+                }
             }
         }
         for (id, loc) in new_locs {
             // Appended but referenced by no recipe (the blob exists already): recorded so GC
             // finds the bytes.
-            if (existed || !distinct.contains(id)) && chunks.get(id)?.is_none() {
+            if (existed || !distinct.contains_key(id)) && chunks.get(id)?.is_none() {
                 chunks.put(id, &ChunkRecord { loc: *loc, refs: 0 })?;
             }
         }

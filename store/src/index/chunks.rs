@@ -62,6 +62,19 @@ impl ChunkTableMut<'_> {
         }
     }
 
+    /// Records or replaces a chunk's record and returns the one it replaced.
+    pub fn replace(&mut self, id: &ChunkId, rec: &ChunkRecord) -> Result<Option<ChunkRecord>> {
+        let path = self.path;
+        let old = self
+            .t
+            .insert(id.as_bytes(), rec.encode().as_slice())
+            .map_err(|e| err(path)(&e))?;
+        match old {
+            Some(v) => Ok(Some(decode_chunk(path, id, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
     /// Records or replaces a chunk's record.
     pub fn put(&mut self, id: &ChunkId, rec: &ChunkRecord) -> Result<()> {
         let path = self.path;
