@@ -143,6 +143,9 @@ pub(crate) fn params(level: u8) -> Option<Params> {
 }
 
 const HASH_BITS: u32 = 17;
+const HASH_SIZE: usize = 1 << HASH_BITS;
+/// Ring index mask of `Chains::prev`.
+const RING_MASK: usize = MAX_DIST - 1;
 /// Table entries are rebased before they reach this.
 const REBASE_AT: usize = 1 << 31;
 /// Go's hash multiplier (both its hash of 4 bytes and level 1's table hash).
@@ -153,8 +156,86 @@ pub(crate) const LOOKAHEAD: usize = MIN_MATCH + MAX_MATCH;
 /// A shift of the 64 KiB window happens when the position passes this far into it.
 const SHIFT_AT: usize = 2 * MAX_DIST - LOOKAHEAD;
 
+/// Go's hash of the 4 bytes at a position, `x` loaded little-endian.
+#[inline]
 fn hash4(x: u32) -> usize {
-    (x.swap_bytes().wrapping_mul(HASH_MUL) >> (32 - HASH_BITS)) as usize
+    (x.swap_bytes().wrapping_mul(HASH_MUL) >> (32 - HASH_BITS)) as usize & (HASH_SIZE - 1)
+}
+
+/// A zeroed table on the heap (no large array on the stack).
+fn zeroed<T: Copy + Default, const N: usize>() -> Box<[T; N]> {
+    match vec![T::default(); N].into_boxed_slice().try_into() {
+        Ok(b) => b,
+        Err(_) => unreachable!("a vector of N elements"),
+    }
+}
+
+/// The ring entry of the position whose table entry is `me` (a position plus one minus the
+/// epoch), whose chain continues at table entry `prev` (0: empty).
+#[inline]
+fn back(me: usize, prev: u32) -> u16 {
+    match me - prev as usize {
+        d if prev != 0 && d <= MAX_DIST => d as u16,
+        _ => 0,
+    }
+}
+
+/// A hash chain over the window, in buffer offsets.
+struct Chain<'a> {
+    prev: &'a [u16; MAX_DIST],
+    /// The window up to the end of the data a match may cover.
+    buf: &'a [u8],
+    /// Ring slot of `buf[0]`.
+    ring: usize,
+    /// Lowest candidate offset.
+    low: usize,
+}
+
+/// What one search looks for: matches at `at` longer than `length`, up to `buf`'s end.
+struct Search {
+    at: usize,
+    nice: usize,
+    tries: usize,
+    length: usize,
+}
+
+impl Chain<'_> {
+    /// The longest match (length, candidate offset) found walking from candidate `ci`; the
+    /// first of equal length wins, one of `nice` ends the walk, and a match of 4 must lie
+    /// within 4 KiB.
+    #[inline]
+    fn search(&self, mut ci: usize, s: Search) -> Option<(usize, usize)> {
+        let Search {
+            at,
+            nice,
+            mut tries,
+            mut length,
+        } = s;
+        let buf = self.buf;
+        let cur = buf.get(at..)?;
+        let mut wend = *cur.get(length)?;
+        let mut found = None;
+        loop {
+            if buf.get(ci + length) == Some(&wend) {
+                let n = common_prefix(&buf[ci..], cur);
+                if n > length && (n > MIN_MATCH || at - ci <= 4096) {
+                    length = n;
+                    found = Some((n, ci));
+                    match cur.get(n) {
+                        Some(&b) if n < nice => wend = b,
+                        _ => break,
+                    }
+                }
+            }
+            tries -= 1;
+            let back = usize::from(self.prev[(ci + self.ring) & RING_MASK]);
+            if tries == 0 || back == 0 || ci < self.low + back {
+                break;
+            }
+            ci -= back;
+        }
+        found
+    }
 }
 
 /// What a proposal's commit does when the stream agrees.
@@ -172,8 +253,10 @@ pub(crate) struct Chains {
     p: Params,
     /// Positions as `pos + 1 - epoch` (0: empty), 32 bits like Go's, rebased before they
     /// overflow.
-    head: Vec<u32>,
-    prev: Vec<u32>,
+    head: Box<[u32; HASH_SIZE]>,
+    /// How far back the previous entry of each position's chain is (0: none within 32 KiB,
+    /// which no search reaches), in a ring of 32 KiB positions.
+    prev: Box<[u16; MAX_DIST]>,
     epoch: usize,
     index: usize,
     /// Start of Go's 64 KiB window: candidates before it are gone.
@@ -191,8 +274,8 @@ impl Chains {
     pub(crate) fn new(p: Params, start: usize) -> Chains {
         Chains {
             p,
-            head: vec![0; 1 << HASH_BITS],
-            prev: vec![0; MAX_DIST],
+            head: zeroed(),
+            prev: zeroed(),
             epoch: start,
             index: start,
             wstart: start,
@@ -208,9 +291,7 @@ impl Chains {
     /// A model whose window already holds `from..at` (a preset dictionary), hashed.
     pub(crate) fn with_dictionary(p: Params, w: &Window, from: usize, at: usize) -> Chains {
         let mut c = Chains::new(p, from);
-        for i in from..at.saturating_sub(MIN_MATCH - 1) {
-            c.insert(w, i);
-        }
+        c.insert_range(w, from, at.saturating_sub(MIN_MATCH - 1));
         c.index = at;
         c.next_insert = at;
         c
@@ -228,9 +309,33 @@ impl Chains {
         if i + 1 - self.epoch >= REBASE_AT {
             self.rebase(i);
         }
-        self.prev[i % MAX_DIST] = self.head[h];
+        self.prev[i & RING_MASK] = back(i + 1 - self.epoch, self.head[h]);
         self.head[h] = (i + 1 - self.epoch) as u32;
         self.next_insert = i + 1;
+    }
+
+    /// Inserts the positions `from..to` that are not yet inserted and have 4 bytes visible
+    /// (what `insert` does for each, in one pass).
+    fn insert_range(&mut self, w: &Window, from: usize, to: usize) {
+        let from = from.max(self.next_insert);
+        let to = to.min(w.end.saturating_sub(MIN_MATCH - 1));
+        if from >= to {
+            return;
+        }
+        if to - self.epoch >= REBASE_AT {
+            for i in from..to {
+                self.insert(w, i);
+            }
+            return;
+        }
+        let first = from + 1 - self.epoch;
+        let (head, prev) = (&mut *self.head, &mut *self.prev);
+        for (k, b) in w.slice(from, to + MIN_MATCH - 1).windows(4).enumerate() {
+            let h = hash4(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            prev[(from + k) & RING_MASK] = back(first + k, head[h]);
+            head[h] = (first + k) as u32;
+        }
+        self.next_insert = to;
     }
 
     fn insertable(&self, w: &Window, i: usize) -> bool {
@@ -240,7 +345,7 @@ impl Chains {
     /// Moves the epoch up to `i - 64 KiB`; older entries (never candidates again) empty.
     fn rebase(&mut self, i: usize) {
         let delta = i - 2 * MAX_DIST - self.epoch;
-        for v in self.head.iter_mut().chain(self.prev.iter_mut()) {
+        for v in self.head.iter_mut() {
             *v = if (*v as usize) <= delta {
                 0
             } else {
@@ -250,58 +355,41 @@ impl Chains {
         self.epoch += delta;
     }
 
-    /// The position (plus one) a table entry holds, 0 if empty.
-    fn entry(&self, v: u32) -> usize {
-        if v == 0 { 0 } else { v as usize + self.epoch }
-    }
-
+    /// Go's search of the chain from `head` for the longest match at `pos`. A match must be
+    /// longer than `length` (Go starts at 3; a caller that only needs to know whether a match
+    /// beats one of `length` >= 4 may start there: the same candidate wins or none does).
     fn find_match(
         &self,
         w: &Window,
         pos: usize,
         head: usize,
         lookahead: usize,
+        length: usize,
     ) -> Option<(usize, usize)> {
         let min_look = lookahead.min(MAX_MATCH);
-        let nice = self.p.nice.min(min_look);
-        let mut tries = self.p.chain;
-        let mut length = MIN_MATCH - 1;
-        if length >= self.p.good {
-            tries >>= 2;
+        let base = w.base;
+        // Go stops at the candidate whose ring slot the current position overwrote, 32 KiB
+        // back: it is the lowest one the window allows.
+        let lowest = pos.saturating_sub(MAX_DIST).max(self.wstart).max(base);
+        if head < lowest || head >= pos || length >= min_look {
+            return None;
         }
-        let (buf, base) = (w.buf.as_slice(), w.base);
-        let cur = buf.get(pos - base..pos - base + min_look)?;
-        let mut wend = cur[length];
-        // Go stops at the candidate whose ring slot the current position overwrote.
-        let last = pos.checked_sub(MAX_DIST);
-        let lowest = last.unwrap_or(0).max(self.wstart);
-        let mut found = None;
-        let mut i = head;
-        while tries > 0 {
-            let ci = i - base;
-            if buf[ci + length] == wend {
-                let n = common_prefix(&buf[ci..ci + min_look], cur);
-                if n > length && (n > MIN_MATCH || pos - i <= 4096) {
-                    length = n;
-                    found = Some((n, pos - i));
-                    if n >= nice {
-                        break;
-                    }
-                    wend = cur[n];
-                }
-            }
-            if Some(i) == last {
-                break;
-            }
-            let next = self.entry(self.prev[i % MAX_DIST]);
-            // `next` is a position plus one.
-            if next == 0 || next - 1 < lowest || next > i {
-                break;
-            }
-            i = next - 1;
-            tries -= 1;
-        }
-        found
+        let chain = Chain {
+            prev: &self.prev,
+            buf: w.buf.get(..pos - base + min_look)?,
+            ring: base & RING_MASK,
+            low: lowest - base,
+        };
+        let s = Search {
+            at: pos - base,
+            nice: self.p.nice.min(min_look),
+            // Go asks with a length of 3, below every level's `good`: the whole chain is tried.
+            tries: self.p.chain,
+            length,
+        };
+        chain
+            .search(head - base, s)
+            .map(|(n, ci)| (n, pos - base - ci))
     }
 
     /// The next token, or `None` when the visible data is used up.
@@ -332,7 +420,8 @@ impl Chains {
             }
             if self.insertable(w, self.index) {
                 self.insert(w, self.index);
-                self.chain_head = self.entry(self.prev[self.index % MAX_DIST]);
+                let back = usize::from(self.prev[self.index & RING_MASK]);
+                self.chain_head = if back == 0 { 0 } else { self.index - back + 1 };
             }
             let prev_length = self.length;
             let prev_offset = self.offset;
@@ -340,6 +429,12 @@ impl Chains {
             self.offset = 0;
             let min_index = self.index.saturating_sub(MAX_DIST).max(self.wstart);
             let head = self.chain_head;
+            // A lazy search only has to beat the previous match (see `find_match`).
+            let from = if lazy {
+                prev_length.max(MIN_MATCH - 1)
+            } else {
+                MIN_MATCH - 1
+            };
             let try_match = if lazy {
                 lookahead > prev_length && prev_length < self.p.lazy
             } else {
@@ -349,7 +444,7 @@ impl Chains {
             if head > min_index
                 && head <= self.index
                 && try_match
-                && let Some((l, o)) = self.find_match(w, self.index, head - 1, lookahead)
+                && let Some((l, o)) = self.find_match(w, self.index, head - 1, lookahead, from)
             {
                 self.length = l;
                 self.offset = o;
@@ -382,22 +477,14 @@ impl Chains {
             Some((p, t, after)) if p == pos && t == actual => match after {
                 After::LazyMatch => {
                     let new_index = pos + actual.len();
-                    for i in self.index + 1..new_index {
-                        if self.insertable(w, i) {
-                            self.insert(w, i);
-                        }
-                    }
+                    self.insert_range(w, self.index + 1, new_index);
                     self.index = new_index;
                     self.byte_available = false;
                     self.length = MIN_MATCH - 1;
                 }
                 After::GreedyMatch(len) => {
                     if len <= self.p.fast_skip {
-                        for i in self.index + 1..self.index + len {
-                            if self.insertable(w, i) {
-                                self.insert(w, i);
-                            }
-                        }
+                        self.insert_range(w, self.index + 1, self.index + len);
                     }
                     self.index += len;
                 }
@@ -415,11 +502,7 @@ impl Chains {
 
     /// Continues at `pos` as if a match had just ended there.
     fn resync(&mut self, w: &Window, pos: usize) {
-        for i in self.next_insert.max(pos.saturating_sub(MAX_DIST))..pos {
-            if self.insertable(w, i) {
-                self.insert(w, i);
-            }
-        }
+        self.insert_range(w, pos.saturating_sub(MAX_DIST), pos);
         self.index = pos;
         self.byte_available = false;
         self.length = MIN_MATCH - 1;
