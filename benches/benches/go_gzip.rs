@@ -5,6 +5,9 @@
 //! Inputs: the `.gz` files in `$GO_GZIP_FIXTURES` (what CI's tools/go-gzip/make-fixtures.sh
 //! writes), else a fresh `make-fixtures.sh large` run when Go is installed, else the small
 //! committed fixtures. Per core: process CPU time from /proc/self/stat.
+//!
+//! `GO_GZIP_ONLY=<prefix>` measures only the fixtures whose name starts with it, and
+//! `GO_GZIP_ROUNDS=<n>` rebuilds each n times (default 3; more for a profiler).
 
 use std::{
     hint::black_box,
@@ -68,6 +71,10 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
                 .flatten()
         })
         .collect();
+    if let Some(only) = std::env::var_os("GO_GZIP_ONLY") {
+        let only = only.to_string_lossy().into_owned();
+        v.retain(|(n, _)| n.starts_with(&only));
+    }
     v.sort();
     v
 }
@@ -111,7 +118,11 @@ fn table(inputs: &[(String, Vec<u8>)]) {
         let c0 = cpu_seconds();
         let mut n = 0;
         let mut rounds = 0;
-        while rounds < 3 {
+        let want: u32 = std::env::var("GO_GZIP_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(3);
+        while rounds < want.max(1) {
             n += read_blob(&store, &d);
             rounds += 1;
         }
