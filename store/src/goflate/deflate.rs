@@ -1,11 +1,13 @@
 //! DEFLATE (RFC 1951) blocks as data: a parser that turns a stream into blocks of tokens with
-//! every bit it needs to write them again, and the writer that does.
+//! every bit it needs to write them again (the writer is `write`).
 //!
 //! A dynamic block keeps its Huffman header as the raw bits it was written with; its codes are
 //! the canonical codes of the lengths in that header, so writing the same tokens after the
 //! same header gives the same bits. Stored blocks keep their alignment padding. Anything the
 //! writer could not reproduce exactly (a length 258 spelled with code 284, symbols outside the
 //! alphabet, a distance before the start of the stream) is refused by the parser.
+
+use super::write::len_code;
 
 /// Longest match (RFC 1951 3.2.5).
 pub(crate) const MAX_MATCH: usize = 258;
@@ -45,18 +47,18 @@ impl Tok {
     }
 }
 
-const LEN_BASE: [u16; 29] = [
+pub(crate) const LEN_BASE: [u16; 29] = [
     3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
     163, 195, 227, 258,
 ];
-const LEN_EXTRA: [u8; 29] = [
+pub(crate) const LEN_EXTRA: [u8; 29] = [
     0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
 ];
-const DIST_BASE: [u16; 30] = [
+pub(crate) const DIST_BASE: [u16; 30] = [
     1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
     2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
 ];
-const DIST_EXTRA: [u8; 30] = [
+pub(crate) const DIST_EXTRA: [u8; 30] = [
     0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
     13,
 ];
@@ -64,18 +66,6 @@ const DIST_EXTRA: [u8; 30] = [
 pub(crate) const CL_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
-
-/// The length code (index into `LEN_BASE`) of a copy length.
-pub(crate) fn len_code(len: usize) -> usize {
-    if len == MAX_MATCH {
-        return 28;
-    }
-    LEN_BASE.partition_point(|&b| usize::from(b) <= len) - 1
-}
-
-pub(crate) fn dist_code(dist: usize) -> usize {
-    DIST_BASE.partition_point(|&b| usize::from(b) <= dist) - 1
-}
 
 /// Why a stream cannot be taken apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,66 +112,6 @@ impl<'a> BitIn<'a> {
         let v = (self.peek32() & ((1u64 << n) - 1)) as u32;
         self.pos += n as usize;
         Ok(v)
-    }
-}
-
-/// Writes bits LSB first, 32 at a time.
-#[derive(Debug, Default)]
-pub(crate) struct BitOut {
-    acc: u64,
-    n: u32,
-    out: Vec<u8>,
-}
-
-impl BitOut {
-    /// Writes the low `n` bits of `bits` (`n` at most 32).
-    #[inline]
-    pub(crate) fn put(&mut self, bits: u32, n: u32) {
-        self.acc |= u64::from(bits) << self.n;
-        self.n += n;
-        if self.n >= 32 {
-            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
-            self.acc >>= 32;
-            self.n -= 32;
-        }
-    }
-    /// Moves whole bytes from the accumulator to the output.
-    fn settle(&mut self) {
-        while self.n >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n -= 8;
-        }
-    }
-    /// Bits written past the last whole byte.
-    pub(crate) fn pending_bits(&self) -> u32 {
-        self.n % 8
-    }
-    /// Bits written so far.
-    pub(crate) fn bit_len(&self) -> usize {
-        self.out.len() * 8 + self.n as usize
-    }
-    /// Appends bytes at a byte boundary (stored blocks).
-    fn extend_aligned(&mut self, data: &[u8]) {
-        self.settle();
-        self.out.extend_from_slice(data);
-    }
-    /// The partial byte and its bit count, kept across steps.
-    pub(crate) fn partial(&mut self) -> (u8, u32) {
-        self.settle();
-        (self.acc as u8, self.n)
-    }
-    /// The whole bytes written (a partial byte is left out).
-    pub(crate) fn into_bytes(mut self) -> Vec<u8> {
-        self.settle();
-        self.out
-    }
-    pub(crate) fn with_partial(bits: u8, n: u32) -> BitOut {
-        BitOut {
-            acc: u64::from(bits) & ((1 << n) - 1),
-            n,
-            out: Vec::new(),
-        }
     }
 }
 
@@ -244,12 +174,14 @@ impl Code {
         })
     }
 
-    pub(crate) fn put(&self, o: &mut BitOut, sym: usize) {
-        o.put(u32::from(self.codes[sym]), u32::from(self.lens[sym]));
+    /// Bit length of each symbol's code (0: none).
+    pub(crate) fn lens(&self) -> &[u8] {
+        &self.lens
     }
 
-    fn has(&self, sym: usize) -> bool {
-        self.lens.get(sym).is_some_and(|&l| l != 0)
+    /// Each symbol's code, bit-reversed for LSB-first writing.
+    pub(crate) fn codes(&self) -> &[u16] {
+        &self.codes
     }
 
     fn decode(&self, r: &mut BitIn<'_>) -> Result<usize, ParseError> {
@@ -285,7 +217,7 @@ impl Code {
 }
 
 /// The fixed codes of block type 1.
-fn fixed_codes() -> (Code, Code) {
+pub(crate) fn fixed_codes() -> (Code, Code) {
     let mut lit = [8u8; 288];
     lit[144..256].fill(9);
     lit[256..280].fill(7);
@@ -303,8 +235,8 @@ pub(crate) struct Header {
     /// The header bits after BTYPE, packed LSB first.
     pub(crate) raw: Vec<u8>,
     pub(crate) bits: usize,
-    lit: Code,
-    dist: Code,
+    pub(crate) lit: Code,
+    pub(crate) dist: Code,
 }
 
 impl Header {
@@ -477,79 +409,15 @@ pub(crate) fn parse_block(
     })
 }
 
-/// Writes the header of a block (its first bits up to the tokens; for a stored block, its
-/// whole body from `data`).
-pub(crate) fn write_block(o: &mut BitOut, b: &Block, data: &[u8]) {
-    o.put(u32::from(b.last), 1);
-    match &b.kind {
-        Kind::Stored { pad } => {
-            o.put(0, 2);
-            let n = (8 - o.pending_bits() % 8) % 8;
-            o.put(u32::from(*pad), n);
-            let len = data.len() as u32;
-            o.put(len, 16);
-            o.put(!len & 0xffff, 16);
-            o.extend_aligned(data);
-        }
-        Kind::Fixed => {
-            o.put(1, 2);
-            let (l, d) = fixed_codes();
-            write_toks(o, &b.toks, &l, &d);
-        }
-        Kind::Dynamic(h) => {
-            o.put(2, 2);
-            for (k, &byte) in h.raw.iter().enumerate() {
-                o.put(u32::from(byte), (h.bits - k * 8).min(8) as u32);
-            }
-            write_toks(o, &b.toks, &h.lit, &h.dist);
-        }
-    }
-}
-
-/// Whether every token of a block has a code in it.
-pub(crate) fn all_writable(b: &Block) -> bool {
-    let (l, d) = match &b.kind {
-        Kind::Stored { .. } => return b.toks.is_empty(),
-        Kind::Fixed => return true,
-        Kind::Dynamic(h) => (&h.lit, &h.dist),
-    };
-    b.toks.iter().all(|t| {
-        if t.is_copy() {
-            l.has(257 + len_code(t.len())) && d.has(dist_code(t.dist()))
-        } else {
-            l.has(usize::from(t.byte()))
-        }
-    })
-}
-
-fn write_toks(o: &mut BitOut, toks: &[Tok], lit: &Code, dist: &Code) {
-    for &t in toks {
-        if t.is_copy() {
-            let lc = len_code(t.len());
-            lit.put(o, 257 + lc);
-            o.put(
-                (t.len() - usize::from(LEN_BASE[lc])) as u32,
-                u32::from(LEN_EXTRA[lc]),
-            );
-            let dc = dist_code(t.dist());
-            dist.put(o, dc);
-            o.put(
-                (t.dist() - usize::from(DIST_BASE[dc])) as u32,
-                u32::from(DIST_EXTRA[dc]),
-            );
-        } else {
-            lit.put(o, usize::from(t.byte()));
-        }
-    }
-    lit.put(o, 256);
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use std::io::Write;
 
-    use super::*;
+    use super::{
+        super::write::{BitOut, write_block},
+        *,
+    };
 
     /// Parses a whole raw deflate stream and writes it again.
     pub(crate) fn reparse(stream: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ParseError> {

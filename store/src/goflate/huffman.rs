@@ -6,7 +6,10 @@
 //! copies), 17 (3-10 zeros) and 18 (11-138 zeros) the way Go groups them. When the derived
 //! header equals the one in the stream, the reconstruction data needs no header bytes.
 
-use super::deflate::{BitOut, CL_ORDER, Code, Tok, dist_code, len_code};
+use super::{
+    deflate::{CL_ORDER, Code},
+    write::{BitOut, Histogram},
+};
 
 const MAX_BITS_LIMIT: usize = 16;
 
@@ -111,26 +114,17 @@ fn bit_counts(list: &[(u16, u32)], max_bits: usize) -> Vec<u32> {
     counts
 }
 
-/// The header bits after BTYPE that Go writes for a dynamic block of `toks`.
-pub(crate) fn go_header(toks: &[Tok]) -> (Vec<u8>, usize) {
-    let mut lit = [0u32; 286];
-    let mut dist = [0u32; 30];
-    for &t in toks {
-        if t.is_copy() {
-            lit[257 + len_code(t.len())] += 1;
-            dist[dist_code(t.dist())] += 1;
-        } else {
-            lit[usize::from(t.byte())] += 1;
-        }
-    }
-    lit[256] += 1;
+/// The header bits after BTYPE that Go writes for a dynamic block whose tokens `hist` counts.
+pub(crate) fn go_header(hist: &Histogram) -> (Vec<u8>, usize) {
+    let lit = &hist.lit;
+    let mut dist = hist.dist;
     let nlit = lit.iter().rposition(|&f| f != 0).map_or(257, |i| i + 1);
     let mut ndist = dist.iter().rposition(|&f| f != 0).map_or(0, |i| i + 1);
     if ndist == 0 {
         dist[0] = 1;
         ndist = 1;
     }
-    let lit_lens = lengths(&lit, 15);
+    let lit_lens = lengths(lit, 15);
     let dist_lens = lengths(&dist, 15);
     let all: Vec<u8> = lit_lens[..nlit]
         .iter()
@@ -187,7 +181,8 @@ pub(crate) fn go_header(toks: &[Tok]) -> (Vec<u8>, usize) {
     }
     if let Some(code) = Code::new(&cl_lens) {
         for &(sym, extra) in &cg {
-            code.put(&mut o, usize::from(sym));
+            let sym = usize::from(sym);
+            o.put(u32::from(code.codes()[sym]), u32::from(code.lens()[sym]));
             match sym {
                 16 => o.put(u32::from(extra), 2),
                 17 => o.put(u32::from(extra), 3),
@@ -253,8 +248,11 @@ mod tests {
 
     #[test]
     fn a_lone_block_of_literals_has_a_decodable_header() {
-        let toks: Vec<Tok> = b"hello, hello".iter().map(|&b| Tok::lit(b)).collect();
-        let (raw, bits) = go_header(&toks);
+        let toks: Vec<_> = b"hello, hello"
+            .iter()
+            .map(|&b| super::super::deflate::Tok::lit(b))
+            .collect();
+        let (raw, bits) = go_header(&Histogram::of(&toks));
         assert!(super::super::deflate::Header::from_raw(&raw, bits).is_some());
     }
 }

@@ -54,6 +54,7 @@ mod predict;
 mod split;
 mod step;
 mod verify;
+mod write;
 
 pub(crate) use split::{GoSplitter, detect, is_pgzip_header};
 pub(crate) use step::StepRebuilder;

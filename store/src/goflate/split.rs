@@ -10,6 +10,7 @@ use super::{
     predict::{Model, Window},
     step::{Recorded, StepData, is_sync, set_visible, walk, walk_unheard},
     verify::Verifier,
+    write::Histogram,
 };
 use crate::{
     gzip::{Event, Halt, Limits},
@@ -321,7 +322,7 @@ impl GoSplitter {
             }
             let derived = match (&b.kind, self.producer) {
                 (Kind::Dynamic(h), Producer::Go(_)) => {
-                    go_header(&b.toks) == (h.raw.clone(), h.bits)
+                    go_header(&Histogram::of(&b.toks)) == (h.raw.clone(), h.bits)
                 }
                 _ => false,
             };

@@ -4,9 +4,10 @@
 
 use super::{
     FORMAT_VERSION, MAGIC, Producer,
-    deflate::{BitOut, Block, Header, Kind, MAX_DIST, Tok, write_block},
+    deflate::{Block, Header, Kind, MAX_DIST, Tok},
     huffman::go_header,
     predict::{Model, Window},
+    write::{BitOut, Histogram, writable, write_block},
 };
 
 /// A block as recorded: everything but its tokens, plus the differences that give them.
@@ -283,6 +284,8 @@ struct Stream {
     done: bool,
     /// Where the model's independent block started.
     origin: usize,
+    /// The tokens of the block being written (kept for the next block's).
+    toks: Vec<Tok>,
 }
 
 impl StepRebuilder {
@@ -303,6 +306,7 @@ impl StepRebuilder {
                 partial: (0, 0),
                 done: false,
                 origin: 0,
+                toks: Vec::new(),
             });
         }
         let Some(s) = self.state.as_mut() else {
@@ -313,7 +317,8 @@ impl StepRebuilder {
         }
         s.win.push(plain);
         let step_end = s.win.held();
-        let mut o = BitOut::with_partial(s.partial.0, s.partial.1);
+        let room = plain.len().min(2 * super::STEP_OUT_BYTES) + 64;
+        let mut o = BitOut::with_partial(s.partial.0, s.partial.1, room);
         let shape: Vec<(usize, bool)> = d
             .blocks
             .iter()
@@ -326,7 +331,9 @@ impl StepRebuilder {
                 .filter(|&e| e <= step_end)
                 .ok_or("a block needs more payload than its step has")?;
             set_visible(&mut s.win, &shape, j, start, step_end, d.ends_at_sync);
-            let mut toks = Vec::new();
+            let mut toks = std::mem::take(&mut s.toks);
+            toks.clear();
+            let mut hist = Histogram::default();
             match &b.kind {
                 Kind::Stored { .. } => {
                     if b.plain > 65535 {
@@ -339,6 +346,7 @@ impl StepRebuilder {
                     walk_unheard(&mut s.model, &s.win, start, b.plain)
                         .ok_or("a literal block does not fit")?;
                     toks.extend(s.win.slice(start, end).iter().map(|&c| Tok::lit(c)));
+                    hist = Histogram::of(&toks);
                 }
                 _ => {
                     let mut diffs = b.diffs.iter().peekable();
@@ -356,6 +364,7 @@ impl StepRebuilder {
                             _ => proposal,
                         };
                         toks.push(t);
+                        hist.add(t);
                         Some(t)
                     })
                     .ok_or("tokens do not fit their block")?;
@@ -365,22 +374,23 @@ impl StepRebuilder {
                 }
             }
             let kind = if b.derived {
-                let (raw, bits) = go_header(&toks);
+                let (raw, bits) = go_header(&hist);
                 let h = Header::from_raw(&raw, bits).ok_or("a derived Huffman header")?;
                 Kind::Dynamic(Box::new(h))
             } else {
                 b.kind.clone()
             };
+            if !writable(&kind, &hist) {
+                return Err("a token has no code in its block".into());
+            }
             let block = Block {
                 last: b.last,
                 kind,
                 plain: b.plain,
                 toks,
             };
-            if !super::deflate::all_writable(&block) {
-                return Err("a token has no code in its block".into());
-            }
             write_block(&mut o, &block, s.win.slice(start, end));
+            s.toks = block.toks;
             s.pos = end;
             if s.producer.resets_after(&b.kind, b.plain, b.last) {
                 s.model = s.producer.model_after_flush(&s.win, s.origin, end);
