@@ -5,8 +5,6 @@
 //! heuristic, one more byte per 32 misses); after a match its last byte and the next are
 //! hashed. Chunks under 128 bytes at a flush are written without matching and reset it.
 
-use std::collections::VecDeque;
-
 use super::{
     deflate::{MAX_DIST, MAX_MATCH, Tok},
     predict::{HASH_MUL, Window},
@@ -25,7 +23,7 @@ pub(crate) struct Fast {
     cur: i64,
     /// Absolute start and length of the previous chunk (matches may reach into it).
     prev: Option<(usize, usize)>,
-    queue: VecDeque<(usize, Tok)>,
+    queue: Copies,
     /// Next position a token is expected at.
     at: usize,
 }
@@ -40,7 +38,7 @@ impl Fast {
             table: vec![(0, 0); 1 << FAST_TABLE_BITS],
             cur: CHUNK_BYTES as i64,
             prev: None,
-            queue: Default::default(),
+            queue: Copies::default(),
             at: start,
         }
     }
@@ -81,23 +79,15 @@ impl Fast {
         n + w.match_len(start, s + n, s1 - s - n)
     }
 
-    fn emit_lits(&mut self, w: &Window, from: usize, to: usize) {
-        for p in from..to {
-            self.queue.push_back((p, Tok::lit(w.at(p))));
-        }
-    }
-
     fn encode(&mut self, w: &Window, start: usize, len: usize) {
         let end = start + len;
         if len < 17 {
             self.cur += CHUNK_BYTES as i64;
             self.prev = None;
-            self.emit_lits(w, start, end);
             return;
         }
         let s_limit = len - 15;
         let rel = |s: usize| w.load32(start + s);
-        let mut next_emit = 0usize;
         let mut s = 0usize;
         let mut cv = rel(s);
         let mut next_hash = fast_hash(cv);
@@ -124,16 +114,13 @@ impl Fast {
                 }
                 break;
             }
-            self.emit_lits(w, start + next_emit, start + s);
             loop {
                 s += 4;
                 let t = cand.1 - self.cur + 4;
                 let l = self.match_len(w, start, start + s, t, end);
                 let dist = (s as i64 - t) as usize;
-                self.queue
-                    .push_back((start + s - 4, Tok::copy(l + 4, dist)));
+                self.queue.push(start + s - 4, Tok::copy(l + 4, dist));
                 s += l;
-                next_emit = s;
                 if s >= s_limit {
                     break 'outer;
                 }
@@ -155,25 +142,12 @@ impl Fast {
                 }
             }
         }
-        if next_emit < len {
-            self.emit_lits(w, start + next_emit, end);
-        }
         self.cur += len as i64;
         self.prev = Some((start, len));
     }
 
     pub(crate) fn propose(&mut self, w: &Window) -> Option<Tok> {
-        while let Some(&(p, _)) = self.queue.front() {
-            if p >= self.at {
-                break;
-            }
-            self.queue.pop_front();
-        }
-        match self.queue.front() {
-            Some(&(p, t)) if p == self.at => Some(t),
-            _ if self.at < w.end => Some(Tok::lit(w.at(self.at))),
-            _ => None,
-        }
+        self.queue.at(w, self.at)
     }
 
     pub(crate) fn commit(&mut self, pos: usize, actual: Tok) {
@@ -182,5 +156,39 @@ impl Fast {
 
     pub(crate) fn oldest(&self) -> usize {
         self.prev.map_or(self.at, |(s, _)| s).min(self.at)
+    }
+}
+
+/// The copies a chunk model chose, in order; every other position is a literal.
+#[derive(Debug, Default)]
+pub(crate) struct Copies {
+    list: Vec<(usize, Tok)>,
+    /// Index of the first copy not behind the position last asked for.
+    next: usize,
+}
+
+impl Copies {
+    pub(crate) fn clear(&mut self) {
+        self.list.clear();
+        self.next = 0;
+    }
+
+    pub(crate) fn push(&mut self, pos: usize, t: Tok) {
+        self.list.push((pos, t));
+    }
+
+    /// The token the model chose at `pos` (positions only increase between clears), `None`
+    /// past the visible data.
+    pub(crate) fn at(&mut self, w: &Window, pos: usize) -> Option<Tok> {
+        while let Some(&(p, t)) = self.list.get(self.next) {
+            if p == pos {
+                return Some(t);
+            }
+            if p > pos {
+                break;
+            }
+            self.next += 1;
+        }
+        (pos < w.end).then(|| Tok::lit(w.at(pos)))
     }
 }

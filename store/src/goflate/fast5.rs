@@ -9,14 +9,16 @@
 //! the long table when shorter than 30, and extended backwards. After a match the positions
 //! it covered are hashed sparsely (every third). A chunk with no match at all is stored.
 
-use std::collections::VecDeque;
-
 use super::{
     deflate::{MAX_DIST, MAX_MATCH, Tok},
-    predict::Window,
+    fast1::Copies,
+    predict::{Window, zeroed},
 };
 
 const TABLE_BITS: u32 = 15;
+const TABLE_SIZE: usize = 1 << TABLE_BITS;
+/// Table entries are rebased before they reach this.
+const REBASE_AT: usize = 1 << 31;
 const PRIME4: u32 = 2_654_435_761;
 const PRIME7: u64 = 58_295_818_150_454_627;
 /// Input per chunk (the encoder's window).
@@ -36,16 +38,18 @@ fn hash7(x: u64) -> usize {
     ((x << 8).wrapping_mul(PRIME7) >> (64 - TABLE_BITS)) as usize
 }
 
-/// The level-5 model; positions are absolute, stored plus one (0: empty).
+/// The level-5 model; table entries are positions plus one minus `epoch` (0: empty), 32 bits
+/// wide (half the cache of absolute positions), rebased before they overflow.
 #[derive(Debug)]
 pub(crate) struct Fast5 {
-    short: Vec<u64>,
-    long: Vec<(u64, u64)>,
+    short: Box<[u32; TABLE_SIZE]>,
+    long: Box<[(u32, u32); TABLE_SIZE]>,
+    epoch: usize,
     /// Entries before this position predate a reset.
     floor: usize,
     hist_start: usize,
     next_chunk: usize,
-    queue: VecDeque<(usize, Tok)>,
+    queue: Copies,
     at: usize,
     /// Where the model started (its independent block).
     pub(crate) origin: usize,
@@ -54,12 +58,13 @@ pub(crate) struct Fast5 {
 impl Fast5 {
     pub(crate) fn new(start: usize) -> Fast5 {
         Fast5 {
-            short: vec![0; 1 << TABLE_BITS],
-            long: vec![(0, 0); 1 << TABLE_BITS],
+            short: zeroed(),
+            long: zeroed(),
+            epoch: start,
             floor: start,
             hist_start: start,
             next_chunk: start,
-            queue: VecDeque::new(),
+            queue: Copies::default(),
             at: start,
             origin: start,
         }
@@ -78,14 +83,41 @@ impl Fast5 {
         f
     }
 
-    fn cand(&self, v: u64, s: usize) -> Option<usize> {
-        let t = (v as usize).checked_sub(1)?;
+    /// The table entry of position `pos`.
+    #[inline]
+    fn entry(&self, pos: usize) -> u32 {
+        (pos + 1 - self.epoch) as u32
+    }
+
+    /// The position (plus one) an entry holds, 0 if empty.
+    #[inline]
+    fn position(&self, v: u32) -> usize {
+        if v == 0 { 0 } else { v as usize + self.epoch }
+    }
+
+    fn cand(&self, v: u32, s: usize) -> Option<usize> {
+        let t = self.position(v).checked_sub(1)?;
         (t >= self.floor && t < s && s - t < MAX_DIST).then_some(t)
     }
 
     fn push_long(&mut self, h: usize, pos: usize) {
+        let v = self.entry(pos);
         let e = &mut self.long[h];
-        *e = (pos as u64 + 1, e.0);
+        *e = (v, e.0);
+    }
+
+    /// Moves the epoch up to 64 KiB before `cs`; older entries (never candidates again, nor
+    /// past the history start a backward extension stops at) empty.
+    fn rebase(&mut self, cs: usize) {
+        let delta = (cs - 2 * MAX_DIST - self.epoch) as u32;
+        let keep = |v: u32| v.saturating_sub(delta);
+        for v in self.short.iter_mut() {
+            *v = keep(*v);
+        }
+        for (a, b) in self.long.iter_mut() {
+            (*a, *b) = (keep(*a), keep(*b));
+        }
+        self.epoch += delta as usize;
     }
 
     #[inline]
@@ -96,12 +128,6 @@ impl Fast5 {
     #[inline]
     fn load32(w: &Window, pos: usize) -> u32 {
         w.load32(pos)
-    }
-
-    fn lits(&mut self, w: &Window, from: usize, to: usize) {
-        for p in from..to {
-            self.queue.push_back((p, Tok::lit(w.at(p))));
-        }
     }
 
     /// Cuts a long match into tokens of at most 258, leaving at least 3 for the last.
@@ -115,7 +141,7 @@ impl Fast5 {
                     MAX_MATCH - 3
                 };
             }
-            self.queue.push_back((pos, Tok::copy(l, dist)));
+            self.queue.push(pos, Tok::copy(l, dist));
             pos += l;
             len -= l;
         }
@@ -127,9 +153,10 @@ impl Fast5 {
             self.hist_start = cs - MAX_DIST;
         }
         let hs = self.hist_start;
-        let queued = self.queue.len();
+        if ce + 1 - self.epoch >= REBASE_AT {
+            self.rebase(cs);
+        }
         if ce - cs < 2 + MARGIN {
-            self.lits(w, cs, ce);
             return;
         }
         let s_limit = ce - MARGIN;
@@ -150,7 +177,7 @@ impl Fast5 {
                 let s_cand = self.short[hs4];
                 let l_cand = self.long[hl7];
                 let next = Self::load64(w, next_s);
-                self.short[hs4] = s as u64 + 1;
+                self.short[hs4] = self.entry(s);
                 self.push_long(hl7, s);
                 let (nh4, nh7) = (hash4(next), hash7(next));
                 let cv32 = cv as u32;
@@ -158,7 +185,7 @@ impl Fast5 {
                 if let Some(c) = self.cand(l_cand.0, s) {
                     t = c;
                     if cv32 == Self::load32(w, t) {
-                        self.short[nh4] = next_s as u64 + 1;
+                        self.short[nh4] = self.entry(next_s);
                         self.push_long(nh7, next_s);
                         if let Some(t2) = self.cand(l_cand.1, s)
                             && cv32 == Self::load32(w, t2)
@@ -176,7 +203,7 @@ impl Fast5 {
                         && cv32 == Self::load32(w, t2)
                     {
                         t = t2;
-                        self.short[nh4] = next_s as u64 + 1;
+                        self.short[nh4] = self.entry(next_s);
                         self.push_long(nh7, next_s);
                         break;
                     }
@@ -187,7 +214,7 @@ impl Fast5 {
                     t = c;
                     l = mlen(t + 4, s + 4, MAX_MATCH - 4) + 4;
                     let l_cand = self.long[nh7];
-                    self.short[nh4] = next_s as u64 + 1;
+                    self.short[nh4] = self.entry(next_s);
                     self.push_long(nh7, next_s);
                     let next32 = next as u32;
                     // The next position's long candidates, the older only if the newer is
@@ -218,7 +245,7 @@ impl Fast5 {
             }
             if l < 30 && s + l < s_limit {
                 let h = hash7(Self::load64(w, s + l));
-                let v = self.long[h].0 as usize;
+                let v = self.position(self.long[h].0);
                 // The candidate shifted back to two bytes after the match start.
                 if v > 0 && v - 1 + 2 >= hs + l {
                     let t2 = v - 1 + 2 - l;
@@ -238,7 +265,6 @@ impl Fast5 {
                 t -= 1;
                 l += 1;
             }
-            self.lits(w, next_emit, s);
             self.copy(s, l, s - t);
             s += l;
             next_emit = s;
@@ -251,25 +277,22 @@ impl Fast5 {
             let mut i = s - l + 1;
             if i < s - 1 {
                 let x = Self::load64(w, i);
-                self.short[hash4(x)] = i as u64 + 1;
+                self.short[hash4(x)] = self.entry(i);
                 self.push_long(hash7(x), i);
                 self.push_long(hash7(x >> 8), i + 1);
-                self.short[hash4(x >> 16)] = i as u64 + 3;
+                self.short[hash4(x >> 16)] = self.entry(i + 2);
                 i += 4;
                 while i < s - 1 {
                     let x = Self::load64(w, i);
                     self.push_long(hash7(x), i);
-                    self.short[hash4(x >> 8)] = i as u64 + 2;
+                    self.short[hash4(x >> 8)] = self.entry(i + 1);
                     i += 3;
                 }
             }
             let x = Self::load64(w, s - 1);
-            self.short[hash4(x)] = s as u64;
+            self.short[hash4(x)] = self.entry(s - 1);
             self.push_long(hash7(x), s - 1);
             cv = x >> 8;
-        }
-        if next_emit < ce && self.queue.len() > queued {
-            self.lits(w, next_emit, ce);
         }
     }
 
@@ -294,17 +317,7 @@ impl Fast5 {
             }
             self.encode(w, cs, cs + len);
         }
-        while let Some(&(p, _)) = self.queue.front() {
-            if p >= self.at {
-                break;
-            }
-            self.queue.pop_front();
-        }
-        match self.queue.front() {
-            Some(&(p, t)) if p == self.at => Some(t),
-            _ if self.at < w.end => Some(Tok::lit(w.at(self.at))),
-            _ => None,
-        }
+        self.queue.at(w, self.at)
     }
 
     pub(crate) fn commit(&mut self, pos: usize, actual: Tok) {
@@ -313,5 +326,25 @@ impl Fast5 {
 
     pub(crate) fn oldest(&self) -> usize {
         self.hist_start.min(self.at.saturating_sub(MAX_DIST))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebase_keeps_recent_entries_and_drops_old_ones() {
+        let mut f = Fast5::new(0);
+        let cs = 3 * MAX_DIST;
+        f.short[1] = f.entry(cs - 10);
+        f.short[2] = f.entry(10);
+        f.push_long(3, cs - 5);
+        f.rebase(cs);
+        assert!(f.epoch > 0);
+        assert_eq!(f.position(f.short[1]), cs - 10 + 1);
+        assert_eq!(f.short[2], 0);
+        assert_eq!(f.position(f.long[3].0), cs - 5 + 1);
+        assert_eq!(f.entry(cs), (cs + 1 - f.epoch) as u32);
     }
 }

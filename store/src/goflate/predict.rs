@@ -163,7 +163,7 @@ fn hash4(x: u32) -> usize {
 }
 
 /// A zeroed table on the heap (no large array on the stack).
-fn zeroed<T: Copy + Default, const N: usize>() -> Box<[T; N]> {
+pub(crate) fn zeroed<T: Copy + Default, const N: usize>() -> Box<[T; N]> {
     match vec![T::default(); N].into_boxed_slice().try_into() {
         Ok(b) => b,
         Err(_) => unreachable!("a vector of N elements"),
