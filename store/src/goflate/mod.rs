@@ -47,6 +47,7 @@
 //! the close); `final_pad` holds the bits after the stream's last block when it is in the step.
 
 mod deflate;
+mod detect;
 mod fast1;
 mod fast5;
 mod huffman;
@@ -56,7 +57,8 @@ mod step;
 mod verify;
 mod write;
 
-pub(crate) use split::{GoSplitter, detect, is_pgzip_header};
+pub(crate) use detect::{detect, is_pgzip_header};
+pub(crate) use split::GoSplitter;
 pub(crate) use step::StepRebuilder;
 
 use predict::{Chains, Model, Window};

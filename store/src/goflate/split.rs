@@ -1,5 +1,5 @@
 //! [`GoSplitter`]: a push parser that splits a gzip stream into payload, raw framing and
-//! goflate steps, verifying each step by rebuilding it; [`detect`], the producer trial.
+//! goflate steps, verifying each step by rebuilding it.
 
 use std::collections::VecDeque;
 
@@ -102,6 +102,20 @@ impl GoSplitter {
             overhead: 0,
             diffs: 0,
             exact: false,
+        }
+    }
+
+    /// A splitter that only measures (nothing is rebuilt); an `exact` one stops at the first
+    /// difference from its model.
+    pub(super) fn trial(producer: Producer, step_out: usize, exact: bool) -> GoSplitter {
+        let limits = Limits {
+            max_plain: u64::MAX,
+            max_ratio: u32::MAX,
+        };
+        GoSplitter {
+            verifier: Verifier::new(false),
+            exact,
+            ..GoSplitter::with_step(producer, limits, step_out)
         }
     }
 
@@ -397,94 +411,6 @@ impl GoSplitter {
     }
 }
 
-/// pgzip's header fingerprint: MTIME 2288912640 (Go's zero time) and OS 255.
-pub(crate) fn is_pgzip_header(head: &[u8]) -> bool {
-    head.get(4..10) == Some(&[0x00, 0x09, 0x6e, 0x88, 0x00, 0xff][..])
-        || head.get(4..10) == Some(&[0x00, 0x09, 0x6e, 0x88, 0x02, 0xff][..])
-        || head.get(4..10) == Some(&[0x00, 0x09, 0x6e, 0x88, 0x04, 0xff][..])
-}
-
-/// Picks the Go producer of a gzip stream from its first bytes, or `None` if it does not look
-/// like one this module rebuilds cheaply. The header must carry OS 255 (Go's); then a trial
-/// split of the first blocks runs with each candidate level. A model of Go's compress/flate
-/// predicts its own level's streams exactly, so an OS-255 stream from another encoder (flate2
-/// writes OS 255 too) is told apart by any difference at all; a stream with pgzip's
-/// fingerprint is taken if its reconstruction data stays small.
-/// `whole` says whether `head` is the whole stream (else a trial that reaches its end stops
-/// there without expecting the stream to end).
-pub(crate) fn detect(head: &[u8], whole: bool) -> Option<Producer> {
-    let n = header_len(head).ok()??;
-    if head[9] != 255 {
-        return None;
-    }
-    let pgzip = is_pgzip_header(head);
-    let levels: &[u8] = match head[8] {
-        2 => &[9],
-        4 => &[1],
-        _ if pgzip => &[5, 6, 4, 3, 2, 7, 8, 9, 1],
-        _ => &[6, 2, 3, 4, 5, 7, 8],
-    };
-    // An exact model fails a wrong level at its first difference, so Go trials can afford a
-    // long look (which tells levels apart even after a run of stored blocks).
-    let trial_bytes = if pgzip {
-        PGZIP_TRIAL_BYTES
-    } else {
-        TRIAL_BYTES
-    };
-    let trial = &head[..head.len().min(trial_bytes + n)];
-    let limits = Limits {
-        max_plain: u64::MAX,
-        max_ratio: u32::MAX,
-    };
-    let mut best: Option<(u64, Producer)> = None;
-    for &level in levels {
-        let producer = if pgzip {
-            Producer::Pgzip(level)
-        } else {
-            Producer::Go(level)
-        };
-        let mut sp = GoSplitter::with_step(producer, limits, TRIAL_STEP_BYTES);
-        sp.exact = !pgzip;
-        // A trial measures; the split that follows verifies.
-        sp.verifier = Verifier::new(false);
-        let mut out = 0u64;
-        let mut sink = |e: Event<'_>| {
-            if let Event::Step { out: o, .. } = e {
-                out += u64::from(o);
-            }
-            true
-        };
-        let fed = if whole && trial.len() == head.len() {
-            sp.feed(trial, &mut sink)
-                .and_then(|()| sp.finish(&mut sink))
-        } else {
-            sp.feed(trial, &mut sink)
-        };
-        if fed.is_err() || out == 0 {
-            continue;
-        }
-        // Per mille of the compressed bytes covered.
-        let cost = sp.overhead * 1000 / out;
-        if best.is_none_or(|(c, _)| cost < c) {
-            best = Some((cost, producer));
-        }
-        if sp.diffs == 0 {
-            break;
-        }
-    }
-    let (cost, producer) = best?;
-    (cost <= MAX_TRIAL_PER_MILLE).then_some(producer)
-}
-
-/// Compressed bytes a trial looks at.
-const TRIAL_BYTES: usize = 1024 * 1024;
-/// ... for pgzip, whose trials measure differences to the end.
-const PGZIP_TRIAL_BYTES: usize = 192 * 1024;
-/// Step size during a trial (so that a few steps complete).
-const TRIAL_STEP_BYTES: usize = 32 * 1024;
-/// Most reconstruction data (per mille of compressed bytes) a trial accepts.
-const MAX_TRIAL_PER_MILLE: u64 = 40;
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 pub(crate) mod tests {
@@ -537,7 +463,7 @@ pub(crate) mod tests {
         Ok((payload, rebuilt, sp.overhead, sp.diffs))
     }
 
-    fn fixture(name: &str) -> Vec<u8> {
+    pub(crate) fn fixture(name: &str) -> Vec<u8> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go");
         std::fs::read(dir.join(name)).unwrap()
     }
@@ -552,22 +478,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn go_levels_are_detected_and_predicted_without_differences() {
+    fn go_levels_are_predicted_without_differences() {
         for level in 1..=9u8 {
             let gz = fixture(&format!("gzip_{level}.gz"));
-            assert_eq!(
-                detect(&gz, true),
-                Some(Producer::Go(level)),
-                "level {level}"
-            );
-            // The first bytes of a longer stream (here a second member follows).
-            let mut longer = gz.clone();
-            longer.extend_from_slice(&gz[..gz.len() / 2]);
-            assert_eq!(
-                detect(&longer, false),
-                Some(Producer::Go(level)),
-                "level {level}"
-            );
             for slice in [1000, 1 << 20] {
                 let (payload, rebuilt, over, diffs) =
                     split_and_rebuild(&gz, Producer::Go(level), slice).unwrap();
@@ -584,11 +497,6 @@ pub(crate) mod tests {
     fn flushed_go_streams_are_predicted_without_differences() {
         for level in [1u8, 2, 6] {
             let gz = fixture(&format!("gzip_{level}_flush10000.gz"));
-            assert_eq!(
-                detect(&gz, true),
-                Some(Producer::Go(level)),
-                "level {level}"
-            );
             let (_, rebuilt, _, diffs) = split_and_rebuild(&gz, Producer::Go(level), 3000).unwrap();
             assert!(rebuilt == gz, "level {level}");
             assert_eq!(diffs, 0, "level {level}");
@@ -596,10 +504,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn pgzip_default_level_is_detected_and_predicted_without_differences() {
+    fn pgzip_default_level_is_predicted_without_differences() {
         for name in ["pgzip_-1_0.gz", "pgzip_-1_65536.gz"] {
             let gz = fixture(name);
-            assert_eq!(detect(&gz, true), Some(Producer::Pgzip(5)), "{name}");
             let (payload, rebuilt, _, diffs) =
                 split_and_rebuild(&gz, Producer::Pgzip(5), 5000).unwrap();
             assert!(payload == plain_of(&gz), "{name}");
@@ -668,7 +575,6 @@ pub(crate) mod tests {
             split_and_rebuild(&bad, Producer::Go(6), 1 << 20).map(|_| ()),
             Err(Halt::Opaque(OpaqueReason::EncoderUnsupported))
         );
-        assert_eq!(detect(&bad, true), None);
     }
 
     proptest::proptest! {
