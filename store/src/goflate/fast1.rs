@@ -8,6 +8,7 @@
 use super::{
     deflate::{MAX_DIST, MAX_MATCH, Tok},
     predict::{HASH_MUL, Window},
+    write::Histogram,
 };
 
 const FAST_TABLE_BITS: u32 = 14;
@@ -154,6 +155,19 @@ impl Fast {
         self.at = pos + actual.len();
     }
 
+    /// The tokens of the block begun at `start` up to `end`, as proposed (see
+    /// [`Copies::fill`]).
+    pub(crate) fn fill(
+        &mut self,
+        w: &Window,
+        start: usize,
+        end: usize,
+        out: (&mut Vec<Tok>, &mut Histogram),
+    ) -> Option<()> {
+        self.at = self.queue.fill(w, start, end, end, out)?;
+        Some(())
+    }
+
     pub(crate) fn oldest(&self) -> usize {
         self.prev.map_or(self.at, |(s, _)| s).min(self.at)
     }
@@ -190,5 +204,42 @@ impl Copies {
             self.next += 1;
         }
         (pos < w.end).then(|| Tok::lit(w.at(pos)))
+    }
+
+    /// Appends the tokens from `at` on to `out` and counts them: the copies that start before
+    /// `limit`, literals between; returns where they end (`limit`, or past it where a copy
+    /// ends), `None` if a copy ends past `end`. Positions only increase between clears.
+    pub(crate) fn fill(
+        &mut self,
+        w: &Window,
+        mut at: usize,
+        limit: usize,
+        end: usize,
+        (toks, hist): (&mut Vec<Tok>, &mut Histogram),
+    ) -> Option<usize> {
+        loop {
+            while self.list.get(self.next).is_some_and(|&(p, _)| p < at) {
+                self.next += 1;
+            }
+            let copy = self.list.get(self.next).filter(|&&(p, _)| p < limit);
+            let lits_end = copy.map_or(limit, |&(p, _)| p);
+            if lits_end > at {
+                for &b in w.slice(at, lits_end) {
+                    toks.push(Tok::lit(b));
+                    hist.lit[usize::from(b)] += 1;
+                }
+                at = lits_end;
+            }
+            let Some(&(p, t)) = copy else {
+                return Some(at);
+            };
+            if p + t.len() > end || t.dist() > p {
+                return None;
+            }
+            toks.push(t);
+            hist.add(t);
+            at = p + t.len();
+            self.next += 1;
+        }
     }
 }

@@ -13,6 +13,7 @@ use super::{
     deflate::{MAX_DIST, MAX_MATCH, Tok},
     fast1::Copies,
     predict::{Window, zeroed},
+    write::Histogram,
 };
 
 const TABLE_BITS: u32 = 15;
@@ -297,6 +298,39 @@ impl Fast5 {
     }
 
     pub(crate) fn propose(&mut self, w: &Window) -> Option<Tok> {
+        self.prepare(w);
+        self.queue.at(w, self.at)
+    }
+
+    /// The tokens from `start` up to `end`, as proposed (see [`Copies::fill`]).
+    pub(crate) fn fill(
+        &mut self,
+        w: &Window,
+        start: usize,
+        end: usize,
+        out: (&mut Vec<Tok>, &mut Histogram),
+    ) -> Option<()> {
+        let (toks, hist) = out;
+        let mut at = start;
+        while at < end {
+            self.at = at;
+            self.prepare(w);
+            // A chunk that cannot be encoded yet leaves literals to the end.
+            let limit = if self.next_chunk > at {
+                self.next_chunk.min(end)
+            } else {
+                end
+            };
+            at = self
+                .queue
+                .fill(w, at, limit, end, (&mut *toks, &mut *hist))?;
+        }
+        self.at = at;
+        Some(())
+    }
+
+    /// Encodes the chunk the current position is in, once its data is visible.
+    fn prepare(&mut self, w: &Window) {
         while self.at >= self.next_chunk {
             let cs = self.next_chunk;
             let len = if w.sync && w.end.saturating_sub(cs) < CHUNK_BYTES {
@@ -317,7 +351,6 @@ impl Fast5 {
             }
             self.encode(w, cs, cs + len);
         }
-        self.queue.at(w, self.at)
     }
 
     pub(crate) fn commit(&mut self, pos: usize, actual: Tok) {

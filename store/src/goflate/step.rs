@@ -254,6 +254,31 @@ pub(crate) fn walk(
     Some(())
 }
 
+/// Walks a block whose tokens are all as predicted, appending them to `out` and counting them;
+/// the chunk models hand over their tokens without a proposal and commit per token.
+pub(crate) fn walk_predicted(
+    model: &mut Model,
+    w: &Window,
+    start: usize,
+    len: usize,
+    (toks, hist): (&mut Vec<Tok>, &mut Histogram),
+) -> Option<()> {
+    let end = start + len;
+    if end > w.end || !w.holds(start.saturating_sub(MAX_DIST)) && start >= MAX_DIST {
+        return None;
+    }
+    model.begin_block(w, start, len);
+    match model {
+        Model::Fast(f) => f.fill(w, start, end, (toks, hist)),
+        Model::Fast5(f) => f.fill(w, start, end, (toks, hist)),
+        Model::Chains(_) => walk(model, w, start, len, |_, t, _| {
+            toks.push(t);
+            hist.add(t);
+            Some(t)
+        }),
+    }
+}
+
 /// Walks a block whose tokens are not predicted (stored, or literals): the model runs over
 /// its bytes with its own proposals, cut to fit.
 pub(crate) fn walk_unheard(model: &mut Model, w: &Window, start: usize, len: usize) -> Option<()> {
@@ -347,6 +372,10 @@ impl StepRebuilder {
                         .ok_or("a literal block does not fit")?;
                     toks.extend(s.win.slice(start, end).iter().map(|&c| Tok::lit(c)));
                     hist = Histogram::of(&toks);
+                }
+                _ if b.diffs.is_empty() => {
+                    walk_predicted(&mut s.model, &s.win, start, b.plain, (&mut toks, &mut hist))
+                        .ok_or("tokens do not fit their block")?;
                 }
                 _ => {
                     let mut diffs = b.diffs.iter().peekable();
