@@ -222,20 +222,40 @@ impl Encoder {
     }
 
     fn write(&self, o: &mut BitOut, toks: &[Tok]) {
+        // Whole bytes leave the accumulator after every token, as one unconditional 8-byte
+        // store into room made up front: a token adds at most 48 bits to the fewer than 8
+        // left over, and no branch depends on where the bytes end.
+        o.settle();
+        let start = o.out.len();
+        o.out.resize(start + toks.len() * 6 + 8, 0);
+        let (mut acc, mut n, mut at) = (o.acc, o.n, start);
+        let out = o.out.as_mut_slice();
         for &t in toks {
             if t.is_copy() {
-                let (bits, n) = self.len[t.len()];
-                o.put(bits, n);
+                let (bits, len) = self.len[t.len()];
+                acc |= u64::from(bits) << n;
+                n += len;
                 let d = t.dist();
                 let dc = dist_code(d);
-                let (bits, n) = self.dist[dc];
-                let extra = (d - usize::from(DIST_BASE[dc])) as u32;
-                o.put(bits | extra << n, n + u32::from(DIST_EXTRA[dc]));
+                let (bits, len) = self.dist[dc];
+                let extra = (d - usize::from(DIST_BASE[dc])) as u64;
+                acc |= (u64::from(bits) | extra << len) << n;
+                n += len + u32::from(DIST_EXTRA[dc]);
             } else {
-                let (bits, n) = self.lit[usize::from(t.byte())];
-                o.put(bits, n);
+                let (bits, len) = self.lit[usize::from(t.byte())];
+                acc |= u64::from(bits) << n;
+                n += len;
             }
+            if let Some(dst) = out.get_mut(at..at + 8) {
+                dst.copy_from_slice(&acc.to_le_bytes());
+            }
+            let whole = n / 8;
+            at += whole as usize;
+            acc = acc.checked_shr(whole * 8).unwrap_or(0);
+            n %= 8;
         }
+        o.out.truncate(at);
+        (o.acc, o.n) = (acc, n);
         o.put(self.end.0, self.end.1);
     }
 }
