@@ -213,16 +213,22 @@ impl Chain<'_> {
         } = s;
         let buf = self.buf;
         let cur = buf.get(at..)?;
-        let mut wend = *cur.get(length)?;
+        // The 4 bytes ending at the byte a longer match needs first: a candidate that differs
+        // there is no longer (Go checks only that byte; the others filter out more).
+        let tail = |b: &[u8], at: usize, length: usize| {
+            b.get(at + length - 3..at + length + 1)
+                .map(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
+        };
+        let mut wend = tail(buf, at, length)?;
         let mut found = None;
         loop {
-            if buf.get(ci + length) == Some(&wend) {
+            if tail(buf, ci, length) == Some(wend) {
                 let n = common_prefix(&buf[ci..], cur);
                 if n > length && (n > MIN_MATCH || at - ci <= 4096) {
                     length = n;
                     found = Some((n, ci));
-                    match cur.get(n) {
-                        Some(&b) if n < nice => wend = b,
+                    match tail(buf, at, length) {
+                        Some(t) if n < nice => wend = t,
                         _ => break,
                     }
                 }
