@@ -8,7 +8,13 @@
 //! Huffman header as it was written unless it is the one Go derives from the block's tokens
 //! (`huffman`), and only the tokens where the proposal was wrong. To rebuild, the model runs
 //! again, takes the recorded tokens where it was wrong, and the blocks are written with the
-//! canonical codes of their headers: the same bits.
+//! canonical codes of their headers (`write`): the same bits.
+//!
+//! A rebuild costs what the model costs: the chunk models (Go's level 1, pgzip) hash each
+//! position once, and a block they predicted whole is taken from their list of copies without
+//! a proposal per token; the chain model of Go's levels 2-9 must walk every chain as Go does
+//! (the search may skip comparisons that cannot change the chosen match, never candidates),
+//! so it is bound by following the links (two to three per payload byte at level 6).
 //!
 //! [`GoSplitter`] splits a gzip stream as it streams in, like the preflate-rs splitter and with
 //! the same events: deflate streams are cut into steps of whole blocks (about
@@ -18,7 +24,7 @@
 //! 64 KiB chunk for the chunk models), or to the next flush point. Every step is rebuilt by a
 //! [`StepRebuilder`] on a thread of its own, at most two steps behind, and compared with its
 //! input; a split that finishes has proven that its events rebuild the input exactly.
-//! [`detect`] picks the producer from the header and a trial over the first blocks.
+//! [`detect()`] picks the producer from the header and a trial over the first blocks.
 //!
 //! Modelled exactly (no differences on the fixtures): Go's compress/flate at levels 1-9 as
 //! Go 1.19 writes it (Debian's; later releases up to 1.26 are not checked here), with or
