@@ -39,6 +39,8 @@ pub(crate) struct DeflateReader {
     /// Output offset of `buf[0]`.
     buf_offset: u64,
     buf: Vec<u8>,
+    /// The payload of the last Go step, kept to be filled again (no allocation per step).
+    payload: Vec<u8>,
     /// Offset of the next byte to hand out (earlier output is discarded).
     pos: u64,
     fill: Option<CacheFill>,
@@ -64,6 +66,7 @@ impl DeflateReader {
             go: StepRebuilder::default(),
             buf_offset: 0,
             buf: Vec::new(),
+            payload: Vec::new(),
             pos,
             fill,
         }
@@ -111,7 +114,9 @@ impl DeflateReader {
                     return Err(self.failed("its rebuild script needs more payload than stored"));
                 }
                 self.plain_left -= u64::from(plain);
-                let mut payload = vec![0u8; plain as usize];
+                let mut payload = std::mem::take(&mut self.payload);
+                // Zeroed only where it grows: read_exact overwrites all of it.
+                payload.resize(plain as usize, 0);
                 self.plain
                     .read_exact(&mut payload)
                     .map_err(|e| crate::unwrap_io(&self.digest, e))?;
@@ -120,7 +125,9 @@ impl DeflateReader {
                     Corrections::Chunk { id, .. } => self.plain.read_other_chunk(&id)?,
                 };
                 let bytes = if is_goflate(&corrections) {
-                    self.go.step(&payload, &corrections)
+                    let bytes = self.go.step(&payload, &corrections);
+                    self.payload = payload;
+                    bytes
                 } else {
                     self.rebuilder.step(payload, corrections)
                 }
