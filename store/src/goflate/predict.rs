@@ -73,25 +73,13 @@ impl Window {
     }
     /// Equal bytes at `a` and `b`, at most `max`.
     pub(crate) fn match_len(&self, a: usize, b: usize, max: usize) -> usize {
-        let (a, b) = (&self.buf[a - self.base..], &self.buf[b - self.base..]);
-        let max = max.min(a.len()).min(b.len());
-        let mut n = 0;
-        while n + 8 <= max {
-            let x = u64::from_le_bytes(a[n..n + 8].try_into().unwrap_or_default());
-            let y = u64::from_le_bytes(b[n..n + 8].try_into().unwrap_or_default());
-            if x != y {
-                return n + ((x ^ y).trailing_zeros() / 8) as usize;
-            }
-            n += 8;
-        }
-        while n < max && a[n] == b[n] {
-            n += 1;
-        }
-        n
+        let a = &self.buf[a - self.base..];
+        common_prefix(&a[..max.min(a.len())], &self.buf[b - self.base..])
     }
 }
 
 /// Bytes `a` and `b` have in common at their start.
+#[inline]
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let max = a.len().min(b.len());
     let mut n = 0;
