@@ -41,25 +41,29 @@ impl<'a> WriteTx<'a> {
     }
 }
 
+/// A chunk's record in either kind of chunk table.
+pub(super) fn get_chunk(
+    t: &impl ReadableTable<[u8; 32], &'static [u8]>,
+    path: &Path,
+    id: &ChunkId,
+) -> Result<Option<ChunkRecord>> {
+    match t.get(id.as_bytes()).map_err(|e| err(path)(&e))? {
+        Some(v) => Ok(Some(decode_chunk(path, id, v.value())?)),
+        None => Ok(None),
+    }
+}
+
 impl ChunkTable<'_> {
     /// The record of a chunk, if indexed.
     pub fn get(&self, id: &ChunkId) -> Result<Option<ChunkRecord>> {
-        let path = self.path;
-        match self.t.get(id.as_bytes()).map_err(|e| err(path)(&e))? {
-            Some(v) => Ok(Some(decode_chunk(path, id, v.value())?)),
-            None => Ok(None),
-        }
+        get_chunk(&self.t, self.path, id)
     }
 }
 
 impl ChunkTableMut<'_> {
     /// The record of a chunk, if indexed (or written earlier in this transaction).
     pub fn get(&self, id: &ChunkId) -> Result<Option<ChunkRecord>> {
-        let path = self.path;
-        match self.t.get(id.as_bytes()).map_err(|e| err(path)(&e))? {
-            Some(v) => Ok(Some(decode_chunk(path, id, v.value())?)),
-            None => Ok(None),
-        }
+        get_chunk(&self.t, self.path, id)
     }
 
     /// Records or replaces a chunk's record and returns the one it replaced.

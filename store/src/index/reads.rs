@@ -18,10 +18,7 @@ macro_rules! reads {
             /// The record of a chunk, if indexed.
             pub fn chunk(&self, id: &ChunkId) -> Result<Option<ChunkRecord>> {
                 let t = ix!(self, self.tx.open_table(CHUNKS))?;
-                match ix!(self, t.get(id.as_bytes()))? {
-                    Some(v) => Ok(Some(decode_chunk(self.path, id, v.value())?)),
-                    None => Ok(None),
-                }
+                super::chunks::get_chunk(&t, self.path, id)
             }
 
             /// The record of a blob, if stored.
