@@ -2,6 +2,10 @@
 //! of the compressed size, and MB/s of compressed output per core to split (a put into a fresh
 //! store: split, verify, chunk, pack) and to rebuild (a get without blob cache).
 //!
+//! Baseline: the producer itself, compressing the same input in the same script run (the
+//! `go-gzip time` command of tools/go-gzip, when the fixture directory holds that binary), in
+//! MB/s of compressed output per core; `rebuild/enc` is the rebuild's speed over the encoder's.
+//!
 //! Inputs: the `.gz` files in `$GO_GZIP_FIXTURES` (what CI's tools/go-gzip/make-fixtures.sh
 //! writes), else a fresh `make-fixtures.sh large` run when Go is installed, else the small
 //! committed fixtures. Per core: process CPU time from /proc/self/stat.
@@ -11,7 +15,7 @@
 
 use std::{
     hint::black_box,
-    io::Read,
+    io::{Read, Write},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -54,8 +58,12 @@ fn fixtures() -> (PathBuf, Option<tempfile::TempDir>) {
     (root.join("store/tests/fixtures/go"), None)
 }
 
-fn inputs() -> Vec<(String, Vec<u8>)> {
-    let (dir, _keep) = fixtures();
+/// The gzip fixtures, by name, and the go-gzip binary that made them if it is still there.
+fn inputs() -> (Vec<(String, Vec<u8>)>, Option<Encoder>) {
+    let (dir, keep) = fixtures();
+    let encoder = Some(dir.join("go-gzip"))
+        .filter(|p| p.is_file())
+        .map(|path| Encoder { path, _dir: keep });
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .expect("fixture directory")
         .filter_map(|e| {
@@ -76,7 +84,45 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
         v.retain(|(n, _)| n.starts_with(&only));
     }
     v.sort();
-    v
+    (v, encoder)
+}
+
+/// The go-gzip binary of tools/go-gzip (and the temporary directory holding it, if ours).
+struct Encoder {
+    path: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Encoder {
+    /// CPU seconds per round the producer of fixture `name` takes to compress `gz`'s content
+    /// again, or `None` if the name does not say the producer or the output differs in size.
+    fn seconds(&self, name: &str, gz: &[u8]) -> Option<f64> {
+        // Fixture names: gzip_LEVEL, gzip_LEVEL_flushN, pgzip_LEVEL_BLOCK.
+        let mut args: Vec<String> = name.split('_').map(str::to_string).collect();
+        if let Some(flush) = args.get_mut(2) {
+            *flush = flush.trim_start_matches("flush").to_string();
+        }
+        let mut input = Vec::new();
+        flate2::read::MultiGzDecoder::new(gz)
+            .read_to_end(&mut input)
+            .ok()?;
+        let mut child = std::process::Command::new(&self.path)
+            .args(["time", "5"])
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut stdin = child.stdin.take()?;
+        let feeder = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().ok()?;
+        feeder.join().ok()?.ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        let mut fields = text.split_whitespace();
+        let seconds: f64 = fields.next()?.parse().ok()?;
+        let size: usize = fields.next()?.parse().ok()?;
+        (out.status.success() && size == gz.len()).then_some(seconds)
+    }
 }
 
 fn fresh_store() -> (tempfile::TempDir, Store) {
@@ -99,11 +145,19 @@ fn read_blob(store: &Store, d: &Digest) -> usize {
     out.len()
 }
 
-/// Prints the table once: producer/level, share, split and rebuild MB/s per core.
-fn table(inputs: &[(String, Vec<u8>)]) {
+/// Prints the table once: producer/level, share, split and rebuild MB/s per core, and the
+/// producer's own MB/s per core with the rebuild's ratio to it.
+fn table(inputs: &[(String, Vec<u8>)], encoder: Option<&Encoder>) {
     println!(
-        "{:<22} {:>10} {:>9} {:>10} {:>12} {:>14}",
-        "producer_level_block", "gzip B", "stored", "recon %", "split MB/s", "rebuild MB/s"
+        "{:<22} {:>10} {:>9} {:>10} {:>12} {:>14} {:>14} {:>12}",
+        "producer_level_block",
+        "gzip B",
+        "stored",
+        "recon %",
+        "split MB/s",
+        "rebuild MB/s",
+        "encoder MB/s",
+        "rebuild/enc"
     );
     for (name, gz) in inputs {
         let (_dir, store) = fresh_store();
@@ -133,19 +187,26 @@ fn table(inputs: &[(String, Vec<u8>)]) {
             StoredAs::Rebuilt => "rebuilt".to_string(),
             other => format!("{other:?}"),
         };
+        let rebuild_mbps = mb / rebuild.max(0.01);
+        let (enc, ratio) = match encoder.and_then(|e| e.seconds(name, gz)) {
+            Some(secs) => {
+                let enc = mb / secs.max(0.001);
+                (format!("{enc:.1}"), format!("{:.2}x", rebuild_mbps / enc))
+            }
+            None => ("-".to_string(), "-".to_string()),
+        };
         println!(
-            "{name:<22} {:>10} {how:>9} {:>10.3} {:>12.1} {:>14.1}",
+            "{name:<22} {:>10} {how:>9} {:>10.3} {:>12.1} {rebuild_mbps:>14.1} {enc:>14} {ratio:>12}",
             gz.len(),
             100.0 * du.rebuild_bytes as f64 / gz.len() as f64,
             mb / split.max(0.01),
-            mb / rebuild.max(0.01),
         );
     }
 }
 
 fn bench(c: &mut Criterion) {
-    let inputs = inputs();
-    table(&inputs);
+    let (inputs, encoder) = inputs();
+    table(&inputs, encoder.as_ref());
     // Criterion samples the rebuild of the default-level Go layer.
     let Some((name, gz)) = inputs
         .iter()
