@@ -1,0 +1,276 @@
+//! [`BlobDescription`]: everything a store needs to recreate a blob except its chunks (its
+//! record, its recipe segments and its rebuild script), written and parsed. Byte layout,
+//! [`DESCRIPTION_FORMAT_VERSION`] 1 (integers little-endian; segments as in `recipe` and
+//! `rebuild`):
+//!
+//! ```text
+//! description := "ABLD" version:u32 meta_len:u32 meta{meta_len}
+//!                n_recipe:u32 segment{n_recipe} n_script:u32 segment{n_script}
+//! segment     := start:u64 len:u32 bytes{len}
+//! meta        := JSON {digest, size, kind, layout, encoding, opaque, rebuild_bytes, chunks,
+//!                      inline_bytes}
+//! ```
+//!
+//! Parsing checks every length against the bytes present and the segment count against
+//! [`MAX_SEGMENTS`]; a description from a bundle is never trusted.
+
+use std::collections::HashSet;
+
+use airlock_chunker::ChunkId;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Digest, Error, Result,
+    index::{CutLayout, RecipeKind},
+    layer::{Encoding, OpaqueReason},
+    rebuild::{Corrections, Op, decode_script_segment},
+    recipe::{Entry, decode_segment},
+};
+
+/// Version of the description byte layout above.
+pub const DESCRIPTION_FORMAT_VERSION: u32 = 1;
+
+const MAGIC: &[u8; 4] = b"ABLD";
+/// A description never holds more segments than this, whatever its bytes claim.
+const MAX_SEGMENTS: u32 = 16 * 1024 * 1024;
+
+pub(super) type Segs = Vec<(u64, Vec<u8>)>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Meta {
+    pub(super) digest: Digest,
+    pub(super) size: u64,
+    pub(super) kind: RecipeKind,
+    pub(super) layout: CutLayout,
+    pub(super) encoding: Encoding,
+    pub(super) opaque: Option<OpaqueReason>,
+    pub(super) rebuild_bytes: u64,
+    pub(super) chunks: u64,
+    pub(super) inline_bytes: u64,
+}
+
+/// Everything needed to recreate a blob in another store, except its chunks.
+#[derive(Debug, Clone)]
+pub struct BlobDescription {
+    pub(super) meta: Meta,
+    pub(super) recipe: Segs,
+    pub(super) script: Segs,
+}
+
+impl BlobDescription {
+    /// The blob's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.meta.digest
+    }
+
+    /// The blob's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.meta.size
+    }
+
+    /// Every chunk the blob needs (content and correction data), once each, in first-use order.
+    /// Fails on segments that do not decode.
+    pub fn chunk_ids(&self) -> Result<Vec<ChunkId>> {
+        Ok(self.chunks()?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// As [`BlobDescription::chunk_ids`], with each chunk's length.
+    pub fn chunks(&self) -> Result<Vec<(ChunkId, u32)>> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut add = |id: ChunkId, len: u32| {
+            if seen.insert(id) {
+                out.push((id, len));
+            }
+        };
+        for (start, bytes) in &self.recipe {
+            for e in decode_segment(bytes).ok_or_else(|| self.damaged("recipe", *start))? {
+                if let Entry::Chunk { id, len } = e {
+                    add(id, len);
+                }
+            }
+        }
+        for (start, bytes) in &self.script {
+            for op in decode_script_segment(bytes).ok_or_else(|| self.damaged("script", *start))? {
+                if let Op::Step {
+                    corrections: Corrections::Chunk { id, len },
+                    ..
+                } = op
+                {
+                    add(id, len);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bytes of the blob's content kept inline in its recipe and script (they travel in the
+    /// description, not as chunks).
+    pub fn inline_bytes(&self) -> u64 {
+        self.meta.inline_bytes + self.meta.rebuild_bytes
+    }
+
+    fn damaged(&self, what: &str, start: u64) -> Error {
+        Error::DescriptionCorrupt {
+            what: format!(
+                "{what} segment at {start} of blob {} does not decode",
+                self.meta.digest
+            ),
+        }
+    }
+
+    /// Checks that the recipe's segments cover the content exactly, in order.
+    pub(super) fn check_cover(&self) -> Result<()> {
+        let content = match self.meta.kind {
+            RecipeKind::Plain => self.meta.size,
+            RecipeKind::Deflate { plain_size } => plain_size,
+        };
+        let mut offset = 0u64;
+        for (start, bytes) in &self.recipe {
+            if *start != offset {
+                return Err(Error::DescriptionCorrupt {
+                    what: format!(
+                        "recipe of blob {} has a segment at {start}, expected {offset}",
+                        self.meta.digest
+                    ),
+                });
+            }
+            let entries = decode_segment(bytes).ok_or_else(|| self.damaged("recipe", *start))?;
+            offset = entries
+                .iter()
+                .fold(offset, |o, e| o.saturating_add(e.len()));
+        }
+        if offset != content {
+            return Err(Error::DescriptionCorrupt {
+                what: format!(
+                    "recipe of blob {} covers {offset} bytes, its content has {content}",
+                    self.meta.digest
+                ),
+            });
+        }
+        let mut last = None;
+        for (start, _) in &self.script {
+            if last.is_some_and(|l| *start <= l) {
+                return Err(Error::DescriptionCorrupt {
+                    what: format!(
+                        "rebuild script of blob {} is out of order at {start}",
+                        self.meta.digest
+                    ),
+                });
+            }
+            last = Some(*start);
+        }
+        Ok(())
+    }
+
+    /// The description's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let meta = serde_json::to_vec(&self.meta).unwrap_or_default();
+        let seg_bytes: usize = self
+            .recipe
+            .iter()
+            .chain(&self.script)
+            .map(|(_, b)| b.len() + 12)
+            .sum();
+        let mut out = Vec::with_capacity(16 + meta.len() + seg_bytes);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&DESCRIPTION_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(&meta);
+        for segs in [&self.recipe, &self.script] {
+            out.extend_from_slice(&(segs.len() as u32).to_le_bytes());
+            for (start, bytes) in segs {
+                out.extend_from_slice(&start.to_le_bytes());
+                out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                out.extend_from_slice(bytes);
+            }
+        }
+        out
+    }
+
+    /// Parses a description's bytes (from a bundle: checked, never trusted).
+    pub fn from_bytes(bytes: &[u8]) -> Result<BlobDescription> {
+        let mut r = Cursor { bytes, at: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(corrupt("not a blob description (bad magic)".into()));
+        }
+        let version = r.u32()?;
+        if version != DESCRIPTION_FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "blob description version {version}, this airlock reads {DESCRIPTION_FORMAT_VERSION}"
+            )));
+        }
+        let meta_len = r.u32()? as usize;
+        let meta: Meta = serde_json::from_slice(r.take(meta_len)?)
+            .map_err(|e| corrupt(format!("blob description metadata: {e}")))?;
+        let recipe = r.segments()?;
+        let script = r.segments()?;
+        if r.at != bytes.len() {
+            return Err(corrupt(format!(
+                "{} bytes after the end of blob description {}",
+                bytes.len() - r.at,
+                meta.digest
+            )));
+        }
+        if matches!(meta.kind, RecipeKind::Plain) && !script.is_empty() {
+            return Err(corrupt(format!(
+                "plain blob {} carries a rebuild script",
+                meta.digest
+            )));
+        }
+        Ok(BlobDescription {
+            meta,
+            recipe,
+            script,
+        })
+    }
+}
+
+fn corrupt(what: String) -> Error {
+    Error::DescriptionCorrupt { what }
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| {
+            corrupt(format!(
+                "blob description ends at byte {} inside a field",
+                self.bytes.len()
+            ))
+        })?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn segments(&mut self) -> Result<Segs> {
+        let n = self.u32()?;
+        if n > MAX_SEGMENTS {
+            return Err(corrupt(format!("blob description claims {n} segments")));
+        }
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let start = self.u64()?;
+            let len = self.u32()? as usize;
+            out.push((start, self.take(len)?.to_vec()));
+        }
+        Ok(out)
+    }
+}
