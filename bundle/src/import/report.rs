@@ -1,0 +1,99 @@
+//! What `airlock import` asks of its caller and tells it back: the operator prompt for the
+//! next volume, the options, and the outcome per bundle with the damage met on the way.
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::index::{BundleId, RefEntry};
+
+/// Asks the operator for the next volume (a single drive: "insert disc 3 of 5").
+pub trait Prompt {
+    /// Returns a path to read next (a volume, or a directory such as a mount point), or `None`
+    /// to stop for now.
+    fn next_volume(&self, bundle: &str, missing: &[u32], count: u32) -> Option<PathBuf>;
+}
+
+/// A frame or volume that could not be read.
+#[derive(Debug, Clone)]
+pub struct Damage {
+    /// The volume file.
+    pub path: PathBuf,
+    /// Its number.
+    pub volume: u32,
+    /// Offset of the damaged part.
+    pub offset: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// What happened to one bundle.
+#[derive(Debug, Clone)]
+pub struct BundleOutcome {
+    /// The bundle's id.
+    pub bundle_id: BundleId,
+    /// Its name.
+    pub name: String,
+    /// Volumes it has.
+    pub volume_count: u32,
+    /// Whether it is fully imported: every blob verified, every tag moved.
+    pub complete: bool,
+    /// Volumes still needed (not given, or damaged), by number.
+    pub missing_volumes: Vec<u32>,
+    /// Damaged frames and volumes met on the way.
+    pub damaged: Vec<Damage>,
+    /// References that cannot be imported yet (their blobs need a missing volume).
+    pub affected: Vec<String>,
+    /// The references of the bundle (all moved when complete).
+    pub refs: Vec<RefEntry>,
+    /// Bytes read from volumes.
+    pub bytes_read: u64,
+    /// Chunks added to the store, and their raw bytes.
+    pub new_chunks: u64,
+    /// Raw bytes of the chunks added.
+    pub new_bytes: u64,
+    /// Blobs committed (verified) by this run.
+    pub new_blobs: u64,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// Volumes met that belong to no bundle being imported, or could not be opened at all.
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    /// One entry per bundle met.
+    pub bundles: Vec<BundleOutcome>,
+    /// Files that are not readable volumes (path, why).
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl ImportReport {
+    /// Whether every bundle met is complete and every file was readable.
+    pub fn is_complete(&self) -> bool {
+        self.unreadable.is_empty() && self.bundles.iter().all(|b| b.complete)
+    }
+}
+
+/// How to import.
+#[derive(Default)]
+pub struct ImportOptions<'a> {
+    /// Asks for missing volumes (interactive, single drive); `None`: report them and stop.
+    pub prompt: Option<&'a dyn Prompt>,
+    /// Only say what would happen.
+    pub dry_run: bool,
+}
+
+impl std::fmt::Debug for ImportOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("prompt", &self.prompt.is_some())
+            .field("dry_run", &self.dry_run)
+            .finish()
+    }
+}
+
+/// `repo:tag` or `repo@digest`.
+pub fn ref_text(r: &RefEntry) -> String {
+    match &r.tag {
+        Some(t) => format!("{}:{t}", r.repo),
+        None => format!("{}@{}", r.repo, r.digest),
+    }
+}
