@@ -26,11 +26,16 @@ use std::{
     fs::File,
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Stdio},
     time::Instant,
 };
 
-use airlock_benches::app::{self, AppSpec, AppVersion, Gzip};
+use airlock_benches::{
+    app::{self, AppSpec, AppVersion, Gzip},
+    measure::{children_cpu_seconds, process_cpu_seconds},
+    process::{airlock_bin, find_in_path, must},
+    table::Table,
+};
 
 /// An argument of a command: a `&str` or a path.
 type Arg<'a> = &'a dyn AsRef<OsStr>;
@@ -53,7 +58,7 @@ fn main() {
         bin,
         cwd: tmp.path().to_owned(),
     };
-    let mut table = Table::default();
+    let mut table = Table::new(&[38, 12, 9, 11, 13]);
 
     let t = Instant::now();
     let (v1, v2) = app::generate(&SPEC, Gzip::Pigz);
@@ -187,7 +192,7 @@ fn main() {
         std::fs::metadata(&inventory).map_or(0, |m| m.len())
     ));
 
-    let baseline = find_skopeo().map(|skopeo| {
+    let baseline = find_in_path("skopeo").map(|skopeo| {
         let registry = Served::start(&bench, &bench.path("registry"));
         let b1 = registry.extract_and_push(&bench, &skopeo, &v1);
         let b2 = registry.extract_and_push(&bench, &skopeo, &v2);
@@ -440,46 +445,14 @@ fn check_tags(bench: &Bench, data: &Path, v: &AppVersion) {
     }
 }
 
-/// Runs `c` to completion; panics with its output unless it succeeded.
-fn must(c: &mut Command, what: &str) -> Output {
-    let o = c.output().unwrap_or_else(|e| panic!("running {what}: {e}"));
-    assert!(
-        o.status.success(),
-        "{what} {:?} failed: {:?}\n{}\n{}",
-        c.get_args().collect::<Vec<_>>(),
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Run) {
-    let (cpu, t) = (children_cpu(), Instant::now());
+    let (cpu, t) = (children_cpu_seconds(), Instant::now());
     let out = f();
     let run = Run {
         wall: t.elapsed().as_secs_f64(),
-        cpu: children_cpu() - cpu,
+        cpu: children_cpu_seconds() - cpu,
     };
     (out, run)
-}
-
-/// CPU seconds (user + system) of `/proc/PID/stat`'s fields from `first` on, two of them: 14
-/// and 15 are the process's own, 16 and 17 its waited-for children's.
-fn stat_cpu(pid: &str, first: usize) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<f64> = after_name
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0.0))
-        .collect();
-    // Fields are numbered from 1 and the name is field 2, so field n is at n - 3; 100 Hz.
-    let at = |n: usize| fields.get(n - 3).copied().unwrap_or(0.0);
-    (at(first) + at(first + 1)) / 100.0
-}
-
-fn children_cpu() -> f64 {
-    stat_cpu("self", 16)
 }
 
 /// Writes the OCI layout at `dir` as a tar (what `skopeo copy oci-archive:` and Hauler write),
@@ -527,13 +500,6 @@ fn zstd_bytes(path: &Path, level: i32) -> u64 {
     count.0
 }
 
-fn find_skopeo() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("skopeo"))
-        .find(|p| p.is_file())
-}
-
 /// `airlock serve` over a fresh store on an ephemeral loopback port; killed on drop.
 struct Served {
     child: Child,
@@ -566,7 +532,7 @@ impl Served {
     }
 
     fn cpu(&self) -> f64 {
-        stat_cpu(&self.child.id().to_string(), 14)
+        process_cpu_seconds(self.child.id())
     }
 
     /// `tar -xf` of the version's OCI tar, then `skopeo copy` of each image into the registry.
@@ -627,87 +593,6 @@ impl Drop for Served {
     }
 }
 
-/// The `airlock` binary: `$AIRLOCK_BIN`, else built in release into this bench's target dir.
-fn airlock_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("AIRLOCK_BIN") {
-        return p.into();
-    }
-    // This bench runs as TARGET/release/deps/bundle-HASH.
-    let exe = std::env::current_exe().expect("current exe");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("TARGET/release/deps");
-    let target = profile.parent().expect("TARGET");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("bundle: cargo build --release -p airlock");
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-q", "-p", "airlock", "--target-dir"])
-        .arg(target)
-        .current_dir(workspace)
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --release -p airlock failed");
-    profile.join("airlock")
-}
-
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
-}
-
-/// Rows of left-aligned first cells and right-aligned numbers, printed at the end.
-#[derive(Debug, Default)]
-struct Table {
-    lines: Vec<Line>,
-}
-
-#[derive(Debug)]
-enum Line {
-    Head(Vec<String>),
-    Row(Vec<String>),
-    Note(String),
-}
-
-impl Table {
-    fn head(&mut self, cells: &[&str]) {
-        let cells = cells.iter().map(|c| (*c).to_owned()).collect();
-        self.lines.push(Line::Head(cells));
-    }
-
-    fn row(&mut self, cells: &[String]) {
-        self.lines.push(Line::Row(cells.to_vec()));
-    }
-
-    fn note(&mut self, text: String) {
-        self.lines.push(Line::Note(text));
-    }
-
-    fn print(&self) {
-        let widths = [38, 12, 9, 11, 13];
-        let mut out = std::io::stdout().lock();
-        for line in &self.lines {
-            let text = match line {
-                Line::Head(cells) | Line::Row(cells) => {
-                    let mut s = String::new();
-                    for (i, c) in cells.iter().enumerate() {
-                        let w = widths.get(i).copied().unwrap_or(10);
-                        if i == 0 {
-                            s.push_str(&format!("{c:<w$}"));
-                        } else {
-                            s.push_str(&format!("{c:>w$}"));
-                        }
-                    }
-                    if matches!(line, Line::Head(_)) {
-                        s = format!("\n{s}\n{}", "-".repeat(s.len()));
-                    }
-                    s
-                }
-                Line::Note(n) => format!("  {n}"),
-            };
-            let _ = writeln!(out, "{}", text.trim_end());
-        }
-    }
 }

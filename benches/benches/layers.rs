@@ -15,7 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use airlock_benches::data::{Edit, Rootfs};
+use airlock_benches::{
+    data::{Edit, Rootfs},
+    measure::cpu_seconds,
+};
 use airlock_store::{Digest, PutOptions, Store, StoreOptions, StoredAs};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -57,21 +60,6 @@ fn gzip(tar: &[u8]) -> (Vec<u8>, &'static str) {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
     e.write_all(tar).expect("compress");
     (e.finish().expect("compress"), "flate2 6")
-}
-
-/// CPU seconds this process used (user + system), from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 Hz.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Resets the process's peak resident set size (Linux: `5` to /proc/self/clear_refs).

@@ -1,15 +1,19 @@
 //! Benchmarks for airlock: criterion micro-benchmarks (`benches/`) and the seeded inputs they
 //! share.
 //!
-//! This library holds only input generators; what is measured lives in the bench targets, one
-//! file each (`chunking` for the chunker). Nothing here is used by airlock itself, and the
-//! generators know nothing of airlock: they produce plain bytes and tar streams.
+//! This library holds the input generators and the measuring tools the bench targets share;
+//! what is measured lives in the bench targets, one file each (`chunking` for the chunker).
+//! Nothing here is used by airlock itself, and the generators know nothing of airlock: they
+//! produce plain bytes and tar streams.
 //!
 //! # Overview
 //! - [`data::Rootfs`]: a seeded, rootfs-like tree of files (text, binaries, already-compressed
 //!   data, directories, links) that writes itself as a tar stream, and
 //!   [`data::Rootfs::edit`] to derive the next version of it.
 //! - [`data::rootfs_tar`], [`data::edit_rootfs`]: the same as one-call shortcuts.
+//! - [`measure`]: CPU seconds of this process, its children or another process (/proc).
+//! - [`process`]: the `airlock` binary and tools on `PATH`, run to success.
+//! - [`table::Table`]: figures printed as an aligned table.
 //!
 //! ```
 //! use airlock_benches::data::{self, Edit};
@@ -22,3 +26,6 @@
 
 pub mod app;
 pub mod data;
+pub mod measure;
+pub mod process;
+pub mod table;
