@@ -10,6 +10,7 @@ mod flate2_backends; // issue 3: gzip fixtures by flate2 zlib-ng and zlib-rs rou
 mod format; // format parameters recorded at creation win; read-only access; the store lock
 mod gc; // plan then apply: roots, grace, tag-history window, repack, GC during writes
 mod go_gzip; // issue 6: Go compress/gzip and pgzip layers are rebuilt; fallbacks; rebuilt base
+mod golden; // issue 13: stores written by an earlier airlock open, verify and rebuild exactly
 mod layer_versions; // issue 3: a rebuilt base's second version stores little new
 mod layers; // issue 3: gzip encoders round-trip, fallbacks and reasons, ranges, cache, GC
 mod packs; // packs seal at the size limit, blobs span packs, packs describe themselves
