@@ -45,6 +45,8 @@ mod error;
 mod frame;
 mod gc;
 mod goflate;
+#[cfg(test)]
+mod golden_gen;
 mod gzip;
 mod gzip_frame;
 mod index;
