@@ -42,9 +42,11 @@ impl Encoding {
 pub enum OpaqueReason {
     /// zstd layers are not rebuilt (no exact-rebuild method is implemented).
     ZstdNotRebuilt,
-    /// The deflate encoder is not one preflate-rs or goflate can predict.
+    /// The deflate encoder is not one preflate-rs or goflate can predict (or the splitter
+    /// panicked on it).
     EncoderUnsupported,
-    /// preflate-rs accepted the stream but its rebuild differed from the original bytes.
+    /// A step rebuilt from the split's payload and reconstruction data differed from the
+    /// original bytes.
     RebuildMismatch,
     /// The decompressed size passed `max_decompressed_size` or `max_decompressed_ratio`. Never
     /// recorded on a stored blob: such a put fails with `Error::DecompressionLimit`.
@@ -54,8 +56,8 @@ pub enum OpaqueReason {
     /// The header is pgzip's (a Go encoder) but neither goflate's models of Go's encoders nor
     /// preflate-rs predict the stream closely enough (an unmodelled level or encoder version).
     GoEncoderUnmatched,
-    /// The gzip framing is damaged, truncated or unusual (a bad header, a huge header or block,
-    /// a long run of bytes after the last member).
+    /// A gzip member is damaged, truncated or unusual (a bad header, a huge header or block, a
+    /// long run of bytes after the last member).
     GzipMalformed,
 }
 
@@ -68,9 +70,30 @@ impl OpaqueReason {
             OpaqueReason::RebuildMismatch => "rebuild mismatch",
             OpaqueReason::DecompressionLimit => "decompression limit",
             OpaqueReason::MemberTooLarge => "gzip member too large",
-            OpaqueReason::GzipMalformed => "gzip framing not rebuilt",
+            OpaqueReason::GzipMalformed => "malformed gzip member",
             OpaqueReason::GoEncoderUnmatched => "Go encoder not matched",
         }
+    }
+}
+
+impl OpaqueReason {
+    /// Why a blob whose split ended with `e` is kept as its compressed bytes; `None` when the
+    /// store itself stopped the split (its own error is the put's).
+    pub(crate) fn of_split(e: &airlock_regzip::Error) -> Option<OpaqueReason> {
+        use airlock_regzip::Error as E;
+        Some(match e {
+            E::Stopped => return None,
+            E::GoEncoderUnmatched => OpaqueReason::GoEncoderUnmatched,
+            E::RebuildMismatch | E::Damaged { .. } | E::ModelUnknown { .. } | E::Thread { .. } => {
+                OpaqueReason::RebuildMismatch
+            }
+            E::MemberTooLarge => OpaqueReason::MemberTooLarge,
+            E::MemberMalformed => OpaqueReason::GzipMalformed,
+            E::DecompressionLimit => OpaqueReason::DecompressionLimit,
+            // A panic is a bug in a splitter, caught: the encoder is not one it handles.
+            E::EncoderUnsupported | E::Panicked { .. } => OpaqueReason::EncoderUnsupported,
+            _ => OpaqueReason::EncoderUnsupported,
+        })
     }
 }
 

@@ -3,17 +3,19 @@
 //!
 //! A blob is anything with an OCI digest. It is cut by `airlock-chunker` into content-defined
 //! chunks (tar-aware for layers) that are stored once however many blobs hold them, and a
-//! recipe that rebuilds the exact bytes. A gzip layer is recognised from its bytes and stored
-//! as chunks of its decompressed tar plus a rebuild script of preflate-rs correction data, so
-//! two versions of an image share their unchanged files even when every layer digest changed;
-//! a stream preflate-rs cannot rebuild exactly (and zstd) is kept as its compressed bytes,
-//! with the reason recorded. Pack bytes are synced before the index transaction that
-//! references them commits, so a crash at any instant leaves a store that opens, verifies
-//! clean and has lost nothing acknowledged.
+//! recipe that rebuilds the exact bytes. A gzip layer is recognised from its bytes, split by
+//! `airlock-regzip` and stored as chunks of its decompressed tar plus a script of its member
+//! headers and trailers and the reconstruction data of its deflate steps, so two versions of an
+//! image share their unchanged files even when every layer digest changed; a stream regzip
+//! cannot split (and zstd) is kept as its compressed bytes, with the reason recorded. Pack bytes
+//! are synced before the index transaction that references them commits, so a crash at any
+//! instant leaves a store that opens, verifies clean and has lost nothing acknowledged.
 //!
-//! This crate knows nothing of HTTP, manifests, media types or bundle volumes: callers tell it
-//! what a manifest references. Only the `index` module imports redb; only `pack` knows the pack
-//! byte layout; only `gzip` imports preflate-rs.
+//! This crate knows nothing of HTTP, manifests, media types or bundle volumes (callers tell it
+//! what a manifest references), nor of deflate (`airlock-regzip` splits and rebuilds streams;
+//! the store keeps the script format, its segments and the versions of their data). Only the
+//! `index` module imports redb; only `pack` knows the pack byte layout; only `put_gzip` splits
+//! and `read_gzip` rebuilds gzip streams.
 //!
 //! # Overview
 //! - [`Store`]: open with [`StoreOptions`]; [`Store::put_blob`], [`Store::open_blob_range`],
@@ -44,11 +46,6 @@ mod du;
 mod error;
 mod frame;
 mod gc;
-mod goflate;
-#[cfg(test)]
-mod golden_gen;
-mod gzip;
-mod gzip_frame;
 mod index;
 mod layer;
 mod pack;

@@ -1,26 +1,28 @@
-//! Putting a gzip blob as chunks of its decompressed payload plus a rebuild script.
+//! Putting a gzip blob as chunks of its decompressed payload plus a script that rebuilds it.
 //!
 //! Three threads, all streaming, memory bounded by a few channel slots of a few MiB:
 //! - the producer reads the compressed input once, hashes it (the digest is over the
-//!   compressed bytes), spools it to a temporary file under `<root>/tmp/`, and feeds it to a
-//!   [`GzipSplitter`], which sends decompressed payload down a pipe and raw framing and
-//!   preflate-rs steps to the consumer;
+//!   compressed bytes), spools it to a temporary file under `<root>/tmp/`, and feeds it to the
+//!   `airlock_regzip` splitter chosen from its first [`DETECT_BYTES`] (goflate for a stream a Go
+//!   program wrote, preflate-rs for the others), which sends decompressed payload down a pipe
+//!   and raw member headers and trailers and deflate steps to the consumer;
 //! - the chunker cuts the payload from the pipe, tar-aware, and sends batches to the consumer;
-//! - the consumer (the calling thread) builds the content recipe and the rebuild script, and
-//!   compresses and appends new chunks (correction data of 4 KiB or more is a chunk too).
+//! - the consumer (the calling thread) builds the content recipe and the script, and
+//!   compresses and appends new chunks (reconstruction data of 4 KiB or more is a chunk too).
 //!
-//! Verification is incremental (the splitter's own rebuild thread, a fourth, recompresses
-//! every step from the payload and correction data it emitted, in parallel with the split, and
-//! compares with the input bytes the step consumed; raw framing is copied from the input), so
-//! a split that reaches the end rebuilds exactly the bytes that were hashed; the put also
-//! checks that the script's output adds up to the blob's size and its payload to the content
-//! recipe's before committing.
+//! Verification is incremental (the splitter's verifier thread, a fourth, rebuilds every step
+//! from the payload and reconstruction data it emitted, in parallel with the split, and
+//! compares with the input bytes the step consumed; raw bytes are copied from the input), so a
+//! split that reaches the end rebuilds exactly the bytes that were hashed; the put also checks
+//! that the script's output adds up to the blob's size and its payload to the content recipe's
+//! before committing.
 //!
-//! When the split stops (an encoder preflate-rs cannot predict, a mismatch, damaged framing,
-//! a decompression bomb), the input has been consumed already: the producer keeps reading and
-//! spooling, the consumer stops storing, the put rolls back the packs it appended and stores
-//! the spooled compressed bytes as a plain blob, recording why. The spool file is removed when
-//! the put ends; files left by a crash are removed at the next read-write open.
+//! When the split stops (an encoder neither kind of splitter predicts, a mismatch, a damaged
+//! member, a decompression bomb, a panic inside the splitter), the input has been consumed
+//! already: the producer keeps reading and spooling, the consumer stops storing, the put rolls
+//! back the packs it appended and stores the spooled compressed bytes as a plain blob,
+//! recording why. The spool file is removed when the put ends; files left by a crash are
+//! removed at the next read-write open.
 
 use std::{
     fs::{self, File},
@@ -33,12 +35,11 @@ use std::{
 };
 
 use airlock_chunker::{Chunker, Mode};
+use airlock_regzip::{DETECT_BYTES, Event, Limits, Splitter, choose_splitter};
 
 use crate::{
     Digest, Error, PutOptions, PutOutcome, Result, Store,
     digest::HashingReader,
-    goflate::{GoSplitter, detect, is_pgzip_header},
-    gzip::{Event, GzipSplitter, Halt, Limits},
     index::{BlobRecord, RecipeKind},
     layer::{Encoding, OpaqueReason},
     put::{Msg, Writers, cut_layout, send_batches, thread_panicked},
@@ -50,78 +51,6 @@ pub(crate) const TMP_DIR: &str = "tmp";
 
 /// Bytes read from the input at a time.
 const READ_BYTES: usize = 1024 * 1024;
-/// Input held back to choose between the Go splitter and preflate-rs.
-const DETECT_BYTES: usize = 1024 * 1024;
-
-/// The splitter a gzip stream goes through.
-enum Splitter {
-    Preflate {
-        inner: GzipSplitter,
-        /// The header is pgzip's: an unsupported encoder is a Go one not matched.
-        go_header: bool,
-    },
-    Go(GoSplitter),
-}
-
-impl Splitter {
-    /// Chooses from the stream's first bytes (`whole`: all of it).
-    fn choose(head: &[u8], whole: bool, limits: Limits) -> Splitter {
-        match detect(head, whole) {
-            Some(producer) => {
-                tracing::debug!(?producer, "splitting a gzip stream made by Go");
-                Splitter::Go(GoSplitter::new(producer, limits))
-            }
-            None => Splitter::Preflate {
-                inner: GzipSplitter::new(limits),
-                go_header: is_pgzip_header(head),
-            },
-        }
-    }
-
-    fn feed(&mut self, data: &[u8], sink: &mut impl FnMut(Event<'_>) -> bool) -> Result<(), Halt> {
-        match self {
-            Splitter::Preflate { inner, go_header } => {
-                let mut clash = false;
-                let r = inner.feed(data, &mut |e| guard(e, &mut clash, sink));
-                Splitter::relabel(r, clash, *go_header)
-            }
-            Splitter::Go(g) => g.feed(data, sink),
-        }
-    }
-
-    fn finish(&mut self, sink: &mut impl FnMut(Event<'_>) -> bool) -> Result<(), Halt> {
-        match self {
-            Splitter::Preflate { inner, go_header } => {
-                let mut clash = false;
-                let r = inner.finish(&mut |e| guard(e, &mut clash, sink));
-                Splitter::relabel(r, clash, *go_header)
-            }
-            Splitter::Go(g) => g.finish(sink),
-        }
-    }
-
-    fn relabel(r: Result<(), Halt>, clash: bool, go_header: bool) -> Result<(), Halt> {
-        match r {
-            Err(Halt::Stopped) if clash => Err(Halt::Opaque(OpaqueReason::EncoderUnsupported)),
-            Err(Halt::Opaque(OpaqueReason::EncoderUnsupported)) if go_header => {
-                Err(Halt::Opaque(OpaqueReason::GoEncoderUnmatched))
-            }
-            r => r,
-        }
-    }
-}
-
-/// Refuses preflate-rs data that would pass for goflate's (a script tells them apart by their
-/// bytes); never seen, but then the stream is kept opaque rather than misread.
-fn guard(e: Event<'_>, clash: &mut bool, sink: &mut impl FnMut(Event<'_>) -> bool) -> bool {
-    if let Event::Step { corrections, .. } = &e
-        && crate::rebuild::is_goflate(corrections)
-    {
-        *clash = true;
-        return false;
-    }
-    sink(e)
-}
 
 static SPOOL_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -293,7 +222,7 @@ fn produce<R: Read>(
     tx: mpsc::SyncSender<Msg>,
 ) -> Result<(Digest, u64)> {
     let mut h = HashingReader::new(src, expected.algorithm());
-    let mut splitter: Option<Splitter> = None;
+    let mut splitter: Option<Box<dyn Splitter>> = None;
     let mut head = Some(Vec::new());
     let mut ptx = Some(ptx);
     let mut buf = vec![0u8; READ_BYTES];
@@ -322,14 +251,14 @@ fn produce<R: Read>(
                 continue;
             }
             held = head.take().unwrap_or_default();
-            splitter = Some(Splitter::choose(&held, false, limits));
+            splitter = Some(choose_splitter(&held, false, limits));
             data = &held;
         }
         if let Some(sp) = splitter.as_mut() {
             let fed = sp.feed(data, &mut |e| forward(e, ptx.as_ref(), &tx));
-            if let Err(halt) = fed {
-                stopped |= halt == Halt::Stopped;
-                give_up(halt, &mut splitter, &mut ptx, &tx);
+            if let Err(e) = fed {
+                stopped |= e == airlock_regzip::Error::Stopped;
+                give_up(&e, &mut splitter, &mut ptx, &tx);
             }
         }
         if stopped {
@@ -339,31 +268,32 @@ fn produce<R: Read>(
     }
     if let Some(held) = head.take() {
         // A stream shorter than the detection window: decide on all of it.
-        let mut sp = Splitter::choose(&held, true, limits);
+        let mut sp = choose_splitter(&held, true, limits);
         match sp.feed(&held, &mut |e| forward(e, ptx.as_ref(), &tx)) {
             Ok(()) => splitter = Some(sp),
-            Err(halt) => give_up(halt, &mut splitter, &mut ptx, &tx),
+            Err(e) => give_up(&e, &mut splitter, &mut ptx, &tx),
         }
     }
     if let Some(sp) = splitter.as_mut() {
         let finished = sp.finish(&mut |e| forward(e, ptx.as_ref(), &tx));
-        if let Err(halt) = finished {
-            give_up(halt, &mut splitter, &mut ptx, &tx);
+        if let Err(e) = finished {
+            give_up(&e, &mut splitter, &mut ptx, &tx);
         }
     }
     Ok(h.finish())
 }
 
-/// Stops splitting: the payload pipe closes and the consumer learns why.
+/// Stops splitting: the payload pipe closes and the consumer learns why (unless it stopped
+/// the split itself).
 fn give_up(
-    halt: Halt,
-    splitter: &mut Option<Splitter>,
+    e: &airlock_regzip::Error,
+    splitter: &mut Option<Box<dyn Splitter>>,
     ptx: &mut Option<mpsc::SyncSender<Vec<u8>>>,
     tx: &mpsc::SyncSender<Msg>,
 ) {
     *splitter = None;
     *ptx = None;
-    if let Halt::Opaque(reason) = halt {
+    if let Some(reason) = OpaqueReason::of_split(e) {
         let _ = tx.send(Msg::Opaque(reason));
     }
 }
@@ -376,15 +306,11 @@ fn forward(
     match e {
         Event::Raw(b) => tx.send(Msg::Raw(b.to_vec())).is_ok(),
         Event::Plain(p) => ptx.is_some_and(|ptx| ptx.send(p).is_ok()),
-        Event::Step {
-            plain,
-            out,
-            corrections,
-        } => tx
+        Event::Step { plain, out, data } => tx
             .send(Msg::Step {
                 plain,
                 out,
-                corrections,
+                corrections: data,
             })
             .is_ok(),
     }

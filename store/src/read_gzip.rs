@@ -1,10 +1,10 @@
 //! Rebuilding a `Deflate` blob's exact gzip bytes as a stream.
 //!
-//! [`DeflateReader`] walks the rebuild script one segment at a time: raw ops are copied, each
-//! deflate step reads its payload bytes from the content recipe (a `PlainReader`, every chunk
-//! checked against its id) and its correction data, and preflate-rs (or, for data that starts
-//! with goflate's magic, a goflate [`StepRebuilder`]) recompresses them. Memory
-//! is bounded by one step (a few MiB of payload) and one script segment. A range that starts
+//! [`DeflateReader`] walks the script one segment at a time: raw ops are copied, each deflate
+//! step reads its payload bytes from the content recipe (a `PlainReader`, every chunk checked
+//! against its id) and its reconstruction data, and an `airlock_regzip` [`Rebuilder`] rebuilds
+//! its compressed bytes (goflate's or preflate-rs's, told apart by the data). Memory is bounded
+//! by one step (a few MiB of payload) and one script segment. A range that starts
 //! inside the blob is served by rebuilding from the start and discarding what comes before it
 //! (preflate-rs cannot resume mid-stream); the blob cache makes repeated reads cheap. A step
 //! whose output differs in length from what the script recorded is an error naming the blob
@@ -15,13 +15,13 @@ use std::{
     io::{self, Read},
 };
 
+use airlock_regzip::Rebuilder;
+
 use crate::{
     Digest, Error, Result, Store,
     cache::CacheFill,
-    goflate::StepRebuilder,
-    gzip::Rebuilder,
     read::PlainReader,
-    rebuild::{Corrections, Op, decode_script_segment, is_goflate},
+    rebuild::{Corrections, Op, decode_script_segment},
 };
 
 /// Streams a rebuilt gzip blob from an offset to its end.
@@ -35,11 +35,10 @@ pub(crate) struct DeflateReader {
     seg_start: Option<u64>,
     ops: VecDeque<Op>,
     rebuilder: Rebuilder,
-    go: StepRebuilder,
     /// Output offset of `buf[0]`.
     buf_offset: u64,
     buf: Vec<u8>,
-    /// The payload of the last Go step, kept to be filled again (no allocation per step).
+    /// The payload of the last step, kept to be filled again (no allocation per step).
     payload: Vec<u8>,
     /// Offset of the next byte to hand out (earlier output is discarded).
     pos: u64,
@@ -63,7 +62,6 @@ impl DeflateReader {
             seg_start: None,
             ops: VecDeque::new(),
             rebuilder: Rebuilder::default(),
-            go: StepRebuilder::default(),
             buf_offset: 0,
             buf: Vec::new(),
             payload: Vec::new(),
@@ -102,7 +100,6 @@ impl DeflateReader {
         self.buf = match op {
             Op::Raw(bytes) => {
                 self.rebuilder.reset();
-                self.go.reset();
                 bytes
             }
             Op::Step {
@@ -124,14 +121,9 @@ impl DeflateReader {
                     Corrections::Inline(bytes) => bytes,
                     Corrections::Chunk { id, .. } => self.plain.read_other_chunk(&id)?,
                 };
-                let bytes = if is_goflate(&corrections) {
-                    let bytes = self.go.step(&payload, &corrections);
-                    self.payload = payload;
-                    bytes
-                } else {
-                    self.rebuilder.step(payload, corrections)
-                }
-                .map_err(|what| self.failed(what))?;
+                let bytes = self.rebuilder.rebuild_step(&mut payload, corrections);
+                self.payload = payload;
+                let bytes = bytes.map_err(|e| self.failed(e.to_string()))?;
                 if bytes.len() != out as usize {
                     return Err(self.failed(format!(
                         "a deflate step rebuilt {} bytes, {out} were recorded",

@@ -28,12 +28,10 @@
 //! chunk (0x03) is told apart by its bytes. Version 1 had no op 0x04 and no goflate data.
 
 use airlock_chunker::ChunkId;
+use airlock_regzip::is_goflate;
 
 /// Version of the script byte layout above.
 pub const REBUILD_FORMAT_VERSION: u32 = 2;
-
-/// The preflate-rs minor version whose correction data a store holds (pinned `=0.7.6`).
-pub const PREFLATE_VERSION: &str = "preflate-rs 0.7";
 
 /// A segment closes after this many ops...
 const SEGMENT_OPS: usize = 1024;
@@ -44,11 +42,6 @@ const TAG_RAW: u8 = 1;
 const TAG_STEP_INLINE: u8 = 2;
 const TAG_STEP_CHUNK: u8 = 3;
 const TAG_GOFLATE_INLINE: u8 = 4;
-
-/// Whether correction data is goflate's (else preflate-rs's).
-pub fn is_goflate(corrections: &[u8]) -> bool {
-    corrections.starts_with(&crate::goflate::MAGIC)
-}
 
 /// Where a step's correction data is.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use std::{
 };
 
 use airlock_chunker::{CHUNKER_VERSION, ChunkerParams};
+use airlock_regzip::PREFLATE_VERSION;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -28,7 +29,7 @@ use crate::{
     index::Index,
     pack::{self, PACK_FORMAT_VERSION, PackWriter, sync_dir},
     put_gzip::TMP_DIR,
-    rebuild::{PREFLATE_VERSION, REBUILD_FORMAT_VERSION},
+    rebuild::REBUILD_FORMAT_VERSION,
     recipe::RECIPE_FORMAT_VERSION,
 };
 

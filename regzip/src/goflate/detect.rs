@@ -2,7 +2,10 @@
 //! first blocks with each candidate model.
 
 use super::{GoSplitter, Producer};
-use crate::{gzip::Event, gzip_frame::header_len};
+use crate::{
+    member::header_len,
+    split::{Event, Splitter},
+};
 
 /// pgzip's header fingerprint: MTIME 2288912640 (Go's zero time) and OS 255.
 pub(crate) fn is_pgzip_header(head: &[u8]) -> bool {
@@ -65,11 +68,12 @@ pub(crate) fn detect(head: &[u8], whole: bool) -> Option<Producer> {
             continue;
         }
         // Per mille of the compressed bytes covered.
-        let cost = sp.overhead * 1000 / out;
+        let (overhead, diffs) = sp.cost();
+        let cost = overhead * 1000 / out;
         if best.is_none_or(|(c, _)| cost < c) {
             best = Some((cost, producer));
         }
-        if sp.diffs == 0 {
+        if diffs == 0 {
             break;
         }
     }

@@ -17,26 +17,35 @@
 //! so it is bound by following the links (two to three per payload byte at level 6).
 //!
 //! [`GoSplitter`] splits a gzip stream as it streams in, like the preflate-rs splitter and with
-//! the same events: deflate streams are cut into steps of whole blocks (about
-//! [`STEP_OUT_BYTES`] of compressed output each; the bits of a byte shared by two steps are
-//! carried over), and each step's payload reaches past its last block as far as the producer
-//! saw when it chose the tokens ([`predict::LOOKAHEAD`] bytes for Go's levels, the rest of a
-//! 64 KiB chunk for the chunk models), or to the next flush point. Every step is rebuilt by a
-//! [`StepRebuilder`] on a thread of its own, at most two steps behind, and compared with its
-//! input; a split that finishes has proven that its events rebuild the input exactly.
-//! [`detect()`] picks the producer from the header and a trial over the first blocks.
+//! the same events and gzip member state machine: deflate streams are cut into steps of whole
+//! blocks (about [`STEP_OUT_BYTES`] of compressed output each; the bits of a byte shared by two
+//! steps are carried over), and each step's payload reaches past its last block as far as the
+//! producer saw when it chose the tokens ([`predict::LOOKAHEAD`] bytes for Go's levels, the rest
+//! of a 64 KiB chunk for the chunk models), or to the next flush point. Every step is rebuilt by a
+//! [`GoRebuilder`] on the verifier's thread and compared with its input; a split that finishes
+//! has proven that its events rebuild the input exactly. [`detect()`] picks the producer from
+//! the header and a trial over the first blocks.
 //!
 //! Modelled exactly (no differences on the fixtures): Go's compress/flate at levels 1-9 as
 //! Go 1.19 writes it (Debian's; later releases up to 1.26 are not checked here), with or
 //! without flushes, and pgzip's default level (klauspost/compress 1.15's level 5) at any block
-//! size. Other pgzip levels run the
-//! nearest model and pay for its differences; a stream whose trial costs more than 4% goes to
-//! preflate-rs, then stays opaque.
+//! size. Other pgzip levels run the nearest model and pay for its differences; a stream whose
+//! trial costs more than 4% goes to preflate-rs, then stays as it is.
 //!
-//! Reconstruction data of one step, [`FORMAT_VERSION`] 1 (varints are LEB128):
+//! The models are part of the on-disk format: rebuilding runs the model again, so a change to
+//! what a model proposes changes what existing reconstruction data rebuilds to. Every step's data
+//! therefore starts with its model version, [`MODEL_VERSION`], which names both the byte layout
+//! below and the behaviour of every model (the predictors in `predict`, `fast1` and `fast5`, the
+//! Huffman headers `huffman` derives, where `split` cuts steps and what the model sees of the
+//! payload). A change to any of them bumps it and keeps the earlier behaviour for data that
+//! carries the earlier version; data of a version this build does not know fails to rebuild
+//! with [`crate::Error::ModelUnknown`], never as other bytes. The golden fixtures in
+//! `tests/golden` (written by version 1) must rebuild exactly forever.
+//!
+//! Reconstruction data of one step, model version 1 (varints are LEB128):
 //!
 //! ```text
-//! step    := "GOF" version:u8 producer:u8 ends_at_sync:u8 nblocks:varint block* final_pad:u8
+//! step    := "GOF" model:u8 producer:u8 ends_at_sync:u8 nblocks:varint block* final_pad:u8
 //! producer:= 1..=9 Go compress/flate level | 0x40|level pgzip (model reset at every flush)
 //! block   := head:u8 plain:varint body
 //! head    := bit 0 BFINAL | bits 1-2 BTYPE | bit 3 skip (tokens are literals, model unheard)
@@ -60,17 +69,17 @@ mod huffman;
 mod predict;
 mod split;
 mod step;
-mod verify;
 mod write;
 
 pub(crate) use detect::{detect, is_pgzip_header};
-pub(crate) use split::GoSplitter;
-pub(crate) use step::StepRebuilder;
+pub use split::GoSplitter;
+pub(crate) use step::GoRebuilder;
 
 use predict::{Chains, Model, Window};
 
-/// Version of the reconstruction data layout above.
-pub const FORMAT_VERSION: u8 = 1;
+/// Version of the goflate models and of their reconstruction data's byte layout (see the module
+/// documentation); the second byte of every step's data.
+pub const MODEL_VERSION: u8 = 1;
 
 /// First bytes of every step's reconstruction data.
 pub(crate) const MAGIC: [u8; 3] = *b"GOF";
@@ -78,9 +87,9 @@ pub(crate) const MAGIC: [u8; 3] = *b"GOF";
 /// Compressed output per step, roughly (steps end at block boundaries).
 pub(crate) const STEP_OUT_BYTES: usize = 256 * 1024;
 
-/// Which encoder made a deflate stream.
+/// Which encoder made a deflate stream: the model a [`GoSplitter`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Producer {
+pub enum Producer {
     /// Go's compress/flate at a level 1-9 (compress/gzip's default is 6).
     Go(u8),
     /// klauspost/pgzip: independent blocks, each compressed with the previous block's tail as

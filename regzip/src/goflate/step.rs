@@ -1,14 +1,15 @@
 //! One step of a deflate stream: its blocks as reconstruction data (see the module
 //! documentation for the byte layout), the walk that turns predictions plus differences into
-//! tokens, and [`StepRebuilder`], which writes a stream again step by step.
+//! tokens, and [`GoRebuilder`], which writes a stream again step by step.
 
 use super::{
-    FORMAT_VERSION, MAGIC, Producer,
+    MAGIC, MODEL_VERSION, Producer,
     deflate::{Block, Header, Kind, MAX_DIST, Tok},
     huffman::go_header,
     predict::{Model, Window},
     write::{BitOut, Histogram, writable, write_block},
 };
+use crate::{Error, verify::StepRebuild};
 
 /// A block as recorded: everything but its tokens, plus the differences that give them.
 #[derive(Clone, Debug)]
@@ -85,7 +86,7 @@ fn tok_code(t: Tok) -> u64 {
 impl StepData {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
-        out.push(FORMAT_VERSION);
+        out.push(MODEL_VERSION);
         out.push(self.producer.code());
         out.push(u8::from(self.ends_at_sync));
         put_varint(&mut out, self.blocks.len() as u64);
@@ -123,12 +124,26 @@ impl StepData {
         out
     }
 
-    /// Decodes reconstruction data; `None` if it is damaged or of another version.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<StepData> {
-        let mut c = Cursor(bytes.strip_prefix(&MAGIC)?);
-        if c.byte()? != FORMAT_VERSION {
-            return None;
+    /// Decodes reconstruction data, telling data of a later model version from damaged data.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<StepData, Error> {
+        let version = bytes.strip_prefix(&MAGIC).and_then(|b| b.first().copied());
+        match version {
+            Some(MODEL_VERSION) => {}
+            Some(found) if found > MODEL_VERSION => {
+                return Err(Error::ModelUnknown {
+                    found,
+                    known: MODEL_VERSION,
+                });
+            }
+            _ => return Err(Error::damaged("goflate data without its magic and version")),
         }
+        StepData::decode_layout(&bytes[MAGIC.len() + 1..])
+            .ok_or_else(|| Error::damaged("goflate data does not decode"))
+    }
+
+    /// Decodes what follows the magic and version.
+    fn decode_layout(bytes: &[u8]) -> Option<StepData> {
+        let mut c = Cursor(bytes);
         let producer = Producer::from_code(c.byte()?)?;
         let ends_at_sync = match c.byte()? {
             0 => false,
@@ -292,9 +307,9 @@ pub(crate) fn walk_unheard(model: &mut Model, w: &Window, start: usize, len: usi
     })
 }
 
-/// Rebuilds a deflate stream step by step from payload and reconstruction data.
+/// Rebuilds a deflate stream step by step from payload and goflate reconstruction data.
 #[derive(Debug, Default)]
-pub(crate) struct StepRebuilder {
+pub(crate) struct GoRebuilder {
     state: Option<Stream>,
 }
 
@@ -313,15 +328,14 @@ struct Stream {
     toks: Vec<Tok>,
 }
 
-impl StepRebuilder {
-    /// The next step starts a new deflate stream.
-    pub(crate) fn reset(&mut self) {
+impl StepRebuild for GoRebuilder {
+    fn reset(&mut self) {
         self.state = None;
     }
 
     /// Rebuilds one step: `plain` is its payload, `data` its reconstruction data.
-    pub(crate) fn step(&mut self, plain: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
-        let d = StepData::decode(data).ok_or("goflate reconstruction data does not decode")?;
+    fn rebuild_step(&mut self, plain: &[u8], data: &[u8]) -> Result<Vec<u8>, Error> {
+        let d = StepData::decode(data)?;
         if self.state.is_none() {
             self.state = Some(Stream {
                 win: Window::default(),
@@ -335,10 +349,10 @@ impl StepRebuilder {
             });
         }
         let Some(s) = self.state.as_mut() else {
-            return Err("no stream".into());
+            return Err(Error::damaged("no stream"));
         };
         if s.done || s.producer != d.producer {
-            return Err("goflate step after the end of its stream".into());
+            return Err(Error::damaged("goflate step after the end of its stream"));
         }
         s.win.push(plain);
         let step_end = s.win.held();
@@ -354,7 +368,7 @@ impl StepRebuilder {
             let end = start
                 .checked_add(b.plain)
                 .filter(|&e| e <= step_end)
-                .ok_or("a block needs more payload than its step has")?;
+                .ok_or_else(|| Error::damaged("a block needs more payload than its step has"))?;
             set_visible(&mut s.win, &shape, j, start, step_end, d.ends_at_sync);
             let mut toks = std::mem::take(&mut s.toks);
             toks.clear();
@@ -362,20 +376,20 @@ impl StepRebuilder {
             match &b.kind {
                 Kind::Stored { .. } => {
                     if b.plain > 65535 {
-                        return Err("a stored block longer than 65535 bytes".into());
+                        return Err(Error::damaged("a stored block longer than 65535 bytes"));
                     }
                     walk_unheard(&mut s.model, &s.win, start, b.plain)
-                        .ok_or("a stored block does not fit")?;
+                        .ok_or_else(|| Error::damaged("a stored block does not fit"))?;
                 }
                 _ if b.skip => {
                     walk_unheard(&mut s.model, &s.win, start, b.plain)
-                        .ok_or("a literal block does not fit")?;
+                        .ok_or_else(|| Error::damaged("a literal block does not fit"))?;
                     toks.extend(s.win.slice(start, end).iter().map(|&c| Tok::lit(c)));
                     hist = Histogram::of(&toks);
                 }
                 _ if b.diffs.is_empty() => {
                     walk_predicted(&mut s.model, &s.win, start, b.plain, (&mut toks, &mut hist))
-                        .ok_or("tokens do not fit their block")?;
+                        .ok_or_else(|| Error::damaged("tokens do not fit their block"))?;
                 }
                 _ => {
                     let mut diffs = b.diffs.iter().peekable();
@@ -396,21 +410,22 @@ impl StepRebuilder {
                         hist.add(t);
                         Some(t)
                     })
-                    .ok_or("tokens do not fit their block")?;
+                    .ok_or_else(|| Error::damaged("tokens do not fit their block"))?;
                     if diffs.next().is_some() {
-                        return Err("differences past the end of a block".into());
+                        return Err(Error::damaged("differences past the end of a block"));
                     }
                 }
             }
             let kind = if b.derived {
                 let (raw, bits) = go_header(&hist);
-                let h = Header::from_raw(&raw, bits).ok_or("a derived Huffman header")?;
+                let h = Header::from_raw(&raw, bits)
+                    .ok_or_else(|| Error::damaged("a derived Huffman header"))?;
                 Kind::Dynamic(Box::new(h))
             } else {
                 b.kind.clone()
             };
             if !writable(&kind, &hist) {
-                return Err("a token has no code in its block".into());
+                return Err(Error::damaged("a token has no code in its block"));
             }
             let block = Block {
                 last: b.last,
@@ -435,7 +450,7 @@ impl StepRebuilder {
         // Payload past the last block is the lookahead of the next step, but none may follow
         // the stream's end.
         if s.done && s.pos != step_end {
-            return Err("payload after the end of the stream".into());
+            return Err(Error::damaged("payload after the end of the stream"));
         }
         s.partial = o.partial();
         let oldest = s.model.oldest().min(s.pos.saturating_sub(MAX_DIST));
@@ -449,27 +464,20 @@ impl StepRebuilder {
 mod tests {
     use super::*;
     use crate::{
-        goflate::{GoSplitter, Producer},
-        gzip::{Event, Limits},
+        Event, Limits, Splitter,
+        goflate::{GoSplitter, Producer, split::tests::fixture},
     };
 
     /// The (payload, reconstruction data) of every step of a committed fixture.
     fn steps(name: &str, producer: Producer) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go");
-        let gz = std::fs::read(dir.join(name)).unwrap();
-        let limits = Limits {
-            max_plain: u64::MAX,
-            max_ratio: u32::MAX,
-        };
+        let gz = fixture(name);
         // Small steps: a fixture makes several.
-        let mut sp = GoSplitter::with_step(producer, limits, 8 * 1024);
+        let mut sp = GoSplitter::with_step(producer, Limits::UNLIMITED, 8 * 1024);
         let (mut out, mut plain) = (Vec::new(), Vec::new());
         let mut sink = |e: Event<'_>| {
             match e {
                 Event::Plain(p) => plain.extend(p),
-                Event::Step { corrections, .. } => {
-                    out.push((std::mem::take(&mut plain), corrections))
-                }
+                Event::Step { data, .. } => out.push((std::mem::take(&mut plain), data)),
                 Event::Raw(_) => {}
             }
             true
@@ -489,6 +497,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn data_of_a_later_model_version_is_named_not_misread() {
+        let (plain, mut data) = steps("gzip_1.gz", Producer::Go(1)).remove(0);
+        data[MAGIC.len()] = MODEL_VERSION + 1;
+        let got = GoRebuilder::default().rebuild_step(&plain, &data);
+        assert_eq!(
+            got,
+            Err(Error::ModelUnknown {
+                found: MODEL_VERSION + 1,
+                known: MODEL_VERSION
+            })
+        );
+        data[MAGIC.len()] = 0;
+        assert!(matches!(
+            GoRebuilder::default().rebuild_step(&plain, &data),
+            Err(Error::Damaged { .. })
+        ));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         #[test]
@@ -504,7 +531,7 @@ mod tests {
                 ("gzip_1.gz", Producer::Go(1)),
                 ("pgzip_-1_65536.gz", Producer::Pgzip(5)),
             ][which];
-            let mut rb = StepRebuilder::default();
+            let mut rb = GoRebuilder::default();
             let all = steps(name, producer);
             let damaged = damaged % all.len();
             for (k, (plain, mut data)) in all.into_iter().enumerate() {
@@ -517,7 +544,7 @@ mod tests {
                     }
                 }
                 // Anything but a panic: wrong bytes are caught by the digest.
-                if rb.step(&plain, &data).is_err() {
+                if rb.rebuild_step(&plain, &data).is_err() {
                     break;
                 }
             }

@@ -1,5 +1,5 @@
-//! [`GoSplitter`]: a push parser that splits a gzip stream into payload, raw framing and
-//! goflate steps, verifying each step by rebuilding it.
+//! [`GoSplitter`]: splits a gzip stream a Go program wrote into payload, raw member headers and
+//! trailers, and goflate steps, each verified by rebuilding it.
 
 use std::collections::VecDeque;
 
@@ -8,14 +8,14 @@ use super::{
     deflate::{BitIn, Block, Kind, MAX_DIST, ParseError, parse_block},
     huffman::go_header,
     predict::{Model, Window},
-    step::{Recorded, StepData, is_sync, set_visible, walk, walk_unheard},
-    verify::Verifier,
+    step::{GoRebuilder, Recorded, StepData, is_sync, set_visible, walk, walk_unheard},
     write::Histogram,
 };
 use crate::{
-    gzip::{Event, Halt, Limits},
-    gzip_frame::{MAX_HEADER_BYTES, State, emit, header_len, step_between_members},
-    layer::OpaqueReason,
+    Error,
+    member::{DeflateSplit, Input, Members, Progress, emit},
+    split::{Event, Limits, Sink, Splitter},
+    verify::Verifier,
 };
 
 /// A step also ends once its blocks hold this much payload (highly compressible data).
@@ -24,8 +24,6 @@ const STEP_PLAIN_BYTES: usize = 8 * 1024 * 1024;
 const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 /// Input gathered before parsing is retried after a short read.
 const RETRY_BYTES: usize = 256 * 1024;
-/// The ratio limit applies to the compressed bytes seen, counted as at least this many.
-const RATIO_FLOOR_BYTES: u64 = 1024 * 1024;
 
 struct Parsed {
     block: Block,
@@ -51,155 +49,138 @@ struct Stream {
     origin: usize,
 }
 
-/// The push parser; see the module documentation.
-pub(crate) struct GoSplitter {
-    producer: Producer,
-    limits: Limits,
-    step_out: usize,
-    state: State,
-    pending: Vec<u8>,
-    need: usize,
-    fed: u64,
-    plain_total: u64,
-    tail: u64,
-    stream: Option<Stream>,
-    verifier: Verifier,
-    /// Reconstruction bytes emitted (for the trial and the tests).
-    pub(crate) overhead: u64,
-    /// Tokens the model did not predict.
-    pub(crate) diffs: u64,
-    /// Stop at the first difference (a trial that only accepts an exact model).
-    exact: bool,
-}
-
-impl std::fmt::Debug for GoSplitter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoSplitter")
-            .field("producer", &self.producer)
-            .field("fed", &self.fed)
-            .finish()
-    }
-}
+/// Splits gzip streams made by Go's compress/gzip or klauspost/pgzip with goflate's model of
+/// their [`Producer`]; see the module documentation of `goflate`.
+#[derive(Debug)]
+pub struct GoSplitter(Members<GoStage>);
 
 impl GoSplitter {
-    pub(crate) fn new(producer: Producer, limits: Limits) -> GoSplitter {
+    /// A splitter for streams `producer` wrote, expecting a gzip header first.
+    pub fn new(producer: Producer, limits: Limits) -> GoSplitter {
         GoSplitter::with_step(producer, limits, STEP_OUT_BYTES)
     }
 
-    pub(crate) fn with_step(producer: Producer, limits: Limits, step_out: usize) -> GoSplitter {
-        GoSplitter {
-            producer,
+    /// As [`GoSplitter::new`], with steps of about `step_out` compressed bytes instead of
+    /// 256 KiB (smaller steps carry more bits across step boundaries: tests use them).
+    pub fn with_step(producer: Producer, limits: Limits, step_out: usize) -> GoSplitter {
+        GoSplitter(Members::new(
+            GoStage::new(producer, step_out, false),
             limits,
-            step_out,
-            state: State::Header,
-            pending: Vec::new(),
-            need: 0,
-            fed: 0,
-            plain_total: 0,
-            tail: 0,
-            stream: None,
-            verifier: Verifier::new(true),
-            overhead: 0,
-            diffs: 0,
-            exact: false,
-        }
+            true,
+        ))
     }
 
     /// A splitter that only measures (nothing is rebuilt); an `exact` one stops at the first
     /// difference from its model.
     pub(super) fn trial(producer: Producer, step_out: usize, exact: bool) -> GoSplitter {
-        let limits = Limits {
-            max_plain: u64::MAX,
-            max_ratio: u32::MAX,
-        };
-        GoSplitter {
-            verifier: Verifier::new(false),
-            exact,
-            ..GoSplitter::with_step(producer, limits, step_out)
-        }
+        let stage = GoStage::new(producer, step_out, exact);
+        GoSplitter(Members::new(stage, Limits::UNLIMITED, false))
     }
 
-    pub(crate) fn feed(
+    /// Reconstruction bytes emitted, and tokens the model did not predict.
+    pub(crate) fn cost(&self) -> (u64, u64) {
+        (self.0.deflate.overhead, self.0.deflate.diffs)
+    }
+}
+
+impl Splitter for GoSplitter {
+    fn feed(&mut self, data: &[u8], sink: &mut Sink<'_>) -> Result<(), Error> {
+        self.0.feed(data, sink)
+    }
+
+    fn finish(&mut self, sink: &mut Sink<'_>) -> Result<(), Error> {
+        self.0.finish(sink)
+    }
+}
+
+/// One member's deflate stream through a Go model.
+pub(crate) struct GoStage {
+    producer: Producer,
+    step_out: usize,
+    need: usize,
+    stream: Option<Stream>,
+    /// Reconstruction bytes emitted (for the trial and the tests).
+    overhead: u64,
+    /// Tokens the model did not predict.
+    diffs: u64,
+    /// Stop at the first difference (a trial that only accepts an exact model).
+    exact: bool,
+}
+
+impl std::fmt::Debug for GoStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoStage")
+            .field("producer", &self.producer)
+            .field("diffs", &self.diffs)
+            .finish()
+    }
+}
+
+impl DeflateSplit for GoStage {
+    type Rebuild = GoRebuilder;
+    const NAME: &'static str = "the goflate splitter";
+
+    fn begin(&mut self) {
+        self.stream = Some(Stream {
+            win: Window::default(),
+            model: self.producer.model(0),
+            ppos: 0,
+            parsed: VecDeque::new(),
+            plain_parsed: 0,
+            plain_emitted: 0,
+            pos: 0,
+            ended: None,
+            origin: 0,
+        });
+        self.need = 0;
+    }
+
+    fn split(
         &mut self,
-        data: &[u8],
-        sink: &mut impl FnMut(Event<'_>) -> bool,
-    ) -> Result<(), Halt> {
-        self.fed += data.len() as u64;
-        self.pending.extend_from_slice(data);
-        self.run(false, sink)
+        input: &mut Input,
+        verifier: &mut Verifier<GoRebuilder>,
+        eof: bool,
+        sink: &mut Sink<'_>,
+    ) -> Result<Progress, Error> {
+        if !eof && input.pending.len() < self.need {
+            return Ok(Progress::Wait);
+        }
+        self.parse(input, eof)?;
+        while self.next_step(input, verifier, sink)? {}
+        if self.stream.is_none() {
+            return Ok(Progress::Ended);
+        }
+        if eof {
+            return Err(Error::MemberMalformed);
+        }
+        if input.pending.len() > MAX_PENDING_BYTES {
+            return Err(Error::EncoderUnsupported);
+        }
+        self.need = input.pending.len() + RETRY_BYTES;
+        Ok(Progress::Wait)
     }
+}
 
-    pub(crate) fn finish(&mut self, sink: &mut impl FnMut(Event<'_>) -> bool) -> Result<(), Halt> {
-        self.run(true, sink)?;
-        self.verifier.check_all()?;
-        match self.state {
-            State::Between | State::Tail if self.pending.is_empty() => Ok(()),
-            _ => Err(Halt::Opaque(OpaqueReason::GzipMalformed)),
+impl GoStage {
+    fn new(producer: Producer, step_out: usize, exact: bool) -> GoStage {
+        GoStage {
+            producer,
+            step_out,
+            need: 0,
+            stream: None,
+            overhead: 0,
+            diffs: 0,
+            exact,
         }
     }
 
-    fn run(&mut self, eof: bool, sink: &mut impl FnMut(Event<'_>) -> bool) -> Result<(), Halt> {
-        let malformed = Halt::Opaque(OpaqueReason::GzipMalformed);
-        loop {
-            match self.state {
-                State::Header => match header_len(&self.pending) {
-                    Ok(Some(n)) => {
-                        emit(sink, Event::Raw(&self.pending[..n]))?;
-                        self.pending.drain(..n);
-                        self.verifier.reset()?;
-                        self.stream = Some(Stream {
-                            win: Window::default(),
-                            model: self.producer.model(0),
-                            ppos: 0,
-                            parsed: VecDeque::new(),
-                            plain_parsed: 0,
-                            plain_emitted: 0,
-                            pos: 0,
-                            ended: None,
-                            origin: 0,
-                        });
-                        self.need = 0;
-                        self.state = State::Deflate;
-                    }
-                    Ok(None) if !eof && self.pending.len() < MAX_HEADER_BYTES => return Ok(()),
-                    _ => return Err(malformed),
-                },
-                State::Deflate => {
-                    if !eof && self.pending.len() < self.need {
-                        return Ok(());
-                    }
-                    self.parse(eof)?;
-                    while self.next_step(eof, sink)? {}
-                    if self.stream.is_some() {
-                        if eof {
-                            return Err(malformed);
-                        }
-                        if self.pending.len() > MAX_PENDING_BYTES {
-                            return Err(Halt::Opaque(OpaqueReason::EncoderUnsupported));
-                        }
-                        self.need = self.pending.len() + RETRY_BYTES;
-                        return Ok(());
-                    }
-                    self.state = State::Trailer;
-                }
-                State::Trailer | State::Between | State::Tail => {
-                    let (state, pending, tail) =
-                        (&mut self.state, &mut self.pending, &mut self.tail);
-                    if !step_between_members(state, pending, tail, eof, sink)? {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Parses every complete block in `pending`.
-    fn parse(&mut self, eof: bool) -> Result<(), Halt> {
+    /// Parses every complete block in the input.
+    fn parse(&mut self, input: &mut Input, eof: bool) -> Result<(), Error> {
         let Some(s) = self.stream.as_mut() else {
             return Ok(());
         };
         while s.ended.is_none() {
-            let mut r = BitIn::new(&self.pending, s.ppos);
+            let mut r = BitIn::new(&input.pending, s.ppos);
             let (buf, base) = s.win.parts();
             let before = buf.len();
             let start = base + before;
@@ -215,32 +196,24 @@ impl GoSplitter {
                             }
                         }
                     }
-                    s.ppos = r.pos;
+                    let end_bit = r.pos;
+                    s.ppos = end_bit;
                     s.plain_parsed = start + block.plain;
-                    self.plain_total += block.plain as u64;
-                    let ratio_base = self.fed.max(RATIO_FLOOR_BYTES);
-                    if self.plain_total > self.limits.max_plain
-                        || self.plain_total
-                            > ratio_base.saturating_mul(u64::from(self.limits.max_ratio))
-                    {
-                        return Err(Halt::Opaque(OpaqueReason::DecompressionLimit));
-                    }
+                    input.count_plain(block.plain as u64)?;
                     s.parsed.push_back(Parsed {
                         block,
                         start,
-                        end_bit: r.pos,
+                        end_bit,
                     });
                 }
                 Err(ParseError::Short) => {
                     buf.truncate(before);
                     if eof {
-                        return Err(Halt::Opaque(OpaqueReason::GzipMalformed));
+                        return Err(Error::MemberMalformed);
                     }
                     break;
                 }
-                Err(ParseError::Invalid) => {
-                    return Err(Halt::Opaque(OpaqueReason::EncoderUnsupported));
-                }
+                Err(ParseError::Invalid) => return Err(Error::EncoderUnsupported),
             }
         }
         Ok(())
@@ -249,10 +222,10 @@ impl GoSplitter {
     /// Emits the next step if enough is parsed; `true` if it did.
     fn next_step(
         &mut self,
-        eof: bool,
-        sink: &mut impl FnMut(Event<'_>) -> bool,
-    ) -> Result<bool, Halt> {
-        let unsupported = Halt::Opaque(OpaqueReason::EncoderUnsupported);
+        input: &mut Input,
+        verifier: &mut Verifier<GoRebuilder>,
+        sink: &mut Sink<'_>,
+    ) -> Result<bool, Error> {
         let Some(s) = self.stream.as_mut() else {
             return Ok(false);
         };
@@ -269,7 +242,6 @@ impl GoSplitter {
             }
         }
         if m == 0 {
-            let _ = eof;
             return Ok(false);
         }
         let Some(last) = s.parsed.get(m - 1) else {
@@ -312,7 +284,8 @@ impl GoSplitter {
             let mut diffs = Vec::new();
             let mut skip = false;
             if stored {
-                walk_unheard(&mut s.model, &s.win, p.start, b.plain).ok_or(unsupported)?;
+                walk_unheard(&mut s.model, &s.win, p.start, b.plain)
+                    .ok_or(Error::EncoderUnsupported)?;
             } else {
                 let mut toks = b.toks.iter();
                 walk(&mut s.model, &s.win, p.start, b.plain, |i, proposal, _| {
@@ -322,7 +295,7 @@ impl GoSplitter {
                     }
                     Some(t)
                 })
-                .ok_or(unsupported)?;
+                .ok_or(Error::EncoderUnsupported)?;
                 // A literal-only block the model would have matched: level 1 wrote it so.
                 if !diffs.is_empty() && s.model.chunked() && b.toks.iter().all(|t| !t.is_copy()) {
                     diffs.clear();
@@ -342,7 +315,7 @@ impl GoSplitter {
             };
             self.diffs += diffs.len() as u64;
             if self.exact && self.diffs > 0 {
-                return Err(unsupported);
+                return Err(Error::EncoderUnsupported);
             }
             blocks.push(Recorded {
                 last: b.last,
@@ -372,15 +345,18 @@ impl GoSplitter {
             end_bit / 8
         };
         if out_bytes == 0 {
-            return Err(unsupported);
+            return Err(Error::EncoderUnsupported);
         }
         let plain = s.win.slice(s.plain_emitted, step_end).to_vec();
-        self.verifier
-            .submit(&plain, &data, &self.pending[..out_bytes])?;
-        let (plain_len, out_len) = match (u32::try_from(plain.len()), u32::try_from(out_bytes)) {
-            (Ok(p), Ok(o)) => (p, o),
-            _ => return Err(unsupported),
+        let (Ok(plain_len), Ok(out_len)) = (u32::try_from(plain.len()), u32::try_from(out_bytes))
+        else {
+            return Err(Error::EncoderUnsupported);
         };
+        verifier.submit(
+            plain.clone(),
+            data.clone(),
+            input.pending[..out_bytes].to_vec(),
+        )?;
         self.overhead += data.len() as u64;
         if !plain.is_empty() {
             emit(sink, Event::Plain(plain))?;
@@ -390,13 +366,13 @@ impl GoSplitter {
             Event::Step {
                 plain: plain_len,
                 out: out_len,
-                corrections: data,
+                data,
             },
         )?;
         s.plain_emitted = step_end;
         s.pos = e_last;
         s.parsed.drain(..m);
-        self.pending.drain(..out_bytes);
+        input.pending.drain(..out_bytes);
         let shift = out_bytes * 8;
         s.ppos -= shift.min(s.ppos);
         for p in &mut s.parsed {
@@ -414,12 +390,10 @@ impl GoSplitter {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 pub(crate) mod tests {
-    use super::{super::step::StepRebuilder, *};
+    use super::*;
+    use crate::verify::StepRebuild;
 
-    pub(crate) const NO_LIMITS: Limits = Limits {
-        max_plain: u64::MAX,
-        max_ratio: u32::MAX,
-    };
+    pub(crate) const NO_LIMITS: Limits = Limits::UNLIMITED;
 
     /// Splits `gz` in `slice`-byte pieces and rebuilds it; returns payload, rebuilt bytes and
     /// reconstruction bytes.
@@ -427,10 +401,10 @@ pub(crate) mod tests {
         gz: &[u8],
         producer: Producer,
         slice: usize,
-    ) -> Result<(Vec<u8>, Vec<u8>, u64, u64), Halt> {
+    ) -> Result<(Vec<u8>, Vec<u8>, u64, u64), Error> {
         let mut sp = GoSplitter::new(producer, NO_LIMITS);
         let (mut payload, mut pending, mut rebuilt) = (Vec::new(), Vec::new(), Vec::new());
-        let mut rb = StepRebuilder::default();
+        let mut rb = GoRebuilder::default();
         let mut sink = |e: Event<'_>| {
             match e {
                 Event::Raw(b) => {
@@ -441,14 +415,10 @@ pub(crate) mod tests {
                     payload.extend_from_slice(&p);
                     pending.extend_from_slice(&p);
                 }
-                Event::Step {
-                    plain,
-                    out,
-                    corrections,
-                } => {
+                Event::Step { plain, out, data } => {
                     assert_eq!(plain as usize, pending.len());
                     let bytes = rb
-                        .step(&std::mem::take(&mut pending), &corrections)
+                        .rebuild_step(&std::mem::take(&mut pending), &data)
                         .unwrap();
                     assert_eq!(bytes.len(), out as usize);
                     rebuilt.extend_from_slice(&bytes);
@@ -460,11 +430,13 @@ pub(crate) mod tests {
             sp.feed(piece, &mut sink)?;
         }
         sp.finish(&mut sink)?;
-        Ok((payload, rebuilt, sp.overhead, sp.diffs))
+        let (overhead, diffs) = sp.cost();
+        Ok((payload, rebuilt, overhead, diffs))
     }
 
     pub(crate) fn fixture(name: &str) -> Vec<u8> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/tests/fixtures/go");
         std::fs::read(dir.join(name)).unwrap()
     }
 
@@ -564,7 +536,7 @@ pub(crate) mod tests {
     #[test]
     fn damaged_streams_halt() {
         let gz = fixture("gzip_6.gz");
-        let malformed = Err(Halt::Opaque(OpaqueReason::GzipMalformed));
+        let malformed = Err(Error::MemberMalformed);
         assert_eq!(
             split_and_rebuild(&gz[..gz.len() - 20], Producer::Go(6), 1 << 20).map(|_| ()),
             malformed
@@ -573,7 +545,7 @@ pub(crate) mod tests {
         bad[10] |= 0b110; // BTYPE 3
         assert_eq!(
             split_and_rebuild(&bad, Producer::Go(6), 1 << 20).map(|_| ()),
-            Err(Halt::Opaque(OpaqueReason::EncoderUnsupported))
+            Err(Error::EncoderUnsupported)
         );
     }
 
