@@ -135,7 +135,7 @@ impl Window {
             Some(left) => room.min(usize::try_from(left).unwrap_or(usize::MAX)),
             None => room,
         };
-        let got = read_full(src, &mut self.buf[self.end..self.end + want], read)?;
+        let got = read_counted(src, &mut self.buf[self.end..self.end + want], read)?;
         self.end += got;
         self.left = match self.left {
             // The source ended early: nothing more will come, whatever the region said.
@@ -147,9 +147,20 @@ impl Window {
     }
 }
 
-/// Fills `buf` from `src`, stopping early only at EOF; returns the bytes read. `read` counts
-/// every byte as it arrives, so it is exact even when an error cuts the read short.
-pub(crate) fn read_full<R: Read>(src: &mut R, buf: &mut [u8], read: &mut u64) -> io::Result<usize> {
+/// Fills `buf` from `src`, stopping early only at the end of the input (reads the OS
+/// interrupted are retried); returns the bytes read. The one read-until-full loop of airlock's
+/// crates.
+pub fn read_full<R: Read + ?Sized>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    read_counted(src, buf, &mut 0)
+}
+
+/// As [`read_full`]; `read` counts every byte as it arrives, so it is exact even when an error
+/// cuts the read short.
+pub(crate) fn read_counted<R: Read + ?Sized>(
+    src: &mut R,
+    buf: &mut [u8],
+    read: &mut u64,
+) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match src.read(&mut buf[got..]) {

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::{
     ChunkId, ChunkerParams, Error,
-    cdc::{Cutter, Window, read_full},
+    cdc::{Cutter, Window, read_counted},
     tar::{self, BLOCK, Block, Kind},
 };
 
@@ -432,7 +432,7 @@ impl<R: Read> Chunker<R> {
     /// Reads one block; the count is short only at EOF.
     fn read_block(&mut self) -> io::Result<([u8; BLOCK], usize)> {
         let mut block = [0u8; BLOCK];
-        let got = read_full(&mut self.src, &mut block, &mut self.read)?;
+        let got = read_counted(&mut self.src, &mut block, &mut self.read)?;
         Ok((block, got))
     }
 
@@ -442,7 +442,7 @@ impl<R: Read> Chunker<R> {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let old = self.inline.len();
         self.inline.resize(old + n, 0);
-        let got = read_full(&mut self.src, &mut self.inline[old..], &mut self.read);
+        let got = read_counted(&mut self.src, &mut self.inline[old..], &mut self.read);
         let kept = old + *got.as_ref().unwrap_or(&0);
         self.inline.truncate(kept);
         Ok(got? as u64)

@@ -21,6 +21,7 @@
 //! - [`Piece`], [`Chunk`], [`ChunkId`]: what comes out.
 //! - [`Layout`]: whether the stream was cut as a tar or as plain bytes, and why.
 //! - [`Error`]: a failed read, invalid parameters, an invalid chunk id.
+//! - [`read_full`]: fills a buffer from a reader, short only at the end (shared by the store).
 //!
 //! ```
 //! use airlock_chunker::{Chunker, ChunkerParams, Mode, Piece};
@@ -44,6 +45,7 @@ mod params;
 mod tar;
 
 pub use crate::{
+    cdc::read_full,
     chunker::{BATCH_BYTES, Chunk, Chunker, CutBatch, Layout, MAX_INLINE_RUN_BYTES, Mode, Piece},
     error::Error,
     id::ChunkId,

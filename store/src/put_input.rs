@@ -6,6 +6,8 @@ use std::{
     sync::mpsc,
 };
 
+use airlock_chunker::read_full;
+
 use crate::{
     Algorithm, Digest, Hasher,
     layer::{Encoding, SNIFF_BYTES},
@@ -51,15 +53,7 @@ impl<R: Read> Sniffed<R> {
     /// Reads the first bytes (fewer at the end of the input) and recognises the encoding.
     pub(crate) fn new(mut inner: R) -> io::Result<(Encoding, Sniffed<R>)> {
         let mut head = [0u8; SNIFF_BYTES];
-        let mut len = 0;
-        while len < SNIFF_BYTES {
-            match inner.read(&mut head[len..]) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let len = read_full(&mut inner, &mut head)?;
         let encoding = Encoding::sniff(&head[..len]);
         Ok((
             encoding,
@@ -123,7 +117,7 @@ pub(crate) fn hash_pipe<'scope, R: Read + Send + 'scope>(
         loop {
             let mut block = recycled.try_recv().unwrap_or_default();
             block.resize(PIPE_BLOCK_BYTES, 0);
-            let n = match fill(&mut src, &mut block) {
+            let n = match read_full(&mut src, &mut block) {
                 Ok(n) => n,
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -149,20 +143,6 @@ pub(crate) fn hash_pipe<'scope, R: Read + Send + 'scope>(
         pos: 0,
     };
     (pipe, hashing)
-}
-
-/// Reads until `buf` is full or the source ends; returns the bytes read.
-fn fill<R: Read>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match src.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 impl Read for HashPipe {
