@@ -41,11 +41,12 @@ pub struct DiskUsage {
     pub plain_blobs: u64,
     /// Compressed layers (gzip, zstd) as a whole.
     pub compressed: LayerUsage,
-    /// gzip layers kept as chunks of their decompressed content plus a rebuild script.
+    /// gzip layers kept as chunks of their decompressed content plus a script.
     pub rebuilt: LayerUsage,
     /// Bytes of decompressed payload of the rebuilt layers.
     pub rebuilt_payload_bytes: u64,
-    /// Bytes of rebuild scripts: preflate-rs correction data and gzip framing.
+    /// Bytes it takes to rebuild them: their scripts' reconstruction data and gzip member
+    /// headers and trailers.
     pub rebuild_bytes: u64,
     /// Compressed layers kept as their compressed bytes, by reason.
     pub opaque: BTreeMap<OpaqueReason, LayerUsage>,
@@ -105,7 +106,7 @@ impl Store {
             match stored_as(r) {
                 StoredAs::Rebuilt => {
                     du.rebuilt.add(r.size);
-                    du.rebuild_bytes += r.rebuild_bytes;
+                    du.rebuild_bytes += r.script_bytes;
                     if let crate::index::RecipeKind::Deflate { plain_size } = r.kind {
                         du.rebuilt_payload_bytes += plain_size;
                     }

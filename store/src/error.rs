@@ -198,6 +198,16 @@ pub enum Error {
         /// What went wrong.
         what: String,
     },
+    /// A blob's bytes cannot be produced by this airlock: its script holds reconstruction data
+    /// of a version it does not rebuild (preflate-rs data of another version, goflate data of a
+    /// later model). Another airlock may; nothing is damaged.
+    #[error("blob {digest} cannot be rebuilt by this airlock: {what}")]
+    RebuildUnsupported {
+        /// The blob.
+        digest: Digest,
+        /// Which version it would take.
+        what: String,
+    },
     /// The chunker failed.
     #[error("chunking blob {digest}")]
     Chunker {

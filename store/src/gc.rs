@@ -16,7 +16,7 @@ use airlock_chunker::ChunkId;
 
 use crate::{
     Digest, Error, PackId, Result, Store,
-    index::{ChunkRecord, LinkKind, PackRecord},
+    index::{ChunkRecord, LinkKind},
     pack::{self, CompressedFrame},
     put::Writers,
     store::now,
@@ -325,18 +325,7 @@ impl Store {
                 tx.put_chunk(id, &rec)?;
             }
         }
-        let mut next = tx.next_pack_id()?;
-        for (w, _) in writers.all() {
-            tx.put_pack(
-                w.id(),
-                &PackRecord {
-                    len: w.len(),
-                    sealed: false,
-                },
-            )?;
-            next = next.max(w.id().0 + 1);
-        }
-        tx.set_next_pack_id(next)?;
+        writers.register_packs(&mut tx)?;
         tx.commit()?;
         Ok(written)
     }

@@ -3,7 +3,7 @@
 //!
 //! A blob is anything with an OCI digest. It is cut by `airlock-chunker` into content-defined
 //! chunks (tar-aware for layers) that are stored once however many blobs hold them, and a
-//! recipe that rebuilds the exact bytes. A gzip layer is recognised from its bytes, split by
+//! recipe that gives back the exact bytes. A gzip layer is recognised from its bytes, split by
 //! `airlock-regzip` and stored as chunks of its decompressed tar plus a script of its member
 //! headers and trailers and the reconstruction data of its deflate steps, so two versions of an
 //! image share their unchanged files even when every layer digest changed; a stream regzip
@@ -54,9 +54,9 @@ mod put_gzip;
 mod put_input;
 mod read;
 mod read_gzip;
-mod rebuild;
 mod recipe;
 mod repo;
+mod script;
 mod store;
 mod transfer;
 mod verify;

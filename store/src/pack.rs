@@ -15,7 +15,7 @@
 //!
 //! `check` of a frame is the first 16 bytes of BLAKE3 over the frame's first 16 bytes, its
 //! entries and its payload; `check` of the seal is BLAKE3 over every frame's check in order.
-//! A pack is self-describing: the index can be rebuilt by scanning packs alone, and `verify`
+//! A pack is self-describing: the index can be recreated by scanning packs alone, and `verify`
 //! can name the offset of any damaged frame.
 
 use std::{

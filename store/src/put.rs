@@ -25,8 +25,8 @@ use crate::{
     layer::{Encoding, OpaqueReason},
     pack::{ChunkLoc, MAX_FRAME_RAW_BYTES},
     put_input::{Limited, Sniffed, hash_pipe},
-    rebuild::{Corrections, ScriptBuilder},
     recipe::RecipeBuilder,
+    script::{Corrections, ScriptBuilder},
     store::now,
 };
 
@@ -63,7 +63,7 @@ type Batch = std::result::Result<Vec<Piece>, airlock_chunker::Error>;
 /// Encoded recipe or script segments with their start offsets.
 type Segments = Vec<(u64, Vec<u8>)>;
 
-/// Correction data at least this long is stored as a chunk, shorter inline in the script.
+/// Reconstruction data at least this long is stored as a chunk, shorter inline in the script.
 const CORRECTIONS_CHUNK_BYTES: usize = 4096;
 
 /// What a put's producers send its consumer.
@@ -71,9 +71,9 @@ const CORRECTIONS_CHUNK_BYTES: usize = 4096;
 pub(crate) enum Msg {
     /// The chunker's next batch.
     Pieces(Batch),
-    /// Raw bytes of the rebuild script.
+    /// Raw bytes of the script.
     Raw(Vec<u8>),
-    /// A deflate step of the rebuild script.
+    /// A deflate step of the script.
     Step {
         plain: u32,
         out: u32,
@@ -131,7 +131,7 @@ pub(crate) struct Consumed {
     distinct: HashMap<ChunkId, Option<ChunkRecord>>,
     /// New chunks, their raw bytes, bytes appended to packs.
     stats: (u64, u64, u64),
-    /// Set when a producer gave up on rebuilding: nothing after it was stored.
+    /// Set when a producer gave up on splitting: nothing after it was stored.
     pub(crate) opaque: Option<OpaqueReason>,
 }
 
@@ -142,7 +142,7 @@ impl Store {
     /// longer than `max_size` or `expected_size` fails with [`Error::TooLarge`].
     ///
     /// The encoding is recognised from the first bytes: gzip is stored as chunks of its
-    /// decompressed payload plus a rebuild script when preflate-rs rebuilds it exactly (see
+    /// decompressed payload plus a script when preflate-rs rebuilds it exactly (see
     /// `put_gzip`), anything else as chunks of its own bytes (tar-aware when it parses as a
     /// tar).
     pub fn put_blob<R: Read + Send>(
@@ -232,11 +232,12 @@ impl Store {
             layout: cut_layout(layout),
             encoding,
             opaque,
-            rebuild_bytes: 0,
+            script_bytes: 0,
             chunks: consumed.recipe.chunk_count(),
             inline_bytes: consumed.recipe.inline_bytes(),
             created: now(),
             touched: 0,
+            preflate: None,
         };
         self.finish_put(expected, record, consumed, writers)
     }

@@ -35,7 +35,7 @@ use std::{
 };
 
 use airlock_chunker::{Chunker, Mode};
-use airlock_regzip::{DETECT_BYTES, Event, Limits, Splitter, choose_splitter};
+use airlock_regzip::{DETECT_BYTES, Event, Limits, PREFLATE_VERSION, Splitter, choose_splitter};
 
 use crate::{
     Digest, Error, PutOptions, PutOutcome, Result, Store,
@@ -202,11 +202,12 @@ impl Store {
             layout: cut_layout(layout),
             encoding: Encoding::Gzip,
             opaque: None,
-            rebuild_bytes: consumed.script.overhead(),
+            script_bytes: consumed.script.overhead(),
             chunks: consumed.recipe.chunk_count(),
             inline_bytes: consumed.recipe.inline_bytes(),
             created: now(),
             touched: 0,
+            preflate: Some(PREFLATE_VERSION.to_owned()),
         };
         self.finish_put(expected, record, consumed, writers)
     }

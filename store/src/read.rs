@@ -2,7 +2,7 @@
 //!
 //! Every chunk is checked against its BLAKE3 id as it is read, so damage in a pack surfaces as
 //! an error naming the pack and offset, never as wrong bytes. A `Deflate` blob is rebuilt by
-//! `read_gzip` from its payload and rebuild script, or served from the blob cache; a full read
+//! `read_gzip` from its payload and script, or served from the blob cache; a full read
 //! that rebuilds it fills the cache.
 
 use std::{
@@ -17,7 +17,7 @@ use airlock_chunker::ChunkId;
 
 use crate::{
     Digest, Error, PackId, Result, Store,
-    index::{BlobRecord, CutLayout, RecipeKind},
+    index::{BlobRecord, CutLayout, RecipeKind, SegmentAt, SegmentList},
     layer::{Encoding, StoredAs},
     pack::{self, ChunkLoc, DecodedFrame},
     read_gzip::DeflateReader,
@@ -126,6 +126,7 @@ impl Store {
         let src = match rec.kind {
             RecipeKind::Plain => Source::Plain(PlainReader::new(self, digest, range.start)),
             RecipeKind::Deflate { plain_size } => {
+                let preflate = rec.preflate_version(&self.inner.format.preflate);
                 let cache = &self.inner.cache;
                 let mut file = cached.then(|| cache.open(digest)).flatten();
                 if file.is_none()
@@ -136,8 +137,8 @@ impl Store {
                     // A range of a blob the cache can hold: materialize it whole first, so this
                     // and later ranges are served from the file.
                     let plain = PlainReader::new(self, digest, 0);
-                    let mut whole =
-                        DeflateReader::new(self, digest, plain, plain_size, 0, Some(fill));
+                    let script = (plain_size, preflate);
+                    let mut whole = DeflateReader::new(self, digest, plain, script, 0, Some(fill));
                     io::copy(&mut whole, &mut io::sink()).map_err(|e| unwrap_io(digest, e))?;
                     file = cache.open(digest);
                 }
@@ -156,7 +157,7 @@ impl Store {
                             self,
                             digest,
                             plain,
-                            plain_size,
+                            (plain_size, preflate),
                             range.start,
                             fill,
                         )))
@@ -313,7 +314,7 @@ pub(crate) fn stored_as(r: &BlobRecord) -> StoredAs {
     }
 }
 
-/// Where a reader finds a blob's recipe and rebuild-script segments: in the index (a stored
+/// Where a reader finds a blob's recipe and script segments: in the index (a stored
 /// blob), or given by the caller (a blob described by a bundle, read to verify its digest
 /// before it is committed). Chunks always come from the store.
 #[derive(Clone, Debug)]
@@ -330,60 +331,27 @@ pub(crate) struct GivenSegments {
 }
 
 impl Segments {
-    /// The recipe segment covering `offset`.
-    fn recipe_at(
+    /// A segment of the blob's recipe or script, if there is one where asked.
+    pub(crate) fn segment(
         &self,
         store: &Store,
         digest: &Digest,
-        offset: u64,
+        list: SegmentList,
+        at: SegmentAt,
     ) -> Result<Option<(u64, Vec<u8>)>> {
-        match self {
-            Segments::Index => store.inner.index.read()?.recipe_segment_at(digest, offset),
-            Segments::Given(g) => Ok(g
-                .recipe
-                .iter()
-                .rev()
-                .find(|(start, _)| *start <= offset)
-                .cloned()),
-        }
-    }
-
-    /// The recipe segment starting after `start`.
-    fn recipe_after(
-        &self,
-        store: &Store,
-        digest: &Digest,
-        start: u64,
-    ) -> Result<Option<(u64, Vec<u8>)>> {
-        match self {
-            Segments::Index => store
-                .inner
-                .index
-                .read()?
-                .recipe_segment_after(digest, start),
-            Segments::Given(g) => Ok(g.recipe.iter().find(|(s, _)| *s > start).cloned()),
-        }
-    }
-
-    /// The rebuild-script segment after the one starting at `after` (the first with `None`).
-    pub(crate) fn script_after(
-        &self,
-        store: &Store,
-        digest: &Digest,
-        after: Option<u64>,
-    ) -> Result<Option<(u64, Vec<u8>)>> {
-        match self {
-            Segments::Index => store
-                .inner
-                .index
-                .read()?
-                .script_segment_after(digest, after),
-            Segments::Given(g) => Ok(g
-                .script
-                .iter()
-                .find(|(s, _)| after.is_none_or(|a| *s > a))
-                .cloned()),
-        }
+        let g = match self {
+            Segments::Index => return store.inner.index.read()?.segment(list, digest, at),
+            Segments::Given(g) => g,
+        };
+        let segs = match list {
+            SegmentList::Recipe => &g.recipe,
+            SegmentList::Script => &g.script,
+        };
+        let found = match at {
+            SegmentAt::Covering(offset) => segs.iter().rev().find(|(s, _)| *s <= offset),
+            SegmentAt::After(after) => segs.iter().find(|(s, _)| after.is_none_or(|a| *s > a)),
+        };
+        Ok(found.cloned())
     }
 }
 
@@ -430,7 +398,7 @@ impl PlainReader {
         }
     }
 
-    /// Fetches a chunk through this reader's frame cache (correction data of a rebuild).
+    /// Fetches a chunk through this reader's frame cache (reconstruction data of a step).
     pub(crate) fn read_other_chunk(&mut self, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self
             .store
@@ -453,12 +421,11 @@ impl PlainReader {
 
     /// Loads the next segment's entries (the one covering `pos` on the first call).
     fn load_segment(&mut self) -> Result<()> {
-        let seg = match self.seg_start {
-            None => self
-                .segments
-                .recipe_at(&self.store, &self.digest, self.pos)?,
-            Some(s) => self.segments.recipe_after(&self.store, &self.digest, s)?,
+        let at = match self.seg_start {
+            None => SegmentAt::Covering(self.pos),
+            Some(s) => SegmentAt::After(Some(s)),
         };
+        let seg = (self.segments).segment(&self.store, &self.digest, SegmentList::Recipe, at)?;
         let rtx = self.store.inner.index.read()?;
         let damaged = |what: &str| Error::Index {
             path: self.store.inner.root.join("index.redb"),

@@ -9,19 +9,23 @@
 //! (preflate-rs cannot resume mid-stream); the blob cache makes repeated reads cheap. A step
 //! whose output differs in length from what the script recorded is an error naming the blob
 //! and offset; the bytes themselves are checked by the digest (verify, the cache fill).
+//! Reconstruction data of a version this airlock does not rebuild (preflate-rs data of the
+//! version the blob's record names, goflate data of a later model) is never fed to a rebuilder
+//! of another: the read fails with [`Error::RebuildUnsupported`], naming the version.
 
 use std::{
     collections::VecDeque,
     io::{self, Read},
 };
 
-use airlock_regzip::Rebuilder;
+use airlock_regzip::{PREFLATE_VERSION, Rebuilder, is_goflate};
 
 use crate::{
     Digest, Error, Result, Store,
     cache::CacheFill,
+    index::{SegmentAt, SegmentList},
     read::PlainReader,
-    rebuild::{Corrections, Op, decode_script_segment},
+    script::{Corrections, Op, decode_script_segment},
 };
 
 /// Streams a rebuilt gzip blob from an offset to its end.
@@ -43,18 +47,24 @@ pub(crate) struct DeflateReader {
     /// Offset of the next byte to hand out (earlier output is discarded).
     pos: u64,
     fill: Option<CacheFill>,
+    /// The preflate-rs version of the script's correction data, when this build cannot
+    /// rebuild it.
+    other_preflate: Option<String>,
 }
 
 impl DeflateReader {
+    /// A reader of the blob from `pos`; `plain_size` and `preflate` (the version of its
+    /// preflate-rs correction data) are what its record or description says.
     pub(crate) fn new(
         store: &Store,
         digest: &Digest,
         plain: PlainReader,
-        plain_size: u64,
+        (plain_size, preflate): (u64, &str),
         pos: u64,
         fill: Option<CacheFill>,
     ) -> DeflateReader {
         DeflateReader {
+            other_preflate: (preflate != PREFLATE_VERSION).then(|| preflate.to_owned()),
             store: store.clone(),
             digest: digest.clone(),
             plain,
@@ -78,18 +88,30 @@ impl DeflateReader {
         }
     }
 
+    /// The step's data is of a version this build does not rebuild: the blob needs another
+    /// airlock (or the layer put again), not a repair.
+    fn unsupported(&self, what: impl Into<String>) -> Error {
+        Error::RebuildUnsupported {
+            digest: self.digest.clone(),
+            what: what.into(),
+        }
+    }
+
     /// Produces the next op's output into `buf`; `false` at the end of the script.
     fn next_op(&mut self) -> Result<bool> {
         if self.ops.is_empty() {
-            let seg =
-                self.plain
-                    .segments()
-                    .script_after(&self.store, &self.digest, self.seg_start)?;
+            let at = SegmentAt::After(self.seg_start);
+            let seg = (self.plain.segments()).segment(
+                &self.store,
+                &self.digest,
+                SegmentList::Script,
+                at,
+            )?;
             let Some((start, bytes)) = seg else {
                 return Ok(false);
             };
             let ops = decode_script_segment(&bytes)
-                .ok_or_else(|| self.failed("its rebuild script does not decode"))?;
+                .ok_or_else(|| self.failed("its script does not decode"))?;
             self.seg_start = Some(start);
             self.ops.extend(ops);
         }
@@ -108,7 +130,7 @@ impl DeflateReader {
                 corrections,
             } => {
                 if u64::from(plain) > self.plain_left {
-                    return Err(self.failed("its rebuild script needs more payload than stored"));
+                    return Err(self.failed("its script needs more payload than stored"));
                 }
                 self.plain_left -= u64::from(plain);
                 let mut payload = std::mem::take(&mut self.payload);
@@ -121,9 +143,20 @@ impl DeflateReader {
                     Corrections::Inline(bytes) => bytes,
                     Corrections::Chunk { id, .. } => self.plain.read_other_chunk(&id)?,
                 };
+                if let Some(version) = &self.other_preflate
+                    && !is_goflate(&corrections)
+                {
+                    return Err(self.unsupported(format!(
+                        "its script holds correction data of {version}; this airlock rebuilds \
+                         {PREFLATE_VERSION}'s"
+                    )));
+                }
                 let bytes = self.rebuilder.rebuild_step(&mut payload, corrections);
                 self.payload = payload;
-                let bytes = bytes.map_err(|e| self.failed(e.to_string()))?;
+                let bytes = bytes.map_err(|e| match e {
+                    airlock_regzip::Error::ModelUnknown { .. } => self.unsupported(e.to_string()),
+                    e => self.failed(e.to_string()),
+                })?;
                 if bytes.len() != out as usize {
                     return Err(self.failed(format!(
                         "a deflate step rebuilt {} bytes, {out} were recorded",
@@ -144,7 +177,7 @@ impl DeflateReader {
     pub(crate) fn finish(&mut self) -> Result<()> {
         while self.next_op()? {}
         if self.plain_left != 0 {
-            return Err(self.failed("its rebuild script ends before its payload"));
+            return Err(self.failed("its script ends before its payload"));
         }
         if let Some(fill) = self.fill.take() {
             self.store.inner.cache.publish(&self.digest, fill);

@@ -1,9 +1,9 @@
-//! Recipes: how a blob's bytes are rebuilt from chunks and inline bytes.
+//! Recipes: how a blob's bytes are put together from chunks and inline bytes.
 //!
 //! A recipe is split into segments, each keyed in the index by the logical offset where it
 //! starts, so a range read finds its first segment with one lookup and memory stays bounded by
 //! one segment whatever the blob's size. A `Deflate` blob's recipe holds its decompressed
-//! payload (offsets are payload offsets); its rebuild script is in `rebuild`. Segment byte
+//! payload (offsets are payload offsets); its script is in `script`. Segment byte
 //! layout, [`RECIPE_FORMAT_VERSION`] 2 (2 added the blob record's encoding, opaque reason and
 //! `Deflate` kind; segments are unchanged since 1): a zstd frame holding a sequence of entries:
 //!
@@ -130,7 +130,7 @@ impl RecipeBuilder {
     }
 }
 
-/// Compresses a closed segment (recipes and rebuild scripts alike). zstd over a buffer in
+/// Compresses a closed segment (recipes and scripts alike). zstd over a buffer in
 /// memory fails only when allocation fails; the raw bytes kept then do not decode, so `verify`
 /// would name the segment rather than anything reading wrong bytes.
 pub(crate) fn encode_segment(raw: Vec<u8>) -> Vec<u8> {

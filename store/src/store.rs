@@ -29,12 +29,12 @@ use crate::{
     index::Index,
     pack::{self, PACK_FORMAT_VERSION, PackWriter, sync_dir},
     put_gzip::TMP_DIR,
-    rebuild::REBUILD_FORMAT_VERSION,
     recipe::RECIPE_FORMAT_VERSION,
+    script::SCRIPT_FORMAT_VERSION,
 };
 
 /// Version of the store's directory layout and format header (2: `cache/`, `tmp/`, the
-/// rebuild format and preflate-rs version in the header).
+/// script format and preflate-rs version in the header).
 pub const STORE_FORMAT_VERSION: u32 = 2;
 
 /// Pack files kept open for reads at most; a large store has more packs than a process may
@@ -116,9 +116,14 @@ pub struct StoreFormat {
     pub pack_format: u32,
     /// Recipe byte layout version.
     pub recipe_format: u32,
-    /// Rebuild-script byte layout version.
-    pub rebuild_format: u32,
-    /// The preflate-rs version whose correction data the store holds.
+    /// Script byte layout version (`rebuild_format` in `store.json`).
+    #[serde(rename = "rebuild_format")]
+    pub script_format: u32,
+    /// The preflate-rs version of the airlock that created the store: the version of the
+    /// correction data of every blob whose record names none (records name their own since
+    /// issue 13). A store written with another version opens all the same; a blob whose data
+    /// this airlock cannot rebuild fails to read with [`Error::RebuildUnsupported`], and
+    /// `verify` names it.
     pub preflate: String,
 }
 
@@ -134,7 +139,7 @@ impl StoreFormat {
             chunk_hash: "blake3-256".into(),
             pack_format: PACK_FORMAT_VERSION,
             recipe_format: RECIPE_FORMAT_VERSION,
-            rebuild_format: REBUILD_FORMAT_VERSION,
+            script_format: SCRIPT_FORMAT_VERSION,
             preflate: PREFLATE_VERSION.into(),
         }
     }
@@ -238,12 +243,12 @@ impl Store {
         }
         let format = if exists {
             let mut f = read_format(&format_path)?;
-            // Rebuild scripts of an older version are still read (op 0x04 came with 2); a
+            // Scripts of an older version are still read (op 0x04 came with 2); a
             // store opened for writing may get scripts of the current version, so it says so.
-            if (1..REBUILD_FORMAT_VERSION).contains(&f.rebuild_format)
+            if (1..SCRIPT_FORMAT_VERSION).contains(&f.script_format)
                 && opts.access == Access::ReadWrite
             {
-                f.rebuild_format = REBUILD_FORMAT_VERSION;
+                f.script_format = SCRIPT_FORMAT_VERSION;
                 write_format(root, &f)?;
             }
             f
@@ -256,25 +261,32 @@ impl Store {
             || format.pack_format != PACK_FORMAT_VERSION
             || format.recipe_format != RECIPE_FORMAT_VERSION
             || format.chunker_version != CHUNKER_VERSION
-            || !(1..=REBUILD_FORMAT_VERSION).contains(&format.rebuild_format)
-            || format.preflate != PREFLATE_VERSION
+            || !(1..=SCRIPT_FORMAT_VERSION).contains(&format.script_format)
         {
             return Err(Error::Format {
                 path: format_path,
                 what: format!(
-                    "store format {} (packs {}, recipes {}, chunker {}, rebuilds {} with {}) is \
-                     not supported by this airlock, which reads format {STORE_FORMAT_VERSION} \
+                    "store format {} (packs {}, recipes {}, chunker {}, scripts {}) is not \
+                     supported by this airlock, which reads format {STORE_FORMAT_VERSION} \
                      (packs {PACK_FORMAT_VERSION}, recipes {RECIPE_FORMAT_VERSION}, chunker \
-                     {CHUNKER_VERSION}, rebuilds {REBUILD_FORMAT_VERSION} with \
-                     {PREFLATE_VERSION})",
+                     {CHUNKER_VERSION}, scripts 1 to {SCRIPT_FORMAT_VERSION})",
                     format.version,
                     format.pack_format,
                     format.recipe_format,
                     format.chunker_version,
-                    format.rebuild_format,
-                    format.preflate,
+                    format.script_format,
                 ),
             });
+        }
+        if format.preflate != PREFLATE_VERSION {
+            // Never a reason to refuse: blobs record their own version, goflate data and every
+            // other blob need no preflate-rs, and what cannot be rebuilt is named when read.
+            tracing::info!(
+                "store {} was created with {}; this airlock rebuilds {PREFLATE_VERSION} \
+                 correction data",
+                root.display(),
+                format.preflate
+            );
         }
         let chunker = format.chunker()?;
         let mut conflicts = Vec::new();

@@ -3,7 +3,7 @@
 //! verified.
 //!
 //! A [`BlobDescription`] is everything a store needs to recreate a blob except its chunks: its
-//! record, its recipe segments and its rebuild script; its byte format is in `description`.
+//! record, its recipe segments and its script; its byte format is in `description`.
 //!
 //! Import order: [`Store::insert_frame`] for every frame (chunks are checked against their ids
 //! before anything is written; they enter with no blob referencing them), then
@@ -22,7 +22,7 @@ use crate::{
     Digest, Error, PutOutcome, Result, Store,
     digest::Hasher,
     frame::DecodedChunks,
-    index::{BlobRecord, ChunkRecord, PackRecord, RecipeKind},
+    index::{BlobRecord, ChunkRecord, RecipeKind, SegmentList},
     pack::{ChunkLoc, CompressedFrame},
     read::{GivenSegments, PlainReader, Segments},
     read_gzip::DeflateReader,
@@ -48,18 +48,8 @@ impl Store {
         let rec = rtx.blob(digest)?.ok_or_else(|| Error::BlobNotFound {
             digest: digest.clone(),
         })?;
-        let mut recipe = Vec::new();
-        let mut seg = rtx.recipe_segment_at(digest, 0)?;
-        while let Some((start, bytes)) = seg {
-            seg = rtx.recipe_segment_after(digest, start)?;
-            recipe.push((start, bytes));
-        }
-        let mut script = Vec::new();
-        let mut after = None;
-        while let Some((start, bytes)) = rtx.script_segment_after(digest, after)? {
-            after = Some(start);
-            script.push((start, bytes));
-        }
+        let recipe = rtx.segments(SegmentList::Recipe, digest)?;
+        let script = rtx.segments(SegmentList::Script, digest)?;
         Ok(BlobDescription {
             meta: Meta {
                 digest: digest.clone(),
@@ -68,9 +58,15 @@ impl Store {
                 layout: rec.layout,
                 encoding: rec.encoding,
                 opaque: rec.opaque,
-                rebuild_bytes: rec.rebuild_bytes,
+                script_bytes: rec.script_bytes,
                 chunks: rec.chunks,
                 inline_bytes: rec.inline_bytes,
+                preflate: match rec.kind {
+                    RecipeKind::Deflate { .. } => {
+                        Some(rec.preflate_version(&self.inner.format.preflate).to_owned())
+                    }
+                    RecipeKind::Plain => None,
+                },
             },
             recipe,
             script,
@@ -226,22 +222,7 @@ impl Store {
             }
         }
         drop(chunks);
-        let mut max_id = 0;
-        for (w, _) in writers.all() {
-            max_id = max_id.max(w.id().0);
-            tx.put_pack(
-                w.id(),
-                &PackRecord {
-                    len: w.len(),
-                    sealed: false,
-                },
-            )?;
-        }
-        let next = tx
-            .next_pack_id()?
-            .max(max_id + 1)
-            .max(self.inner.next_pack_id());
-        tx.set_next_pack_id(next)?;
+        writers.register_packs(&mut tx)?;
         tx.commit()
     }
 
@@ -298,11 +279,12 @@ impl Store {
             layout: m.layout,
             encoding: m.encoding,
             opaque: m.opaque,
-            rebuild_bytes: m.rebuild_bytes,
+            script_bytes: m.script_bytes,
             chunks: m.chunks,
             inline_bytes: m.inline_bytes,
             created: now(),
             touched: 0,
+            preflate: m.preflate.clone(),
         };
         tx.put_blob(digest, &record, &desc.recipe, &desc.script)?;
         tx.commit()?;
@@ -339,7 +321,10 @@ impl Store {
                 feed(&mut plain)?;
             }
             RecipeKind::Deflate { plain_size } => {
-                let mut r = DeflateReader::new(self, digest, plain, plain_size, 0, None);
+                let preflate =
+                    (desc.meta.preflate.as_deref()).unwrap_or(&self.inner.format.preflate);
+                let script = (plain_size, preflate);
+                let mut r = DeflateReader::new(self, digest, plain, script, 0, None);
                 feed(&mut r)?;
                 r.finish()?;
             }

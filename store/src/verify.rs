@@ -76,6 +76,14 @@ pub enum Defect {
         /// What is wrong.
         what: String,
     },
+    /// A blob whose script holds reconstruction data of a version this airlock does not
+    /// rebuild (see [`crate::Error::RebuildUnsupported`]): nothing is damaged.
+    RebuildUnsupported {
+        /// The blob.
+        digest: Digest,
+        /// Which version it would take.
+        what: String,
+    },
     /// A blob rebuilds to other bytes than its digest says.
     DigestMismatch {
         /// The blob.
@@ -147,6 +155,9 @@ impl fmt::Display for Defect {
             }
             Defect::RecipeDamaged { digest, what } => {
                 write!(f, "recipe of blob {digest} is damaged: {what}")
+            }
+            Defect::RebuildUnsupported { digest, what } => {
+                write!(f, "blob {digest} cannot be rebuilt by this airlock: {what}")
             }
             Defect::DigestMismatch { digest, actual } => {
                 write!(f, "blob {digest} rebuilds to content hashing to {actual}")
@@ -399,16 +410,12 @@ impl Store {
                                     });
                                 }
                             }
-                            Err(e) => blob_defects.push(Defect::RecipeDamaged {
-                                digest: digest.clone(),
-                                what: crate::unwrap_io(digest, e).to_string(),
-                            }),
+                            Err(e) => {
+                                blob_defects.push(read_defect(digest, crate::unwrap_io(digest, e)))
+                            }
                         }
                     }
-                    Err(e) => blob_defects.push(Defect::RecipeDamaged {
-                        digest: digest.clone(),
-                        what: e.to_string(),
-                    }),
+                    Err(e) => blob_defects.push(read_defect(digest, e)),
                 }
             }
             Ok(())
@@ -519,6 +526,17 @@ fn check_frame(
     Ok(())
 }
 
+/// What a failed read of a blob's bytes says about it.
+fn read_defect(digest: &Digest, e: Error) -> Defect {
+    match e {
+        Error::RebuildUnsupported { digest, what } => Defect::RebuildUnsupported { digest, what },
+        e => Defect::RecipeDamaged {
+            digest: digest.clone(),
+            what: e.to_string(),
+        },
+    }
+}
+
 /// The offset and description of a pack error.
 fn corrupt_at(e: Error) -> (u64, String) {
     match e {
@@ -537,7 +555,7 @@ mod tests {
     use super::*;
     use crate::{
         PutOptions, StoreOptions,
-        index::LinkKind,
+        index::{LinkKind, SegmentList},
         recipe::{Entry, RecipeBuilder},
     };
 
@@ -682,8 +700,61 @@ mod tests {
         assert_eq!(read(&f.store, &f.blobs[0].0).unwrap(), f.blobs[0].1);
     }
 
+    /// Issue 13: a record names the preflate-rs version of its script's correction data; a blob
+    /// whose version this airlock does not rebuild is named, never fed to another version, and
+    /// a record that names none speaks for the version of `store.json`.
     #[test]
-    fn with_damaged_rebuild_script() {
+    fn with_script_of_another_preflate_version() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            blob_cache_size: 0,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), opts).unwrap();
+        let tar: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(&tar).unwrap();
+        let gz = e.finish().unwrap();
+        let d = Digest::sha256(&gz);
+        store.put_blob(&d, &gz[..], PutOptions::default()).unwrap();
+        let rec = store.inner.index.read().unwrap().blob(&d).unwrap().unwrap();
+        assert_eq!(
+            rec.preflate.as_deref(),
+            Some(airlock_regzip::PREFLATE_VERSION)
+        );
+        let rewrite = |preflate: Option<&str>| {
+            let rec = BlobRecord {
+                preflate: preflate.map(str::to_owned),
+                ..rec.clone()
+            };
+            let rtx = store.inner.index.read().unwrap();
+            let recipe = rtx.segments(SegmentList::Recipe, &d).unwrap();
+            let script = rtx.segments(SegmentList::Script, &d).unwrap();
+            drop(rtx);
+            let mut tx = store.inner.index.write().unwrap();
+            tx.put_blob(&d, &rec, &recipe, &script).unwrap();
+            tx.commit().unwrap();
+        };
+        rewrite(Some("preflate-rs 0.1"));
+        let err = read(&store, &d).unwrap_err();
+        assert!(matches!(err, Error::RebuildUnsupported { .. }), "{err}");
+        assert!(err.to_string().contains("preflate-rs 0.1"), "{err}");
+        let report = store.verify(Verify::Full).unwrap();
+        assert!(
+            matches!(&report.defects[..], [Defect::RebuildUnsupported { digest, .. }] if *digest == d),
+            "{:?}",
+            report.defects
+        );
+        rewrite(None);
+        assert_eq!(read(&store, &d).unwrap(), gz);
+        assert!(store.verify(Verify::Full).unwrap().is_clean());
+    }
+
+    #[test]
+    fn with_damaged_script() {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(

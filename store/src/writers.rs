@@ -13,6 +13,7 @@ use airlock_chunker::{Chunk, ChunkId};
 
 use crate::{
     Error, PackId, Result, Store,
+    index::{PackRecord, WriteTx},
     pack::{ChunkLoc, CompressedFrame, PackWriter},
 };
 
@@ -55,6 +56,22 @@ impl<'a> Writers<'a> {
     /// Every pack touched, full ones first.
     pub(crate) fn all(&mut self) -> impl Iterator<Item = &mut (PackWriter, u64)> {
         self.done.iter_mut().chain(self.current.iter_mut())
+    }
+
+    /// Registers every pack touched in `tx`, unsealed at its current length, and moves the
+    /// index's next pack id past them and past every id handed out since the store opened.
+    /// The caller commits `tx` only after the packs are synced.
+    pub(crate) fn register_packs(&mut self, tx: &mut WriteTx<'_>) -> Result<()> {
+        let mut next = tx.next_pack_id()?.max(self.store.inner.next_pack_id());
+        for (w, _) in self.all() {
+            let record = PackRecord {
+                len: w.len(),
+                sealed: false,
+            };
+            tx.put_pack(w.id(), &record)?;
+            next = next.max(w.id().0 + 1);
+        }
+        tx.set_next_pack_id(next)
     }
 
     /// Cuts every pack back to where this writer found it and hands them back. A pack created

@@ -7,8 +7,8 @@
 //! - `blobs`: digest -> [`BlobRecord`] (size, kind, how it was cut)
 //! - `recipes`: (digest, logical start offset) -> one encoded recipe segment (of the content:
 //!   for a `Deflate` blob, offsets into its decompressed payload)
-//! - `rebuilds`: (digest, output start offset) -> one encoded rebuild-script segment (`Deflate`
-//!   blobs only)
+//! - `rebuilds`: (digest, output start offset) -> one encoded script segment (`Deflate`
+//!   blobs only; `SCRIPTS` in the code, the table keeps the name it was created with)
 //! - `repos`: repository -> creation time
 //! - `links`: (repository, digest) -> [`LinkKind`] bits
 //! - `tags`: (repository, tag) -> digest; `tag_history`: (repository, tag, seq) -> [`TagEvent`]
@@ -37,7 +37,7 @@ const CHUNKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
 const PACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("packs");
 const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 const RECIPES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("recipes");
-const REBUILDS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("rebuilds");
+const SCRIPTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("rebuilds");
 const REPOS: TableDefinition<&str, u64> = TableDefinition::new("repos");
 const LINKS: TableDefinition<(&str, &str), u8> = TableDefinition::new("links");
 const TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("tags");
@@ -86,7 +86,7 @@ impl Index {
     pub fn open(path: &Path, access: Access) -> Result<Index> {
         if access == Access::ReadOnly {
             let db = match ReadOnlyDatabase::open(path) {
-                // Left by a writer that did not close (a crash): redb must rebuild its
+                // Left by a writer that did not close (a crash): redb must repair its
                 // allocator state before anyone reads. That changes no content, so a reader
                 // does it once, if it can (not on read-only media, nor beside other readers).
                 Err(redb::DatabaseError::RepairAborted) => {
@@ -119,7 +119,7 @@ impl Index {
             ix!(index, tx.open_table(PACKS))?;
             ix!(index, tx.open_table(BLOBS))?;
             ix!(index, tx.open_table(RECIPES))?;
-            ix!(index, tx.open_table(REBUILDS))?;
+            ix!(index, tx.open_table(SCRIPTS))?;
             ix!(index, tx.open_table(REPOS))?;
             ix!(index, tx.open_table(LINKS))?;
             ix!(index, tx.open_table(TAGS))?;
@@ -205,6 +205,33 @@ mod chunks;
 mod reads;
 mod records;
 mod writes;
+
+/// Which of a blob's two lists of segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentList {
+    /// Its content recipe, keyed by content offset.
+    Recipe,
+    /// Its script (`Deflate` blobs only), keyed by output offset.
+    Script,
+}
+
+impl SegmentList {
+    fn table(self) -> TableDefinition<'static, (&'static str, u64), &'static [u8]> {
+        match self {
+            SegmentList::Recipe => RECIPES,
+            SegmentList::Script => SCRIPTS,
+        }
+    }
+}
+
+/// Which segment of a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentAt {
+    /// The one covering this offset (the last that starts at or before it).
+    Covering(u64),
+    /// The first that starts after this start (`None`: the first of all).
+    After(Option<u64>),
+}
 
 pub use self::records::{
     BlobRecord, ChunkRecord, CutLayout, LinkKind, PackRecord, RecipeKind, TagEvent,

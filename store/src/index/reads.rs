@@ -6,8 +6,8 @@ use redb::{ReadableMultimapTable, ReadableTable};
 use super::*;
 use crate::{
     Digest, PackId,
-    rebuild::{Corrections, Op, decode_script_segment},
     recipe::{Entry, decode_segment},
+    script::{Corrections, Op, decode_script_segment},
 };
 
 macro_rules! reads {
@@ -45,16 +45,28 @@ macro_rules! reads {
                 Ok(out)
             }
 
-            /// The recipe segment covering logical `offset` of a blob: its start and bytes.
-            pub fn recipe_segment_at(
+            /// A segment of a blob's recipe or script, if there is one where asked: its start
+            /// and bytes.
+            pub fn segment(
                 &self,
+                list: SegmentList,
                 digest: &Digest,
-                offset: u64,
+                at: SegmentAt,
             ) -> Result<Option<(u64, Vec<u8>)>> {
-                let t = ix!(self, self.tx.open_table(RECIPES))?;
+                let t = ix!(self, self.tx.open_table(list.table()))?;
                 let key = digest.to_string();
-                let mut range = ix!(self, t.range((key.as_str(), 0)..=(key.as_str(), offset)))?;
-                match range.next_back() {
+                let key = key.as_str();
+                let row = match at {
+                    SegmentAt::Covering(offset) => {
+                        ix!(self, t.range((key, 0)..=(key, offset)))?.next_back()
+                    }
+                    SegmentAt::After(Some(u64::MAX)) => None,
+                    SegmentAt::After(after) => {
+                        let from = after.map_or(0, |a| a + 1);
+                        ix!(self, t.range((key, from)..=(key, u64::MAX)))?.next()
+                    }
+                };
+                match row {
                     Some(row) => {
                         let (k, v) = ix!(self, row)?;
                         Ok(Some((k.value().1, v.value().to_vec())))
@@ -63,28 +75,21 @@ macro_rules! reads {
                 }
             }
 
-            /// The recipe segment starting strictly after `start`, if any.
-            pub fn recipe_segment_after(
+            /// Every segment of a blob's recipe or script, in order.
+            pub fn segments(
                 &self,
+                list: SegmentList,
                 digest: &Digest,
-                start: u64,
-            ) -> Result<Option<(u64, Vec<u8>)>> {
-                let t = ix!(self, self.tx.open_table(RECIPES))?;
-                let key = digest.to_string();
-                if start == u64::MAX {
-                    return Ok(None);
+            ) -> Result<Vec<(u64, Vec<u8>)>> {
+                let mut out = Vec::new();
+                let mut after = None;
+                while let Some((start, bytes)) =
+                    self.segment(list, digest, SegmentAt::After(after))?
+                {
+                    after = Some(start);
+                    out.push((start, bytes));
                 }
-                let mut range = ix!(
-                    self,
-                    t.range((key.as_str(), start + 1)..=(key.as_str(), u64::MAX))
-                )?;
-                match range.next() {
-                    Some(row) => {
-                        let (k, v) = ix!(self, row)?;
-                        Ok(Some((k.value().1, v.value().to_vec())))
-                    }
-                    None => Ok(None),
-                }
+                Ok(out)
             }
 
             /// Every entry of a blob's recipe, in order, or a description of the damage.
@@ -95,7 +100,7 @@ macro_rules! reads {
             ) -> Result<std::result::Result<Vec<Entry>, String>> {
                 let mut out = Vec::new();
                 let mut offset = 0u64;
-                let mut seg = self.recipe_segment_at(digest, 0)?;
+                let mut seg = self.segment(SegmentList::Recipe, digest, SegmentAt::After(None))?;
                 while let Some((start, bytes)) = seg {
                     if start != offset {
                         return Ok(Err(format!("segment starts at {start}, expected {offset}")));
@@ -107,7 +112,8 @@ macro_rules! reads {
                         offset += e.len();
                         out.push(e);
                     }
-                    seg = self.recipe_segment_after(digest, start)?;
+                    seg =
+                        self.segment(SegmentList::Recipe, digest, SegmentAt::After(Some(start)))?;
                 }
                 if offset != size {
                     return Ok(Err(format!(
@@ -117,34 +123,7 @@ macro_rules! reads {
                 Ok(Ok(out))
             }
 
-            /// The rebuild-script segment after the one starting at `after` (the first with
-            /// `None`): its output start and bytes.
-            pub fn script_segment_after(
-                &self,
-                digest: &Digest,
-                after: Option<u64>,
-            ) -> Result<Option<(u64, Vec<u8>)>> {
-                let t = ix!(self, self.tx.open_table(REBUILDS))?;
-                let key = digest.to_string();
-                let from = match after {
-                    None => 0,
-                    Some(u64::MAX) => return Ok(None),
-                    Some(a) => a + 1,
-                };
-                let mut range = ix!(
-                    self,
-                    t.range((key.as_str(), from)..=(key.as_str(), u64::MAX))
-                )?;
-                match range.next() {
-                    Some(row) => {
-                        let (k, v) = ix!(self, row)?;
-                        Ok(Some((k.value().1, v.value().to_vec())))
-                    }
-                    None => Ok(None),
-                }
-            }
-
-            /// Every op of a blob's rebuild script, or a description of the damage.
+            /// Every op of a blob's script, or a description of the damage.
             pub fn script_ops(
                 &self,
                 digest: &Digest,
@@ -152,33 +131,34 @@ macro_rules! reads {
                 plain_size: u64,
             ) -> Result<std::result::Result<Vec<Op>, String>> {
                 let (mut out, mut offset, mut plain) = (Vec::new(), 0u64, 0u64);
-                let mut seg = self.script_segment_after(digest, None)?;
+                let mut seg = self.segment(SegmentList::Script, digest, SegmentAt::After(None))?;
                 while let Some((start, bytes)) = seg {
                     if start != offset {
                         return Ok(Err(format!(
-                            "rebuild segment starts at {start}, expected {offset}"
+                            "script segment starts at {start}, expected {offset}"
                         )));
                     }
                     let Some(ops) = decode_script_segment(&bytes) else {
-                        return Ok(Err(format!("rebuild segment at {start} does not decode")));
+                        return Ok(Err(format!("script segment at {start} does not decode")));
                     };
                     for op in ops {
                         offset += op.out_len();
                         plain += op.plain_len();
                         out.push(op);
                     }
-                    seg = self.script_segment_after(digest, Some(start))?;
+                    seg =
+                        self.segment(SegmentList::Script, digest, SegmentAt::After(Some(start)))?;
                 }
                 if offset != size || plain != plain_size {
                     return Ok(Err(format!(
-                        "rebuild script makes {offset} bytes from {plain} payload bytes, the \
+                        "script makes {offset} bytes from {plain} payload bytes, the \
                          blob has {size} from {plain_size}"
                     )));
                 }
                 Ok(Ok(out))
             }
 
-            /// Every chunk a blob's recipes name (content and rebuild script), once each, or
+            /// Every chunk a blob's recipes name (content and script), once each, or
             /// a description of the damage.
             pub fn blob_chunk_ids(
                 &self,

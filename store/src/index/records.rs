@@ -66,7 +66,7 @@ pub struct PackRecord {
 pub enum RecipeKind {
     /// Concatenate the pieces.
     Plain,
-    /// The pieces are the decompressed payload; the rebuild script makes the gzip stream.
+    /// The pieces are the decompressed payload; the script makes the gzip stream.
     Deflate {
         /// Bytes of decompressed payload the content recipe covers.
         plain_size: u64,
@@ -98,8 +98,9 @@ pub struct BlobRecord {
     pub encoding: Encoding,
     /// Why a compressed blob is kept as its compressed bytes (`None`: it is not).
     pub opaque: Option<OpaqueReason>,
-    /// Bytes of the rebuild script's correction data and raw framing (`Deflate` only).
-    pub rebuild_bytes: u64,
+    /// Bytes of the script's reconstruction data and raw bytes (`Deflate` only).
+    #[serde(rename = "rebuild_bytes")]
+    pub script_bytes: u64,
     /// Number of chunk pieces in the recipe (with repeats).
     pub chunks: u64,
     /// Bytes kept inline in the recipe.
@@ -110,12 +111,25 @@ pub struct BlobRecord {
     /// period runs from the later of this and `created`.
     #[serde(default)]
     pub touched: u64,
+    /// The preflate-rs version of the airlock that wrote the script (`Deflate` blobs): the
+    /// version of whatever preflate-rs correction data it holds. Records written before it was
+    /// recorded per blob lack it; their data is of the version `store.json` names. An added
+    /// field, which the airlocks before it ignore (records are JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflate: Option<String>,
 }
 
 impl BlobRecord {
     /// When the blob was last stored, put again or linked as a blob.
     pub fn last_touched(&self) -> u64 {
         self.created.max(self.touched)
+    }
+
+    /// The preflate-rs version of the correction data in the blob's script: its own record's,
+    /// else `store_wide`, what `store.json` names for records written before it was recorded
+    /// per blob.
+    pub fn preflate_version<'a>(&'a self, store_wide: &'a str) -> &'a str {
+        self.preflate.as_deref().unwrap_or(store_wide)
     }
 }
 

@@ -52,7 +52,7 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// Records a blob with its recipe segments and rebuild-script segments (start offset,
+    /// Records a blob with its recipe segments and script segments (start offset,
     /// encoded bytes).
     pub fn put_blob(
         &mut self,
@@ -72,7 +72,7 @@ impl WriteTx<'_> {
                 ix!(self, t.insert((key.as_str(), *start), bytes.as_slice()))?;
             }
         }
-        let mut t = ix!(self, self.tx.open_table(REBUILDS))?;
+        let mut t = ix!(self, self.tx.open_table(SCRIPTS))?;
         for (start, bytes) in script {
             ix!(self, t.insert((key.as_str(), *start), bytes.as_slice()))?;
         }
@@ -98,7 +98,7 @@ impl WriteTx<'_> {
             let mut t = ix!(self, self.tx.open_table(BLOBS))?;
             ix!(self, t.remove(key.as_str()))?;
         }
-        for table in [RECIPES, REBUILDS] {
+        for table in [RECIPES, SCRIPTS] {
             let mut t = ix!(self, self.tx.open_table(table))?;
             let starts: Vec<u64> = {
                 let mut v = Vec::new();

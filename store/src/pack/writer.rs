@@ -172,7 +172,7 @@ impl PackWriter {
         Ok(())
     }
 
-    /// Cuts the file back to `len` (where a failed put started) and rebuilds the seal state.
+    /// Cuts the file back to `len` (where a failed put started) and restores the seal state.
     pub fn rollback(&mut self, len: u64) -> Result<()> {
         if len == self.len {
             return Ok(());

@@ -27,8 +27,6 @@ impl Store {
         distinct: &HashMap<ChunkId, Option<ChunkRecord>>,
         writers: &mut Writers<'_>,
     ) -> Result<bool> {
-        let packs: Vec<(crate::PackId, u64)> =
-            writers.all().map(|(w, _)| (w.id(), w.len())).collect();
         let (prepared, synced) = std::thread::scope(|s| {
             let syncing = s.spawn(|| writers.all().try_for_each(|(w, _)| w.sync()));
             let prepared =
@@ -40,16 +38,7 @@ impl Store {
         });
         let (mut tx, existed) = prepared?;
         synced?;
-        let mut max_id = 0;
-        for (id, len) in packs {
-            max_id = max_id.max(id.0);
-            tx.put_pack(id, &PackRecord { len, sealed: false })?;
-        }
-        let next = tx
-            .next_pack_id()?
-            .max(max_id + 1)
-            .max(self.inner.next_pack_id());
-        tx.set_next_pack_id(next)?;
+        writers.register_packs(&mut tx)?;
         tx.commit()?;
         Ok(existed)
     }

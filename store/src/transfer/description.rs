@@ -1,15 +1,20 @@
 //! [`BlobDescription`]: everything a store needs to recreate a blob except its chunks (its
-//! record, its recipe segments and its rebuild script), written and parsed. Byte layout,
-//! [`DESCRIPTION_FORMAT_VERSION`] 1 (integers little-endian; segments as in `recipe` and
-//! `rebuild`):
+//! record, its recipe segments and its script), written and parsed. Byte layout,
+//! [`DESCRIPTION_FORMAT_VERSION`] 2 (integers little-endian; segments as in `recipe` and
+//! `script`):
 //!
 //! ```text
 //! description := "ABLD" version:u32 meta_len:u32 meta{meta_len}
 //!                n_recipe:u32 segment{n_recipe} n_script:u32 segment{n_script}
 //! segment     := start:u64 len:u32 bytes{len}
 //! meta        := JSON {digest, size, kind, layout, encoding, opaque, rebuild_bytes, chunks,
-//!                      inline_bytes}
+//!                      inline_bytes, preflate}
 //! ```
+//!
+//! `preflate` (version 2) names the preflate-rs version whose correction data the script holds
+//! (`Deflate` blobs): a store rebuilds a described blob only with that version, and says so
+//! when it has another. Version 1 had no `preflate` and is still read: every airlock that
+//! wrote it held preflate-rs 0.7 data only ([`LEGACY_PREFLATE_VERSION`]).
 //!
 //! Parsing checks every length against the bytes present and the segment count against
 //! [`MAX_SEGMENTS`]; a description from a bundle is never trusted.
@@ -23,12 +28,16 @@ use crate::{
     Digest, Error, Result,
     index::{CutLayout, RecipeKind},
     layer::{Encoding, OpaqueReason},
-    rebuild::{Corrections, Op, decode_script_segment},
     recipe::{Entry, decode_segment},
+    script::{Corrections, Op, decode_script_segment},
 };
 
 /// Version of the description byte layout above.
-pub const DESCRIPTION_FORMAT_VERSION: u32 = 1;
+pub const DESCRIPTION_FORMAT_VERSION: u32 = 2;
+
+/// The preflate-rs version of the scripts in version 1 descriptions, and of stores before the
+/// version was recorded per blob (their format headers name it too).
+pub(crate) const LEGACY_PREFLATE_VERSION: &str = "preflate-rs 0.7";
 
 const MAGIC: &[u8; 4] = b"ABLD";
 /// A description never holds more segments than this, whatever its bytes claim.
@@ -44,9 +53,12 @@ pub(super) struct Meta {
     pub(super) layout: CutLayout,
     pub(super) encoding: Encoding,
     pub(super) opaque: Option<OpaqueReason>,
-    pub(super) rebuild_bytes: u64,
+    #[serde(rename = "rebuild_bytes")]
+    pub(super) script_bytes: u64,
     pub(super) chunks: u64,
     pub(super) inline_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) preflate: Option<String>,
 }
 
 /// Everything needed to recreate a blob in another store, except its chunks.
@@ -68,7 +80,7 @@ impl BlobDescription {
         self.meta.size
     }
 
-    /// Every chunk the blob needs (content and correction data), once each, in first-use order.
+    /// Every chunk the blob needs (content and reconstruction data), once each, in first-use order.
     /// Fails on segments that do not decode.
     pub fn chunk_ids(&self) -> Result<Vec<ChunkId>> {
         Ok(self.chunks()?.into_iter().map(|(id, _)| id).collect())
@@ -107,7 +119,7 @@ impl BlobDescription {
     /// Bytes of the blob's content kept inline in its recipe and script (they travel in the
     /// description, not as chunks).
     pub fn inline_bytes(&self) -> u64 {
-        self.meta.inline_bytes + self.meta.rebuild_bytes
+        self.meta.inline_bytes + self.meta.script_bytes
     }
 
     fn damaged(&self, what: &str, start: u64) -> Error {
@@ -153,7 +165,7 @@ impl BlobDescription {
             if last.is_some_and(|l| *start <= l) {
                 return Err(Error::DescriptionCorrupt {
                     what: format!(
-                        "rebuild script of blob {} is out of order at {start}",
+                        "script of blob {} is out of order at {start}",
                         self.meta.digest
                     ),
                 });
@@ -195,14 +207,18 @@ impl BlobDescription {
             return Err(corrupt("not a blob description (bad magic)".into()));
         }
         let version = r.u32()?;
-        if version != DESCRIPTION_FORMAT_VERSION {
+        if !(1..=DESCRIPTION_FORMAT_VERSION).contains(&version) {
             return Err(corrupt(format!(
-                "blob description version {version}, this airlock reads {DESCRIPTION_FORMAT_VERSION}"
+                "blob description version {version}, this airlock reads 1 to \
+                 {DESCRIPTION_FORMAT_VERSION}"
             )));
         }
         let meta_len = r.u32()? as usize;
-        let meta: Meta = serde_json::from_slice(r.take(meta_len)?)
+        let mut meta: Meta = serde_json::from_slice(r.take(meta_len)?)
             .map_err(|e| corrupt(format!("blob description metadata: {e}")))?;
+        if version == 1 && matches!(meta.kind, RecipeKind::Deflate { .. }) {
+            meta.preflate = Some(LEGACY_PREFLATE_VERSION.to_owned());
+        }
         let recipe = r.segments()?;
         let script = r.segments()?;
         if r.at != bytes.len() {
@@ -214,7 +230,7 @@ impl BlobDescription {
         }
         if matches!(meta.kind, RecipeKind::Plain) && !script.is_empty() {
             return Err(corrupt(format!(
-                "plain blob {} carries a rebuild script",
+                "plain blob {} carries a script",
                 meta.digest
             )));
         }
@@ -272,5 +288,78 @@ impl<'a> Cursor<'a> {
             out.push((start, self.take(len)?.to_vec()));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::index::CutLayout;
+
+    fn deflate_description(preflate: Option<&str>) -> BlobDescription {
+        BlobDescription {
+            meta: Meta {
+                digest: Digest::sha256(b"a gzip layer"),
+                size: 12,
+                kind: RecipeKind::Deflate { plain_size: 0 },
+                layout: CutLayout::Tar,
+                encoding: Encoding::Gzip,
+                opaque: None,
+                script_bytes: 12,
+                chunks: 0,
+                inline_bytes: 0,
+                preflate: preflate.map(str::to_owned),
+            },
+            recipe: Vec::new(),
+            script: vec![(0, b"script".to_vec())],
+        }
+    }
+
+    /// The bytes version 1 wrote: no `preflate` in the metadata.
+    fn version_1_bytes(d: &BlobDescription) -> Vec<u8> {
+        let mut meta: serde_json::Value = serde_json::to_value(&d.meta).unwrap();
+        meta.as_object_mut().unwrap().remove("preflate");
+        let meta = serde_json::to_vec(&meta).unwrap();
+        let v2 = d.to_bytes();
+        let old_meta_len = u32::from_le_bytes(v2[8..12].try_into().unwrap()) as usize;
+        let mut out = b"ABLD".to_vec();
+        out.extend(1u32.to_le_bytes());
+        out.extend((meta.len() as u32).to_le_bytes());
+        out.extend(&meta);
+        out.extend(&v2[12 + old_meta_len..]);
+        out
+    }
+
+    #[test]
+    fn issue_13_descriptions_carry_their_preflate_version() {
+        let d = deflate_description(Some("preflate-rs 0.9"));
+        let bytes = d.to_bytes();
+        assert_eq!(bytes[4..8], DESCRIPTION_FORMAT_VERSION.to_le_bytes());
+        let back = BlobDescription::from_bytes(&bytes).unwrap();
+        assert_eq!(back.meta.preflate.as_deref(), Some("preflate-rs 0.9"));
+        assert_eq!(back.to_bytes(), bytes);
+    }
+
+    #[test]
+    fn issue_13_version_1_descriptions_are_read_as_preflate_rs_0_7() {
+        let v1 = version_1_bytes(&deflate_description(None));
+        let back = BlobDescription::from_bytes(&v1).unwrap();
+        assert_eq!(back.meta.preflate.as_deref(), Some(LEGACY_PREFLATE_VERSION));
+        assert_eq!(back.script, vec![(0, b"script".to_vec())]);
+        // A plain blob has no script, so no preflate-rs version.
+        let mut plain = deflate_description(None);
+        plain.meta.kind = RecipeKind::Plain;
+        plain.script.clear();
+        let back = BlobDescription::from_bytes(&version_1_bytes(&plain)).unwrap();
+        assert_eq!(back.meta.preflate, None);
+    }
+
+    #[test]
+    fn later_versions_are_refused_by_name() {
+        let mut bytes = deflate_description(None).to_bytes();
+        bytes[4..8].copy_from_slice(&(DESCRIPTION_FORMAT_VERSION + 1).to_le_bytes());
+        let err = BlobDescription::from_bytes(&bytes).unwrap_err();
+        assert!(err.to_string().contains("version 3"), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use airlock_store::{Access, Digest, Store, StoreOptions, StoredAs, Verify};
+use airlock_store::{Access, Defect, Digest, Error, Store, StoreOptions, StoredAs, Verify};
 
 /// Copies a golden store to a temporary directory (opening may write a lock or upgrade it).
 fn copy_golden(name: &str) -> (tempfile::TempDir, PathBuf) {
@@ -103,4 +103,73 @@ fn issue_13_golden_store_v2_rebuilds_exactly() {
     assert_eq!(check_every_blob(&store, &digests), rebuilt_then);
     let report = store.verify(Verify::Full).unwrap();
     assert!(report.is_clean(), "{:?}", report.defects);
+}
+
+/// The golden store as if created with another preflate-rs: it opens, every blob without
+/// preflate-rs data (the Go layers goflate models among them) still rebuilds exactly, and the
+/// layers whose correction data is preflate-rs's (flate2's, and pgzip level 1's, which no
+/// goflate model matches) are named, by read and by verify, as ones this airlock cannot rebuild
+/// (their records predate per-blob versions: `store.json` speaks for them).
+#[test]
+fn issue_13_golden_store_of_another_preflate_version_opens_and_names_what_it_cannot_rebuild() {
+    let (tmp, listed) = copy_golden("store-v2");
+    let digests = listed_digests(&listed);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut by_preflate: Vec<Digest> = ["flate2/zlib-rs-l6.tar.gz", "go/pgzip_1_65536.gz"]
+        .iter()
+        .map(|f| Digest::sha256(&fs::read(fixtures.join(f)).unwrap()))
+        .collect();
+    by_preflate.sort_by_key(|d| d.to_string());
+    let header = tmp.path().join("store.json");
+    let original = fs::read_to_string(&header).unwrap();
+    let other = original.replace("preflate-rs 0.7", "preflate-rs 0.1");
+    assert_ne!(other, original);
+    fs::write(&header, &other).unwrap();
+    for access in [Access::ReadOnly, Access::ReadWrite] {
+        let opts = StoreOptions {
+            access,
+            blob_cache_size: 0,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(tmp.path(), opts).unwrap();
+        let mut refused = Vec::new();
+        for d in &digests {
+            let mut bytes = Vec::new();
+            let read = store.open_blob(d).and_then(|mut r| {
+                r.read_to_end(&mut bytes)
+                    .map_err(|e| airlock_store::unwrap_io(d, e))
+            });
+            match read {
+                Ok(_) => assert_eq!(&Digest::sha256(&bytes), d, "{d} rebuilt to other bytes"),
+                Err(e) => {
+                    assert!(matches!(e, Error::RebuildUnsupported { .. }), "{d}: {e}");
+                    assert!(e.to_string().contains("preflate-rs 0.1"), "{e}");
+                    refused.push(d.clone());
+                }
+            }
+        }
+        refused.sort_by_key(|d| d.to_string());
+        assert_eq!(refused, by_preflate);
+        let report = store.verify(Verify::Full).unwrap();
+        let what = format!(
+            "its script holds correction data of preflate-rs 0.1; this airlock rebuilds {}'s",
+            airlock_regzip::PREFLATE_VERSION
+        );
+        let mut named: Vec<Defect> = by_preflate
+            .iter()
+            .map(|d| Defect::RebuildUnsupported {
+                digest: d.clone(),
+                what: what.clone(),
+            })
+            .collect();
+        let mut found = report.defects.clone();
+        found.sort_by_key(|d| d.to_string());
+        named.sort_by_key(|d| d.to_string());
+        assert_eq!(found, named);
+    }
+    assert_eq!(
+        fs::read_to_string(&header).unwrap(),
+        other,
+        "the header is kept"
+    );
 }

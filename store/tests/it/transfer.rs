@@ -211,3 +211,35 @@ fn issue_5_every_stored_chunk_is_listed() {
     expect.sort();
     assert_eq!(blobs, expect);
 }
+
+/// Issue 13: a description names the preflate-rs version of its script's correction data. One
+/// of another version is refused by name when it is put (nothing is stored; the same blob
+/// described with this airlock's version imports).
+#[test]
+fn issue_13_a_described_blob_of_another_preflate_version_is_named() {
+    let (_a, from) = store_with(small_opts(1 << 20));
+    let (_b, to) = store_with(small_opts(1 << 20));
+    let (_, gz, _) = layers();
+    let (d, _) = put(&from, &gz);
+    assert_eq!(
+        from.stat_blob(&d).unwrap().unwrap().stored_as,
+        StoredAs::Rebuilt
+    );
+    let bytes = from.describe_blob(&d).unwrap().to_bytes();
+    let ours = b"\"preflate\":\"preflate-rs 0.7\"";
+    let at = bytes.windows(ours.len()).position(|w| w == ours).unwrap();
+    let mut other = bytes.clone();
+    other[at..at + ours.len()].copy_from_slice(b"\"preflate\":\"preflate-rs 0.1\"");
+    let desc = BlobDescription::from_bytes(&other).unwrap();
+    let ids = desc.chunk_ids().unwrap();
+    for frame in frames_of(&from, &to.missing_chunks(&ids).unwrap(), 7, 3) {
+        to.insert_frame(Frame::decode(frame).unwrap()).unwrap();
+    }
+    let err = to.put_described(&desc).unwrap_err();
+    assert!(matches!(err, Error::RebuildUnsupported { .. }), "{err}");
+    assert!(err.to_string().contains("preflate-rs 0.1"), "{err}");
+    assert!(!to.has_blob(&d).unwrap());
+    let desc = BlobDescription::from_bytes(&bytes).unwrap();
+    assert!(!to.put_described(&desc).unwrap().existed);
+    assert_reads(&to, &d, &gz);
+}

@@ -1,18 +1,17 @@
-//! Rebuild scripts: how a `Deflate` blob's exact compressed bytes are made again from its
-//! decompressed content.
+//! Scripts: how a `Deflate` blob's exact compressed bytes are made again from its decompressed
+//! content.
 //!
 //! A `Deflate` blob has two recipes. Its content recipe (see `recipe`) holds the decompressed
 //! payload (the tar) as chunks and inline pieces, so it dedups like an uncompressed layer. Its
-//! rebuild script is a list of ops that turn that payload back into the original gzip stream:
-//! gzip headers, trailers and any bytes after the last member are copied verbatim, and each
-//! deflate stream is recompressed one step at a time, from the next `plain` bytes of the
-//! payload and the step's correction data: by preflate-rs, or, for streams made by Go's
-//! encoders, by `goflate`. A step that follows a raw op (or comes first) starts a new deflate
-//! stream; consecutive steps continue one stream.
+//! script is a list of ops that turn that payload back into the original gzip stream: gzip
+//! member headers, trailers and any bytes after the last member are copied verbatim, and each
+//! deflate stream is rebuilt one step at a time by `airlock_regzip`, from the next `plain`
+//! bytes of the payload and the step's reconstruction data. A step that follows a raw op (or
+//! comes first) starts a new deflate stream; consecutive steps continue one stream.
 //!
 //! The script is split into segments keyed in the index by the blob offset where their output
 //! starts (every op outputs at least one byte, so keys strictly increase). Segment byte layout,
-//! [`REBUILD_FORMAT_VERSION`] 2: a zstd frame holding a sequence of ops:
+//! [`SCRIPT_FORMAT_VERSION`] 2: a zstd frame holding a sequence of ops:
 //!
 //! ```text
 //! op := 0x01 len:u32 bytes{len}                              raw bytes, copied to the output
@@ -21,17 +20,19 @@
 //!     | 0x04 plain:u32 out:u32 len:u32 bytes{len}            goflate step, corrections inline
 //! ```
 //!
-//! Correction data that starts with goflate's magic `GOF` is goflate reconstruction data (its
-//! layout and own version are in `goflate`); every other is the output of preflate-rs
-//! [`PREFLATE_VERSION`], whose encoding is tied to that minor version, which the store's format
-//! header records. A put never stores preflate-rs data that starts with `GOF`, so a step in a
-//! chunk (0x03) is told apart by its bytes. Version 1 had no op 0x04 and no goflate data.
+//! The reconstruction data ("corrections") is regzip's and says what it is: data that starts
+//! with `GOF` is goflate's, whose next byte is its model version (regzip's `MODEL_VERSION`,
+//! layout in `regzip/src/goflate/mod.rs`); any other is preflate-rs correction data, whose
+//! encoding is tied to preflate-rs's minor version, recorded per blob (`BlobRecord::preflate`,
+//! and in blob descriptions; `store.json` names it for blobs recorded before). regzip never
+//! emits preflate-rs data that starts with `GOF`, so a step in a chunk (0x03) is told apart by
+//! its bytes. Version 1 had no op 0x04 and no goflate data.
 
 use airlock_chunker::ChunkId;
 use airlock_regzip::is_goflate;
 
 /// Version of the script byte layout above.
-pub const REBUILD_FORMAT_VERSION: u32 = 2;
+pub const SCRIPT_FORMAT_VERSION: u32 = 2;
 
 /// A segment closes after this many ops...
 const SEGMENT_OPS: usize = 1024;
@@ -43,7 +44,7 @@ const TAG_STEP_INLINE: u8 = 2;
 const TAG_STEP_CHUNK: u8 = 3;
 const TAG_GOFLATE_INLINE: u8 = 4;
 
-/// Where a step's correction data is.
+/// Where a step's reconstruction data is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Corrections {
     /// Kept in the script.
@@ -57,18 +58,18 @@ pub enum Corrections {
     },
 }
 
-/// One op of a rebuild script.
+/// One op of a script.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// Bytes copied to the output as they are.
     Raw(Vec<u8>),
-    /// Recompress the next `plain` payload bytes into `out` bytes of deflate stream.
+    /// Rebuild `out` bytes of deflate stream from the next `plain` payload bytes.
     Step {
         /// Payload bytes this step consumes.
         plain: u32,
         /// Compressed bytes it produces.
         out: u32,
-        /// preflate-rs correction data.
+        /// Its reconstruction data (goflate's or preflate-rs's).
         corrections: Corrections,
     },
 }
@@ -101,7 +102,7 @@ pub struct ScriptBuilder {
     current_inline: usize,
     out: u64,
     plain: u64,
-    /// Bytes of correction data and raw bytes: the cost of rebuilding.
+    /// Bytes of reconstruction data and raw bytes: the cost of rebuilding.
     overhead: u64,
 }
 
