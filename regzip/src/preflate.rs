@@ -192,7 +192,7 @@ impl PreflateStage {
         let (Ok(plain32), Ok(out32)) = (u32::try_from(plain.len()), u32::try_from(used)) else {
             return Err(Error::EncoderUnsupported);
         };
-        verifier.submit(plain.clone(), data.clone(), input.pending[..used].to_vec())?;
+        verifier.submit(&plain, &data, &input.pending[..used])?;
         if !plain.is_empty() {
             emit(sink, Event::Plain(plain))?;
         }

@@ -150,13 +150,8 @@ impl<R: StepRebuild + Default + 'static> Verifier<R> {
         Ok(())
     }
 
-    /// Hands a step over; `want` is the input it must rebuild.
-    pub(crate) fn submit(
-        &mut self,
-        plain: Vec<u8>,
-        data: Vec<u8>,
-        want: Vec<u8>,
-    ) -> Result<(), Error> {
+    /// Hands a copy of a step over (none when disabled); `want` is the input it must rebuild.
+    pub(crate) fn submit(&mut self, plain: &[u8], data: &[u8], want: &[u8]) -> Result<(), Error> {
         if !self.enabled {
             return Ok(());
         }
@@ -169,8 +164,9 @@ impl<R: StepRebuild + Default + 'static> Verifier<R> {
         let Some(w) = &self.worker else {
             return Err(MISMATCH);
         };
-        w.submit(plain, data).map_err(|_| MISMATCH)?;
-        self.unverified.push_back(want);
+        w.submit(plain.to_vec(), data.to_vec())
+            .map_err(|_| MISMATCH)?;
+        self.unverified.push_back(want.to_vec());
         Ok(())
     }
 
@@ -220,7 +216,7 @@ mod tests {
         data: &[u8],
         want: &[u8],
     ) -> Result<(), Error> {
-        v.submit(plain.to_vec(), data.to_vec(), want.to_vec())
+        v.submit(plain, data, want)
     }
 
     #[test]

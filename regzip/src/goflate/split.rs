@@ -352,11 +352,7 @@ impl GoStage {
         else {
             return Err(Error::EncoderUnsupported);
         };
-        verifier.submit(
-            plain.clone(),
-            data.clone(),
-            input.pending[..out_bytes].to_vec(),
-        )?;
+        verifier.submit(&plain, &data, &input.pending[..out_bytes])?;
         self.overhead += data.len() as u64;
         if !plain.is_empty() {
             emit(sink, Event::Plain(plain))?;
