@@ -17,7 +17,7 @@
 //! This crate knows nothing of stores, chunks, scripts, digests or OCI: it reads bytes and hands
 //! out events, and the caller decides where payload and reconstruction data live. Only the
 //! `preflate` module imports preflate-rs. Reconstruction data outlives the code that wrote it:
-//! goflate data starts with its [`MODEL_VERSION`], and preflate-rs data is tied to
+//! goflate data carries its [`MODEL_VERSION`] in its first bytes, and preflate-rs data is tied to
 //! [`PREFLATE_VERSION`], which the caller records beside it; golden fixtures in `tests/golden`
 //! pin both.
 //!
