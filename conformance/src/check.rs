@@ -157,7 +157,8 @@ checks! {
     end_8a_tags_list => checks::discovery::tags_list;
     /// end-8b: `n` and `last` page the tags list, with `Link: <...>; rel="next"`.
     end_8b_tags_pagination => checks::discovery::tags_pagination;
-    /// end-9: deleting a tag leaves the manifest; deleting a manifest removes it and its tags.
+    /// end-9: deleting a tag leaves the manifest; deleting a manifest removes it and its tags,
+    /// from the tags list too.
     end_9_delete_manifest => checks::management::delete_manifest;
     /// end-10: deleting a blob makes it 404.
     end_10_delete_blob => checks::management::delete_blob;

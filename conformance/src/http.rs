@@ -250,7 +250,10 @@ impl Response {
         Err(Error::Status {
             expected,
             status: self.status,
-            body: self.body_excerpt(),
+            body: match self.body_excerpt() {
+                excerpt if excerpt.is_empty() => excerpt,
+                excerpt => format!(": {excerpt}"),
+            },
             request: self.request,
         })
     }
@@ -324,10 +327,13 @@ impl Response {
         if codes.iter().any(|c| c == code) || (codes.is_empty() && optional == Optional::Allow) {
             return Ok(resp);
         }
+        let body = match resp.body_excerpt() {
+            excerpt if excerpt.is_empty() => "an empty body".to_owned(),
+            excerpt => format!("the body: {excerpt}"),
+        };
         Err(resp.violation(format!(
-            "status {} without error code {code} in the body: {}",
-            resp.status,
-            resp.body_excerpt()
+            "status {} without error code {code} in {body}",
+            resp.status
         )))
     }
 
@@ -354,13 +360,21 @@ impl Response {
         }
     }
 
+    /// The start of the body for a message: text as it is, anything else by its length.
     fn body_excerpt(&self) -> String {
-        if self.body.is_empty() {
-            return String::new();
+        let head = &self.body[..self.body.len().min(BODY_EXCERPT_BYTES)];
+        let text = match std::str::from_utf8(head) {
+            Ok(text) => text,
+            // A cut through a character is still text.
+            Err(e) if e.error_len().is_none() => {
+                std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+            }
+            Err(_) => return format!("<{} bytes, not text>", self.body.len()),
+        };
+        if text.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+            return format!("<{} bytes, not text>", self.body.len());
         }
-        let text = String::from_utf8_lossy(&self.body);
-        let cut: String = text.chars().take(BODY_EXCERPT_BYTES).collect();
-        format!(": {cut}")
+        text.to_owned()
     }
 }
 
@@ -412,6 +426,38 @@ mod tests {
         assert_eq!(
             percent_encode("application/vnd.a+json"),
             "application%2Fvnd.a%2Bjson"
+        );
+    }
+
+    #[test]
+    fn shows_text_bodies_and_measures_binary_ones() {
+        let resp = |body: &'static [u8], status| Response {
+            request: "GET http://127.0.0.1:5000/v2/".to_owned(),
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(body),
+        };
+        let text = resp(br#"{"errors":[]}"#, 404).expect(&[200]).unwrap_err();
+        assert!(
+            text.to_string()
+                .ends_with(r#"expected status 200, got 404: {"errors":[]}"#),
+            "{text}"
+        );
+        let binary = resp(b"\x1f\x8b\x08\x00\xff\xfe", 200)
+            .expect(&[206])
+            .unwrap_err();
+        assert!(
+            binary.to_string().ends_with("got 200: <6 bytes, not text>"),
+            "{binary}"
+        );
+        let empty = resp(b"", 404)
+            .expect_error(&[404], "BLOB_UNKNOWN", Optional::Require)
+            .unwrap_err();
+        assert!(
+            empty
+                .to_string()
+                .ends_with("without error code BLOB_UNKNOWN in an empty body"),
+            "{empty}"
         );
     }
 

@@ -1,15 +1,16 @@
 //! Content management (end-9, end-10): deleting tags, manifests and blobs.
 
 use hyper::Method;
+use serde_json::Value;
 
 use super::{expect_manifest, expect_status, fetch_manifest};
 use crate::{
     check::{Conformance, Optional},
     content::{Blob, ImageBuilder},
-    error::Error,
+    error::{Error, ensure},
 };
 
-/// end-9: a tag, then the manifest by digest.
+/// end-9: a tag, then the manifest by digest; the tags list follows both.
 pub(crate) async fn delete_manifest(c: &Conformance) -> Result<(), Error> {
     let repo = c.repo("delete-manifest");
     let image = ImageBuilder::new().build();
@@ -28,6 +29,14 @@ pub(crate) async fn delete_manifest(c: &Conformance) -> Result<(), Error> {
         .expect(&[404])?;
     expect_manifest(c, &repo, &kept, &image.manifest).await?;
     expect_manifest(c, &repo, &image.manifest.digest, &image.manifest).await?;
+    let tags = listed_tags(c, &repo).await?;
+    ensure!(
+        tags.as_ref()
+            .is_some_and(|t| t.contains(&kept) && !t.contains(&deleted)),
+        "after DELETE {tag_path}, the tags list of {repo} is {}, expected {kept} and not \
+         {deleted}",
+        shown(&tags)
+    );
 
     let digest_path = format!("/v2/{repo}/manifests/{}", image.manifest.digest);
     if !delete(c, &digest_path).await? {
@@ -42,7 +51,37 @@ pub(crate) async fn delete_manifest(c: &Conformance) -> Result<(), Error> {
             .expect(&[404])?;
     }
     expect_status(c, Method::DELETE, &digest_path, &[404]).await?;
+    let tags = listed_tags(c, &repo).await?;
+    ensure!(
+        tags.as_ref().is_none_or(|t| !t.contains(&kept)),
+        "after DELETE {digest_path}, the tags list of {repo} is {}, still with {kept}",
+        shown(&tags)
+    );
     Ok(())
+}
+
+fn shown(tags: &Option<Vec<String>>) -> String {
+    tags.as_ref()
+        .map_or_else(|| "404".to_owned(), |t| format!("{t:?}"))
+}
+
+/// The tags list of `repo`; `None` when it is 404, as it may be once nothing is left.
+async fn listed_tags(c: &Conformance, repo: &str) -> Result<Option<Vec<String>>, Error> {
+    let path = format!("/v2/{repo}/tags/list");
+    let resp = expect_status(c, Method::GET, &path, &[200, 404]).await?;
+    if resp.status == 404 {
+        return Ok(None);
+    }
+    match &resp.json()?["tags"] {
+        Value::Null => Ok(Some(Vec::new())),
+        Value::Array(tags) => Ok(Some(
+            tags.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        )),
+        other => Err(resp.violation(format!("tags is {other}, not a list"))),
+    }
 }
 
 /// end-10.

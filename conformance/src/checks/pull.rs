@@ -32,7 +32,9 @@ pub(crate) async fn pull_blob(c: &Conformance) -> Result<(), Error> {
     Ok(())
 }
 
-/// GET and HEAD of a pushed blob: 200, the bytes, its digest and length.
+/// GET and HEAD of a pushed blob: 200, the bytes, its digest and length. Whether HEAD sent a
+/// body cannot be seen here: the client reads none after HEAD, so bytes sent anyway would break
+/// the next response on the connection, which fails as "no response".
 pub(crate) async fn expect_blob(c: &Conformance, repo: &str, blob: &Blob) -> Result<(), Error> {
     let path = format!("/v2/{repo}/blobs/{}", blob.digest);
     let get = expect_status(c, Method::GET, &path, &[200]).await?;
@@ -40,13 +42,7 @@ pub(crate) async fn expect_blob(c: &Conformance, repo: &str, blob: &Blob) -> Res
     expect_digest_header(&get, &blob.digest)?;
     let head = expect_status(c, Method::HEAD, &path, &[200]).await?;
     expect_digest_header(&head, &blob.digest)?;
-    expect_content_length(&head, blob.size())?;
-    ensure!(
-        head.body.is_empty(),
-        "HEAD {path} answered with a body of {} bytes",
-        head.body.len()
-    );
-    Ok(())
+    expect_content_length(&head, blob.size())
 }
 
 /// end-2 with `Range` (RFC 9110 section 14), the cases of the spec's conformance suite.

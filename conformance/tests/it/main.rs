@@ -4,6 +4,10 @@
 mod server;
 // Every conformance check as its own test, named after the spec's endpoint id.
 mod spec;
+// Issue 13: each check fails against a registry that breaks its rule (one mutant at a time).
+mod mutants;
+// The mutants: airlock's router behind a middleware that breaks one rule of the spec.
+mod wrong_registry;
 // skopeo copies an OCI layout into airlock and back out byte-exact; inspect and list-tags.
 mod interop_skopeo;
 // containerd 1.6 pulls from airlock directly and as a docker.io mirror (`?ns=docker.io`).

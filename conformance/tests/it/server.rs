@@ -1,7 +1,7 @@
 //! airlock's registry on 127.0.0.1:0, on a thread and runtime of its own so that a test's
 //! runtime (and a blocking child process) never starves it. Dropping the server shuts it down.
 
-use std::{net::SocketAddr, thread::JoinHandle};
+use std::{net::SocketAddr, path::Path, thread::JoinHandle};
 
 use airlock_registry::{AppState, RegistryConfig, serve};
 use airlock_store::{Store, StoreOptions};
@@ -18,12 +18,17 @@ pub struct TestServer {
     _data: TempDir,
 }
 
+/// A registry's state over a new store in `dir`, with the default configuration.
+pub fn app_state(dir: &Path) -> AppState {
+    let store = Store::open(dir, StoreOptions::default()).expect("open the store");
+    AppState::new(store, RegistryConfig::default()).expect("registry state")
+}
+
 impl TestServer {
     /// A fresh store and a registry serving it with the default configuration.
     pub fn start() -> TestServer {
         let data = tempfile::tempdir().expect("temporary store directory");
-        let store = Store::open(data.path(), StoreOptions::default()).expect("open the store");
-        let state = AppState::new(store, RegistryConfig::default()).expect("registry state");
+        let state = app_state(data.path());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener
             .set_nonblocking(true)

@@ -1,5 +1,6 @@
-//! Running real clients: find them on PATH, skip loudly when absent, run them with a deadline
-//! and fail with everything they printed.
+//! Running real clients: find them on PATH, skip loudly when absent (or fail under
+//! `AIRLOCK_REQUIRE_TOOLS=1`, which `.ci/run` sets), run them with a deadline and fail with
+//! everything they printed.
 
 use std::{
     io::{Read, Write},
@@ -8,6 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The variable that turns a missing client into a test failure.
+pub const REQUIRE_TOOLS: &str = "AIRLOCK_REQUIRE_TOOLS";
+
 /// What a finished client printed.
 #[derive(Debug)]
 pub struct Output {
@@ -15,20 +19,41 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// The binary's path when it is on PATH. Interop tests skip (loudly, without failing) when it
-/// is not, so `cargo test` works on a machine without skopeo or containerd; CI installs both.
+/// The Debian package that provides `binary`.
+fn package(binary: &str) -> &'static str {
+    match binary {
+        "skopeo" => "skopeo",
+        "containerd" | "ctr" => "containerd",
+        _ => "unknown",
+    }
+}
+
+/// The binary's path when it is on PATH. When it is not, the interop test fails under
+/// [`REQUIRE_TOOLS`] (set to anything but `0`), naming the binary and its package; otherwise it
+/// skips, loudly, so that `cargo test` works on a machine without skopeo or containerd.
 pub fn find(binary: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let found = std::env::split_paths(&path)
-        .map(|dir| dir.join(binary))
-        .find(|p| p.is_file());
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(binary))
+            .find(|p| p.is_file())
+    });
     if found.is_none() {
+        let what = format!(
+            "`{binary}` is not on PATH (Debian: package {})",
+            package(binary)
+        );
+        let required = std::env::var_os(REQUIRE_TOOLS).is_some_and(|v| !v.is_empty() && v != "0");
+        assert!(
+            !required,
+            "{what}, and {REQUIRE_TOOLS} is set: install it (.ci/run does)"
+        );
+        let test = std::thread::current().name().unwrap_or("a test").to_owned();
         // Straight to the process's stderr: libtest captures eprintln! of passing tests, and a
         // skip must be seen.
         let _ = writeln!(
             std::io::stderr(),
-            "\n######## SKIPPED: `{binary}` is not on PATH, so this interop test did not run. \
-             Install it (Debian: apt-get install skopeo containerd; .ci/run does) ########\n"
+            "\n######## SKIPPED in {test}: {what}, so this interop test did not run. Install \
+             it, or set {REQUIRE_TOOLS}=1 to make this a failure ########\n"
         );
     }
     found

@@ -12,22 +12,17 @@ use airlock_store::{
     Digest, Encoding, GcOptions, OpaqueReason, PutOptions, Store, StoreOptions, StoredAs, Verify,
 };
 
-use crate::common::*;
+use crate::{common::*, tools};
 
-/// Runs `program args` with `input` on stdin; `None` (announced on stderr) if it is missing.
-pub fn run_filter(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
-    let child = Command::new(program)
+/// Runs `program args` with `input` on stdin and returns its output; callers check with
+/// [`tools::found`] that the program is there.
+pub fn run_filter(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("SKIPPED: `{program}` is not available ({e}); install it to run this case");
-            return None;
-        }
-    };
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{program}`: {e}"));
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&data));
@@ -35,7 +30,7 @@ pub fn run_filter(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>>
     child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
     writer.join().unwrap().unwrap();
     assert!(child.wait().unwrap().success(), "{program} {args:?} failed");
-    Some(out)
+    out
 }
 
 /// gzip through flate2 (miniz_oxide backend) at `level`.
@@ -96,10 +91,11 @@ fn text_layer(seed: u64, len: usize) -> Vec<u8> {
 fn issue_3_gnu_gzip_levels_round_trip() {
     let (_dir, store) = store_with(StoreOptions::default());
     let tar = layer(1);
+    if !tools::found("gzip", "this test did not run") {
+        return;
+    }
     for level in ["-1", "-6", "-9"] {
-        let Some(gz) = run_filter("gzip", &[level, "-c", "-n"], &tar) else {
-            return;
-        };
+        let gz = run_filter("gzip", &[level, "-c", "-n"], &tar);
         let (_, how) = round_trip(&store, &gz);
         // GNU gzip -1 and -6 are rebuilt; DESIGN.md measured -9 failing in streaming mode.
         if level != "-9" {
@@ -114,13 +110,12 @@ fn issue_3_gnu_gzip_levels_round_trip() {
 fn issue_3_pigz_round_trips() {
     let (_dir, store) = store_with(StoreOptions::default());
     let tar = layer(2);
-    let Some(gz) = run_filter("pigz", &["-6", "-c", "-n"], &tar) else {
+    if !tools::found("pigz", "this test did not run") {
         return;
-    };
+    }
+    let gz = run_filter("pigz", &["-6", "-c", "-n"], &tar);
     assert_rebuilt(&store, &gz, "pigz -6");
-    let Some(gz) = run_filter("pigz", &["-1", "-c", "-b", "128", "-p", "2"], &tar) else {
-        return;
-    };
+    let gz = run_filter("pigz", &["-1", "-c", "-b", "128", "-p", "2"], &tar);
     round_trip(&store, &gz);
     assert_clean(&store);
 }
@@ -145,13 +140,14 @@ fn issue_3_flate2_backend_round_trips() {
 fn issue_3_zlib_round_trips() {
     let (_dir, store) = store_with(StoreOptions::default());
     let tar = layer(5);
+    if !tools::found("python3", "this test did not run") {
+        return;
+    }
     for level in [1, 6, 9] {
         let script = format!(
             "import sys, gzip; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read(), compresslevel={level}, mtime=0))"
         );
-        let Some(gz) = run_filter("python3", &["-c", &script], &tar) else {
-            return;
-        };
+        let gz = run_filter("python3", &["-c", &script], &tar);
         let (_, how) = round_trip(&store, &gz);
         eprintln!("zlib level {level}: {how:?}");
         if level == 6 {
@@ -176,8 +172,8 @@ fn issue_3_multi_member_and_empty_layers() {
     let empty_tar = tar_of(&[]);
     round_trip(&store, &flate2_gzip(&empty_tar, 6));
     round_trip(&store, &flate2_gzip(&[], 6));
-    if let Some(gz) = run_filter("gzip", &["-6", "-c", "-n"], &empty_tar) {
-        round_trip(&store, &gz);
+    if tools::found("gzip", "its GNU gzip empty-tar case did not run") {
+        round_trip(&store, &run_filter("gzip", &["-6", "-c", "-n"], &empty_tar));
     }
     // Zero padding after the last member, as some tools write.
     let mut padded = flate2_gzip(&tar, 6);
@@ -195,7 +191,11 @@ fn issue_3_one_huge_file() {
         mtime: 1_700_000_000,
     }];
     let tar = tar_of(&files);
-    let gz = run_filter("gzip", &["-6", "-c", "-n"], &tar).unwrap_or_else(|| flate2_gzip(&tar, 6));
+    let gz = if tools::found("gzip", "flate2 level 6 stood in for GNU gzip") {
+        run_filter("gzip", &["-6", "-c", "-n"], &tar)
+    } else {
+        flate2_gzip(&tar, 6)
+    };
     let d = assert_rebuilt(&store, &gz, "one 40 MiB file");
     let du = store.du().unwrap();
     assert!(du.chunks > 100, "{du:?}");
@@ -233,8 +233,13 @@ fn tar_with_features() -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// A GNU tar holding a sparse file, made by the `tar` binary; `None` if it is missing.
+/// A GNU tar holding a sparse file, made by the `tar` binary; `None` if it is missing or not
+/// GNU tar.
 fn sparse_tar() -> Option<Vec<u8>> {
+    let without = "the sparse case did not run";
+    if !tools::found("tar", without) {
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sparse.img");
     let mut f = std::fs::File::create(&path).unwrap();
@@ -244,14 +249,18 @@ fn sparse_tar() -> Option<Vec<u8>> {
     let out = Command::new("tar")
         .args(["--sparse", "--format=gnu", "-cf", "-", "sparse.img"])
         .current_dir(dir.path())
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(o.stdout),
-        other => {
-            eprintln!("SKIPPED: GNU tar is not available for the sparse case ({other:?})");
-            None
-        }
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let problem = format!(
+            "is not GNU tar ({}: {})",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        tools::unavailable("tar", &problem, without);
+        return None;
     }
+    Some(out.stdout)
 }
 
 #[test]
@@ -260,8 +269,11 @@ fn issue_3_hard_links_long_names_and_sparse_entries() {
     let tar = tar_with_features();
     assert_rebuilt(&store, &flate2_gzip(&tar, 6), "links and long names");
     if let Some(sparse) = sparse_tar() {
-        let gz = run_filter("gzip", &["-6", "-c", "-n"], &sparse)
-            .unwrap_or_else(|| flate2_gzip(&sparse, 6));
+        let gz = if tools::found("gzip", "flate2 level 6 stood in for GNU gzip") {
+            run_filter("gzip", &["-6", "-c", "-n"], &sparse)
+        } else {
+            flate2_gzip(&sparse, 6)
+        };
         round_trip(&store, &gz);
     }
     assert_clean(&store);
