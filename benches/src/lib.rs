@@ -14,6 +14,7 @@
 //! - [`measure`]: CPU seconds of this process, its children or another process (/proc).
 //! - [`process`]: the `airlock` binary and tools on `PATH`, run to success.
 //! - [`table::Table`]: figures printed as an aligned table.
+//! - [`measure::PeakSampler`], [`measure::peak_rss_bytes`]: peak resident memory (/proc).
 //!
 //! ```
 //! use airlock_benches::data::{self, Edit};
