@@ -15,6 +15,7 @@
 //! - [`process`]: the `airlock` binary and tools on `PATH`, run to success.
 //! - [`table::Table`]: figures printed as an aligned table.
 //! - [`measure::PeakSampler`], [`measure::peak_rss_bytes`]: peak resident memory (/proc).
+//! - [`fetch::fan_out`]: concurrent blob fetchers over [`http::Client`], bodies digest-checked.
 //!
 //! ```
 //! use airlock_benches::data::{self, Edit};
@@ -27,6 +28,8 @@
 
 pub mod app;
 pub mod data;
+pub mod fetch;
+pub mod http;
 pub mod measure;
 pub mod process;
 pub mod table;
