@@ -16,6 +16,8 @@
 //! - [`table::Table`]: figures printed as an aligned table.
 //! - [`measure::PeakSampler`], [`measure::peak_rss_bytes`]: peak resident memory (/proc).
 //! - [`fetch::fan_out`]: concurrent blob fetchers over [`http::Client`], bodies digest-checked.
+//! - [`server::Airlock`], [`server::Distribution`]: registry processes on loopback;
+//!   [`containerd::Containerd`]: a containerd daemon of its own.
 //!
 //! ```
 //! use airlock_benches::data::{self, Edit};
@@ -27,9 +29,11 @@
 //! ```
 
 pub mod app;
+pub mod containerd;
 pub mod data;
 pub mod fetch;
 pub mod http;
 pub mod measure;
 pub mod process;
+pub mod server;
 pub mod table;
