@@ -18,6 +18,8 @@
 //! - [`fetch::fan_out`]: concurrent blob fetchers over [`http::Client`], bodies digest-checked.
 //! - [`server::Airlock`], [`server::Distribution`]: registry processes on loopback;
 //!   [`containerd::Containerd`]: a containerd daemon of its own.
+//! - [`release`]: the site benchmark's N images of Go-gzip'd layers (through
+//!   [`gogzip::GoGzip`]) written as OCI layouts.
 //!
 //! ```
 //! use airlock_benches::data::{self, Edit};
@@ -32,8 +34,10 @@ pub mod app;
 pub mod containerd;
 pub mod data;
 pub mod fetch;
+pub mod gogzip;
 pub mod http;
 pub mod measure;
 pub mod process;
+pub mod release;
 pub mod server;
 pub mod table;
