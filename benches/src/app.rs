@@ -26,7 +26,7 @@ pub const SERVICES: [&str; 4] = ["web", "api", "worker", "cron"];
 pub const CHANGED_SERVICE: &str = "api";
 
 /// A new build of an application: a third of its files changed, every mtime new.
-const APP_REBUILD: Edit = Edit {
+pub const APP_REBUILD: Edit = Edit {
     edited_files: 0.30,
     touched_mtimes: 1.0,
 };

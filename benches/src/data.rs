@@ -196,15 +196,24 @@ impl Rootfs {
 
     /// The tree as a GNU tar stream (long names as 'L' records), ended by two zero blocks.
     pub fn to_tar(&self) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::with_capacity(self.tar_size_hint()));
+        let mut tar = Vec::with_capacity(self.tar_size_hint());
+        // Writing to a Vec cannot fail, and every path here is valid relative UTF-8.
+        self.write_tar(&mut tar)
+            .expect("writing a generated tree to a Vec");
+        tar
+    }
+
+    /// [`Rootfs::to_tar`] written to `out` as it is made (a large layer never sits whole in
+    /// memory).
+    pub fn write_tar(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        let mut builder = tar::Builder::new(out);
         for e in &self.entries {
             let mut h = tar::Header::new_gnu();
             h.set_mtime(e.mtime);
             h.set_mode(e.mode);
             h.set_uid(0);
             h.set_gid(0);
-            // Writing to a Vec cannot fail, and every path here is valid relative UTF-8.
-            let written = match &e.kind {
+            match &e.kind {
                 Kind::Dir => {
                     h.set_entry_type(tar::EntryType::Directory);
                     h.set_size(0);
@@ -225,10 +234,9 @@ impl Rootfs {
                     h.set_size(0);
                     builder.append_link(&mut h, &e.path, target)
                 }
-            };
-            written.expect("writing a generated entry to a Vec");
+            }?;
         }
-        builder.into_inner().expect("finishing a tar in a Vec")
+        std::io::Write::flush(&mut builder.into_inner()?)
     }
 
     fn tar_size_hint(&self) -> usize {

@@ -14,6 +14,12 @@
 //! - [`measure`]: CPU seconds of this process, its children or another process (/proc).
 //! - [`process`]: the `airlock` binary and tools on `PATH`, run to success.
 //! - [`table::Table`]: figures printed as an aligned table.
+//! - [`measure::PeakSampler`], [`measure::peak_rss_bytes`]: peak resident memory (/proc).
+//! - [`fetch::fan_out`]: concurrent blob fetchers over [`http::Client`], bodies digest-checked.
+//! - [`server::Airlock`], [`server::Distribution`]: registry processes on loopback;
+//!   [`containerd::Containerd`]: a containerd daemon of its own.
+//! - [`release`]: the site benchmark's N images of Go-gzip'd layers (through
+//!   [`gogzip::GoGzip`]) written as OCI layouts.
 //!
 //! ```
 //! use airlock_benches::data::{self, Edit};
@@ -25,7 +31,13 @@
 //! ```
 
 pub mod app;
+pub mod containerd;
 pub mod data;
+pub mod fetch;
+pub mod gogzip;
+pub mod http;
 pub mod measure;
 pub mod process;
+pub mod release;
+pub mod server;
 pub mod table;

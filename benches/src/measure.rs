@@ -1,5 +1,15 @@
 //! CPU time of this process, of its waited-for children and of another process, from Linux's
-//! `/proc/PID/stat` (user + system, at the kernel's 100 Hz clock tick).
+//! `/proc/PID/stat` (user + system, at the kernel's 100 Hz clock tick), and the peak resident
+//! memory of a process from `/proc/PID/status`.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
 
 /// Fields `first` and `first + 1` of `/proc/PID/stat` (numbered from 1 as in proc(5)) in
 /// seconds; 0 where unreadable.
@@ -30,9 +40,89 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
     stat_seconds(&pid.to_string(), 14)
 }
 
+/// Peak resident set size (`VmHWM`) of process `pid` in bytes; None once it has exited.
+pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_kib(&status, "VmHWM").map(|kib| kib * 1024)
+}
+
+/// Lowers process `pid`'s peak RSS to its current RSS (writes 5 to `/proc/PID/clear_refs`, Linux
+/// 4.0), so a later [`peak_rss_bytes`] is the peak of what came after; false if refused.
+pub fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// The value in KiB of a `NAME:   1234 kB` line of `/proc/PID/status`.
+fn status_kib(status: &str, name: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// How often [`PeakSampler`] reads a process's peak RSS: it misses at most what the process
+/// grows in its last interval.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Samples the peak RSS of a process that will exit (a child whose peak `/proc` cannot tell
+/// once it is gone) until it exits or [`PeakSampler::finish`] is called.
+#[derive(Debug)]
+pub struct PeakSampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<u64>,
+}
+
+impl PeakSampler {
+    /// Starts sampling process `pid`.
+    pub fn start(pid: u32) -> PeakSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                // A zombie's status has no VmHWM line: the process is gone.
+                let Some(now) = peak_rss_bytes(pid) else {
+                    break;
+                };
+                peak = peak.max(now);
+                std::thread::sleep(SAMPLE_INTERVAL);
+            }
+            peak
+        });
+        PeakSampler { stop, thread }
+    }
+
+    /// The highest peak RSS seen, in bytes; call it after the process was waited for.
+    pub fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_lines_parse_to_kib() {
+        let status = "Name:\tairlock\nVmPeak:\t  900 kB\nVmHWM:\t    5120 kB\nVmRSS:\t 4000 kB\n";
+        assert_eq!(status_kib(status, "VmHWM"), Some(5120));
+        assert_eq!(status_kib(status, "VmRSS"), Some(4000));
+        assert_eq!(status_kib(status, "VmSwap"), None);
+        let own = peak_rss_bytes(std::process::id()).expect("our own status");
+        assert!(own > 1024 * 1024, "a test process peaks at {own} B");
+    }
+
+    #[test]
+    fn the_sampler_sees_a_child_peak() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .expect("spawn sleep");
+        let sampler = PeakSampler::start(child.id());
+        child.wait().expect("wait sleep");
+        assert!(sampler.finish() > 0);
+    }
 
     #[test]
     fn cpu_time_grows_with_work() {

@@ -54,3 +54,24 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
+
+/// A command running the `airlock` binary `bin` (through `wrapper`'s arguments first when
+/// given, e.g. `taskset -c 0`), with stdin closed and none of this process's `AIRLOCK_*`
+/// variables (a benchmark's own settings must not configure the program measured).
+pub fn airlock_command(bin: &Path, wrapper: &[&str]) -> Command {
+    let mut c = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    c.stdin(std::process::Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AIRLOCK_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
