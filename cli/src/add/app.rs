@@ -22,17 +22,17 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use airlock_bundle::Reference;
-use airlock_registry::{Descriptor, OCI_INDEX, RepoName, Tag};
+use airlock_oci::{Descriptor, ImageRef, OCI_INDEX, Platform, RepoName, Tag, Target};
 use airlock_store::{Digest, RepoChange, Store};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    AddOptions, Committed, ImagePlan, Progress, Source, Target,
+    AddOptions, Committed, ImagePlan, Progress, Source,
     commit::{link_into, put_manifest},
-    plan::{ManifestNode, Platform},
+    digest::to_store,
+    plan::ManifestNode,
     plan_source, store_and_commit,
 };
 
@@ -89,11 +89,12 @@ pub fn add_app(store: &Store, path: &Path, opts: &AddOptions, progress: &Progres
     let text = read_app_file(path)?;
     let app: AppFile =
         serde_saphyr::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let repo = format!("{APP_REPO_PREFIX}{}", app.name);
-    repo.parse::<RepoName>()
+    let repo: RepoName = format!("{APP_REPO_PREFIX}{}", app.name)
+        .parse()
         .map_err(|e| anyhow!("{}: name {:?}: {e}", path.display(), app.name))?;
-    app.version
-        .parse::<Tag>()
+    let version: Tag = app
+        .version
+        .parse()
         .map_err(|e| anyhow!("{}: version {:?}: {e}", path.display(), app.version))?;
     if app.images.is_empty() {
         bail!("{}: images: the list is empty", path.display());
@@ -124,7 +125,7 @@ pub fn add_app(store: &Store, path: &Path, opts: &AddOptions, progress: &Progres
         plans.extend(planned);
     }
     store_and_commit(store, &plans, opts, progress)?;
-    let how = commit_app(store, &repo, &app, &plans)?;
+    let how = commit_app(store, &repo, &version, &app, &plans)?;
     let (word, status) = match how.0 {
         Committed::Added => ("added", "added"),
         Committed::Present => ("already present", "present"),
@@ -163,7 +164,8 @@ fn read_app_file(path: &Path) -> Result<String> {
 /// Builds, stores, links and tags the app's index.
 fn commit_app(
     store: &Store,
-    repo: &str,
+    repo: &RepoName,
+    version: &Tag,
     app: &AppFile,
     plans: &[ImagePlan],
 ) -> Result<(Committed, ManifestNode)> {
@@ -193,7 +195,7 @@ fn commit_app(
     };
     let bytes = serde_json::to_vec(&index).context("writing the app index")?;
     let node = ManifestNode::new(bytes, Some(OCI_INDEX), None)?;
-    if store.tag(repo, &app.version)?.as_ref() == Some(&node.digest) {
+    if store.tag(repo.as_str(), version.as_str())? == Some(to_store(&node.digest)?) {
         return Ok((Committed::Present, node));
     }
     put_manifest(store, &node)?;
@@ -203,9 +205,9 @@ fn commit_app(
     }
     link_into(&mut changes, repo, std::slice::from_ref(&node), &[])?;
     changes.push(RepoChange::SetTag {
-        repo: repo.to_owned(),
-        tag: app.version.clone(),
-        digest: node.digest.clone(),
+        repo: repo.to_string(),
+        tag: version.to_string(),
+        digest: to_store(&node.digest)?,
     });
     store
         .apply_repo_changes(&changes)
@@ -217,17 +219,17 @@ fn commit_app(
 #[derive(Clone, Debug)]
 pub struct AppEntry {
     /// The image's reference as its entry is annotated (`repo:tag` or `repo@digest`).
-    pub name: Option<Reference>,
+    pub name: Option<ImageRef>,
     /// The root manifest the version recorded (its tag may have moved since).
     pub digest: Digest,
 }
 
 /// The images of the application version `r` names (recorded by `airlock add -f`), or `None`
 /// when `r` names anything else or nothing.
-pub fn read_app(store: &Store, r: &Reference) -> Result<Option<Vec<AppEntry>>> {
+pub fn read_app(store: &Store, r: &ImageRef) -> Result<Option<Vec<AppEntry>>> {
     let digest = match (&r.digest, &r.tag) {
-        (Some(d), _) => Some(d.clone()),
-        (None, Some(t)) => store.tag(&r.repo, t)?,
+        (Some(d), _) => Some(to_store(d)?),
+        (None, Some(t)) => store.tag(r.repo.as_str(), t.as_str())?,
         (None, None) => None,
     };
     let Some(digest) = digest else {
@@ -257,7 +259,10 @@ pub fn read_app(store: &Store, r: &Reference) -> Result<Option<Vec<AppEntry>>> {
             .with_context(what)?;
         let name = entry["annotations"][ANNOTATION_REF]
             .as_str()
-            .map(|n| Reference::parse(n).with_context(|| format!("image {n:?} of application {r}")))
+            .map(|n| {
+                n.parse::<ImageRef>()
+                    .with_context(|| format!("image {n:?} of application {r}"))
+            })
             .transpose()?;
         out.push(AppEntry { name, digest });
     }
@@ -266,7 +271,7 @@ pub fn read_app(store: &Store, r: &Reference) -> Result<Option<Vec<AppEntry>>> {
 
 /// The images of an application version by the references its index records, so their own
 /// tags travel with it; nothing for any other reference.
-pub fn app_images(store: &Store, r: &Reference) -> Result<Vec<Reference>> {
+pub fn app_images(store: &Store, r: &ImageRef) -> Result<Vec<ImageRef>> {
     let entries = read_app(store, r)?.unwrap_or_default();
     Ok(entries.into_iter().filter_map(|e| e.name).collect())
 }

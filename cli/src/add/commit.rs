@@ -11,12 +11,13 @@ use std::{
     },
 };
 
-use airlock_registry::Descriptor;
+use airlock_oci::{Descriptor, RepoName};
 use airlock_store::{Digest, PutOptions, RepoChange, Store};
 use anyhow::{Context as _, Result, anyhow};
 use serde_json::json;
 
 use super::{
+    digest::to_store,
     plan::{BlobSource, ImagePlan, ManifestNode},
     progress::Progress,
 };
@@ -45,8 +46,8 @@ pub fn store_blobs(
             if !seen.insert(blob.digest.clone()) {
                 continue;
             }
-            if store.has_blob(&blob.digest)? {
-                progress.blob_done(None, &blob.digest.to_string(), blob.size, false);
+            if store.has_blob(&to_store(&blob.digest)?)? {
+                progress.blob_done(None, blob.digest.as_str(), blob.size, false);
                 continue;
             }
             todo.push((blob, plan.source.as_ref()));
@@ -98,7 +99,7 @@ fn store_one(
             max_size: None,
             expected_size: Some(blob.size),
         };
-        store.put_blob(&blob.digest, reader, opts)?;
+        store.put_blob(&to_store(&blob.digest)?, reader, opts)?;
         Ok::<(), anyhow::Error>(())
     })();
     let result = stored.with_context(|| format!("storing blob from {}", source.describe(blob)));
@@ -117,18 +118,19 @@ pub fn commit_image(store: &Store, plan: &ImagePlan) -> Result<Committed> {
     }
     let mut changes = Vec::new();
     link_into(&mut changes, &plan.repo, &plan.manifests, &plan.blobs)?;
+    let root = to_store(&plan.root.digest)?;
     for tag in &plan.tags {
         changes.push(RepoChange::SetTag {
-            repo: plan.repo.clone(),
-            tag: tag.clone(),
-            digest: plan.root.digest.clone(),
+            repo: plan.repo.to_string(),
+            tag: tag.to_string(),
+            digest: root.clone(),
         });
     }
     for (tag, digest) in &plan.extra_tags {
         changes.push(RepoChange::SetTag {
-            repo: plan.repo.clone(),
-            tag: tag.clone(),
-            digest: digest.clone(),
+            repo: plan.repo.to_string(),
+            tag: tag.to_string(),
+            digest: to_store(digest)?,
         });
     }
     store
@@ -139,19 +141,20 @@ pub fn commit_image(store: &Store, plan: &ImagePlan) -> Result<Committed> {
 
 /// Whether the plan's tags all point at its root, which is linked in its repository.
 fn is_present(store: &Store, plan: &ImagePlan) -> Result<bool> {
+    let root = to_store(&plan.root.digest)?;
     let linked = store
-        .link(&plan.repo, &plan.root.digest)?
+        .link(plan.repo.as_str(), &root)?
         .is_some_and(|l| l.manifest);
     if !linked {
         return Ok(false);
     }
     for tag in &plan.tags {
-        if store.tag(&plan.repo, tag)?.as_ref() != Some(&plan.root.digest) {
+        if store.tag(plan.repo.as_str(), tag.as_str())?.as_ref() != Some(&root) {
             return Ok(false);
         }
     }
     for (tag, digest) in &plan.extra_tags {
-        if store.tag(&plan.repo, tag)?.as_ref() != Some(digest) {
+        if store.tag(plan.repo.as_str(), tag.as_str())? != Some(to_store(digest)?) {
             return Ok(false);
         }
     }
@@ -160,7 +163,8 @@ fn is_present(store: &Store, plan: &ImagePlan) -> Result<bool> {
 
 /// Stores a manifest's bytes unless the store has them.
 pub fn put_manifest(store: &Store, m: &ManifestNode) -> Result<()> {
-    if store.has_blob(&m.digest)? {
+    let digest = to_store(&m.digest)?;
+    if store.has_blob(&digest)? {
         return Ok(());
     }
     let opts = PutOptions {
@@ -168,7 +172,7 @@ pub fn put_manifest(store: &Store, m: &ManifestNode) -> Result<()> {
         expected_size: Some(m.bytes.len() as u64),
     };
     store
-        .put_blob(&m.digest, &m.bytes[..], opts)
+        .put_blob(&digest, &m.bytes[..], opts)
         .with_context(|| format!("storing manifest {}", m.digest))?;
     Ok(())
 }
@@ -177,36 +181,34 @@ pub fn put_manifest(store: &Store, m: &ManifestNode) -> Result<()> {
 /// with what it references and, for a referrer, its subject.
 pub fn link_into(
     changes: &mut Vec<RepoChange>,
-    repo: &str,
+    repo: &RepoName,
     manifests: &[ManifestNode],
     blobs: &[Descriptor],
 ) -> Result<()> {
     for b in blobs {
         changes.push(RepoChange::LinkBlob {
-            repo: repo.to_owned(),
-            digest: b.digest.clone(),
+            repo: repo.to_string(),
+            digest: to_store(&b.digest)?,
         });
     }
     for m in manifests {
         let p = &m.parsed;
-        let mut children: Vec<Digest> = p
-            .blobs()
-            .chain(&p.manifests)
-            .map(|d| d.digest.clone())
-            .collect();
-        children.sort();
-        children.dedup();
+        let children = p
+            .children()
+            .iter()
+            .map(to_store)
+            .collect::<Result<Vec<Digest>>>()?;
         let subject = match &p.subject {
             Some(s) => {
                 let entry = p.referrer_descriptor(m.digest.clone(), m.bytes.len() as u64);
                 let entry = serde_json::to_vec(&entry).map_err(|e| anyhow!("{e}"))?;
-                Some((s.digest.clone(), entry))
+                Some((to_store(&s.digest)?, entry))
             }
             None => None,
         };
         changes.push(RepoChange::LinkManifest {
-            repo: repo.to_owned(),
-            digest: m.digest.clone(),
+            repo: repo.to_string(),
+            digest: to_store(&m.digest)?,
             children,
             subject,
             media_type: p.media_type.as_str().to_owned(),

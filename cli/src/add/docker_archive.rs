@@ -19,16 +19,18 @@ use std::{
     sync::Arc,
 };
 
-use airlock_registry::Descriptor;
-use airlock_store::Digest;
+use airlock_oci::{
+    DOCKER_MANIFEST, Descriptor, Digest, OCI_MANIFEST, RepoName, Tag, Target,
+    normalize_docker_reference,
+};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::{
     archive::{SourceFs, TarIndex},
+    digest::{to_oci, to_store},
     oci_layout,
     plan::{BlobSource, ImagePlan, ManifestNode},
-    reference::{ImageRef, Target},
 };
 
 /// Largest `manifest.json` and image config accepted.
@@ -57,12 +59,12 @@ impl ManifestFormat {
     fn plain_types(self) -> (&'static str, &'static str, &'static str) {
         match self {
             ManifestFormat::Oci => (
-                airlock_registry::OCI_MANIFEST,
+                OCI_MANIFEST,
                 "application/vnd.oci.image.config.v1+json",
                 "application/vnd.oci.image.layer.v1.tar",
             ),
             ManifestFormat::Docker => (
-                airlock_registry::DOCKER_MANIFEST,
+                DOCKER_MANIFEST,
                 "application/vnd.docker.container.image.v1+json",
                 "application/vnd.docker.image.rootfs.diff.tar",
             ),
@@ -220,7 +222,7 @@ pub fn plan(
         let config = index
             .read_small(&entry.config, MAX_METADATA_BYTES)?
             .ok_or_else(|| anyhow!("{what}: missing config {}", index.describe(&entry.config)))?;
-        let config_digest = Digest::sha256(&config);
+        let config_digest = to_oci(&airlock_store::Digest::sha256(&config))?;
         if let Some(hex) = hex_in_name(&entry.config)
             && hex != config_digest.hex()
         {
@@ -276,23 +278,17 @@ pub fn plan(
                 let (r, _) = index
                     .open(layer)?
                     .ok_or_else(|| anyhow!("{what}: missing layer {}", index.describe(layer)))?;
-                let mut sink = HashCount(airlock_store::Hasher::new(digest.algorithm()), 0);
+                let algorithm = to_store(&digest)?.algorithm();
+                let mut sink = HashCount(airlock_store::Hasher::new(algorithm), 0);
                 gzip_layer(r, &mut sink)
                     .with_context(|| format!("gzip of {}", index.describe(layer)))?;
-                let gz = sink.0.finish();
+                let gz = to_oci(&sink.0.finish())?;
                 gzipped.entry(gz.clone()).or_insert_with(|| layer.clone());
                 (gz, sink.1)
             } else {
                 (digest, size)
             };
-            layers.push(Descriptor {
-                media_type: layer_type.to_owned(),
-                digest,
-                size,
-                artifact_type: None,
-                annotations: BTreeMap::new(),
-                urls: Vec::new(),
-            });
+            layers.push(Descriptor::new(layer_type, digest, size));
         }
         let body = ManifestOut {
             schema_version: 2,
@@ -314,14 +310,11 @@ pub fn plan(
         let bytes = serde_json::to_vec(&body).context("writing a manifest")?;
         let node = ManifestNode::new(bytes, Some(manifest_type), None)?;
         let names = destinations(label, entry, target)?;
-        let mut blobs = vec![Descriptor {
-            media_type: config_type.to_owned(),
-            digest: config_digest,
-            size: config.len() as u64,
-            artifact_type: None,
-            annotations: BTreeMap::new(),
-            urls: Vec::new(),
-        }];
+        let mut blobs = vec![Descriptor::new(
+            config_type,
+            config_digest,
+            config.len() as u64,
+        )];
         for l in layers {
             if !blobs.iter().any(|b| b.digest == l.digest) {
                 blobs.push(l);
@@ -378,18 +371,17 @@ fn destinations(
     label: &str,
     entry: &Entry,
     target: Option<&Target>,
-) -> Result<Vec<(String, Vec<String>)>> {
+) -> Result<Vec<(RepoName, Vec<Tag>)>> {
     let refs = entry
         .repo_tags
         .iter()
         .flatten()
         .map(|t| {
-            t.parse::<ImageRef>()
-                .with_context(|| format!("{label}: RepoTags entry {t:?}"))
+            normalize_docker_reference(t).with_context(|| format!("{label}: RepoTags entry {t:?}"))
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(t) = target {
-        let tags: Vec<String> = match &t.tag {
+        let tags: Vec<Tag> = match &t.tag {
             Some(tag) => vec![tag.clone()],
             None => refs.iter().filter_map(|r| r.tag.clone()).collect(),
         };
@@ -407,15 +399,15 @@ fn destinations(
             entry.config
         );
     }
-    let mut by_repo: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_repo: BTreeMap<RepoName, Vec<Tag>> = BTreeMap::new();
     for r in refs {
-        let tag = r.tag.clone().unwrap_or_else(|| "latest".to_owned());
-        by_repo.entry(r.repository()?).or_default().push(tag);
+        let tag = r.tag.clone().map_or_else(|| "latest".parse(), Ok)?;
+        by_repo.entry(r.repository().clone()).or_default().push(tag);
     }
     Ok(by_repo.into_iter().map(|(r, t)| (r, dedup(t))).collect())
 }
 
-fn dedup(mut v: Vec<String>) -> Vec<String> {
+fn dedup(mut v: Vec<Tag>) -> Vec<Tag> {
     v.sort();
     v.dedup();
     v

@@ -16,12 +16,12 @@ pub mod app;
 pub mod archive;
 pub mod auth;
 pub mod commit;
+pub mod digest;
 pub mod docker_archive;
 pub mod http;
 pub mod oci_layout;
 pub mod plan;
 pub mod progress;
-pub mod reference;
 pub mod upstream;
 
 use std::{
@@ -29,6 +29,7 @@ use std::{
     sync::Arc,
 };
 
+use airlock_oci::Target;
 use airlock_store::Store;
 use anyhow::{Context as _, Result, bail};
 
@@ -37,7 +38,6 @@ pub use self::{
     docker_archive::ManifestFormat,
     plan::ImagePlan,
     progress::{Mode, Progress},
-    reference::Target,
     upstream::UpstreamOptions,
 };
 

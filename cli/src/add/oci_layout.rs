@@ -7,14 +7,15 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use airlock_registry::{Descriptor, MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest};
-use airlock_store::Digest;
+use airlock_oci::{
+    Descriptor, Digest, MAX_MANIFEST_BYTES, OCI_INDEX, RepoName, Tag, Target,
+    normalize_docker_reference, parse_manifest,
+};
 use anyhow::{Context as _, Result, anyhow, bail};
 
 use super::{
     archive::SourceFs,
     plan::{BlobSource, ImagePlan, ManifestSource, Walked, fetch_node},
-    reference::{ImageRef, Target},
 };
 
 /// The annotation naming an image in a layout's `index.json`.
@@ -24,11 +25,7 @@ pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Where a blob lives in a layout.
 pub fn blob_name(digest: &Digest) -> String {
-    let text = digest.to_string();
-    match text.split_once(':') {
-        Some((alg, hex)) => format!("blobs/{alg}/{hex}"),
-        None => format!("blobs/{text}"),
-    }
+    format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
 }
 
 /// A layout's blobs, as manifests and as leaf blobs.
@@ -136,7 +133,7 @@ pub fn plan(
     }
     let blobs = Arc::new(LayoutBlobs { fs: fs.clone() });
     // One plan per (repository, root): several names of one image in one repository are tags.
-    let mut plans: BTreeMap<(String, Digest), ImagePlan> = BTreeMap::new();
+    let mut plans: BTreeMap<(RepoName, Digest), ImagePlan> = BTreeMap::new();
     let chosen: Vec<Digest> = selected.iter().map(|(_, d)| d.digest.clone()).collect();
     for (name, root) in selected {
         let (repo, tag) = destination(label, name.as_deref(), target)?;
@@ -218,33 +215,29 @@ fn destination(
     label: &str,
     name: Option<&str>,
     target: Option<&Target>,
-) -> Result<(String, String)> {
+) -> Result<(RepoName, Tag)> {
     let full = name
         .filter(|n| n.contains('/') || n.contains(':'))
-        .map(|n| n.parse::<ImageRef>())
+        .map(normalize_docker_reference)
         .transpose()
         .with_context(|| format!("{label}: image name {:?}", name.unwrap_or_default()))?;
     let own_tag = match (&full, name) {
-        (Some(r), _) => Some(r.tag.clone().unwrap_or_else(|| "latest".to_owned())),
+        (Some(r), _) => Some(r.tag.as_ref().map_or("latest", Tag::as_str).to_owned()),
         (None, Some(n)) => Some(n.to_owned()),
         (None, None) => None,
     };
+    let tag = |text: String| text.parse::<Tag>().map_err(|e| anyhow!("{label}: {e}"));
     if let Some(t) = target {
-        let tag = t
-            .tag
-            .clone()
-            .or(own_tag)
-            .ok_or_else(|| anyhow!("{label}: the image has no name: give --as REPO:TAG"))?;
-        tag.parse::<airlock_registry::Tag>()
-            .map_err(|e| anyhow!("{label}: {e}"))?;
+        let tag = match &t.tag {
+            Some(given) => given.clone(),
+            None => tag(own_tag
+                .ok_or_else(|| anyhow!("{label}: the image has no name: give --as REPO:TAG"))?)?,
+        };
         return Ok((t.repo.clone(), tag));
     }
-    match full {
-        Some(r) => Ok((
-            r.repository()?,
-            r.tag.unwrap_or_else(|| "latest".to_owned()),
-        )),
-        None => bail!(
+    match (full, own_tag) {
+        (Some(r), Some(own)) => Ok((r.repository().clone(), tag(own)?)),
+        _ => bail!(
             "{label}: image {:?} is named by a tag only; say which repository it goes to with --as REPO[:TAG]",
             name.unwrap_or_default()
         ),

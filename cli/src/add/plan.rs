@@ -1,22 +1,21 @@
 //! What every source produces: an [`ImagePlan`] per image to add (its manifests as exact bytes,
 //! the blobs they reach, the repository and tags), and the walk over a manifest graph that
-//! sources with stored manifests (OCI layouts, upstream registries) share.
+//! sources with stored manifests (OCI layouts, upstream registries) share: OCI's one walk
+//! ([`airlock_oci::Walk`]) over manifests fetched from a [`ManifestSource`].
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{HashMap, HashSet},
     io::Read,
     sync::Arc,
 };
 
-use airlock_registry::{
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST,
-    ParsedManifest, parse_manifest,
+use airlock_oci::{
+    Descriptor, Digest, MAX_MANIFEST_BYTES, ManifestGraph, ManifestMediaType, ParsedManifest,
+    RepoName, Tag, Walk, parse_manifest,
 };
-use airlock_store::Digest;
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, anyhow, bail};
 
-/// Deepest nesting of indexes followed (an index of indexes of manifests is depth 2).
-pub const MAX_INDEX_DEPTH: usize = 8;
+use super::digest::{to_oci, to_store};
 
 /// Where the bytes of leaf blobs (configs, layers) come from.
 pub trait BlobSource: Send + Sync {
@@ -39,7 +38,7 @@ pub struct ManifestNode {
 }
 
 impl ManifestNode {
-    /// Parses `bytes`, which must hash to `expected` (when given) and be `size` long.
+    /// Parses `bytes`, which must hash to `expected` when given (else their sha256 names them).
     pub fn new(
         bytes: Vec<u8>,
         media_type: Option<&str>,
@@ -47,17 +46,18 @@ impl ManifestNode {
     ) -> Result<ManifestNode> {
         let digest = match expected {
             Some(d) => {
-                let actual = Digest::of(d.algorithm(), &bytes);
-                if actual != *d {
+                let want = to_store(d)?;
+                let actual = airlock_store::Digest::of(want.algorithm(), &bytes);
+                if actual != want {
                     bail!("manifest {d} has digest {actual}: its content does not match");
                 }
-                actual
+                d.clone()
             }
-            None => Digest::sha256(&bytes),
+            None => to_oci(&airlock_store::Digest::sha256(&bytes))?,
         };
-        let declared = media_type.filter(|t| is_manifest_type(t));
+        let declared = media_type.filter(|t| ManifestMediaType::from_exact(t).is_some());
         let parsed = parse_manifest(declared, &bytes)
-            .map_err(|e| anyhow::anyhow!("manifest {digest} is invalid: {e}"))?;
+            .map_err(|e| anyhow!("manifest {digest} is invalid: {e}"))?;
         Ok(ManifestNode {
             digest,
             bytes,
@@ -67,26 +67,12 @@ impl ManifestNode {
 
     /// Its descriptor (media type, digest, size).
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.parsed.media_type.as_str().to_owned(),
-            digest: self.digest.clone(),
-            size: self.bytes.len() as u64,
-            artifact_type: None,
-            annotations: BTreeMap::new(),
-            urls: Vec::new(),
-        }
+        Descriptor::new(
+            self.parsed.media_type.as_str(),
+            self.digest.clone(),
+            self.bytes.len() as u64,
+        )
     }
-}
-
-/// Whether a media type names a manifest or index the store keeps as such.
-pub fn is_manifest_type(media_type: &str) -> bool {
-    [
-        OCI_MANIFEST,
-        OCI_INDEX,
-        DOCKER_MANIFEST,
-        DOCKER_MANIFEST_LIST,
-    ]
-    .contains(&media_type)
 }
 
 /// One image, index or artifact to add with everything it reaches.
@@ -95,15 +81,15 @@ pub struct ImagePlan {
     /// What to call it in messages (`docker.io/library/nginx:1.27`).
     pub label: String,
     /// The repository it goes to.
-    pub repo: String,
+    pub repo: RepoName,
     /// Tags to point at the root; empty only inside an app file (the app index reaches it).
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
     /// The root manifest.
     pub root: Descriptor,
     /// Every manifest, children before parents, each once; referrers after their subjects.
     pub manifests: Vec<ManifestNode>,
     /// Extra tags on manifests other than the root (cosign-style `sha256-<hex>.sig`).
-    pub extra_tags: Vec<(String, Digest)>,
+    pub extra_tags: Vec<(Tag, Digest)>,
     /// Leaf blobs the manifests reach, each once (non-distributable layers left out).
     pub blobs: Vec<Descriptor>,
     /// Where the blobs' bytes come from.
@@ -128,43 +114,73 @@ pub trait ManifestSource {
     fn fetch_manifest(&self, d: &Descriptor) -> Result<Vec<u8>>;
 }
 
-/// The manifests and blobs reached from one root.
+/// The manifests and blobs reached from one or more roots.
 #[derive(Debug, Default)]
 pub struct Walked {
     /// Children before parents.
     pub manifests: Vec<ManifestNode>,
     /// Leaf blobs, each once.
     pub blobs: Vec<Descriptor>,
-    seen: HashSet<Digest>,
+    walk: Walk<Digest>,
     seen_blobs: HashSet<Digest>,
 }
 
 impl Walked {
-    /// Walks from `root`, fetching every manifest it reaches; returns the root's node.
+    /// Walks from `root`, fetching every manifest it reaches that was not walked yet; returns
+    /// the root's node.
     pub fn walk(&mut self, src: &dyn ManifestSource, root: &Descriptor) -> Result<ManifestNode> {
-        self.walk_at(src, root, 0)
+        let mut graph = Fetching {
+            src,
+            manifests: &mut self.manifests,
+            blobs: &mut self.blobs,
+            seen_blobs: &mut self.seen_blobs,
+            entered: HashMap::new(),
+        };
+        self.walk.visit(&mut graph, root.clone())?;
+        self.manifests
+            .iter()
+            .find(|m| m.digest == root.digest)
+            .cloned()
+            .ok_or_else(|| anyhow!("manifest {} was not walked", root.digest))
     }
 
-    fn walk_at(
-        &mut self,
-        src: &dyn ManifestSource,
-        d: &Descriptor,
-        depth: usize,
-    ) -> Result<ManifestNode> {
-        if depth > MAX_INDEX_DEPTH {
-            bail!(
-                "manifest {} is nested more than {MAX_INDEX_DEPTH} indexes deep",
-                d.digest
-            );
-        }
-        let node = fetch_node(src, d)?;
-        if self.seen.contains(&node.digest) {
-            return Ok(node);
-        }
-        for child in &node.parsed.manifests {
-            self.walk_at(src, child, depth + 1)
-                .with_context(|| format!("in index {}", node.digest))?;
-        }
+    /// Whether the walk reached this manifest.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.walk.contains(digest)
+    }
+}
+
+/// A [`ManifestSource`] as a graph for the walk, recording into a [`Walked`].
+struct Fetching<'a> {
+    src: &'a dyn ManifestSource,
+    manifests: &'a mut Vec<ManifestNode>,
+    blobs: &'a mut Vec<Descriptor>,
+    seen_blobs: &'a mut HashSet<Digest>,
+    /// Manifests fetched and not yet left.
+    entered: HashMap<Digest, ManifestNode>,
+}
+
+impl ManifestGraph for Fetching<'_> {
+    type Node = Descriptor;
+    type Key = Digest;
+    type Error = anyhow::Error;
+
+    fn key(&self, d: &Descriptor) -> Digest {
+        d.digest.clone()
+    }
+
+    fn enter(&mut self, d: &Descriptor) -> Result<Option<Vec<Descriptor>>> {
+        let node = fetch_node(self.src, d)?;
+        let children = node.parsed.manifests.clone();
+        self.entered.insert(node.digest.clone(), node);
+        Ok(Some(children))
+    }
+
+    fn leave(&mut self, d: &Descriptor) -> Result<Vec<Descriptor>> {
+        let node = self
+            .entered
+            .remove(&d.digest)
+            .ok_or_else(|| anyhow!("manifest {} was left without being fetched", d.digest))?;
         for blob in node.parsed.blobs() {
             if blob.is_non_distributable() {
                 continue;
@@ -173,14 +189,12 @@ impl Walked {
                 self.blobs.push(blob.clone());
             }
         }
-        self.seen.insert(node.digest.clone());
-        self.manifests.push(node.clone());
-        Ok(node)
+        self.manifests.push(node);
+        Ok(Vec::new())
     }
 
-    /// Whether the walk reached this manifest.
-    pub fn contains(&self, digest: &Digest) -> bool {
-        self.seen.contains(digest)
+    fn in_child(&self, parent: &Descriptor, err: anyhow::Error) -> anyhow::Error {
+        err.context(format!("in index {}", parent.digest))
     }
 }
 
@@ -205,105 +219,22 @@ pub fn fetch_node(src: &dyn ManifestSource, d: &Descriptor) -> Result<ManifestNo
     ManifestNode::new(bytes, Some(&d.media_type), Some(&d.digest))
 }
 
-/// `os/arch[/variant]` as given to `--platform`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub arch: String,
-    pub variant: Option<String>,
-}
-
-impl std::str::FromStr for Platform {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Platform> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: (*os).to_owned(),
-                arch: (*arch).to_owned(),
-                variant: None,
-            }),
-            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
-                Ok(Platform {
-                    os: (*os).to_owned(),
-                    arch: (*arch).to_owned(),
-                    variant: Some((*variant).to_owned()),
-                })
-            }
-            _ => bail!("invalid platform {s:?}: expected os/arch[/variant], e.g. linux/arm64/v8"),
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The platform of an index entry, from the raw index bytes (the parsed descriptor drops it).
-pub fn entry_platforms(index: &[u8]) -> Vec<Option<Platform>> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(index) else {
-        return Vec::new();
-    };
-    let Some(entries) = v["manifests"].as_array() else {
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .map(|e| {
-            let p = &e["platform"];
-            Some(Platform {
-                os: p["os"].as_str()?.to_owned(),
-                arch: p["architecture"].as_str()?.to_owned(),
-                variant: p["variant"].as_str().map(str::to_owned),
-            })
-        })
-        .collect()
-}
-
-impl Platform {
-    /// Whether an index entry's platform is this one (arm64's variant v8 is its default).
-    pub fn matches(&self, entry: &Platform) -> bool {
-        let default_variant = |p: &Platform| match (p.arch.as_str(), &p.variant) {
-            ("arm64", None) => Some("v8".to_owned()),
-            (_, v) => v.clone(),
-        };
-        self.os == entry.os
-            && self.arch == entry.arch
-            && (self.variant.is_none() || default_variant(self) == default_variant(entry))
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use airlock_oci::OCI_INDEX;
 
-    #[test]
-    fn platforms_parse_and_match() {
-        let p: Platform = "linux/arm64".parse().expect("platform");
-        let v8: Platform = "linux/arm64/v8".parse().expect("platform");
-        assert!(p.matches(&v8) && v8.matches(&p));
-        let arm7: Platform = "linux/arm/v7".parse().expect("platform");
-        let arm6: Platform = "linux/arm/v6".parse().expect("platform");
-        assert!(!arm7.matches(&arm6));
-        assert!("linux".parse::<Platform>().is_err());
-        assert!("linux//v1".parse::<Platform>().is_err());
-        assert_eq!(v8.to_string(), "linux/arm64/v8");
-    }
+    use super::*;
 
     #[test]
     fn a_manifest_whose_bytes_differ_is_refused() {
         let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
-        let d = Digest::sha256(b"other");
+        let d = to_oci(&airlock_store::Digest::sha256(b"other")).expect("digest");
         let e = ManifestNode::new(body.to_vec(), Some(OCI_INDEX), Some(&d)).expect_err("mismatch");
         assert!(e.to_string().contains("does not match"), "{e}");
         let n = ManifestNode::new(body.to_vec(), Some(OCI_INDEX), None).expect("ok");
-        assert_eq!(n.digest, Digest::sha256(body));
+        assert_eq!(
+            n.digest.to_string(),
+            airlock_store::Digest::sha256(body).to_string()
+        );
     }
 }

@@ -11,21 +11,18 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use airlock_registry::{
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST,
+use airlock_oci::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, Digest, MAX_MANIFEST_BYTES, OCI_INDEX,
+    OCI_MANIFEST, Platform, Tag, Target, normalize_docker_reference,
 };
-use airlock_store::Digest;
 use anyhow::{Context as _, Result, anyhow, bail};
 use hyper::{StatusCode, header};
 
 use super::{
     auth::Credentials,
     http::{Client, Response, header_text},
-    plan::{
-        BlobSource, ImagePlan, ManifestNode, ManifestSource, Platform, Walked, entry_platforms,
-    },
+    plan::{BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked},
     progress::Progress,
-    reference::{ImageRef, Target},
 };
 
 /// Manifests fetched at most per image (referrers included): a bound on hostile graphs.
@@ -104,7 +101,7 @@ impl ManifestSource for Upstream {
             return Ok(b);
         }
         let (bytes, _, _) = self
-            .manifest(&d.digest.to_string())?
+            .manifest(d.digest.as_str())?
             .ok_or_else(|| anyhow!("manifest {} is not in {}", d.digest, self.path))?;
         if let Ok(mut c) = self.cache.lock() {
             c.insert(d.digest.clone(), bytes.clone());
@@ -146,7 +143,7 @@ pub fn plan(
     progress: &Progress,
 ) -> Result<Vec<ImagePlan>> {
     let label = format!("docker://{spec}");
-    let r: ImageRef = spec.parse().with_context(|| label.clone())?;
+    let r = normalize_docker_reference(spec).with_context(|| label.clone())?;
     let credentials = match &opts.credentials {
         Some(c) => Some(c.clone()),
         None => Credentials::from_docker_config(&r.host)?,
@@ -154,12 +151,12 @@ pub fn plan(
     let upstream = Arc::new(Upstream {
         client: Client::new(r.api_host(), opts.insecure, credentials)?,
         scope: format!("repository:{}:pull", r.path),
-        path: r.path.clone(),
+        path: r.path.to_string(),
         cache: Mutex::new(HashMap::new()),
     });
     let reference = match (&r.digest, &r.tag) {
         (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.clone(),
+        (None, Some(t)) => t.to_string(),
         (None, None) => "latest".to_owned(),
     };
     let (bytes, media_type, header_digest) = upstream
@@ -173,7 +170,7 @@ pub fn plan(
         c.insert(top.digest.clone(), bytes.clone());
     }
     let root = match &opts.platform {
-        Some(p) if top.parsed.media_type.is_index() => choose_platform(&top, &bytes, p, &label)?,
+        Some(p) if top.parsed.media_type.is_index() => choose_platform(&top, p, &label)?,
         _ => top.descriptor(),
     };
     let mut walked = Walked::default();
@@ -184,12 +181,14 @@ pub fn plan(
         .with_context(|| format!("{label}: referrers"))?;
     let repo = match target {
         Some(t) => t.repo.clone(),
-        None => r.repository()?,
+        None => r.repository().clone(),
     };
     let tag = target
         .and_then(|t| t.tag.clone())
         .or(r.tag.clone())
-        .or_else(|| r.digest.is_none().then(|| "latest".to_owned()));
+        .map(Ok)
+        .or_else(|| r.digest.is_none().then(|| "latest".parse::<Tag>()))
+        .transpose()?;
     let tags = match tag {
         Some(t) => vec![t],
         None if untagged_ok => Vec::new(),
@@ -213,19 +212,18 @@ pub fn plan(
 }
 
 /// The index entry for `platform`, or an error listing the platforms there are.
-fn choose_platform(
-    index: &ManifestNode,
-    bytes: &[u8],
-    platform: &Platform,
-    label: &str,
-) -> Result<Descriptor> {
-    let platforms = entry_platforms(bytes);
-    for (entry, p) in index.parsed.manifests.iter().zip(&platforms) {
-        if p.as_ref().is_some_and(|p| platform.matches(p)) {
-            return Ok(entry.clone());
-        }
+fn choose_platform(index: &ManifestNode, platform: &Platform, label: &str) -> Result<Descriptor> {
+    let entries = &index.parsed.manifests;
+    if let Some(entry) = entries
+        .iter()
+        .find(|e| e.platform.as_ref().is_some_and(|p| platform.matches(p)))
+    {
+        return Ok(entry.clone());
     }
-    let have: Vec<String> = platforms.iter().flatten().map(|p| p.to_string()).collect();
+    let have: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.platform.as_ref().map(Platform::to_string))
+        .collect();
     bail!(
         "{label}: no manifest for platform {platform} (the index has {})",
         if have.is_empty() {
@@ -243,7 +241,7 @@ fn copy_referrers(
     walked: &mut Walked,
     root: &Digest,
     progress: &Progress,
-) -> Result<Vec<(String, Digest)>> {
+) -> Result<Vec<(Tag, Digest)>> {
     let mut asked: HashSet<Digest> = HashSet::new();
     'rounds: loop {
         let pending: Vec<Digest> = walked
@@ -286,8 +284,8 @@ fn copy_referrers(
     }
     let mut tags = Vec::new();
     for suffix in ["sig", "att", "sbom"] {
-        let tag = format!("{}.{suffix}", root.to_string().replacen(':', "-", 1));
-        let Some((bytes, media_type, _)) = upstream.manifest(&tag)? else {
+        let tag: Tag = format!("{}-{}.{suffix}", root.algorithm().name(), root.hex()).parse()?;
+        let Some((bytes, media_type, _)) = upstream.manifest(tag.as_str())? else {
             continue;
         };
         let node = ManifestNode::new(bytes.clone(), media_type.as_deref(), None)
@@ -306,7 +304,7 @@ fn copy_referrers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::add::plan::fetch_node;
+    use crate::add::{digest::to_oci, plan::fetch_node};
 
     struct Fixed(Vec<u8>);
 
@@ -322,7 +320,7 @@ mod tests {
         let mut d = ManifestNode::new(body.to_vec(), None, None)
             .expect("index")
             .descriptor();
-        d.digest = Digest::sha256(b"x");
+        d.digest = to_oci(&airlock_store::Digest::sha256(b"x")).expect("digest");
         assert!(fetch_node(&Fixed(body.to_vec()), &d).is_err());
     }
 }

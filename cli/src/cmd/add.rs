@@ -3,13 +3,14 @@
 
 use std::{io::Read as _, path::PathBuf, process::ExitCode};
 
+use airlock_oci::{Platform, Target};
 use airlock_store::Access;
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
     add::{
-        self, AddOptions, ManifestFormat, Mode, Progress, Source, Target, UpstreamOptions,
-        auth::Credentials, plan::Platform,
+        self, AddOptions, ManifestFormat, Mode, Progress, Source, UpstreamOptions,
+        auth::Credentials,
     },
     context::Context,
 };
@@ -94,7 +95,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let target = args
         .target
         .as_deref()
-        .map(str::parse::<Target>)
+        .map(|t| {
+            t.parse::<Target>()
+                .with_context(|| format!("invalid --as {t:?}"))
+        })
         .transpose()?;
     let opts = AddOptions {
         format: args.format,
