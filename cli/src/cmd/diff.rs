@@ -12,19 +12,13 @@ use std::{
 };
 
 use airlock_bundle::{DeltaPlan, plan_delta, resolve};
+use airlock_ingest::read_app;
 use airlock_oci::{ImageRef, ManifestGraph, RepoName, Walk, parse_manifest};
 use airlock_store::{Access, Digest, Store};
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use crate::{
-    add::{
-        app::read_app,
-        digest::{to_oci, to_store},
-    },
-    context::Context,
-    output,
-};
+use crate::{context::Context, output};
 
 /// Arguments of `airlock diff`.
 #[derive(Debug, clap::Args)]
@@ -282,6 +276,16 @@ impl ManifestGraph for Stored<'_> {
             .collect::<Result<Vec<_>>>()
             .map(Some)
     }
+}
+
+/// The store's digest for one a manifest names (both types apply the same rules).
+fn to_store(digest: &airlock_oci::Digest) -> Result<Digest> {
+    Ok(digest.as_str().parse()?)
+}
+
+/// The OCI digest for one the store holds.
+fn to_oci(digest: &Digest) -> Result<airlock_oci::Digest> {
+    Ok(digest.to_string().parse()?)
 }
 
 /// Compressed bytes of the layers of B's changed and added images that A reaches nowhere,

@@ -7,12 +7,13 @@ use airlock_bundle::{
     BundleIndex, DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, Have, Inventory,
     VolumeSize, plan_export, ref_text, write_export,
 };
+use airlock_ingest::app_images;
 use airlock_oci::ImageRef;
 use airlock_store::Access;
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
-use crate::{add::app::app_images, cmd::bars::Bars, context::Context, output};
+use crate::{cmd::bars::Bars, context::Context, output};
 
 /// Arguments of `airlock export`.
 #[derive(Debug, clap::Args)]

@@ -26,14 +26,15 @@ use airlock_oci::{Descriptor, ImageRef, OCI_INDEX, Platform, RepoName, Tag, Targ
 use airlock_store::{Digest, RepoChange, Store};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::{
-    AddOptions, Committed, ImagePlan, Progress, Source,
+use crate::{
+    AddOptions, ImagePlan, Source, Untagged,
     commit::{link_into, put_manifest},
     digest::to_store,
     plan::ManifestNode,
-    plan_source, store_and_commit,
+    plan_source,
+    progress::{AppReport, Committed, Progress},
+    store_and_commit,
 };
 
 /// The `artifactType` of an application version's index.
@@ -85,7 +86,12 @@ struct AppIndex<'a> {
 }
 
 /// Adds every image of the app file at `path`, then records the version.
-pub fn add_app(store: &Store, path: &Path, opts: &AddOptions, progress: &Progress) -> Result<()> {
+pub fn add_app(
+    store: &Store,
+    path: &Path,
+    opts: &AddOptions,
+    progress: &dyn Progress,
+) -> Result<()> {
     let text = read_app_file(path)?;
     let app: AppFile =
         serde_saphyr::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -120,32 +126,20 @@ pub fn add_app(store: &Store, path: &Path, opts: &AddOptions, progress: &Progres
         if let Some(p) = platform {
             opts.upstream.platform = Some(p.parse::<Platform>().with_context(|| what.clone())?);
         }
-        let planned = plan_source(&source, target.as_ref(), &opts, true, progress)
+        let planned = plan_source(&source, target.as_ref(), &opts, Untagged::Allow, progress)
             .with_context(|| what.clone())?;
         plans.extend(planned);
     }
     store_and_commit(store, &plans, opts, progress)?;
-    let how = commit_app(store, &repo, &version, &app, &plans)?;
-    let (word, status) = match how.0 {
-        Committed::Added => ("added", "added"),
-        Committed::Present => ("already present", "present"),
-    };
-    progress.result(
-        &format!(
-            "{word}: app {} {} as {repo}:{} {}",
-            app.name, app.version, app.version, how.1.digest
-        ),
-        json!({
-            "event": "app",
-            "status": status,
-            "name": app.name,
-            "version": app.version,
-            "repository": repo,
-            "tag": app.version,
-            "digest": how.1.digest,
-            "images": how.1.parsed.manifests.len(),
-        }),
-    );
+    let (outcome, node) = commit_app(store, &repo, &version, &app, &plans)?;
+    progress.app(&AppReport {
+        outcome,
+        name: app.name.clone(),
+        version,
+        repo,
+        digest: node.digest,
+        images: node.parsed.manifests.len(),
+    });
     Ok(())
 }
 

@@ -26,7 +26,7 @@ use airlock_oci::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{
+use crate::{
     archive::{SourceFs, TarIndex},
     digest::{to_oci, to_store},
     oci_layout,
@@ -37,7 +37,7 @@ use super::{
 pub const MAX_METADATA_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The manifest flavour made for an archive's images.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ManifestFormat {
     /// OCI image manifest, `application/vnd.oci.image.layer.v1.tar` layers.
     Oci,
@@ -45,13 +45,27 @@ pub enum ManifestFormat {
     Docker,
 }
 
+/// How docker-archive layers are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// As they are in the archive, uncompressed: a layer's digest is its diff id.
+    #[default]
+    None,
+    /// gzip'd with airlock's deterministic encoding (flate2 level 6, fixed header).
+    Gzip,
+}
+
 impl ManifestFormat {
-    fn types(self, gzip: bool) -> (&'static str, &'static str, &'static str) {
+    fn types(self, compression: Compression) -> (&'static str, &'static str, &'static str) {
         let (manifest, config, layer) = self.plain_types();
-        let layer = match (self, gzip) {
-            (_, false) => layer,
-            (ManifestFormat::Oci, true) => "application/vnd.oci.image.layer.v1.tar+gzip",
-            (ManifestFormat::Docker, true) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        let layer = match (self, compression) {
+            (_, Compression::None) => layer,
+            (ManifestFormat::Oci, Compression::Gzip) => {
+                "application/vnd.oci.image.layer.v1.tar+gzip"
+            }
+            (ManifestFormat::Docker, Compression::Gzip) => {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            }
         };
         (manifest, config, layer)
     }
@@ -191,7 +205,7 @@ pub fn plan(
     path: &Path,
     label: &str,
     format: ManifestFormat,
-    gzip: bool,
+    compression: Compression,
     target: Option<&Target>,
 ) -> Result<Vec<ImagePlan>> {
     let index = Arc::new(TarIndex::scan(path)?);
@@ -209,7 +223,7 @@ pub fn plan(
             entries.len()
         );
     }
-    let (manifest_type, config_type, layer_type) = format.types(gzip);
+    let (manifest_type, config_type, layer_type) = format.types(compression);
     let mut blob_entries: HashMap<Digest, String> = HashMap::new();
     let mut gzipped: HashMap<Digest, String> = HashMap::new();
     let mut images = Vec::new();
@@ -273,7 +287,7 @@ pub fn plan(
             blob_entries
                 .entry(digest.clone())
                 .or_insert_with(|| layer.clone());
-            let (digest, size) = if gzip {
+            let (digest, size) = if compression == Compression::Gzip {
                 // A first pass of the encoder gives the digest the manifest needs.
                 let (r, _) = index
                     .open(layer)?

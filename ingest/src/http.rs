@@ -24,7 +24,9 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 
-use super::auth::{Challenge, Credentials, percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::auth::{Challenge, Credentials};
 
 /// Redirects followed at most per request.
 const MAX_REDIRECTS: usize = 5;
@@ -34,6 +36,18 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const STREAM_BUFFER_PIECES: usize = 16;
 /// Largest token response read.
 const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+/// What a query value of a token request escapes: everything but RFC 3986's unreserved
+/// characters, so `repository:a/b:pull` goes out as `repository%3Aa%2Fb%3Apull`.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A query value, percent-encoded with [`QUERY_VALUE`].
+fn percent_encode(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -334,6 +348,15 @@ pub fn header_text<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_escape_all_but_unreserved() {
+        assert_eq!(
+            percent_encode("repository:a/b:pull"),
+            "repository%3Aa%2Fb%3Apull"
+        );
+        assert_eq!(percent_encode("a-b.c_d~é"), "a-b.c_d~%C3%A9");
+    }
 
     #[test]
     fn redirects_join_their_base() {

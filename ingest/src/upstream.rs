@@ -18,7 +18,8 @@ use airlock_oci::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use hyper::{StatusCode, header};
 
-use super::{
+use crate::{
+    Untagged,
     auth::Credentials,
     http::{Client, Response, header_text},
     plan::{BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked},
@@ -134,13 +135,13 @@ impl BlobSource for Upstream {
 }
 
 /// Plans the image `spec` (what follows `docker://`). Without a tag (a pull by digest) the
-/// image needs `--as REPO:TAG` unless `untagged_ok` (an app file's index reaches it).
+/// image needs `--as REPO:TAG` unless `untagged` allows it (an app file's index reaches it).
 pub fn plan(
     spec: &str,
     target: Option<&Target>,
     opts: &UpstreamOptions,
-    untagged_ok: bool,
-    progress: &Progress,
+    untagged: Untagged,
+    progress: &dyn Progress,
 ) -> Result<Vec<ImagePlan>> {
     let label = format!("docker://{spec}");
     let r = normalize_docker_reference(spec).with_context(|| label.clone())?;
@@ -191,7 +192,7 @@ pub fn plan(
         .transpose()?;
     let tags = match tag {
         Some(t) => vec![t],
-        None if untagged_ok => Vec::new(),
+        None if untagged == Untagged::Allow => Vec::new(),
         None => bail!(
             "{label}: a pull by digest needs a tag to keep the image (untagged content is garbage-collected): write docker://{}/{}:TAG@{} or give --as REPO:TAG",
             r.host,
@@ -240,7 +241,7 @@ fn copy_referrers(
     upstream: &Upstream,
     walked: &mut Walked,
     root: &Digest,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Vec<(Tag, Digest)>> {
     let mut asked: HashSet<Digest> = HashSet::new();
     'rounds: loop {
@@ -304,7 +305,7 @@ fn copy_referrers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::add::{digest::to_oci, plan::fetch_node};
+    use crate::{digest::to_oci, plan::fetch_node};
 
     struct Fixed(Vec<u8>);
 

@@ -14,22 +14,12 @@ use std::{
 use airlock_oci::{Descriptor, RepoName};
 use airlock_store::{Digest, PutOptions, RepoChange, Store};
 use anyhow::{Context as _, Result, anyhow};
-use serde_json::json;
 
-use super::{
+use crate::{
     digest::to_store,
     plan::{BlobSource, ImagePlan, ManifestNode},
-    progress::Progress,
+    progress::{Committed, Counting, ImageReport, Progress},
 };
-
-/// How an image's commit went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Committed {
-    /// Links and tags were written.
-    Added,
-    /// Every tag already pointed at the root, linked in its repository: nothing changed.
-    Present,
-}
 
 /// Stores every blob the plans reach that the store lacks, `jobs` at a time. Returns the
 /// number of blobs stored and their bytes.
@@ -37,7 +27,7 @@ pub fn store_blobs(
     store: &Store,
     plans: &[ImagePlan],
     jobs: usize,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<(usize, u64)> {
     let mut seen = HashSet::new();
     let mut todo: Vec<(&Descriptor, &dyn BlobSource)> = Vec::new();
@@ -47,7 +37,7 @@ pub fn store_blobs(
                 continue;
             }
             if store.has_blob(&to_store(&blob.digest)?)? {
-                progress.blob_done(None, blob.digest.as_str(), blob.size, false);
+                progress.blob_present(blob);
                 continue;
             }
             todo.push((blob, plan.source.as_ref()));
@@ -88,13 +78,16 @@ fn store_one(
     store: &Store,
     blob: &Descriptor,
     source: &dyn BlobSource,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<()> {
-    let name = blob.digest.to_string();
-    let bar = progress.blob_bar(&name, blob.size);
+    progress.blob_started(blob);
     let stored = (|| {
         let reader = source.open_blob(blob)?;
-        let reader = progress.counting(reader, &bar);
+        let reader = Counting {
+            inner: reader,
+            blob,
+            progress,
+        };
         let opts = PutOptions {
             max_size: None,
             expected_size: Some(blob.size),
@@ -103,7 +96,7 @@ fn store_one(
         Ok::<(), anyhow::Error>(())
     })();
     let result = stored.with_context(|| format!("storing blob from {}", source.describe(blob)));
-    progress.blob_done(Some(bar), &name, blob.size, result.is_ok());
+    progress.blob_finished(blob, result.is_ok());
     result
 }
 
@@ -218,32 +211,14 @@ pub fn link_into(
 }
 
 /// Reports an image's result.
-pub fn report(progress: &Progress, plan: &ImagePlan, how: Committed) {
-    let (word, status) = match how {
-        Committed::Added => ("added", "added"),
-        Committed::Present => ("already present", "present"),
-    };
-    let names = if plan.tags.is_empty() {
-        format!("{}@{}", plan.repo, plan.root.digest)
-    } else {
-        plan.tags
-            .iter()
-            .map(|t| format!("{}:{t}", plan.repo))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    progress.result(
-        &format!("{word}: {names} {}", plan.root.digest),
-        json!({
-            "event": "image",
-            "status": status,
-            "source": plan.label,
-            "repository": plan.repo,
-            "tags": plan.tags,
-            "digest": plan.root.digest,
-            "media_type": plan.root.media_type,
-            "manifests": plan.manifests.len(),
-            "blobs": plan.blobs.len(),
-        }),
-    );
+pub fn report(progress: &dyn Progress, plan: &ImagePlan, how: Committed) {
+    progress.image(&ImageReport {
+        outcome: how,
+        label: plan.label.clone(),
+        repo: plan.repo.clone(),
+        tags: plan.tags.clone(),
+        root: plan.root.clone(),
+        manifests: plan.manifests.len(),
+        blobs: plan.blobs.len(),
+    });
 }

@@ -15,7 +15,7 @@ use airlock_oci::{
 };
 use anyhow::{Result, anyhow, bail};
 
-use super::digest::{to_oci, to_store};
+use crate::digest::{to_oci, to_store};
 
 /// Where the bytes of leaf blobs (configs, layers) come from.
 pub trait BlobSource: Send + Sync {

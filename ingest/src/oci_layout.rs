@@ -13,7 +13,7 @@ use airlock_oci::{
 };
 use anyhow::{Context as _, Result, anyhow, bail};
 
-use super::{
+use crate::{
     archive::SourceFs,
     plan::{BlobSource, ImagePlan, ManifestSource, Walked, fetch_node},
 };
