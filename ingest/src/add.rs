@@ -9,8 +9,8 @@ use std::{
 
 use airlock_oci::Target;
 use airlock_store::Store;
-use anyhow::{Context as _, Result, bail};
 
+use crate::error::{Context as _, Result, fail};
 use crate::{
     archive, commit,
     docker_archive::{self, Compression, ManifestFormat},
@@ -73,7 +73,8 @@ impl Source {
         if let Some(rest) = text.strip_prefix("docker://") {
             return Ok(Source::Registry(rest.to_owned()));
         }
-        bail!(
+        fail!(
+            Usage,
             "unknown source {text:?}: expected docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF] or docker://HOST/REPO:TAG"
         )
     }
@@ -128,7 +129,7 @@ pub fn plan_source(
         }
         Source::OciDir { dir, reference } => {
             let label = format!("oci:{}", dir.display());
-            let fs = Arc::new(archive::DirFs::new(dir).with_context(|| label.clone())?);
+            let fs = Arc::new(archive::DirFs::new(dir).context(|| label.clone())?);
             oci_layout::plan(fs, &label, reference.as_deref(), target)
         }
         Source::OciArchive { file, reference } => {

@@ -24,9 +24,9 @@ use std::{collections::BTreeMap, path::Path};
 
 use airlock_oci::{Descriptor, ImageRef, OCI_INDEX, Platform, RepoName, Tag, Target};
 use airlock_store::{Digest, RepoChange, Store};
-use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Context as _, Error, Result, err, fail};
 use crate::{
     AddOptions, ImagePlan, Source, Untagged,
     commit::{link_into, put_manifest},
@@ -93,17 +93,16 @@ pub fn add_app(
     progress: &dyn Progress,
 ) -> Result<()> {
     let text = read_app_file(path)?;
-    let app: AppFile =
-        serde_saphyr::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let app: AppFile = serde_saphyr::from_str(&text).map_err(|e| app_error(path, e.to_string()))?;
     let repo: RepoName = format!("{APP_REPO_PREFIX}{}", app.name)
         .parse()
-        .map_err(|e| anyhow!("{}: name {:?}: {e}", path.display(), app.name))?;
+        .map_err(|e| app_error(path, format!("name {:?}: {e}", app.name)))?;
     let version: Tag = app
         .version
         .parse()
-        .map_err(|e| anyhow!("{}: version {:?}: {e}", path.display(), app.version))?;
+        .map_err(|e| app_error(path, format!("version {:?}: {e}", app.version)))?;
     if app.images.is_empty() {
-        bail!("{}: images: the list is empty", path.display());
+        return Err(app_error(path, "images: the list is empty".into()));
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let mut plans: Vec<ImagePlan> = Vec::new();
@@ -117,17 +116,17 @@ pub fn add_app(
             ),
         };
         let what = format!("{}: images[{i}] ({source})", path.display());
-        let source = Source::parse(source, Some(base)).with_context(|| what.clone())?;
+        let source = Source::parse(source, Some(base)).context(|| what.clone())?;
         let target = target
             .map(str::parse::<Target>)
             .transpose()
-            .with_context(|| what.clone())?;
+            .context(|| what.clone())?;
         let mut opts = opts.clone();
         if let Some(p) = platform {
-            opts.upstream.platform = Some(p.parse::<Platform>().with_context(|| what.clone())?);
+            opts.upstream.platform = Some(p.parse::<Platform>().context(|| what.clone())?);
         }
         let planned = plan_source(&source, target.as_ref(), &opts, Untagged::Allow, progress)
-            .with_context(|| what.clone())?;
+            .context(|| what.clone())?;
         plans.extend(planned);
     }
     store_and_commit(store, &plans, opts, progress)?;
@@ -143,16 +142,24 @@ pub fn add_app(
     Ok(())
 }
 
+fn app_error(path: &Path, what: String) -> Error {
+    Error::App {
+        path: path.to_owned(),
+        what,
+    }
+}
+
 fn read_app_file(path: &Path) -> Result<String> {
     let meta =
-        std::fs::metadata(path).with_context(|| format!("reading app file {}", path.display()))?;
+        std::fs::metadata(path).context(|| format!("reading app file {}", path.display()))?;
     if meta.len() > MAX_APP_FILE_BYTES {
-        bail!(
+        fail!(
+            Content,
             "app file {} is larger than {MAX_APP_FILE_BYTES} bytes",
             path.display()
         );
     }
-    std::fs::read_to_string(path).with_context(|| format!("reading app file {}", path.display()))
+    std::fs::read_to_string(path).context(|| format!("reading app file {}", path.display()))
 }
 
 /// Builds, stores, links and tags the app's index.
@@ -187,9 +194,12 @@ fn commit_app(
             ("org.opencontainers.image.version", app.version.as_str()),
         ]),
     };
-    let bytes = serde_json::to_vec(&index).context("writing the app index")?;
+    let bytes = serde_json::to_vec(&index).context(|| "writing the app index".into())?;
     let node = ManifestNode::new(bytes, Some(OCI_INDEX), None)?;
-    if store.tag(repo.as_str(), version.as_str())? == Some(to_store(&node.digest)?) {
+    let current = store
+        .tag(repo.as_str(), version.as_str())
+        .context(|| format!("reading tag {repo}:{version}"))?;
+    if current == Some(to_store(&node.digest)?) {
         return Ok((Committed::Present, node));
     }
     put_manifest(store, &node)?;
@@ -205,7 +215,7 @@ fn commit_app(
     });
     store
         .apply_repo_changes(&changes)
-        .with_context(|| format!("recording app {} {}", app.name, app.version))?;
+        .context(|| format!("recording app {} {}", app.name, app.version))?;
     Ok((Committed::Added, node))
 }
 
@@ -223,18 +233,25 @@ pub struct AppEntry {
 pub fn read_app(store: &Store, r: &ImageRef) -> Result<Option<Vec<AppEntry>>> {
     let digest = match (&r.digest, &r.tag) {
         (Some(d), _) => Some(to_store(d)?),
-        (None, Some(t)) => store.tag(r.repo.as_str(), t.as_str())?,
+        (None, Some(t)) => store
+            .tag(r.repo.as_str(), t.as_str())
+            .context(|| format!("reading tag {r}"))?,
         (None, None) => None,
     };
     let Some(digest) = digest else {
         return Ok(None);
     };
-    if store.manifest_media_type(&digest)?.as_deref() != Some(OCI_INDEX) {
+    let media_type = store
+        .manifest_media_type(&digest)
+        .context(|| format!("reading manifest {digest} of {r}"))?;
+    if media_type.as_deref() != Some(OCI_INDEX) {
         return Ok(None);
     }
-    let bytes = store.read_blob(&digest)?;
+    let bytes = store
+        .read_blob(&digest)
+        .context(|| format!("reading manifest {digest} of {r}"))?;
     let index: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("reading index {digest} of {r}"))?;
+        serde_json::from_slice(&bytes).context(|| format!("reading index {digest} of {r}"))?;
     if index["artifactType"] != APP_ARTIFACT_TYPE {
         return Ok(None);
     }
@@ -248,14 +265,14 @@ pub fn read_app(store: &Store, r: &ImageRef) -> Result<Option<Vec<AppEntry>>> {
         let what = || format!("manifests[{i}] of application {r}");
         let digest = entry["digest"]
             .as_str()
-            .ok_or_else(|| anyhow!("{}: no digest", what()))?
+            .ok_or_else(|| err!(Content, "{}: no digest", what()))?
             .parse::<Digest>()
-            .with_context(what)?;
+            .context(what)?;
         let name = entry["annotations"][ANNOTATION_REF]
             .as_str()
             .map(|n| {
                 n.parse::<ImageRef>()
-                    .with_context(|| format!("image {n:?} of application {r}"))
+                    .context(|| format!("image {n:?} of application {r}"))
             })
             .transpose()?;
         out.push(AppEntry { name, digest });

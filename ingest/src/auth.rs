@@ -9,7 +9,7 @@ use base64::{
     engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT},
 };
 
-use anyhow::{Context as _, Result, anyhow};
+use crate::error::{Context as _, Result, err};
 
 /// A user name and password for basic auth or a token request.
 #[derive(Clone)]
@@ -47,11 +47,11 @@ impl Credentials {
         let text = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
         };
         let v: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| anyhow!("{}: not JSON: {e}", path.display()))?;
-        Self::from_auths(&v, host).with_context(|| format!("{}", path.display()))
+            .map_err(|e| err!(Auth, "{}: not JSON: {e}", path.display()))?;
+        Self::from_auths(&v, host).context(|| format!("{}", path.display()))
     }
 
     /// The entry of a docker config's `auths` that names `host` (`https://index.docker.io/v1/`
@@ -78,12 +78,12 @@ impl Credentials {
                 // docker writes padding; other tools leave it out.
                 let decoded = STANDARD_PAD_INDIFFERENT
                     .decode(auth.trim())
-                    .map_err(|_| anyhow!("auths.{key}.auth is not base64"))?;
+                    .map_err(|_| err!(Auth, "auths.{key}.auth is not base64"))?;
                 let text = String::from_utf8(decoded)
-                    .map_err(|_| anyhow!("auths.{key}.auth is not UTF-8"))?;
+                    .map_err(|_| err!(Auth, "auths.{key}.auth is not UTF-8"))?;
                 let (user, pass) = text
                     .split_once(':')
-                    .ok_or_else(|| anyhow!("auths.{key}.auth is not user:password"))?;
+                    .ok_or_else(|| err!(Auth, "auths.{key}.auth is not user:password"))?;
                 return Ok(Some(Credentials {
                     username: user.to_owned(),
                     password: pass.to_owned(),

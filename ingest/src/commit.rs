@@ -13,8 +13,8 @@ use std::{
 
 use airlock_oci::{Descriptor, RepoName};
 use airlock_store::{Digest, PutOptions, RepoChange, Store};
-use anyhow::{Context as _, Result, anyhow};
 
+use crate::error::{Context as _, Error, Result, err};
 use crate::{
     digest::to_store,
     plan::{BlobSource, ImagePlan, ManifestNode},
@@ -36,7 +36,10 @@ pub fn store_blobs(
             if !seen.insert(blob.digest.clone()) {
                 continue;
             }
-            if store.has_blob(&to_store(&blob.digest)?)? {
+            let stored = store
+                .has_blob(&to_store(&blob.digest)?)
+                .context(|| format!("looking up blob {}", blob.digest))?;
+            if stored {
                 progress.blob_present(blob);
                 continue;
             }
@@ -51,7 +54,7 @@ pub fn store_blobs(
     todo.sort_by_key(|(d, _)| d.size);
     let queue = Mutex::new(todo);
     let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, 16).min(count.max(1)) {
             s.spawn(|| {
@@ -92,10 +95,12 @@ fn store_one(
             max_size: None,
             expected_size: Some(blob.size),
         };
-        store.put_blob(&to_store(&blob.digest)?, reader, opts)?;
-        Ok::<(), anyhow::Error>(())
+        store
+            .put_blob(&to_store(&blob.digest)?, reader, opts)
+            .context(|| format!("blob {}", blob.digest))?;
+        Ok::<(), Error>(())
     })();
-    let result = stored.with_context(|| format!("storing blob from {}", source.describe(blob)));
+    let result = stored.context(|| format!("storing blob from {}", source.describe(blob)));
     progress.blob_finished(blob, result.is_ok());
     result
 }
@@ -128,7 +133,7 @@ pub fn commit_image(store: &Store, plan: &ImagePlan) -> Result<Committed> {
     }
     store
         .apply_repo_changes(&changes)
-        .with_context(|| format!("linking {} into {}", plan.label, plan.repo))?;
+        .context(|| format!("linking {} into {}", plan.label, plan.repo))?;
     Ok(Committed::Added)
 }
 
@@ -136,18 +141,25 @@ pub fn commit_image(store: &Store, plan: &ImagePlan) -> Result<Committed> {
 fn is_present(store: &Store, plan: &ImagePlan) -> Result<bool> {
     let root = to_store(&plan.root.digest)?;
     let linked = store
-        .link(plan.repo.as_str(), &root)?
+        .link(plan.repo.as_str(), &root)
+        .context(|| format!("looking up {} in {}", root, plan.repo))?
         .is_some_and(|l| l.manifest);
     if !linked {
         return Ok(false);
     }
     for tag in &plan.tags {
-        if store.tag(plan.repo.as_str(), tag.as_str())?.as_ref() != Some(&root) {
+        let current = store
+            .tag(plan.repo.as_str(), tag.as_str())
+            .context(|| format!("reading tag {}:{tag}", plan.repo))?;
+        if current.as_ref() != Some(&root) {
             return Ok(false);
         }
     }
     for (tag, digest) in &plan.extra_tags {
-        if store.tag(plan.repo.as_str(), tag.as_str())? != Some(to_store(digest)?) {
+        let current = store
+            .tag(plan.repo.as_str(), tag.as_str())
+            .context(|| format!("reading tag {}:{tag}", plan.repo))?;
+        if current != Some(to_store(digest)?) {
             return Ok(false);
         }
     }
@@ -157,7 +169,10 @@ fn is_present(store: &Store, plan: &ImagePlan) -> Result<bool> {
 /// Stores a manifest's bytes unless the store has them.
 pub fn put_manifest(store: &Store, m: &ManifestNode) -> Result<()> {
     let digest = to_store(&m.digest)?;
-    if store.has_blob(&digest)? {
+    let stored = store
+        .has_blob(&digest)
+        .context(|| format!("looking up manifest {digest}"))?;
+    if stored {
         return Ok(());
     }
     let opts = PutOptions {
@@ -166,7 +181,7 @@ pub fn put_manifest(store: &Store, m: &ManifestNode) -> Result<()> {
     };
     store
         .put_blob(&digest, &m.bytes[..], opts)
-        .with_context(|| format!("storing manifest {}", m.digest))?;
+        .context(|| format!("storing manifest {}", m.digest))?;
     Ok(())
 }
 
@@ -194,7 +209,7 @@ pub fn link_into(
         let subject = match &p.subject {
             Some(s) => {
                 let entry = p.referrer_descriptor(m.digest.clone(), m.bytes.len() as u64);
-                let entry = serde_json::to_vec(&entry).map_err(|e| anyhow!("{e}"))?;
+                let entry = serde_json::to_vec(&entry).map_err(|e| err!(Content, "{e}"))?;
                 Some((to_store(&s.digest)?, entry))
             }
             None => None,

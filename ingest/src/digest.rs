@@ -3,14 +3,15 @@
 //! so these fail only if the two ever drift apart.
 
 use airlock_store::Digest;
-use anyhow::{Context as _, Result};
+
+use crate::error::{Context as _, Result};
 
 /// The store's digest for an OCI one.
 pub fn to_store(digest: &airlock_oci::Digest) -> Result<Digest> {
     digest
         .as_str()
         .parse()
-        .with_context(|| format!("digest {digest}"))
+        .context(|| format!("digest {digest}"))
 }
 
 /// The OCI digest for one the store computed.
@@ -18,5 +19,5 @@ pub fn to_oci(digest: &Digest) -> Result<airlock_oci::Digest> {
     digest
         .to_string()
         .parse()
-        .with_context(|| format!("digest {digest}"))
+        .context(|| format!("digest {digest}"))
 }

@@ -47,6 +47,7 @@ pub use crate::{
     },
     auth::Credentials,
     docker_archive::{Compression, ManifestFormat},
+    error::{Error, Result},
     plan::{BlobSource, ImagePlan, ManifestNode},
     progress::{AppReport, Committed, ImageReport, NoProgress, Progress, Summary},
     upstream::UpstreamOptions,
@@ -59,6 +60,7 @@ mod auth;
 mod commit;
 mod digest;
 mod docker_archive;
+mod error;
 mod http;
 mod oci_layout;
 mod plan;

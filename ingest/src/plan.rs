@@ -13,9 +13,9 @@ use airlock_oci::{
     Descriptor, Digest, MAX_MANIFEST_BYTES, ManifestGraph, ManifestMediaType, ParsedManifest,
     RepoName, Tag, Walk, parse_manifest,
 };
-use anyhow::{Result, anyhow, bail};
 
 use crate::digest::{to_oci, to_store};
+use crate::error::{Context as _, Contextual as _, Error, Result, err, fail};
 
 /// Where the bytes of leaf blobs (configs, layers) come from.
 pub trait BlobSource: Send + Sync {
@@ -49,7 +49,10 @@ impl ManifestNode {
                 let want = to_store(d)?;
                 let actual = airlock_store::Digest::of(want.algorithm(), &bytes);
                 if actual != want {
-                    bail!("manifest {d} has digest {actual}: its content does not match");
+                    fail!(
+                        Content,
+                        "manifest {d} has digest {actual}: its content does not match"
+                    );
                 }
                 d.clone()
             }
@@ -57,7 +60,7 @@ impl ManifestNode {
         };
         let declared = media_type.filter(|t| ManifestMediaType::from_exact(t).is_some());
         let parsed = parse_manifest(declared, &bytes)
-            .map_err(|e| anyhow!("manifest {digest} is invalid: {e}"))?;
+            .map_err(|e| err!(Content, "manifest {digest} is invalid: {e}"))?;
         Ok(ManifestNode {
             digest,
             bytes,
@@ -141,7 +144,7 @@ impl Walked {
             .iter()
             .find(|m| m.digest == root.digest)
             .cloned()
-            .ok_or_else(|| anyhow!("manifest {} was not walked", root.digest))
+            .ok_or_else(|| err!(Content, "manifest {} was not walked", root.digest))
     }
 
     /// Whether the walk reached this manifest.
@@ -163,7 +166,7 @@ struct Fetching<'a> {
 impl ManifestGraph for Fetching<'_> {
     type Node = Descriptor;
     type Key = Digest;
-    type Error = anyhow::Error;
+    type Error = Error;
 
     fn key(&self, d: &Descriptor) -> Digest {
         d.digest.clone()
@@ -177,10 +180,13 @@ impl ManifestGraph for Fetching<'_> {
     }
 
     fn leave(&mut self, d: &Descriptor) -> Result<Vec<Descriptor>> {
-        let node = self
-            .entered
-            .remove(&d.digest)
-            .ok_or_else(|| anyhow!("manifest {} was left without being fetched", d.digest))?;
+        let node = self.entered.remove(&d.digest).ok_or_else(|| {
+            err!(
+                Content,
+                "manifest {} was left without being fetched",
+                d.digest
+            )
+        })?;
         for blob in node.parsed.blobs() {
             if blob.is_non_distributable() {
                 continue;
@@ -193,15 +199,21 @@ impl ManifestGraph for Fetching<'_> {
         Ok(Vec::new())
     }
 
-    fn in_child(&self, parent: &Descriptor, err: anyhow::Error) -> anyhow::Error {
-        err.context(format!("in index {}", parent.digest))
+    fn in_child(&self, parent: &Descriptor, err: Error) -> Error {
+        err.within(format!("in index {}", parent.digest))
     }
+}
+
+/// The tag of an image named without one.
+pub(crate) fn latest() -> Result<Tag> {
+    "latest".parse().context(|| "tag latest".into())
 }
 
 /// Fetches and checks one manifest.
 pub fn fetch_node(src: &dyn ManifestSource, d: &Descriptor) -> Result<ManifestNode> {
     if d.size > MAX_MANIFEST_BYTES {
-        bail!(
+        fail!(
+            Content,
             "manifest {} is {} bytes, more than the {MAX_MANIFEST_BYTES} accepted",
             d.digest,
             d.size
@@ -209,7 +221,8 @@ pub fn fetch_node(src: &dyn ManifestSource, d: &Descriptor) -> Result<ManifestNo
     }
     let bytes = src.fetch_manifest(d)?;
     if bytes.len() as u64 != d.size {
-        bail!(
+        fail!(
+            Content,
             "manifest {} is {} bytes, its descriptor says {}",
             d.digest,
             bytes.len(),

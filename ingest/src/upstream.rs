@@ -15,17 +15,20 @@ use airlock_oci::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, Digest, MAX_MANIFEST_BYTES, OCI_INDEX,
     OCI_MANIFEST, Platform, Tag, Target, normalize_docker_reference,
 };
-use anyhow::{Context as _, Result, anyhow, bail};
 use hyper::{StatusCode, header};
 
+use crate::error::{Context as _, Result, err, fail};
 use crate::{
     Untagged,
     auth::Credentials,
     http::{Client, Response, header_text},
-    plan::{BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked},
+    plan::{BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked, latest},
     progress::Progress,
 };
 
+/// `Docker-Content-Digest`: the digest of the manifest a response holds.
+const DOCKER_CONTENT_DIGEST: header::HeaderName =
+    header::HeaderName::from_static("docker-content-digest");
 /// Manifests fetched at most per image (referrers included): a bound on hostile graphs.
 const MAX_MANIFESTS: usize = 10_000;
 /// Every manifest type airlock stores.
@@ -74,11 +77,12 @@ impl Upstream {
         }
         let status = resp.status;
         let media_type = header_text(&resp.headers, &header::CONTENT_TYPE).map(str::to_owned);
-        let digest = header_text(&resp.headers, &"docker-content-digest".parse()?)
+        let digest = header_text(&resp.headers, &DOCKER_CONTENT_DIGEST)
             .and_then(|d| d.parse::<Digest>().ok());
         let body = self.client.read_body(resp, MAX_MANIFEST_BYTES)?;
         if !status.is_success() {
-            bail!(
+            fail!(
+                Upstream,
                 "GET manifest {}:{reference}: {status}: {}",
                 self.path,
                 String::from_utf8_lossy(&body)
@@ -103,7 +107,7 @@ impl ManifestSource for Upstream {
         }
         let (bytes, _, _) = self
             .manifest(d.digest.as_str())?
-            .ok_or_else(|| anyhow!("manifest {} is not in {}", d.digest, self.path))?;
+            .ok_or_else(|| err!(Upstream, "manifest {} is not in {}", d.digest, self.path))?;
         if let Ok(mut c) = self.cache.lock() {
             c.insert(d.digest.clone(), bytes.clone());
         }
@@ -117,7 +121,8 @@ impl BlobSource for Upstream {
         if resp.status != StatusCode::OK {
             let status = resp.status;
             let body = self.client.read_body(resp, 64 * 1024).unwrap_or_default();
-            bail!(
+            fail!(
+                Upstream,
                 "GET blob {}: {status}: {}",
                 blob.digest,
                 String::from_utf8_lossy(&body)
@@ -144,7 +149,7 @@ pub fn plan(
     progress: &dyn Progress,
 ) -> Result<Vec<ImagePlan>> {
     let label = format!("docker://{spec}");
-    let r = normalize_docker_reference(spec).with_context(|| label.clone())?;
+    let r = normalize_docker_reference(spec).context(|| label.clone())?;
     let credentials = match &opts.credentials {
         Some(c) => Some(c.clone()),
         None => Credentials::from_docker_config(&r.host)?,
@@ -162,11 +167,11 @@ pub fn plan(
     };
     let (bytes, media_type, header_digest) = upstream
         .manifest(&reference)
-        .with_context(|| label.clone())?
-        .ok_or_else(|| anyhow!("{label}: not found on {}", r.host))?;
+        .context(|| label.clone())?
+        .ok_or_else(|| err!(Upstream, "{label}: not found on {}", r.host))?;
     let expected = r.digest.clone().or(header_digest);
     let top = ManifestNode::new(bytes.clone(), media_type.as_deref(), expected.as_ref())
-        .with_context(|| label.clone())?;
+        .context(|| label.clone())?;
     if let Ok(mut c) = upstream.cache.lock() {
         c.insert(top.digest.clone(), bytes.clone());
     }
@@ -177,9 +182,9 @@ pub fn plan(
     let mut walked = Walked::default();
     let root_node = walked
         .walk(upstream.as_ref(), &root)
-        .with_context(|| label.clone())?;
+        .context(|| label.clone())?;
     let extra_tags = copy_referrers(&upstream, &mut walked, &root_node.digest, progress)
-        .with_context(|| format!("{label}: referrers"))?;
+        .context(|| format!("{label}: referrers"))?;
     let repo = match target {
         Some(t) => t.repo.clone(),
         None => r.repository().clone(),
@@ -188,12 +193,13 @@ pub fn plan(
         .and_then(|t| t.tag.clone())
         .or(r.tag.clone())
         .map(Ok)
-        .or_else(|| r.digest.is_none().then(|| "latest".parse::<Tag>()))
+        .or_else(|| r.digest.is_none().then(latest))
         .transpose()?;
     let tags = match tag {
         Some(t) => vec![t],
         None if untagged == Untagged::Allow => Vec::new(),
-        None => bail!(
+        None => fail!(
+            Upstream,
             "{label}: a pull by digest needs a tag to keep the image (untagged content is garbage-collected): write docker://{}/{}:TAG@{} or give --as REPO:TAG",
             r.host,
             r.path,
@@ -225,7 +231,8 @@ fn choose_platform(index: &ManifestNode, platform: &Platform, label: &str) -> Re
         .iter()
         .filter_map(|e| e.platform.as_ref().map(Platform::to_string))
         .collect();
-    bail!(
+    fail!(
+        Upstream,
         "{label}: no manifest for platform {platform} (the index has {})",
         if have.is_empty() {
             "none".to_owned()
@@ -257,7 +264,7 @@ fn copy_referrers(
         for subject in pending {
             asked.insert(subject.clone());
             if walked.manifests.len() > MAX_MANIFESTS {
-                bail!("more than {MAX_MANIFESTS} manifests reached");
+                fail!(Upstream, "more than {MAX_MANIFESTS} manifests reached");
             }
             let resp = upstream.get(&format!("referrers/{subject}"), &[OCI_INDEX])?;
             if resp.status == StatusCode::NOT_FOUND {
@@ -273,30 +280,32 @@ fn copy_referrers(
             }
             let body = upstream.client.read_body(resp, MAX_MANIFEST_BYTES)?;
             let list = ManifestNode::new(body, Some(OCI_INDEX), None)
-                .with_context(|| format!("referrers list of {subject}"))?;
+                .context(|| format!("referrers list of {subject}"))?;
             for d in &list.parsed.manifests {
                 if !walked.contains(&d.digest) {
                     walked
                         .walk(upstream, d)
-                        .with_context(|| format!("referrer {} of {subject}", d.digest))?;
+                        .context(|| format!("referrer {} of {subject}", d.digest))?;
                 }
             }
         }
     }
     let mut tags = Vec::new();
     for suffix in ["sig", "att", "sbom"] {
-        let tag: Tag = format!("{}-{}.{suffix}", root.algorithm().name(), root.hex()).parse()?;
+        let tag: Tag = format!("{}-{}.{suffix}", root.algorithm().name(), root.hex())
+            .parse()
+            .context(|| format!("cosign tag of {root}"))?;
         let Some((bytes, media_type, _)) = upstream.manifest(tag.as_str())? else {
             continue;
         };
         let node = ManifestNode::new(bytes.clone(), media_type.as_deref(), None)
-            .with_context(|| format!("cosign tag {tag}"))?;
+            .context(|| format!("cosign tag {tag}"))?;
         if let Ok(mut c) = upstream.cache.lock() {
             c.insert(node.digest.clone(), bytes);
         }
         walked
             .walk(upstream, &node.descriptor())
-            .with_context(|| format!("cosign tag {tag}"))?;
+            .context(|| format!("cosign tag {tag}"))?;
         tags.push((tag, node.digest));
     }
     Ok(tags)

@@ -139,7 +139,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         .sources
         .iter()
         .map(|s| Source::parse(s, None))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let store = ctx.open_store(Access::ReadWrite)?;
     if let Some(file) = &args.file {
         add_app(&store, file, &opts, &progress)?;
