@@ -10,10 +10,10 @@ use std::{
 use airlock_oci::Target;
 use airlock_store::Store;
 
-use crate::error::{Context as _, Result, fail};
 use crate::{
     archive, commit,
     docker_archive::{self, Compression, ManifestFormat},
+    error::{Context as _, Result, fail},
     oci_layout,
     plan::ImagePlan,
     progress::{Committed, Progress, Summary},

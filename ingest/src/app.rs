@@ -26,11 +26,11 @@ use airlock_oci::{Descriptor, ImageRef, OCI_INDEX, Platform, RepoName, Tag, Targ
 use airlock_store::{Digest, RepoChange, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context as _, Error, Result, err, fail};
 use crate::{
     AddOptions, ImagePlan, Source, Untagged,
     commit::{link_into, put_manifest},
     digest::to_store,
+    error::{Context as _, Error, Result, err, fail},
     plan::ManifestNode,
     plan_source,
     progress::{AppReport, Committed, Progress},

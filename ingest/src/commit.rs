@@ -14,9 +14,9 @@ use std::{
 use airlock_oci::{Descriptor, RepoName};
 use airlock_store::{Digest, PutOptions, RepoChange, Store};
 
-use crate::error::{Context as _, Error, Result, err};
 use crate::{
     digest::to_store,
+    error::{Context as _, Error, Result, err},
     plan::{BlobSource, ImagePlan, ManifestNode},
     progress::{Committed, Counting, ImageReport, Progress},
 };

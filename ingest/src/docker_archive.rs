@@ -25,10 +25,10 @@ use airlock_oci::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context as _, Result, err, fail};
 use crate::{
     archive::{SourceFs, TarIndex},
     digest::{to_oci, to_store},
+    error::{Context as _, Result, err, fail},
     oci_layout,
     plan::{BlobSource, ImagePlan, ManifestNode, latest},
 };

@@ -12,9 +12,9 @@ use airlock_oci::{
     normalize_docker_reference, parse_manifest,
 };
 
-use crate::error::{Context as _, Result, err, fail};
 use crate::{
     archive::SourceFs,
+    error::{Context as _, Result, err, fail},
     plan::{BlobSource, ImagePlan, ManifestSource, Walked, fetch_node},
 };
 

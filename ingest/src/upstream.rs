@@ -17,10 +17,10 @@ use airlock_oci::{
 };
 use hyper::{StatusCode, header};
 
-use crate::error::{Context as _, Result, err, fail};
 use crate::{
     Untagged,
     auth::Credentials,
+    error::{Context as _, Result, err, fail},
     http::{Client, Response, header_text},
     plan::{BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked, latest},
     progress::Progress,
