@@ -261,3 +261,59 @@ impl ManifestGraph for Edges<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use airlock_store::{PutOptions, RepoChange, StoreOptions};
+
+    use super::*;
+
+    #[test]
+    fn references_resolve_or_say_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let layer = b"layer".to_vec();
+        let layer_d = Digest::sha256(&layer);
+        let manifest = b"{\"manifest\":1}".to_vec();
+        let manifest_d = Digest::sha256(&manifest);
+        for bytes in [&layer, &manifest] {
+            store
+                .put_blob(&Digest::sha256(bytes), &bytes[..], PutOptions::default())
+                .unwrap();
+        }
+        store
+            .apply_repo_changes(&[
+                RepoChange::LinkBlob {
+                    repo: "shop/web".into(),
+                    digest: layer_d.clone(),
+                },
+                RepoChange::LinkManifest {
+                    repo: "shop/web".into(),
+                    digest: manifest_d.clone(),
+                    children: vec![layer_d.clone()],
+                    subject: None,
+                    media_type: airlock_oci::OCI_MANIFEST.into(),
+                },
+                RepoChange::SetTag {
+                    repo: "shop/web".into(),
+                    tag: "1.0".into(),
+                    digest: manifest_d.clone(),
+                },
+            ])
+            .unwrap();
+        let by_tag = resolve(&store, &"shop/web:1.0".parse().unwrap()).unwrap();
+        assert_eq!(by_tag.digest, manifest_d);
+        let by_digest: ImageRef = format!("shop/web@{manifest_d}").parse().unwrap();
+        assert_eq!(resolve(&store, &by_digest).unwrap().tag, None);
+        let missing = resolve(&store, &"shop/web:2.0".parse().unwrap()).unwrap_err();
+        assert!(missing.to_string().contains("no such tag"), "{missing}");
+        let blob: ImageRef = format!("shop/web@{layer_d}").parse().unwrap();
+        assert!(resolve(&store, &blob).is_err(), "a layer is not a manifest");
+
+        let content = collect(&store, &[by_tag], false).unwrap();
+        assert_eq!(content.blobs, [manifest_d.clone(), layer_d.clone()]);
+        assert_eq!(content.manifests.len(), 1);
+        assert_eq!(content.reach[0].len(), 2);
+    }
+}
