@@ -1,9 +1,14 @@
 //! What an export carries: the manifests and blobs reachable from the references asked for,
-//! with their referrers (signatures, SBOMs), read from the store's manifest edges. The store
-//! knows which digests are manifests and what each references; no manifest is parsed here.
+//! with their referrers (signatures, SBOMs), read from the store's manifest edges by OCI's one
+//! manifest walk ([`airlock_oci::Walk`]). The store knows which digests are manifests and what
+//! each references; no manifest is parsed here.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    fmt,
+};
 
+use airlock_oci::{ImageRef, ManifestGraph, Walk};
 use airlock_store::{Digest, Store};
 
 use crate::{
@@ -11,99 +16,41 @@ use crate::{
     index::{ManifestEntry, RefEntry},
 };
 
-/// A reference as the user writes it: `REPO:TAG` or `REPO@DIGEST`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reference {
-    /// The repository.
-    pub repo: String,
-    /// The tag, when one was named.
-    pub tag: Option<String>,
-    /// A digest, when one was named.
-    pub digest: Option<Digest>,
-}
-
-impl Reference {
-    /// Parses `REPO:TAG`, `REPO@DIGEST` or `REPO:TAG@DIGEST` (a registry host's `:port` is part
-    /// of the repository).
-    pub fn parse(text: &str) -> Result<Reference> {
-        let invalid = |why: &'static str| Error::InvalidReference {
-            text: text.to_owned(),
-            why,
-        };
-        let (name, digest) = match text.split_once('@') {
-            Some((n, d)) => (
-                n,
-                Some(
-                    d.parse::<Digest>()
-                        .map_err(|_| invalid("the part after @ is not a digest"))?,
-                ),
-            ),
-            None => (text, None),
-        };
-        let (repo, tag) = match name.rsplit_once(':') {
-            Some((r, t)) if !t.contains('/') => (r, Some(t.to_owned())),
-            _ => (name, None),
-        };
-        if repo.is_empty() {
-            return Err(invalid("the repository is empty"));
-        }
-        if tag.is_none() && digest.is_none() {
-            return Err(invalid("name a tag (REPO:TAG) or a digest (REPO@DIGEST)"));
-        }
-        Ok(Reference {
-            repo: repo.to_owned(),
-            tag,
-            digest,
-        })
-    }
-
-    /// Finds the manifest it names in `store`.
-    pub fn resolve(&self, store: &Store) -> Result<RefEntry> {
-        let shown = self.to_string();
-        let digest = match (&self.digest, &self.tag) {
-            (Some(d), _) => d.clone(),
-            (None, Some(tag)) => store
-                .tag(&self.repo, tag)
-                .map_err(|e| Error::store(format!("looking up {shown}"), e))?
-                .ok_or_else(|| Error::UnknownReference {
-                    reference: shown.clone(),
-                    why: "no such tag in the store (see `airlock ls`)",
-                })?,
-            (None, None) => {
-                return Err(Error::UnknownReference {
-                    reference: shown,
-                    why: "it names neither a tag nor a digest",
-                });
-            }
-        };
-        let linked = store
-            .manifest_media_type(&digest)
-            .map_err(|e| Error::store(format!("looking up {shown}"), e))?;
-        if linked.is_none() {
+/// Finds the manifest `r` names in `store`: its digest when it has one, else its tag's target.
+pub fn resolve(store: &Store, r: &ImageRef) -> Result<RefEntry> {
+    let shown = r.to_string();
+    let lookup = |e| Error::store(format!("looking up {shown}"), e);
+    let digest = match (&r.digest, &r.tag) {
+        (Some(d), _) => d.as_str().parse::<Digest>().map_err(lookup)?,
+        (None, Some(tag)) => store
+            .tag(r.repo.as_str(), tag.as_str())
+            .map_err(lookup)?
+            .ok_or_else(|| Error::UnknownReference {
+                reference: shown.clone(),
+                why: "no such tag in the store (see `airlock ls`)",
+            })?,
+        (None, None) => {
             return Err(Error::UnknownReference {
                 reference: shown,
-                why: "no manifest with that digest is stored",
+                why: "it names neither a tag nor a digest",
             });
         }
-        Ok(RefEntry {
-            repo: self.repo.clone(),
-            tag: self.tag.clone(),
-            digest,
-        })
+    };
+    if store
+        .manifest_media_type(&digest)
+        .map_err(lookup)?
+        .is_none()
+    {
+        return Err(Error::UnknownReference {
+            reference: shown,
+            why: "no manifest with that digest is stored",
+        });
     }
-}
-
-impl std::fmt::Display for Reference {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.repo)?;
-        if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
-        }
-        if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
-        }
-        Ok(())
-    }
+    Ok(RefEntry {
+        repo: r.repo.to_string(),
+        tag: r.tag.as_ref().map(ToString::to_string),
+        digest,
+    })
 }
 
 /// Everything reachable from some references.
@@ -121,123 +68,84 @@ pub struct Content {
 /// manifests that refer to them. Fails naming the manifest and blob when something reachable
 /// is not stored.
 pub fn collect(store: &Store, refs: &[RefEntry], referrers: bool) -> Result<Content> {
-    let mut walk = Walk {
+    let mut graph = Edges {
         store,
         referrers,
         content: Content::default(),
         seen_blobs: HashSet::new(),
         seen_manifests: HashMap::new(),
+        reach: BTreeSet::new(),
+        entered: Vec::new(),
     };
+    let mut walk = Walk::new();
     for r in refs {
-        let mut reach = BTreeSet::new();
-        walk.visit(&r.repo, &r.digest, None, &mut reach, 0)?;
-        walk.content.reach.push(reach);
+        let root = Node {
+            repo: r.repo.clone(),
+            digest: r.digest.clone(),
+            parent: None,
+            subject: None,
+        };
+        walk.visit(&mut graph, root)?;
+        let reach = std::mem::take(&mut graph.reach);
+        graph.content.reach.push(reach);
     }
-    Ok(walk.content)
+    Ok(graph.content)
 }
 
-/// Manifests nest (index, manifest, referrers of referrers) only so deep.
-const MAX_DEPTH: usize = 16;
+/// A digest met in a repository: a root or referrer (no parent), or a child of `parent`.
+struct Node {
+    repo: String,
+    digest: Digest,
+    parent: Option<Digest>,
+    /// For a referrer: its subject and its descriptor bytes in the subject's list.
+    subject: Option<(Digest, Vec<u8>)>,
+}
 
-struct Walk<'a> {
+/// What the walk keeps manifests apart by: the same manifest in two repositories is two entries.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    repo: String,
+    digest: Digest,
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} in {}", self.digest, self.repo)
+    }
+}
+
+/// The store's manifest edges as a graph, collecting [`Content`] as it is walked.
+struct Edges<'a> {
     store: &'a Store,
     referrers: bool,
     content: Content,
     seen_blobs: HashSet<Digest>,
     /// (repo, manifest) -> position in `content.manifests`.
     seen_manifests: HashMap<(String, Digest), usize>,
+    /// What the reference being walked reaches.
+    reach: BTreeSet<Digest>,
+    /// Media type and children of each manifest entered and not yet left, innermost last.
+    entered: Vec<(String, Vec<Digest>)>,
 }
 
-impl Walk<'_> {
-    fn visit(
-        &mut self,
-        repo: &str,
-        digest: &Digest,
-        subject: Option<(Digest, Vec<u8>)>,
-        reach: &mut BTreeSet<Digest>,
-        depth: usize,
-    ) -> Result<()> {
-        let key = (repo.to_owned(), digest.clone());
-        if let Some(&at) = self.seen_manifests.get(&key) {
-            if subject.is_some() && self.content.manifests[at].subject.is_none() {
-                self.content.manifests[at].subject = subject;
-            }
-            self.reach_again(at, reach);
-            return Ok(());
-        }
-        if depth > MAX_DEPTH {
-            return Err(Error::Walk {
-                what: format!("manifests in {repo} nest deeper than {MAX_DEPTH} at {digest}"),
-            });
-        }
-        let st = |e| Error::store(format!("reading manifest {digest} of {repo}"), e);
-        let media_type = self.store.manifest_media_type(digest).map_err(st)?;
-        let Some(media_type) = media_type else {
-            return Err(Error::Walk {
-                what: format!("manifest {digest} of {repo} is not stored"),
-            });
-        };
-        self.blob(digest, reach)?;
-        let children = self.store.manifest_children(digest).map_err(st)?;
-        for child in &children {
-            let is_manifest = self
-                .store
-                .manifest_media_type(child)
-                .map_err(|e| Error::store(format!("reading {child} of {repo}"), e))?
-                .is_some();
-            if is_manifest {
-                self.visit(repo, child, None, reach, depth + 1)?;
-            } else if self
-                .store
-                .has_blob(child)
-                .map_err(|e| Error::store(format!("reading {child} of {repo}"), e))?
-            {
-                self.blob(child, reach)?;
-            } else {
-                return Err(Error::Walk {
-                    what: format!(
-                        "manifest {digest} of {repo} references blob {child}, which is not stored"
-                    ),
-                });
-            }
-        }
-        let at = self.content.manifests.len();
-        self.content.manifests.push(ManifestEntry {
-            repo: repo.to_owned(),
-            digest: digest.clone(),
-            media_type,
-            children,
-            subject,
-        });
-        self.seen_manifests.insert(key, at);
-        if self.referrers {
-            let found = self.store.referrers(repo, digest).map_err(st)?;
-            for (referrer, descriptor) in found {
-                let subject = Some((digest.clone(), descriptor));
-                self.visit(repo, &referrer, subject, reach, depth + 1)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn blob(&mut self, digest: &Digest, reach: &mut BTreeSet<Digest>) -> Result<()> {
+impl Edges<'_> {
+    fn blob(&mut self, digest: &Digest) {
         if self.seen_blobs.insert(digest.clone()) {
             self.content.blobs.push(digest.clone());
         }
-        reach.insert(digest.clone());
-        Ok(())
+        self.reach.insert(digest.clone());
     }
 
     /// A manifest met again from another reference: what it reaches counts for that one too.
-    fn reach_again(&self, at: usize, reach: &mut BTreeSet<Digest>) {
+    fn reach_again(&mut self, at: usize) {
         let mut stack = vec![at];
         while let Some(i) = stack.pop() {
             let m = &self.content.manifests[i];
-            if !reach.insert(m.digest.clone()) && i != at {
+            if !self.reach.insert(m.digest.clone()) && i != at {
                 continue;
             }
             for c in &m.children {
-                reach.insert(c.clone());
+                self.reach.insert(c.clone());
                 if let Some(&j) = self.seen_manifests.get(&(m.repo.clone(), c.clone())) {
                     stack.push(j);
                 }
@@ -247,7 +155,7 @@ impl Walk<'_> {
                     .subject
                     .as_ref()
                     .is_some_and(|(s, _)| *s == m.digest);
-                if key.0 == m.repo && refers && !reach.contains(&key.1) {
+                if key.0 == m.repo && refers && !self.reach.contains(&key.1) {
                     stack.push(j);
                 }
             }
@@ -255,29 +163,157 @@ impl Walk<'_> {
     }
 }
 
+impl ManifestGraph for Edges<'_> {
+    type Node = Node;
+    type Key = Key;
+    type Error = Error;
+
+    fn key(&self, node: &Node) -> Key {
+        Key {
+            repo: node.repo.clone(),
+            digest: node.digest.clone(),
+        }
+    }
+
+    fn enter(&mut self, node: &Node) -> Result<Option<Vec<Node>>> {
+        let (repo, digest) = (&node.repo, &node.digest);
+        let st = |e| Error::store(format!("reading {digest} of {repo}"), e);
+        let Some(media_type) = self.store.manifest_media_type(digest).map_err(st)? else {
+            return match &node.parent {
+                Some(_) if self.store.has_blob(digest).map_err(st)? => {
+                    self.blob(digest);
+                    Ok(None)
+                }
+                Some(parent) => Err(Error::Walk {
+                    what: format!(
+                        "manifest {parent} of {repo} references blob {digest}, which is not stored"
+                    ),
+                }),
+                None => Err(Error::Walk {
+                    what: format!("manifest {digest} of {repo} is not stored"),
+                }),
+            };
+        };
+        self.blob(digest);
+        let children = self
+            .store
+            .manifest_children(digest)
+            .map_err(|e| Error::store(format!("reading manifest {digest} of {repo}"), e))?;
+        let nodes = children
+            .iter()
+            .map(|c| Node {
+                repo: repo.clone(),
+                digest: c.clone(),
+                parent: Some(digest.clone()),
+                subject: None,
+            })
+            .collect();
+        self.entered.push((media_type, children));
+        Ok(Some(nodes))
+    }
+
+    fn leave(&mut self, node: &Node) -> Result<Vec<Node>> {
+        let (repo, digest) = (&node.repo, &node.digest);
+        let Some((media_type, children)) = self.entered.pop() else {
+            return Err(Error::Walk {
+                what: format!("manifest {digest} of {repo} was left without being entered"),
+            });
+        };
+        let at = self.content.manifests.len();
+        self.content.manifests.push(ManifestEntry {
+            repo: repo.clone(),
+            digest: digest.clone(),
+            media_type,
+            children,
+            subject: node.subject.clone(),
+        });
+        self.seen_manifests
+            .insert((repo.clone(), digest.clone()), at);
+        if !self.referrers {
+            return Ok(Vec::new());
+        }
+        let found = self
+            .store
+            .referrers(repo, digest)
+            .map_err(|e| Error::store(format!("reading manifest {digest} of {repo}"), e))?;
+        Ok(found
+            .into_iter()
+            .map(|(referrer, descriptor)| Node {
+                repo: repo.clone(),
+                digest: referrer,
+                parent: None,
+                subject: Some((digest.clone(), descriptor)),
+            })
+            .collect())
+    }
+
+    fn revisit(&mut self, node: Node) -> Result<()> {
+        let Some(&at) = self
+            .seen_manifests
+            .get(&(node.repo.clone(), node.digest.clone()))
+        else {
+            return Ok(());
+        };
+        if node.subject.is_some() && self.content.manifests[at].subject.is_none() {
+            self.content.manifests[at].subject = node.subject;
+        }
+        self.reach_again(at);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
+    use airlock_store::{PutOptions, RepoChange, StoreOptions};
+
     use super::*;
 
     #[test]
-    fn references_parse() {
-        let r = Reference::parse("localhost:5000/shop/web:1.2").unwrap();
-        assert_eq!(r.repo, "localhost:5000/shop/web");
-        assert_eq!(r.tag.as_deref(), Some("1.2"));
-        let d = Digest::sha256(b"x");
-        let r = Reference::parse(&format!("shop/web@{d}")).unwrap();
-        assert_eq!(
-            (r.repo.as_str(), r.tag, r.digest),
-            ("shop/web", None, Some(d))
-        );
-        for bad in ["shop/web", "localhost:5000/shop", ":tag", "a@sha256:zz"] {
-            assert!(Reference::parse(bad).is_err(), "{bad}");
+    fn references_resolve_or_say_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let layer = b"layer".to_vec();
+        let layer_d = Digest::sha256(&layer);
+        let manifest = b"{\"manifest\":1}".to_vec();
+        let manifest_d = Digest::sha256(&manifest);
+        for bytes in [&layer, &manifest] {
+            store
+                .put_blob(&Digest::sha256(bytes), &bytes[..], PutOptions::default())
+                .unwrap();
         }
-        assert_eq!(
-            Reference::parse("a/b:c").unwrap().to_string(),
-            "a/b:c",
-            "displays as written"
-        );
+        store
+            .apply_repo_changes(&[
+                RepoChange::LinkBlob {
+                    repo: "shop/web".into(),
+                    digest: layer_d.clone(),
+                },
+                RepoChange::LinkManifest {
+                    repo: "shop/web".into(),
+                    digest: manifest_d.clone(),
+                    children: vec![layer_d.clone()],
+                    subject: None,
+                    media_type: airlock_oci::OCI_MANIFEST.into(),
+                },
+                RepoChange::SetTag {
+                    repo: "shop/web".into(),
+                    tag: "1.0".into(),
+                    digest: manifest_d.clone(),
+                },
+            ])
+            .unwrap();
+        let by_tag = resolve(&store, &"shop/web:1.0".parse().unwrap()).unwrap();
+        assert_eq!(by_tag.digest, manifest_d);
+        let by_digest: ImageRef = format!("shop/web@{manifest_d}").parse().unwrap();
+        assert_eq!(resolve(&store, &by_digest).unwrap().tag, None);
+        let missing = resolve(&store, &"shop/web:2.0".parse().unwrap()).unwrap_err();
+        assert!(missing.to_string().contains("no such tag"), "{missing}");
+        let blob: ImageRef = format!("shop/web@{layer_d}").parse().unwrap();
+        assert!(resolve(&store, &blob).is_err(), "a layer is not a manifest");
+
+        let content = collect(&store, &[by_tag], false).unwrap();
+        assert_eq!(content.blobs, [manifest_d.clone(), layer_d.clone()]);
+        assert_eq!(content.manifests.len(), 1);
+        assert_eq!(content.reach[0].len(), 2);
     }
 }

@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use airlock_oci::ImageRef;
 use airlock_store::{Digest, Store};
 
 use crate::{
-    content::{self, Reference},
+    content::{self, resolve},
     error::{Error, Result},
     export::{DEFAULT_LEVEL, ExportOptions, Have, plan_export},
     inventory::Inventory,
@@ -39,10 +40,10 @@ pub struct DeltaPlan {
 
 /// An inventory of what a store holding exactly `refs` (and, with `referrers`, their
 /// referrers) would have: every blob they reach and every chunk of those blobs.
-pub fn inventory_of(store: &Store, refs: &[Reference], referrers: bool) -> Result<Inventory> {
+pub fn inventory_of(store: &Store, refs: &[ImageRef], referrers: bool) -> Result<Inventory> {
     let resolved = refs
         .iter()
-        .map(|r| r.resolve(store))
+        .map(|r| resolve(store, r))
         .collect::<Result<Vec<_>>>()?;
     let content = content::collect(store, &resolved, referrers)?;
     let mut builder = Inventory::builder(format!("{:?}", store.format()));
@@ -61,8 +62,8 @@ pub fn inventory_of(store: &Store, refs: &[Reference], referrers: bool) -> Resul
 /// the export planner; `from` may be empty (a full bundle).
 pub fn plan_delta(
     store: &Store,
-    from: &[Reference],
-    to: &[Reference],
+    from: &[ImageRef],
+    to: &[ImageRef],
     referrers: bool,
 ) -> Result<DeltaPlan> {
     let have = inventory_of(store, from, referrers)?;
@@ -121,7 +122,7 @@ mod tests {
     }
 
     /// Stores an "image": a manifest over `blobs`, tagged `repo:tag`.
-    fn image(store: &Store, repo: &str, tag: &str, blobs: &[&[u8]]) -> Reference {
+    fn image(store: &Store, repo: &str, tag: &str, blobs: &[&[u8]]) -> ImageRef {
         let children: Vec<Digest> = blobs.iter().map(|b| put(store, b)).collect();
         let manifest = put(store, format!("manifest {repo}:{tag}").as_bytes());
         let mut changes: Vec<RepoChange> = children
@@ -144,7 +145,7 @@ mod tests {
             digest: manifest,
         });
         store.apply_repo_changes(&changes).unwrap();
-        Reference::parse(&format!("{repo}:{tag}")).unwrap()
+        format!("{repo}:{tag}").parse::<ImageRef>().unwrap()
     }
 
     #[test]
@@ -202,7 +203,7 @@ mod tests {
         assert!(plan.new_blobs.is_empty());
         assert_eq!(plan.blobs, 3);
 
-        let missing = Reference::parse("shop/api:9").unwrap();
+        let missing = "shop/api:9".parse::<ImageRef>().unwrap();
         let err = plan_delta(&store, &[missing], &[a], true).unwrap_err();
         assert!(err.to_string().contains("shop/api:9"), "{err}");
     }

@@ -135,14 +135,6 @@ pub enum Error {
         /// The text given.
         text: String,
     },
-    /// A reference that does not parse.
-    #[error("invalid reference {text:?}: {why}")]
-    InvalidReference {
-        /// The text given.
-        text: String,
-        /// Why it is refused.
-        why: &'static str,
-    },
     /// A reference the store cannot resolve.
     #[error("{reference}: {why}")]
     UnknownReference {
@@ -228,6 +220,15 @@ pub enum Error {
         /// The text given.
         text: String,
     },
+}
+
+/// OCI errors reach a bundle only from the manifest walk (a graph nested too deep).
+impl From<airlock_oci::Error> for Error {
+    fn from(err: airlock_oci::Error) -> Self {
+        Error::Walk {
+            what: err.to_string(),
+        }
+    }
 }
 
 impl Error {

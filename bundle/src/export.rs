@@ -13,11 +13,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use airlock_oci::ImageRef;
 use airlock_store::{BlobDescription, ChunkId, Digest, Frame, Store};
 use rayon::prelude::*;
 
 use crate::{
-    content::{self, Reference},
+    content::{self, resolve},
     error::{Error, Result, io_error},
     index::{Base, BlobEntry, BundleId, BundleIndex, FrameEntry, RefEntry, VolumeEntry},
     inventory::Inventory,
@@ -151,7 +152,7 @@ pub struct ExportPlan {
 }
 
 /// Plans an export of `refs` (nothing is written).
-pub fn plan_export(store: &Store, refs: &[Reference], opts: &ExportOptions) -> Result<ExportPlan> {
+pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Result<ExportPlan> {
     crate::names::check_bundle_name(&opts.name)?;
     if refs.is_empty() {
         return Err(Error::Walk {
@@ -160,7 +161,7 @@ pub fn plan_export(store: &Store, refs: &[Reference], opts: &ExportOptions) -> R
     }
     let resolved = refs
         .iter()
-        .map(|r| r.resolve(store))
+        .map(|r| resolve(store, r))
         .collect::<Result<Vec<_>>>()?;
     let content = content::collect(store, &resolved, opts.referrers)?;
     let have = HaveSet::new(&opts.have);

@@ -54,7 +54,7 @@ mod wire;
 
 pub use crate::{
     codec::{INDEX_FORMAT_VERSION, INDEX_HEADER_LEN, INDEX_MAGIC, MAX_INDEX_RAW_BYTES},
-    content::{Content, Reference, collect},
+    content::{Content, collect, resolve},
     diff::{DeltaPlan, inventory_of, plan_delta},
     error::{Error, Result},
     export::{

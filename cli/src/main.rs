@@ -3,7 +3,6 @@
 //!
 //! Exit codes: 0 ok, 1 a check found problems, 2 error (the cause chain is printed).
 
-mod add;
 mod cmd;
 mod context;
 mod output;

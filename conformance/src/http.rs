@@ -11,6 +11,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::{
     check::Optional,
@@ -385,17 +386,18 @@ pub(crate) fn with_query(url: &str, key: &str, value: &str) -> String {
     format!("{url}{sep}{key}={}", percent_encode(value))
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters and `:`.
+/// What a query value of a check escapes: everything but RFC 3986's unreserved characters and
+/// `:`, which digests hold and Go clients leave as it is.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':');
+
+/// Percent-encodes a query value with [`QUERY_VALUE`].
 pub(crate) fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]

@@ -194,18 +194,17 @@ pub(crate) fn blob_body(reader: BlobReader) -> Body {
 fn produce(mut reader: BlobReader, tx: &mpsc::Sender<io::Result<Bytes>>) {
     while !reader.is_empty() {
         let want = usize::try_from(reader.len()).map_or(PIECE_BYTES, |n| n.min(PIECE_BYTES));
-        let mut piece = vec![0u8; want];
-        let piece = match read_full(&mut reader, &mut piece) {
+        let mut piece = Vec::with_capacity(want);
+        // Reads until the piece is full or the blob ends (std's loop, retrying interrupts).
+        let read = (&mut reader).take(want as u64).read_to_end(&mut piece);
+        let piece = match read {
             Ok(0) => {
                 let e = io::Error::new(io::ErrorKind::UnexpectedEof, "blob ended early");
                 tracing::error!(digest = %reader.digest(), "serving blob: {e}");
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
-            Ok(n) => {
-                piece.truncate(n);
-                Bytes::from(piece)
-            }
+            Ok(_) => Bytes::from(piece),
             Err(e) => {
                 let cause = airlock_store::unwrap_io(reader.digest(), e);
                 tracing::error!(digest = %reader.digest(), "serving blob: {cause}");
@@ -218,19 +217,6 @@ fn produce(mut reader: BlobReader, tx: &mpsc::Sender<io::Result<Bytes>>) {
             return;
         }
     }
-}
-
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

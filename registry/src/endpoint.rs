@@ -9,14 +9,16 @@
 //! `/v2/library/nginx/manifests/x?ns=docker.io` reads repository `docker.io/library/nginx`
 //! (see [`RepoName::in_namespace`]).
 
+use airlock_oci::{Namespace, Reference, RepoName, Tag};
 use airlock_store::{Algorithm, Digest};
 use axum::http::Method;
 
 use crate::{
     error::{ErrorCode, RegistryError},
-    names::{Namespace, Reference, RepoName, Tag, UploadId},
+    manifest::store_digest,
     pagination::Page,
     query::{Query, percent_decode_path},
+    upload_id::UploadId,
 };
 
 /// Whether an endpoint changes the registry; a read-only registry refuses every [`Access::Write`].
@@ -349,8 +351,10 @@ fn build(
     Ok(endpoint)
 }
 
+/// A digest from the path or query: OCI's grammar, as the store's type.
 fn parse_digest(text: &str) -> Result<Digest, RegistryError> {
-    text.parse().map_err(RegistryError::from_store)
+    let digest: airlock_oci::Digest = text.parse()?;
+    store_digest(&digest)
 }
 
 fn parse_algorithm(text: &str) -> Result<Algorithm, RegistryError> {
@@ -371,13 +375,11 @@ fn parse_algorithm(text: &str) -> Result<Algorithm, RegistryError> {
 /// (404) and a push MANIFEST_INVALID (400); a malformed digest is DIGEST_INVALID either way.
 fn parse_reference(raw: &str, method: &Method) -> Result<Reference, RegistryError> {
     let text = percent_decode_path(raw);
-    text.parse::<Reference>().map_err(|err| {
-        let bad_tag = err.code() == Some(ErrorCode::ManifestInvalid);
-        if bad_tag && *method != Method::PUT {
-            RegistryError::new(ErrorCode::ManifestUnknown, err.message().to_owned())
-        } else {
-            err
+    text.parse::<Reference>().map_err(|err| match err {
+        airlock_oci::Error::InvalidTag { .. } if *method != Method::PUT => {
+            RegistryError::new(ErrorCode::ManifestUnknown, err.to_string())
         }
+        other => RegistryError::from_oci(other),
     })
 }
 
@@ -540,7 +542,7 @@ mod tests {
             ok(Method::HEAD, &format!("/v2/a/manifests/{d}"), None),
             Endpoint::HeadManifest {
                 name: name("a"),
-                reference: Reference::Digest(d.clone())
+                reference: Reference::Digest(d.to_string().parse().expect("digest"))
             }
         );
         let put = ok(
@@ -562,7 +564,7 @@ mod tests {
             ok(Method::GET, &format!("/v2/a/manifests/{escaped}"), None),
             Endpoint::GetManifest {
                 name: name("a"),
-                reference: Reference::Digest(d)
+                reference: Reference::Digest(d.to_string().parse().expect("digest"))
             }
         );
     }

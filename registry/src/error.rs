@@ -407,6 +407,57 @@ impl RegistryError {
     }
 }
 
+impl RegistryError {
+    /// Maps an OCI parse error to the spec's code; this is the only place that does. Names and
+    /// registry hosts are NAME_INVALID, digests DIGEST_INVALID, tags and manifests
+    /// MANIFEST_INVALID (the spec's list has no tag code; a read turns it into MANIFEST_UNKNOWN),
+    /// with the offending field or media type in the `detail`.
+    pub fn from_oci(err: airlock_oci::Error) -> Self {
+        use airlock_oci::Error as E;
+        match err {
+            e @ (E::InvalidName { .. } | E::InvalidReference { .. }) => {
+                RegistryError::new(ErrorCode::NameInvalid, e.to_string())
+            }
+            E::InvalidHost { text } => RegistryError::new(
+                ErrorCode::NameInvalid,
+                format!("invalid ns {text:?}: expected a registry host[:port]"),
+            ),
+            E::InvalidDigest { text } => RegistryError::digest_invalid(&text, "malformed"),
+            e @ E::UnsupportedDigest { .. } => {
+                RegistryError::new(ErrorCode::DigestInvalid, e.to_string())
+            }
+            e @ (E::InvalidTag { .. }
+            | E::InvalidPlatform { .. }
+            | E::ManifestNotJson { .. }
+            | E::TooDeep { .. }) => RegistryError::manifest_invalid(e.to_string()),
+            E::ManifestField { field, why } => {
+                RegistryError::manifest_invalid(format!("{field}: {why}"))
+                    .with_detail(serde_json::json!({ "field": field }))
+            }
+            E::DescriptorDigest { field, text, why } => {
+                RegistryError::manifest_invalid(format!("{field}: {why}"))
+                    .with_detail(serde_json::json!({ "field": field, "digest": text }))
+            }
+            E::UnsupportedMediaType { media_type } => {
+                let shown = media_type.get(..128).unwrap_or(&media_type).to_owned();
+                let message = E::UnsupportedMediaType { media_type }.to_string();
+                RegistryError::manifest_invalid(message)
+                    .with_detail(serde_json::json!({ "mediaType": shown }))
+            }
+            E::UnknownManifestKind => RegistryError::manifest_invalid(
+                "cannot tell the manifest's type: send its media type as the Content-Type",
+            ),
+            other => RegistryError::internal(other),
+        }
+    }
+}
+
+impl From<airlock_oci::Error> for RegistryError {
+    fn from(err: airlock_oci::Error) -> Self {
+        RegistryError::from_oci(err)
+    }
+}
+
 impl From<airlock_store::Error> for RegistryError {
     fn from(err: airlock_store::Error) -> Self {
         RegistryError::from_store(err)
@@ -576,6 +627,58 @@ mod tests {
                 .expect("utf-8")
                 .contains("secret")
         );
+    }
+
+    #[test]
+    fn oci_errors_map_to_spec_codes() {
+        use airlock_oci::{Digest as OciDigest, Namespace, RepoName, Tag, parse_manifest};
+
+        let code = |e: airlock_oci::Error| RegistryError::from(e).code();
+        assert_eq!(
+            code("A".parse::<RepoName>().expect_err("name")),
+            Some(ErrorCode::NameInvalid)
+        );
+        assert_eq!(
+            code("a_b".parse::<Namespace>().expect_err("ns")),
+            Some(ErrorCode::NameInvalid)
+        );
+        assert_eq!(
+            code(".x".parse::<Tag>().expect_err("tag")),
+            Some(ErrorCode::ManifestInvalid)
+        );
+        for bad in ["sha256:zz", "md5:d41d8cd98f00b204e9800998ecf8427e"] {
+            let err = RegistryError::from(bad.parse::<OciDigest>().expect_err(bad));
+            assert_eq!(err.code(), Some(ErrorCode::DigestInvalid), "{bad}");
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        }
+        let manifest = |ct: Option<&str>, body: &str| {
+            RegistryError::from(parse_manifest(ct, body.as_bytes()).expect_err(body))
+        };
+        let err = manifest(None, r#"{"schemaVersion":1}"#);
+        assert_eq!(err.code(), Some(ErrorCode::ManifestInvalid));
+        assert_eq!(
+            err.detail(),
+            Some(&serde_json::json!({"field": "schemaVersion"}))
+        );
+        let err = manifest(
+            None,
+            r#"{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"sha256:zz","size":1},"layers":[]}"#,
+        );
+        assert_eq!(
+            err.detail(),
+            Some(&serde_json::json!({"field": "config.digest", "digest": "sha256:zz"}))
+        );
+        let err = manifest(Some("text/plain"), "{}");
+        assert_eq!(
+            err.detail(),
+            Some(&serde_json::json!({"mediaType": "text/plain"}))
+        );
+        for body in ["", r#"{"schemaVersion":2}"#] {
+            assert_eq!(
+                manifest(None, body).code(),
+                Some(ErrorCode::ManifestInvalid)
+            );
+        }
     }
 
     #[test]

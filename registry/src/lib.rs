@@ -7,25 +7,26 @@
 //! It must not know how content is stored: no pack, chunk or index details. Handlers reach the
 //! store only through [`AppState`] (on tokio's blocking pool: the store is synchronous) and
 //! stream blob bytes through bounded channels, never whole. Requests are parsed once at the edge
-//! into validated types ([`Endpoint`], [`RepoName`], [`Reference`], `Digest`), and every failure
-//! leaves as exactly one [`RegistryError`], whose 5xx body carries no internals; only `error`
-//! maps store errors to spec codes.
+//! into validated types ([`Endpoint`] holding `airlock_oci`'s names, tags and references, and
+//! the store's digests, which `manifest` bridges from OCI's), and every failure leaves as exactly
+//! one [`RegistryError`], whose 5xx body carries no internals; only `error` maps store and OCI
+//! errors to spec codes. Manifests are parsed by `airlock_oci` and stored byte for byte.
 //!
 //! # Overview
 //!
 //! - [`router`] / [`serve`]: the HTTP API over an [`AppState`] (a store and a [`RegistryConfig`]);
 //!   `airlock serve` calls [`serve`], tests call [`router`] with `oneshot`.
 //! - [`Route`] / [`Endpoint`]: method, path and query parsed into one enum; each variant names its
-//!   spec endpoint id (end-1 .. end-14).
-//! - [`RepoName`], [`Tag`], [`Reference`], [`UploadId`], [`Namespace`]: validated identifiers.
+//!   spec endpoint id (end-1 .. end-14); [`UploadId`] names an upload session.
 //! - [`RegistryError`] and [`ErrorCode`]: the spec's error codes and statuses, as axum responses.
-//! - [`parse_manifest`] -> [`ParsedManifest`]: a pushed manifest checked and its references listed;
-//!   [`referrers_index`] builds the referrers response.
+//! - [`manifest_digest`]: the digest a pushed manifest is stored under; [`referrers_index`] builds
+//!   the referrers response.
 //! - [`parse_range`] / [`parse_upload_range`]: blob GET ranges and upload chunk ranges.
 //! - [`paginate`] / [`Page`]: `n`/`last` and the `Link` header for tags and the catalog.
 //!
 //! ```
-//! use airlock_registry::{Endpoint, Reference, Route};
+//! use airlock_oci::Reference;
+//! use airlock_registry::{Endpoint, Route};
 //! use axum::http::Method;
 //!
 //! // A containerd mirror pull of docker.io/library/nginx:1.27.
@@ -40,18 +41,12 @@
 pub use crate::{
     endpoint::{Access, Endpoint, Route},
     error::{ErrorCause, ErrorCode, RegistryError, Result},
-    manifest::{
-        DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, MAX_MANIFEST_BYTES, ManifestMediaType,
-        OCI_INDEX, OCI_MANIFEST, ParsedManifest, manifest_digest, parse_manifest, referrers_index,
-    },
-    names::{
-        MAX_NAME_BYTES, MAX_TAG_BYTES, MAX_UPLOAD_ID_BYTES, Namespace, Reference, RepoName, Tag,
-        UploadId,
-    },
+    manifest::{manifest_digest, referrers_index},
     pagination::{MAX_PAGE_ENTRIES, Page, Paginated, paginate},
     range::{ByteRange, parse_range, parse_upload_range, upload_range_header},
     server::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI_BYTES, router, serve},
     state::{AppState, DEFAULT_UPLOAD_EXPIRY, RegistryConfig},
+    upload_id::{MAX_UPLOAD_ID_BYTES, UploadId},
 };
 
 mod body;
@@ -59,10 +54,10 @@ mod endpoint;
 mod error;
 mod handlers;
 mod manifest;
-mod names;
 mod pagination;
 mod query;
 mod range;
 mod server;
 mod state;
+mod upload_id;
 mod uploads;

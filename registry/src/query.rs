@@ -1,5 +1,7 @@
 //! The query string: `application/x-www-form-urlencoded` pairs as Go clients write them (`+` is a
-//! space, `%XX` a byte), decoded without ever failing.
+//! space, `%XX` a byte), decoded without ever failing, by the percent-encoding crate.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 /// The decoded `key=value` pairs of a query, in order; duplicate keys are kept.
 #[derive(Debug, Default)]
@@ -47,62 +49,32 @@ impl Query {
 
 /// Decodes a query key or value: `%XX` escapes, and `+` as a space.
 pub(crate) fn percent_decode(s: &str) -> String {
-    decode(s, Plus::Space)
+    decode(&s.replace('+', " "))
 }
 
 /// Decodes a path segment: `%XX` escapes; `+` is itself there.
 pub(crate) fn percent_decode_path(s: &str) -> String {
-    decode(s, Plus::Literal)
-}
-
-/// What `+` means: a space in form-encoded queries, itself in paths.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Plus {
-    Space,
-    Literal,
+    decode(s)
 }
 
 /// A `%` not followed by two hex digits stays literal; bytes that do not form UTF-8 become U+FFFD
 /// (they cannot match any valid identifier anyway).
-fn decode(s: &str, plus: Plus) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' if plus == Plus::Space => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-                    let hi = (h[0] as char).to_digit(16)?;
-                    let lo = (h[1] as char).to_digit(16)?;
-                    u8::try_from(hi * 16 + lo).ok()
-                });
-                if let Some(b) = hex {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+fn decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-/// Encodes a query value so that [`percent_decode`] gives it back: unreserved characters and `/`
-/// stay, everything else becomes `%XX`.
+/// What a query value the registry writes (a `Link` header's `last`) escapes: everything but
+/// RFC 3986's unreserved characters and `/`, which repository names hold.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Encodes a query value so that [`percent_decode`] gives it back (see [`QUERY_VALUE`]).
 pub(crate) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]
@@ -124,6 +96,8 @@ mod tests {
         assert_eq!(percent_decode("%C3%A9"), "é");
         assert_eq!(percent_decode("%FF"), "\u{FFFD}");
         assert_eq!(percent_decode_path("a+b%3Ac"), "a+b:c");
+        assert_eq!(percent_decode("a%2Bb+c"), "a+b c");
+        assert_eq!(percent_encode("a/b:c d+é"), "a/b%3Ac%20d%2B%C3%A9");
     }
 
     #[test]

@@ -5,9 +5,10 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
+use airlock_oci::MAX_MANIFEST_BYTES;
 use airlock_store::Store;
 
-use crate::{error::RegistryError, manifest::MAX_MANIFEST_BYTES, uploads::Uploads};
+use crate::{error::RegistryError, uploads::Uploads};
 
 /// How the registry serves: what the CLI's `airlock serve` fills in from flags and `airlock.toml`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 //! Writes to a session are serialized by its lock: a chunk is appended whole or not at all (the
 //! file is cut back to the previous offset on any failure).
 
+use airlock_oci::RepoName;
 use std::{
     collections::HashMap,
     fs::{self, File, OpenOptions},
@@ -26,10 +27,7 @@ use std::{
 use airlock_store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    error::RegistryError,
-    names::{RepoName, UploadId},
-};
+use crate::{error::RegistryError, upload_id::UploadId};
 
 /// The directory under the store root that holds session files.
 pub(crate) const UPLOADS_DIR: &str = "uploads";

@@ -6,9 +6,10 @@ use std::{
 };
 
 use airlock_bundle::{
-    ExportOptions, Have, ImportOptions, NoProgress, Prompt, Reference, VOLUME_TRAILER_LEN, import,
+    ExportOptions, Have, ImportOptions, NoProgress, Prompt, VOLUME_TRAILER_LEN, import,
     list_volume_files, plan_export, write_export,
 };
+use airlock_oci::ImageRef;
 use airlock_store::{Digest, PutOptions, RepoChange, Store, StoreOptions, Verify};
 
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -96,7 +97,7 @@ fn opts(out: &Path, name: &str, volume_size: u64, referrers: bool) -> ExportOpti
 }
 
 fn export(store: &Store, refs: &[&str], opts: &ExportOptions) -> Vec<PathBuf> {
-    let refs: Vec<Reference> = refs.iter().map(|r| Reference::parse(r).unwrap()).collect();
+    let refs: Vec<ImageRef> = refs.iter().map(|r| r.parse().unwrap()).collect();
     let plan = plan_export(store, &refs, opts).unwrap();
     write_export(store, plan, opts, &NoProgress)
         .unwrap()
@@ -139,7 +140,7 @@ fn a_chunk_shared_by_layers_ships_once() {
     let tmp = tempfile::tempdir().unwrap();
     let vendor = open(&tmp.path().join("vendor"));
     image(&vendor, "shop/web", "1.0", 2);
-    let refs = vec![Reference::parse("shop/web:1.0").unwrap()];
+    let refs = vec!["shop/web:1.0".parse::<ImageRef>().unwrap()];
     let o = opts(&tmp.path().join("out"), "b", 1 << 30, true);
     let plan = plan_export(&vendor, &refs, &o).unwrap();
     let mut ids: Vec<_> = plan.chunks.iter().map(|(id, _)| *id).collect();
@@ -232,7 +233,7 @@ fn exporting_over_an_existing_bundle_is_refused() {
     let out = tmp.path().join("out");
     let o = opts(&out, "same", 1 << 30, true);
     export(&vendor, &["shop/web:1.0"], &o);
-    let refs = vec![Reference::parse("shop/web:1.0").unwrap()];
+    let refs = vec!["shop/web:1.0".parse::<ImageRef>().unwrap()];
     let plan = plan_export(&vendor, &refs, &o).unwrap();
     let err = write_export(&vendor, plan, &o, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");

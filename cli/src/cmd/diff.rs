@@ -11,13 +11,14 @@ use std::{
     process::ExitCode,
 };
 
-use airlock_bundle::{DeltaPlan, Reference, plan_delta};
-use airlock_registry::parse_manifest;
+use airlock_bundle::{DeltaPlan, plan_delta, resolve};
+use airlock_ingest::read_app;
+use airlock_oci::{ImageRef, ManifestGraph, RepoName, Walk, parse_manifest};
 use airlock_store::{Access, Digest, Store};
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use crate::{add::app::read_app, context::Context, output};
+use crate::{context::Context, output};
 
 /// Arguments of `airlock diff`.
 #[derive(Debug, clap::Args)]
@@ -40,7 +41,7 @@ pub struct Args {
 #[derive(Clone, Debug)]
 struct Image {
     /// What images are matched by.
-    repo: String,
+    repo: RepoName,
     /// As the application records it, or as given.
     name: String,
     digest: Digest,
@@ -90,8 +91,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     };
     let delta = plan_delta(
         &store,
-        &delta_refs(&a_ref, &a_images, a_app),
-        &delta_refs(&b_ref, &b_images, b_app),
+        &delta_refs(&a_ref, &a_images, a_app)?,
+        &delta_refs(&b_ref, &b_images, b_app)?,
         !args.no_referrers,
     )
     .context("planning the delta")?;
@@ -108,9 +109,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
 }
 
 /// Parses and resolves one side: its reference, its images, and whether it is an application.
-fn side(store: &Store, text: &str) -> Result<(Reference, Vec<Image>, bool)> {
-    let r = Reference::parse(text)?;
-    let resolved = r.resolve(store)?;
+fn side(store: &Store, text: &str) -> Result<(ImageRef, Vec<Image>, bool)> {
+    let r: ImageRef = text.parse()?;
+    let resolved = resolve(store, &r)?;
     let Some(entries) = read_app(store, &r)? else {
         let image = Image {
             repo: r.repo.clone(),
@@ -140,16 +141,18 @@ fn side(store: &Store, text: &str) -> Result<(Reference, Vec<Image>, bool)> {
 
 /// What the delta plan walks: the reference itself, and for an application each image by
 /// digest in its own repository, where its referrers are.
-fn delta_refs(r: &Reference, images: &[Image], app: bool) -> Vec<Reference> {
+fn delta_refs(r: &ImageRef, images: &[Image], app: bool) -> Result<Vec<ImageRef>> {
     let mut out = vec![r.clone()];
     if app {
-        out.extend(images.iter().map(|i| Reference {
-            repo: i.repo.clone(),
-            tag: None,
-            digest: Some(i.digest.clone()),
-        }));
+        for i in images {
+            out.push(ImageRef {
+                repo: i.repo.clone(),
+                tag: None,
+                digest: Some(to_oci(&i.digest)?),
+            });
+        }
     }
-    out
+    Ok(out)
 }
 
 fn pair_plain(store: &Store, a: &Image, b: &Image) -> Result<Report> {
@@ -165,7 +168,7 @@ fn pair_plain(store: &Store, a: &Image, b: &Image) -> Result<Report> {
 /// Matches images by repository: the same digest is unchanged; otherwise images of one
 /// repository pair in order as changed, and the rest are added (B only) or removed (A only).
 fn match_images(store: &Store, a: Vec<Image>, b: Vec<Image>) -> Result<Report> {
-    let mut by_repo: BTreeMap<String, (Vec<Image>, Vec<Image>)> = BTreeMap::new();
+    let mut by_repo: BTreeMap<RepoName, (Vec<Image>, Vec<Image>)> = BTreeMap::new();
     for i in a {
         by_repo.entry(i.repo.clone()).or_default().0.push(i);
     }
@@ -223,35 +226,66 @@ fn compare(store: &Store, a: Image, b: Image) -> Result<Changed> {
     })
 }
 
-/// Manifests nest (index, manifest) only so deep.
-const MAX_DEPTH: usize = 8;
-
 /// The configs and layers of an image, every stored platform of an index together.
 fn image_layers(store: &Store, image: &Image) -> Result<Layers> {
-    let mut out = Layers::default();
-    walk(store, &image.digest, &mut out, 0)
+    let mut graph = Stored {
+        store,
+        layers: Layers::default(),
+    };
+    Walk::new()
+        .visit(&mut graph, image.digest.clone())
         .with_context(|| format!("reading the manifests of {}", image.name))?;
-    Ok(out)
+    Ok(graph.layers)
 }
 
-fn walk(store: &Store, digest: &Digest, out: &mut Layers, depth: usize) -> Result<()> {
-    if depth > MAX_DEPTH {
-        bail!("manifests nest deeper than {MAX_DEPTH} at {digest}");
+/// The manifests stored under their digests, as a graph for OCI's walk.
+struct Stored<'a> {
+    store: &'a Store,
+    layers: Layers,
+}
+
+impl ManifestGraph for Stored<'_> {
+    type Node = Digest;
+    type Key = Digest;
+    type Error = anyhow::Error;
+
+    fn key(&self, digest: &Digest) -> Digest {
+        digest.clone()
     }
-    let Some(media_type) = store.manifest_media_type(digest)? else {
-        // A platform of an index that was not brought along (`add --platform`).
-        return Ok(());
-    };
-    let bytes = store.read_blob(digest)?;
-    let parsed =
-        parse_manifest(Some(&media_type), &bytes).with_context(|| format!("manifest {digest}"))?;
-    for m in &parsed.manifests {
-        walk(store, &m.digest, out, depth + 1)?;
+
+    fn enter(&mut self, digest: &Digest) -> Result<Option<Vec<Digest>>> {
+        let Some(media_type) = self.store.manifest_media_type(digest)? else {
+            // A platform of an index that was not brought along (`add --platform`).
+            return Ok(None);
+        };
+        let bytes = self.store.read_blob(digest)?;
+        let parsed = parse_manifest(Some(&media_type), &bytes)
+            .with_context(|| format!("manifest {digest}"))?;
+        if let Some(config) = &parsed.config {
+            self.layers.configs.insert(to_store(&config.digest)?);
+        }
+        for layer in &parsed.layers {
+            self.layers
+                .layers
+                .insert(to_store(&layer.digest)?, layer.size);
+        }
+        parsed
+            .manifests
+            .iter()
+            .map(|m| to_store(&m.digest))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
-    out.configs.extend(parsed.config.map(|c| c.digest));
-    out.layers
-        .extend(parsed.layers.into_iter().map(|l| (l.digest, l.size)));
-    Ok(())
+}
+
+/// The store's digest for one a manifest names (both types apply the same rules).
+fn to_store(digest: &airlock_oci::Digest) -> Result<Digest> {
+    Ok(digest.as_str().parse()?)
+}
+
+/// The OCI digest for one the store holds.
+fn to_oci(digest: &Digest) -> Result<airlock_oci::Digest> {
+    Ok(digest.to_string().parse()?)
 }
 
 /// Compressed bytes of the layers of B's changed and added images that A reaches nowhere,
@@ -310,15 +344,15 @@ fn print_report(
     let width = report
         .changed
         .iter()
-        .map(|c| c.b.repo.len())
-        .chain(report.added.iter().map(|(i, _)| i.repo.len()))
-        .chain(report.removed.iter().map(|(i, _)| i.repo.len()))
+        .map(|c| c.b.repo.as_str().len())
+        .chain(report.added.iter().map(|(i, _)| i.repo.as_str().len()))
+        .chain(report.removed.iter().map(|(i, _)| i.repo.as_str().len()))
         .max()
         .unwrap_or(0);
     for c in &report.changed {
         let new: u64 = c.added.iter().map(|(_, s)| s).sum();
         let repo = if c.a.repo == c.b.repo {
-            c.b.repo.clone()
+            c.b.repo.to_string()
         } else {
             format!("{} -> {}", c.a.repo, c.b.repo)
         };

@@ -5,13 +5,15 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use airlock_bundle::{
     BundleIndex, DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, Have, Inventory,
-    Reference, VolumeSize, plan_export, ref_text, write_export,
+    VolumeSize, plan_export, ref_text, write_export,
 };
+use airlock_ingest::app_images;
+use airlock_oci::ImageRef;
 use airlock_store::Access;
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
-use crate::{add::app::app_images, cmd::bars::Bars, context::Context, output};
+use crate::{cmd::bars::Bars, context::Context, output};
 
 /// Arguments of `airlock export`.
 #[derive(Debug, clap::Args)]
@@ -59,7 +61,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let store = ctx.open_store(Access::ReadOnly)?;
     let mut refs = Vec::new();
     for text in &args.refs {
-        let r = Reference::parse(text)?;
+        let r: ImageRef = text.parse()?;
         let images = app_images(&store, &r)?;
         refs.push(r);
         refs.extend(images);
@@ -136,10 +138,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
 }
 
 /// `web-1.2` from `registry.example.com/shop/web:1.2`.
-fn default_name(r: &Reference) -> String {
-    let last = r.repo.rsplit('/').next().unwrap_or("bundle");
+fn default_name(r: &ImageRef) -> String {
+    let last = r.repo.as_str().rsplit('/').next().unwrap_or("bundle");
     let version = match (&r.tag, &r.digest) {
-        (Some(t), _) => t.clone(),
+        (Some(t), _) => t.to_string(),
         (None, Some(d)) => d.hex().chars().take(12).collect(),
         (None, None) => "bundle".into(),
     };

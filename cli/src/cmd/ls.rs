@@ -62,10 +62,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
 /// A short name for a manifest media type.
 fn kind(media_type: &str) -> &str {
     match media_type {
-        airlock_registry::OCI_MANIFEST => "oci-manifest",
-        airlock_registry::OCI_INDEX => "oci-index",
-        airlock_registry::DOCKER_MANIFEST => "docker-manifest",
-        airlock_registry::DOCKER_MANIFEST_LIST => "docker-manifest-list",
+        airlock_oci::OCI_MANIFEST => "oci-manifest",
+        airlock_oci::OCI_INDEX => "oci-index",
+        airlock_oci::DOCKER_MANIFEST => "docker-manifest",
+        airlock_oci::DOCKER_MANIFEST_LIST => "docker-manifest-list",
         other => other,
     }
 }

@@ -2,6 +2,7 @@
 //! repository that links it: the spec's repositories are namespaces, so a digest stored for
 //! another repository is BLOB_UNKNOWN here (end-11 mounts it in first).
 
+use airlock_oci::RepoName;
 use airlock_store::{Digest, RepoChange};
 use axum::{
     http::{HeaderMap, StatusCode, header},
@@ -12,7 +13,6 @@ use super::{DOCKER_CONTENT_DIGEST, Reply, Want, header_text};
 use crate::{
     body::blob_body,
     error::RegistryError,
-    names::RepoName,
     range::{ByteRange, parse_range},
     state::AppState,
 };

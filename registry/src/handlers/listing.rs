@@ -1,5 +1,6 @@
 //! The API check, tags, the catalog and referrers: the endpoints that list.
 
+use airlock_oci::{Descriptor, OCI_INDEX, RepoName};
 use airlock_store::{Digest, Store};
 use axum::{
     http::{StatusCode, header},
@@ -10,8 +11,7 @@ use serde::Serialize;
 use super::{OCI_FILTERS_APPLIED, Reply};
 use crate::{
     error::RegistryError,
-    manifest::{Descriptor, OCI_INDEX, referrers_index},
-    names::RepoName,
+    manifest::referrers_index,
     pagination::{Page, Paginated, paginate},
     state::AppState,
 };

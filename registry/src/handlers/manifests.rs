@@ -1,6 +1,7 @@
 //! Manifests: pull by tag or digest with their exact bytes and media type, push with every
 //! reference checked, delete by digest or tag.
 
+use airlock_oci::{OCI_MANIFEST, ParsedManifest, Reference, RepoName, Tag, parse_manifest};
 use airlock_store::{Digest, PutOptions, RepoChange, Store};
 use axum::{
     body::Body,
@@ -14,8 +15,7 @@ use super::{
 };
 use crate::{
     error::RegistryError,
-    manifest::{OCI_MANIFEST, ParsedManifest, manifest_digest, parse_manifest},
-    names::{Reference, RepoName, Tag},
+    manifest::{manifest_digest, oci_digest, store_digest},
     state::AppState,
 };
 
@@ -52,10 +52,13 @@ pub(super) async fn get(
 fn resolve(store: &Store, repo: &RepoName, reference: &Reference) -> Result<Digest, RegistryError> {
     let found = match reference {
         Reference::Tag(tag) => store.tag(repo.as_str(), tag.as_str())?,
-        Reference::Digest(digest) => store
-            .link(repo.as_str(), digest)?
-            .filter(|l| l.manifest)
-            .map(|_| digest.clone()),
+        Reference::Digest(digest) => {
+            let digest = store_digest(digest)?;
+            store
+                .link(repo.as_str(), &digest)?
+                .filter(|l| l.manifest)
+                .map(|_| digest)
+        }
     };
     found.ok_or_else(|| RegistryError::manifest_unknown(reference))
 }
@@ -153,23 +156,21 @@ impl Push {
         store.put_blob(&digest, &self.bytes[..], put)?;
         let subject = match &parsed.subject {
             Some(s) => {
-                let entry = parsed.referrer_descriptor(digest.clone(), size);
+                let entry = parsed.referrer_descriptor(oci_digest(&digest)?, size);
                 let entry = serde_json::to_vec(&entry).map_err(RegistryError::internal)?;
-                Some((s.digest.clone(), entry))
+                Some((store_digest(&s.digest)?, entry))
             }
             None => None,
         };
-        let mut children: Vec<Digest> = parsed
-            .blobs()
-            .chain(&parsed.manifests)
-            .map(|d| d.digest.clone())
-            .collect();
-        children.sort();
-        children.dedup();
+        let children = parsed
+            .children()
+            .iter()
+            .map(store_digest)
+            .collect::<Result<Vec<Digest>, _>>()?;
         let repo = self.repo.to_string();
         // The references checked above are checked again inside the linking transaction, so a
         // concurrent delete or GC cannot leave this manifest pointing at nothing.
-        let mut changes: Vec<RepoChange> = required_links(&repo, &parsed);
+        let mut changes: Vec<RepoChange> = required_links(&repo, &parsed)?;
         changes.push(RepoChange::LinkManifest {
             repo: repo.clone(),
             digest: digest.clone(),
@@ -219,15 +220,17 @@ impl IntoResponse for Pushed {
 /// Every blob (but non-distributable layers, which a registry need not hold) and every child
 /// manifest must be in `repo`; none may be the manifest itself.
 /// One `RequireLink` per distributable reference, as `check_references` checked them.
-fn required_links(repo: &str, parsed: &ParsedManifest) -> Vec<RepoChange> {
+fn required_links(repo: &str, parsed: &ParsedManifest) -> Result<Vec<RepoChange>, RegistryError> {
     let blobs = parsed.blobs().filter(|d| !d.is_non_distributable());
     blobs
         .map(|d| (d, true))
         .chain(parsed.manifests.iter().map(|d| (d, false)))
-        .map(|(d, blob_ok)| RepoChange::RequireLink {
-            repo: repo.to_owned(),
-            digest: d.digest.clone(),
-            blob_ok,
+        .map(|(d, blob_ok)| {
+            Ok(RepoChange::RequireLink {
+                repo: repo.to_owned(),
+                digest: store_digest(&d.digest)?,
+                blob_ok,
+            })
         })
         .collect()
 }
@@ -243,14 +246,15 @@ fn check_references(
         .map(|d| (d, false))
         .chain(parsed.manifests.iter().map(|d| (d, true)))
     {
-        if &d.digest == own {
+        let digest = store_digest(&d.digest)?;
+        if &digest == own {
             return Err(RegistryError::manifest_invalid(format!(
                 "the manifest references itself ({own})"
             )));
         }
-        let link = store.link(repo.as_str(), &d.digest)?;
+        let link = store.link(repo.as_str(), &digest)?;
         if !link.is_some_and(|l| l.manifest || (l.blob && !must_be_manifest)) {
-            return Err(RegistryError::manifest_blob_unknown(&d.digest));
+            return Err(RegistryError::manifest_blob_unknown(&digest));
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Blob pushes: sessions (open, chunks, close, status, cancel), the single-POST monolithic
 //! upload and cross-repository mounts.
 
+use airlock_oci::RepoName;
 use std::{fs::File, io::BufReader, sync::Arc};
 
 use airlock_store::{Digest, PutOptions, RepoChange};
@@ -14,9 +15,9 @@ use super::{DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Reply, content_length, he
 use crate::{
     body::{PIECE_BYTES, with_body},
     error::RegistryError,
-    names::{RepoName, UploadId},
     range::{parse_upload_range, upload_range_header},
     state::AppState,
+    upload_id::UploadId,
     uploads::{Session, Writing},
 };
 

@@ -1,16 +1,16 @@
-//! Validated identifiers of the API, parsed once at the edge: repository names, tags, manifest
-//! references, upload session ids and containerd's `ns` source hosts.
+//! Repository names, tags and registry hosts, parsed once at the edge.
 //!
-//! The grammars are the spec's (section "Pulling manifests"), checked by hand:
+//! The grammars are the distribution spec's (section "Pulling manifests"), checked by hand:
 //! - name: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, at most
 //!   [`MAX_NAME_BYTES`];
 //! - tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+//!
+//! Which repository an image from a registry host is kept under is one rule,
+//! [`RepoName::in_namespace`], shared by containerd's `ns=` mirror requests and `airlock add`.
 
 use std::{fmt, str::FromStr};
 
-use airlock_store::Digest;
-
-use crate::error::{ErrorCode, RegistryError};
+use crate::error::{Error, shorten};
 
 /// Longest repository name accepted, source-host prefix included: many clients cap
 /// `host[:port]/name` at 255 characters.
@@ -19,8 +19,8 @@ pub const MAX_NAME_BYTES: usize = 255;
 /// Longest tag the spec allows.
 pub const MAX_TAG_BYTES: usize = 128;
 
-/// Longest upload session id accepted.
-pub const MAX_UPLOAD_ID_BYTES: usize = 128;
+/// Longest text echoed back in an error.
+const MAX_ECHO_BYTES: usize = 300;
 
 /// A repository name (`library/nginx`, `docker.io/library/nginx`) that matches the spec's grammar.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,27 +32,27 @@ impl RepoName {
         &self.0
     }
 
-    /// The repository a containerd mirror request reads: `<ns>/<name>`, e.g. `docker.io` and
-    /// `library/nginx` give `docker.io/library/nginx`. A port is written after `_`
-    /// (`registry.local:5000` gives `registry.local_5000/...`): `:` is not allowed in names, and
-    /// host names never contain `_`, so the mapping cannot collide and the result is itself a
-    /// valid name that round-trips through a URL path.
-    pub fn in_namespace(&self, ns: &Namespace) -> Result<RepoName, RegistryError> {
-        let host = ns.as_str().replace(':', "_");
-        format!("{host}/{}", self.0).parse()
+    /// The repository an image of registry `host` is kept under: `<host>/<name>`, e.g.
+    /// `docker.io` and `library/nginx` give `docker.io/library/nginx`. A port is written after
+    /// `_` (`registry.local:5000` gives `registry.local_5000/...`): `:` is not allowed in names,
+    /// and host names never contain `_`, so the mapping cannot collide and the result is itself
+    /// a valid name that round-trips through a URL path.
+    pub fn in_namespace(&self, host: &Namespace) -> Result<RepoName, Error> {
+        let prefix = host.as_str().replace(':', "_");
+        format!("{prefix}/{}", self.0).parse()
     }
 }
 
 impl FromStr for RepoName {
-    type Err = RegistryError;
+    type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match check_name(s) {
             Ok(()) => Ok(RepoName(s.to_owned())),
-            Err(why) => Err(RegistryError::new(
-                ErrorCode::NameInvalid,
-                format!("invalid repository name {:?}: {why}", truncate(s)),
-            )),
+            Err(why) => Err(Error::InvalidName {
+                text: shorten(s, MAX_ECHO_BYTES).to_owned(),
+                why,
+            }),
         }
     }
 }
@@ -119,10 +119,8 @@ impl Tag {
 }
 
 impl FromStr for Tag {
-    type Err = RegistryError;
+    type Err = Error;
 
-    /// Refuses text outside the grammar with MANIFEST_INVALID (the spec's list has no tag code; the
-    /// endpoint parser turns it into MANIFEST_UNKNOWN where a read is asked).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
         let why = match s.as_bytes() {
@@ -140,112 +138,16 @@ impl FromStr for Tag {
         };
         match why {
             None => Ok(Tag(s.to_owned())),
-            Some(why) => Err(RegistryError::manifest_invalid(format!(
-                "invalid tag {:?}: {why}",
-                truncate(s)
-            ))),
+            Some(why) => Err(Error::InvalidTag {
+                text: shorten(s, MAX_ECHO_BYTES).to_owned(),
+                why,
+            }),
         }
     }
 }
 
-/// What a manifest endpoint names: a tag or a digest.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Reference {
-    /// A tag, which moves.
-    Tag(Tag),
-    /// A digest, which does not.
-    Digest(Digest),
-}
-
-impl Reference {
-    /// The digest, when the reference is one.
-    pub fn digest(&self) -> Option<&Digest> {
-        match self {
-            Reference::Digest(d) => Some(d),
-            Reference::Tag(_) => None,
-        }
-    }
-
-    /// The tag, when the reference is one.
-    pub fn tag(&self) -> Option<&Tag> {
-        match self {
-            Reference::Tag(t) => Some(t),
-            Reference::Digest(_) => None,
-        }
-    }
-}
-
-impl FromStr for Reference {
-    type Err = RegistryError;
-
-    /// Text with a `:` is a digest (tags cannot hold one) and fails with DIGEST_INVALID; anything
-    /// else must be a tag.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.contains(':') {
-            s.parse::<Digest>()
-                .map(Reference::Digest)
-                .map_err(RegistryError::from_store)
-        } else {
-            s.parse().map(Reference::Tag)
-        }
-    }
-}
-
-impl fmt::Display for Reference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reference::Tag(t) => f.write_str(t.as_str()),
-            Reference::Digest(d) => write!(f, "{d}"),
-        }
-    }
-}
-
-/// The id of a blob upload session, as found in `<blob-push-location>`: 1 to 128 of
-/// `[A-Za-z0-9_-]`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UploadId(String);
-
-impl UploadId {
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// A fresh random id in UUID v4 form (the spec asks for a UUID in `<blob-push-location>`).
-    pub(crate) fn random() -> UploadId {
-        let mut b: [u8; 16] = rand::random();
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        UploadId(format!(
-            "{}-{}-{}-{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..]
-        ))
-    }
-}
-
-impl FromStr for UploadId {
-    type Err = RegistryError;
-
-    /// Refuses malformed ids with BLOB_UPLOAD_UNKNOWN: no session can have one.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let ok = !s.is_empty()
-            && s.len() <= MAX_UPLOAD_ID_BYTES
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
-            Ok(UploadId(s.to_owned()))
-        } else {
-            Err(RegistryError::upload_unknown(format!("{:?}", truncate(s))))
-        }
-    }
-}
-
-/// A source registry host from containerd's `ns` query parameter: `host[:port]`, lowercased.
+/// A registry host, `host[:port]`, lowercased: containerd's `ns` query parameter, or the host of
+/// an image reference.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Namespace(String);
 
@@ -257,10 +159,10 @@ impl Namespace {
 }
 
 impl FromStr for Namespace {
-    type Err = RegistryError;
+    type Err = Error;
 
     /// Accepts DNS host names (labels of `[a-z0-9-]`, not starting or ending with `-`) with an
-    /// optional port 1-65535; refuses anything else, IP-v6 literals included, with NAME_INVALID.
+    /// optional port 1-65535; refuses anything else, IP-v6 literals included.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.to_ascii_lowercase();
         let (host, port) = match lower.split_once(':') {
@@ -285,28 +187,11 @@ impl FromStr for Namespace {
         if host_ok && port_ok {
             Ok(Namespace(lower))
         } else {
-            Err(RegistryError::new(
-                ErrorCode::NameInvalid,
-                format!(
-                    "invalid ns {:?}: expected a registry host[:port]",
-                    truncate(s)
-                ),
-            ))
+            Err(Error::InvalidHost {
+                text: shorten(s, MAX_ECHO_BYTES).to_owned(),
+            })
         }
     }
-}
-
-/// Shortens text echoed back in an error message.
-fn truncate(s: &str) -> &str {
-    const MAX: usize = 300;
-    if s.len() <= MAX {
-        return s;
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 macro_rules! string_newtype {
@@ -344,7 +229,7 @@ macro_rules! string_newtype {
     )*};
 }
 
-string_newtype!(RepoName, Tag, UploadId, Namespace);
+string_newtype!(RepoName, Tag, Namespace);
 
 #[cfg(test)]
 mod tests {
@@ -397,10 +282,12 @@ mod tests {
             "a%2Fb",
         ] {
             let err = bad.parse::<RepoName>().expect_err(bad);
-            assert_eq!(err.code(), Some(ErrorCode::NameInvalid), "{bad}");
+            assert!(matches!(err, Error::InvalidName { .. }), "{bad}");
         }
         let too_long = "a".repeat(MAX_NAME_BYTES + 1);
         assert!(too_long.parse::<RepoName>().is_err());
+        let err = "x".repeat(1000).parse::<RepoName>().expect_err("long");
+        assert!(err.to_string().len() < 400, "echoed text is shortened");
     }
 
     #[test]
@@ -411,47 +298,9 @@ mod tests {
         assert!("a".repeat(MAX_TAG_BYTES).parse::<Tag>().is_ok());
         for bad in ["", ".a", "-a", "a:b", "a/b", "a b", "é"] {
             let err = bad.parse::<Tag>().expect_err(bad);
-            assert_eq!(err.code(), Some(ErrorCode::ManifestInvalid), "{bad}");
+            assert!(matches!(err, Error::InvalidTag { .. }), "{bad}");
         }
         assert!("a".repeat(MAX_TAG_BYTES + 1).parse::<Tag>().is_err());
-    }
-
-    #[test]
-    fn references() {
-        let d = Digest::sha256(b"x");
-        assert_eq!(
-            d.to_string().parse::<Reference>().expect("digest"),
-            Reference::Digest(d.clone())
-        );
-        assert_eq!(
-            "latest"
-                .parse::<Reference>()
-                .expect("tag")
-                .tag()
-                .map(Tag::as_str),
-            Some("latest")
-        );
-        let err = "sha256:baddigeststring"
-            .parse::<Reference>()
-            .expect_err("bad digest");
-        assert_eq!(err.code(), Some(ErrorCode::DigestInvalid));
-        let err = "md5:d41d8cd98f00b204e9800998ecf8427e"
-            .parse::<Reference>()
-            .expect_err("unsupported");
-        assert_eq!(err.code(), Some(ErrorCode::DigestInvalid));
-    }
-
-    #[test]
-    fn upload_ids() {
-        assert!("0f1e-ABC_9".parse::<UploadId>().is_ok());
-        let id = UploadId::random();
-        assert_eq!(id.as_str().len(), 36);
-        assert_eq!(id.as_str().parse::<UploadId>().expect("valid"), id);
-        assert_ne!(UploadId::random(), id);
-        for bad in ["", "a/b", "a.b", "%41"] {
-            let err = bad.parse::<UploadId>().expect_err(bad);
-            assert_eq!(err.code(), Some(ErrorCode::BlobUploadUnknown));
-        }
     }
 
     #[test]
@@ -479,13 +328,16 @@ mod tests {
             "a/b",
             "a_b",
         ] {
-            assert!(bad.parse::<Namespace>().is_err(), "{bad}");
+            assert!(
+                matches!(bad.parse::<Namespace>(), Err(Error::InvalidHost { .. })),
+                "{bad}"
+            );
         }
         // The prefix counts towards the length limit.
         let long: RepoName = "a".repeat(MAX_NAME_BYTES - 3).parse().expect("long");
         let ns: Namespace = "b.io".parse().expect("ns");
         let err = long.in_namespace(&ns).expect_err("too long");
-        assert_eq!(err.code(), Some(ErrorCode::NameInvalid));
+        assert!(matches!(err, Error::InvalidName { .. }));
     }
 
     #[test]
@@ -528,8 +380,6 @@ mod tests {
         fn parsers_never_panic(s in "\\PC{0,300}") {
             let _ = s.parse::<RepoName>();
             let _ = s.parse::<Tag>();
-            let _ = s.parse::<Reference>();
-            let _ = s.parse::<UploadId>();
             let _ = s.parse::<Namespace>();
         }
 

@@ -19,23 +19,25 @@ use std::{
     sync::Arc,
 };
 
-use airlock_registry::Descriptor;
-use airlock_store::Digest;
-use anyhow::{Context as _, Result, anyhow, bail};
+use airlock_oci::{
+    DOCKER_MANIFEST, Descriptor, Digest, OCI_MANIFEST, RepoName, Tag, Target,
+    normalize_docker_reference,
+};
 use serde::{Deserialize, Serialize};
 
-use super::{
+use crate::{
     archive::{SourceFs, TarIndex},
+    digest::{to_oci, to_store},
+    error::{Context as _, Result, err, fail},
     oci_layout,
-    plan::{BlobSource, ImagePlan, ManifestNode},
-    reference::{ImageRef, Target},
+    plan::{BlobSource, ImagePlan, ManifestNode, latest},
 };
 
 /// Largest `manifest.json` and image config accepted.
 pub const MAX_METADATA_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The manifest flavour made for an archive's images.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ManifestFormat {
     /// OCI image manifest, `application/vnd.oci.image.layer.v1.tar` layers.
     Oci,
@@ -43,13 +45,27 @@ pub enum ManifestFormat {
     Docker,
 }
 
+/// How docker-archive layers are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// As they are in the archive, uncompressed: a layer's digest is its diff id.
+    #[default]
+    None,
+    /// gzip'd with airlock's deterministic encoding (flate2 level 6, fixed header).
+    Gzip,
+}
+
 impl ManifestFormat {
-    fn types(self, gzip: bool) -> (&'static str, &'static str, &'static str) {
+    fn types(self, compression: Compression) -> (&'static str, &'static str, &'static str) {
         let (manifest, config, layer) = self.plain_types();
-        let layer = match (self, gzip) {
-            (_, false) => layer,
-            (ManifestFormat::Oci, true) => "application/vnd.oci.image.layer.v1.tar+gzip",
-            (ManifestFormat::Docker, true) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        let layer = match (self, compression) {
+            (_, Compression::None) => layer,
+            (ManifestFormat::Oci, Compression::Gzip) => {
+                "application/vnd.oci.image.layer.v1.tar+gzip"
+            }
+            (ManifestFormat::Docker, Compression::Gzip) => {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            }
         };
         (manifest, config, layer)
     }
@@ -57,12 +73,12 @@ impl ManifestFormat {
     fn plain_types(self) -> (&'static str, &'static str, &'static str) {
         match self {
             ManifestFormat::Oci => (
-                airlock_registry::OCI_MANIFEST,
+                OCI_MANIFEST,
                 "application/vnd.oci.image.config.v1+json",
                 "application/vnd.oci.image.layer.v1.tar",
             ),
             ManifestFormat::Docker => (
-                airlock_registry::DOCKER_MANIFEST,
+                DOCKER_MANIFEST,
                 "application/vnd.docker.container.image.v1+json",
                 "application/vnd.docker.image.rootfs.diff.tar",
             ),
@@ -149,7 +165,7 @@ impl BlobSource for ArchiveBlobs {
         if let Some(name) = self.gzipped.get(&blob.digest) {
             // Encode on a thread into a pipe; a failure ends the stream early, and the store's
             // digest check refuses what it got.
-            let (reader, writer) = std::io::pipe().context("creating a pipe")?;
+            let (reader, writer) = std::io::pipe().context(|| "creating a pipe".into())?;
             let (index, name) = (self.index.clone(), name.clone());
             std::thread::spawn(move || {
                 let result = match index.open(&name) {
@@ -166,10 +182,10 @@ impl BlobSource for ArchiveBlobs {
         let name = self
             .entries
             .get(&blob.digest)
-            .ok_or_else(|| anyhow!("no archive entry holds blob {}", blob.digest))?;
+            .ok_or_else(|| err!(Content, "no archive entry holds blob {}", blob.digest))?;
         match self.index.open(name)? {
             Some((r, _)) => Ok(r),
-            None => bail!("missing {}", self.index.describe(name)),
+            None => fail!(Content, "missing {}", self.index.describe(name)),
         }
     }
 
@@ -189,25 +205,35 @@ pub fn plan(
     path: &Path,
     label: &str,
     format: ManifestFormat,
-    gzip: bool,
+    compression: Compression,
     target: Option<&Target>,
 ) -> Result<Vec<ImagePlan>> {
     let index = Arc::new(TarIndex::scan(path)?);
     let listing = index
         .read_small("manifest.json", MAX_METADATA_BYTES)?
-        .ok_or_else(|| anyhow!("{label} is not a docker-archive: it has no manifest.json"))?;
+        .ok_or_else(|| {
+            err!(
+                Content,
+                "{label} is not a docker-archive: it has no manifest.json"
+            )
+        })?;
     let entries: Vec<Entry> = serde_json::from_slice(&listing)
-        .map_err(|e| anyhow!("{}: {e}", index.describe("manifest.json")))?;
+        .map_err(|e| err!(Content, "{}: {e}", index.describe("manifest.json")))?;
     if entries.is_empty() {
-        bail!("{}: lists no image", index.describe("manifest.json"));
+        fail!(
+            Content,
+            "{}: lists no image",
+            index.describe("manifest.json")
+        );
     }
     if entries.len() > 1 && target.is_some_and(|t| t.tag.is_some()) {
-        bail!(
+        fail!(
+            Content,
             "{label} holds {} images but --as names one tag; give --as REPO alone to keep each image's tags",
             entries.len()
         );
     }
-    let (manifest_type, config_type, layer_type) = format.types(gzip);
+    let (manifest_type, config_type, layer_type) = format.types(compression);
     let mut blob_entries: HashMap<Digest, String> = HashMap::new();
     let mut gzipped: HashMap<Digest, String> = HashMap::new();
     let mut images = Vec::new();
@@ -219,25 +245,34 @@ pub fn plan(
         );
         let config = index
             .read_small(&entry.config, MAX_METADATA_BYTES)?
-            .ok_or_else(|| anyhow!("{what}: missing config {}", index.describe(&entry.config)))?;
-        let config_digest = Digest::sha256(&config);
+            .ok_or_else(|| {
+                err!(
+                    Content,
+                    "{what}: missing config {}",
+                    index.describe(&entry.config)
+                )
+            })?;
+        let config_digest = to_oci(&airlock_store::Digest::sha256(&config))?;
         if let Some(hex) = hex_in_name(&entry.config)
             && hex != config_digest.hex()
         {
-            bail!(
+            fail!(
+                Content,
                 "{}: content has digest {config_digest}, its name says sha256:{hex}",
                 index.describe(&entry.config)
             );
         }
         let parsed: Config = serde_json::from_slice(&config).map_err(|e| {
-            anyhow!(
+            err!(
+                Content,
                 "{}: not an image config: {e}",
                 index.describe(&entry.config)
             )
         })?;
         let diff_ids = &parsed.rootfs.diff_ids;
         if diff_ids.len() != entry.layers.len() {
-            bail!(
+            fail!(
+                Content,
                 "{what}: {} layers listed but the config has {} diff ids",
                 entry.layers.len(),
                 diff_ids.len()
@@ -247,14 +282,15 @@ pub fn plan(
         let mut layers = Vec::new();
         for (layer, diff_id) in entry.layers.iter().zip(diff_ids) {
             let digest: Digest = diff_id.parse().map_err(|e| {
-                anyhow!(
+                err!(
+                    Content,
                     "{}: diff id {diff_id:?}: {e}",
                     index.describe(&entry.config)
                 )
             })?;
             let (_, size) = index
                 .open(layer)?
-                .ok_or_else(|| anyhow!("{what}: missing layer {}", index.describe(layer)))?;
+                .ok_or_else(|| err!(Content, "{what}: missing layer {}", index.describe(layer)))?;
             if let Some(hex) = hex_in_name(layer)
                 && hex != digest.hex()
             {
@@ -263,7 +299,8 @@ pub fn plan(
                     // layers and manifests in an OCI layout: take the images from there, exact.
                     return oci_layout::plan(index.clone(), label, None, target);
                 }
-                bail!(
+                fail!(
+                    Content,
                     "{}: its name says sha256:{hex}, the config's diff id is {digest}",
                     index.describe(layer)
                 );
@@ -271,28 +308,22 @@ pub fn plan(
             blob_entries
                 .entry(digest.clone())
                 .or_insert_with(|| layer.clone());
-            let (digest, size) = if gzip {
+            let (digest, size) = if compression == Compression::Gzip {
                 // A first pass of the encoder gives the digest the manifest needs.
-                let (r, _) = index
-                    .open(layer)?
-                    .ok_or_else(|| anyhow!("{what}: missing layer {}", index.describe(layer)))?;
-                let mut sink = HashCount(airlock_store::Hasher::new(digest.algorithm()), 0);
+                let (r, _) = index.open(layer)?.ok_or_else(|| {
+                    err!(Content, "{what}: missing layer {}", index.describe(layer))
+                })?;
+                let algorithm = to_store(&digest)?.algorithm();
+                let mut sink = HashCount(airlock_store::Hasher::new(algorithm), 0);
                 gzip_layer(r, &mut sink)
-                    .with_context(|| format!("gzip of {}", index.describe(layer)))?;
-                let gz = sink.0.finish();
+                    .context(|| format!("gzip of {}", index.describe(layer)))?;
+                let gz = to_oci(&sink.0.finish())?;
                 gzipped.entry(gz.clone()).or_insert_with(|| layer.clone());
                 (gz, sink.1)
             } else {
                 (digest, size)
             };
-            layers.push(Descriptor {
-                media_type: layer_type.to_owned(),
-                digest,
-                size,
-                artifact_type: None,
-                annotations: BTreeMap::new(),
-                urls: Vec::new(),
-            });
+            layers.push(Descriptor::new(layer_type, digest, size));
         }
         let body = ManifestOut {
             schema_version: 2,
@@ -311,17 +342,14 @@ pub fn plan(
                 })
                 .collect(),
         };
-        let bytes = serde_json::to_vec(&body).context("writing a manifest")?;
+        let bytes = serde_json::to_vec(&body).context(|| "writing a manifest".into())?;
         let node = ManifestNode::new(bytes, Some(manifest_type), None)?;
         let names = destinations(label, entry, target)?;
-        let mut blobs = vec![Descriptor {
-            media_type: config_type.to_owned(),
-            digest: config_digest,
-            size: config.len() as u64,
-            artifact_type: None,
-            annotations: BTreeMap::new(),
-            urls: Vec::new(),
-        }];
+        let mut blobs = vec![Descriptor::new(
+            config_type,
+            config_digest,
+            config.len() as u64,
+        )];
         for l in layers {
             if !blobs.iter().any(|b| b.digest == l.digest) {
                 blobs.push(l);
@@ -362,7 +390,8 @@ fn is_containerd_export(index: &TarIndex, layer: &str) -> Result<bool> {
         return Ok(false);
     };
     let mut magic = [0u8; 4];
-    let n = std::io::Read::read(&mut r, &mut magic).context("reading a layer's first bytes")?;
+    let n = std::io::Read::read(&mut r, &mut magic)
+        .context(|| "reading a layer's first bytes".into())?;
     let gzip = n >= 2 && magic[..2] == [0x1f, 0x8b];
     let zstd = n >= 4 && magic == [0x28, 0xb5, 0x2f, 0xfd];
     Ok(gzip || zstd)
@@ -378,23 +407,21 @@ fn destinations(
     label: &str,
     entry: &Entry,
     target: Option<&Target>,
-) -> Result<Vec<(String, Vec<String>)>> {
+) -> Result<Vec<(RepoName, Vec<Tag>)>> {
     let refs = entry
         .repo_tags
         .iter()
         .flatten()
-        .map(|t| {
-            t.parse::<ImageRef>()
-                .with_context(|| format!("{label}: RepoTags entry {t:?}"))
-        })
+        .map(|t| normalize_docker_reference(t).context(|| format!("{label}: RepoTags entry {t:?}")))
         .collect::<Result<Vec<_>>>()?;
     if let Some(t) = target {
-        let tags: Vec<String> = match &t.tag {
+        let tags: Vec<Tag> = match &t.tag {
             Some(tag) => vec![tag.clone()],
             None => refs.iter().filter_map(|r| r.tag.clone()).collect(),
         };
         if tags.is_empty() {
-            bail!(
+            fail!(
+                Content,
                 "{label}: image {} has no tag: give --as REPO:TAG",
                 entry.config
             );
@@ -402,20 +429,21 @@ fn destinations(
         return Ok(vec![(t.repo.clone(), dedup(tags))]);
     }
     if refs.is_empty() {
-        bail!(
+        fail!(
+            Content,
             "{label}: image {} has no RepoTags: name it with --as REPO:TAG",
             entry.config
         );
     }
-    let mut by_repo: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_repo: BTreeMap<RepoName, Vec<Tag>> = BTreeMap::new();
     for r in refs {
-        let tag = r.tag.clone().unwrap_or_else(|| "latest".to_owned());
-        by_repo.entry(r.repository()?).or_default().push(tag);
+        let tag = r.tag.clone().map_or_else(latest, Ok)?;
+        by_repo.entry(r.repository().clone()).or_default().push(tag);
     }
     Ok(by_repo.into_iter().map(|(r, t)| (r, dedup(t))).collect())
 }
 
-fn dedup(mut v: Vec<String>) -> Vec<String> {
+fn dedup(mut v: Vec<Tag>) -> Vec<Tag> {
     v.sort();
     v.dedup();
     v

@@ -11,7 +11,6 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{
@@ -24,7 +23,10 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 
-use super::auth::{Challenge, Credentials, percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::auth::{Challenge, Credentials};
+use crate::error::{Context as _, Result, err, fail};
 
 /// Redirects followed at most per request.
 const MAX_REDIRECTS: usize = 5;
@@ -34,6 +36,18 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const STREAM_BUFFER_PIECES: usize = 16;
 /// Largest token response read.
 const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+/// What a query value of a token request escapes: everything but RFC 3986's unreserved
+/// characters, so `repository:a/b:pull` goes out as `repository%3Aa%2Fb%3Apull`.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A query value, percent-encoded with [`QUERY_VALUE`].
+fn percent_encode(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -64,7 +78,7 @@ impl Client {
             .worker_threads(2)
             .enable_all()
             .build()
-            .context("starting the HTTP runtime")?;
+            .context(|| "starting the HTTP runtime".into())?;
         let mut connector = HttpConnector::new();
         connector.enforce_http(false);
         connector.set_connect_timeout(Some(Duration::from_secs(30)));
@@ -111,7 +125,10 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .map(Challenge::parse)
                     .ok_or_else(|| {
-                        anyhow!("GET {url}: 401 without a WWW-Authenticate challenge")
+                        err!(
+                            Upstream,
+                            "GET {url}: 401 without a WWW-Authenticate challenge"
+                        )
                     })?;
                 let value = self.answer(&challenge, scope).await?;
                 if let Ok(mut a) = self.auth.lock() {
@@ -128,7 +145,8 @@ impl Client {
         match challenge {
             Challenge::Basic => match &self.credentials {
                 Some(c) => Ok(c.basic_header()),
-                None => bail!(
+                None => fail!(
+                    Upstream,
                     "{} asks for a user name and password: use --username and --password-stdin, or `docker login`",
                     self.base
                 ),
@@ -148,7 +166,8 @@ impl Client {
                 let status = resp.status;
                 let body = read_limited(resp, MAX_TOKEN_BYTES).await?;
                 if !status.is_success() {
-                    bail!(
+                    fail!(
+                        Upstream,
                         "token request to {realm} failed: {status}: {}",
                         String::from_utf8_lossy(&body)
                             .chars()
@@ -157,12 +176,12 @@ impl Client {
                     );
                 }
                 let v: serde_json::Value = serde_json::from_slice(&body)
-                    .map_err(|e| anyhow!("token response from {realm} is not JSON: {e}"))?;
+                    .map_err(|e| err!(Upstream, "token response from {realm} is not JSON: {e}"))?;
                 let token = v["token"]
                     .as_str()
                     .or_else(|| v["access_token"].as_str())
                     .filter(|t| !t.is_empty())
-                    .ok_or_else(|| anyhow!("token response from {realm} has no token"))?;
+                    .ok_or_else(|| err!(Upstream, "token response from {realm} has no token"))?;
                 Ok(format!("Bearer {token}"))
             }
         }
@@ -170,7 +189,7 @@ impl Client {
 
     /// One GET following redirects; credentials go only to the URL's own origin.
     async fn follow(&self, url: &str, accept: &[&str], auth: Option<&str>) -> Result<Response> {
-        let mut uri: Uri = url.parse().with_context(|| format!("invalid URL {url}"))?;
+        let mut uri: Uri = url.parse().context(|| format!("invalid URL {url}"))?;
         let origin = |u: &Uri| (u.scheme_str().map(str::to_owned), u.authority().cloned());
         let first = origin(&uri);
         for _ in 0..=MAX_REDIRECTS {
@@ -183,10 +202,10 @@ impl Client {
             }
             let req = req
                 .body(Empty::new())
-                .with_context(|| format!("building a request for {uri}"))?;
+                .context(|| format!("building a request for {uri}"))?;
             let resp = tokio::time::timeout(IDLE_TIMEOUT, self.http.request(req))
                 .await
-                .map_err(|_| anyhow!("GET {uri}: no response within {IDLE_TIMEOUT:?}"))?
+                .map_err(|_| err!(Upstream, "GET {uri}: no response within {IDLE_TIMEOUT:?}"))?
                 .map_err(|e| {
                     let chain = error_chain(&e);
                     let hint = if uri.scheme_str() == Some("https")
@@ -196,7 +215,7 @@ impl Client {
                     } else {
                         ""
                     };
-                    anyhow!("GET {uri}: {chain}{hint}")
+                    err!(Upstream, "GET {uri}: {chain}{hint}")
                 })?;
             let (parts, body) = resp.into_parts();
             let location = parts
@@ -215,7 +234,7 @@ impl Client {
                 body,
             });
         }
-        bail!("GET {url}: more than {MAX_REDIRECTS} redirects")
+        fail!(Upstream, "GET {url}: more than {MAX_REDIRECTS} redirects")
     }
 
     /// Reads a whole body of at most `limit` bytes.
@@ -258,12 +277,12 @@ async fn read_limited(resp: Response, limit: u64) -> Result<Vec<u8>> {
     loop {
         let frame = tokio::time::timeout(IDLE_TIMEOUT, body.frame())
             .await
-            .map_err(|_| anyhow!("response body stalled"))?;
+            .map_err(|_| err!(Upstream, "response body stalled"))?;
         let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| anyhow!("reading a response: {}", error_chain(&e)))?;
+        let frame = frame.map_err(|e| err!(Upstream, "reading a response: {}", error_chain(&e)))?;
         if let Ok(data) = frame.into_data() {
             if (out.len() + data.len()) as u64 > limit {
-                bail!("response larger than the {limit} bytes accepted");
+                fail!(Upstream, "response larger than the {limit} bytes accepted");
             }
             out.extend_from_slice(&data);
         }
@@ -298,7 +317,7 @@ fn join(base: &Uri, location: &str) -> Result<Uri> {
     if location.contains("://") {
         return location
             .parse()
-            .with_context(|| format!("invalid redirect {location:?}"));
+            .context(|| format!("invalid redirect {location:?}"));
     }
     let scheme = base.scheme_str().unwrap_or("https");
     let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
@@ -310,7 +329,7 @@ fn join(base: &Uri, location: &str) -> Result<Uri> {
     };
     format!("{scheme}://{authority}{path}")
         .parse()
-        .with_context(|| format!("invalid redirect {location:?}"))
+        .context(|| format!("invalid redirect {location:?}"))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -334,6 +353,15 @@ pub fn header_text<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_escape_all_but_unreserved() {
+        assert_eq!(
+            percent_encode("repository:a/b:pull"),
+            "repository%3Aa%2Fb%3Apull"
+        );
+        assert_eq!(percent_encode("a-b.c_d~é"), "a-b.c_d~%C3%A9");
+    }
 
     #[test]
     fn redirects_join_their_base() {

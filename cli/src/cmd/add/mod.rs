@@ -3,16 +3,28 @@
 
 use std::{io::Read as _, path::PathBuf, process::ExitCode};
 
+use airlock_oci::{Platform, Target};
 use airlock_store::Access;
 use anyhow::{Context as _, Result, bail};
 
-use crate::{
-    add::{
-        self, AddOptions, ManifestFormat, Mode, Progress, Source, Target, UpstreamOptions,
-        auth::Credentials, plan::Platform,
-    },
-    context::Context,
+use airlock_ingest::{
+    AddOptions, Compression, Credentials, ManifestFormat, Source, Untagged, UpstreamOptions,
+    add_app, plan_source, store_and_commit,
 };
+
+use self::progress::{Mode, Progress};
+use crate::context::Context;
+
+mod progress;
+
+/// The manifest made for docker-archive images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// OCI image manifest, `application/vnd.oci.image.layer.v1.tar` layers.
+    Oci,
+    /// Docker schema 2, `application/vnd.docker.image.rootfs.diff.tar` layers.
+    Docker,
+}
 
 /// Layer compression for docker-archive images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -45,7 +57,7 @@ pub struct Args {
 
     /// Manifest made for docker-archive images
     #[arg(long, value_enum, default_value = "oci")]
-    format: ManifestFormat,
+    format: Format,
 
     /// Layer compression for docker-archive images
     #[arg(long, value_enum, default_value = "none")]
@@ -94,11 +106,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let target = args
         .target
         .as_deref()
-        .map(str::parse::<Target>)
+        .map(|t| {
+            t.parse::<Target>()
+                .with_context(|| format!("invalid --as {t:?}"))
+        })
         .transpose()?;
     let opts = AddOptions {
-        format: args.format,
-        gzip: args.compress == Compress::Gzip,
+        format: match args.format {
+            Format::Oci => ManifestFormat::Oci,
+            Format::Docker => ManifestFormat::Docker,
+        },
+        compression: match args.compress {
+            Compress::None => Compression::None,
+            Compress::Gzip => Compression::Gzip,
+        },
         upstream: UpstreamOptions {
             insecure: args.insecure,
             platform,
@@ -118,19 +139,19 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         .sources
         .iter()
         .map(|s| Source::parse(s, None))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let store = ctx.open_store(Access::ReadWrite)?;
     if let Some(file) = &args.file {
-        add::app::add_app(&store, file, &opts, &progress)?;
+        add_app(&store, file, &opts, &progress)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut plans = Vec::new();
     for source in &sources {
-        plans.extend(add::plan_source(
+        plans.extend(plan_source(
             source,
             target.as_ref(),
             &opts,
-            false,
+            Untagged::Refuse,
             &progress,
         )?);
     }
@@ -140,6 +161,6 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             plans.len()
         );
     }
-    add::store_and_commit(&store, &plans, &opts, &progress)?;
+    store_and_commit(&store, &plans, &opts, &progress)?;
     Ok(ExitCode::SUCCESS)
 }

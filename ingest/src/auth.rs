@@ -4,7 +4,12 @@
 
 use std::{fmt, path::PathBuf};
 
-use anyhow::{Context as _, Result, anyhow};
+use base64::{
+    Engine as _,
+    engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT},
+};
+
+use crate::error::{Context as _, Result, err};
 
 /// A user name and password for basic auth or a token request.
 #[derive(Clone)]
@@ -26,7 +31,7 @@ impl Credentials {
     pub fn basic_header(&self) -> String {
         format!(
             "Basic {}",
-            base64_encode(format!("{}:{}", self.username, self.password).as_bytes())
+            STANDARD.encode(format!("{}:{}", self.username, self.password))
         )
     }
 
@@ -42,11 +47,11 @@ impl Credentials {
         let text = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
         };
         let v: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| anyhow!("{}: not JSON: {e}", path.display()))?;
-        Self::from_auths(&v, host).with_context(|| format!("{}", path.display()))
+            .map_err(|e| err!(Auth, "{}: not JSON: {e}", path.display()))?;
+        Self::from_auths(&v, host).context(|| format!("{}", path.display()))
     }
 
     /// The entry of a docker config's `auths` that names `host` (`https://index.docker.io/v1/`
@@ -70,13 +75,15 @@ impl Credentials {
                 continue;
             }
             if let Some(auth) = entry["auth"].as_str().filter(|a| !a.is_empty()) {
-                let decoded =
-                    base64_decode(auth).ok_or_else(|| anyhow!("auths.{key}.auth is not base64"))?;
+                // docker writes padding; other tools leave it out.
+                let decoded = STANDARD_PAD_INDIFFERENT
+                    .decode(auth.trim())
+                    .map_err(|_| err!(Auth, "auths.{key}.auth is not base64"))?;
                 let text = String::from_utf8(decoded)
-                    .map_err(|_| anyhow!("auths.{key}.auth is not UTF-8"))?;
+                    .map_err(|_| err!(Auth, "auths.{key}.auth is not UTF-8"))?;
                 let (user, pass) = text
                     .split_once(':')
-                    .ok_or_else(|| anyhow!("auths.{key}.auth is not user:password"))?;
+                    .ok_or_else(|| err!(Auth, "auths.{key}.auth is not user:password"))?;
                 return Ok(Some(Credentials {
                     username: user.to_owned(),
                     password: pass.to_owned(),
@@ -166,73 +173,17 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     out
 }
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding.
-pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(BASE64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard base64, padding optional; `None` for anything else.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim().trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let v = BASE64.iter().position(|&b| b == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn base64_round_trips() {
-        for s in ["", "a", "ab", "abc", "user:pässword", "x:y:z"] {
-            let e = base64_encode(s.as_bytes());
-            assert_eq!(base64_decode(&e).as_deref(), Some(s.as_bytes()), "{s}");
-        }
-        assert_eq!(base64_encode(b"user:pass"), "dXNlcjpwYXNz");
-        assert!(base64_decode("not base64!").is_none());
+    fn basic_auth_is_standard_base64() {
+        let c = Credentials {
+            username: "user".into(),
+            password: "pass".into(),
+        };
+        assert_eq!(c.basic_header(), "Basic dXNlcjpwYXNz");
     }
 
     #[test]
@@ -254,8 +205,9 @@ mod tests {
     #[test]
     fn docker_config_auths() {
         let cfg = serde_json::json!({"auths": {
-            "https://index.docker.io/v1/": {"auth": base64_encode(b"hub:secret")},
-            "registry.local:5000": {"auth": base64_encode(b"me:pw")},
+            "https://index.docker.io/v1/": {"auth": STANDARD.encode(b"hub:secret")},
+            "registry.local:5000": {"auth": "bWU6cHc"},
+            "bad.example": {"auth": "not base64!"},
         }});
         let hub = Credentials::from_auths(&cfg, "registry-1.docker.io")
             .expect("ok")
@@ -267,15 +219,12 @@ mod tests {
         let local = Credentials::from_auths(&cfg, "registry.local:5000")
             .expect("ok")
             .expect("found");
-        assert_eq!(local.username, "me");
+        assert_eq!(local.username, "me", "padding is optional");
+        assert!(Credentials::from_auths(&cfg, "bad.example").is_err());
         assert!(
             Credentials::from_auths(&cfg, "ghcr.io")
                 .expect("ok")
                 .is_none()
-        );
-        assert_eq!(
-            percent_encode("repository:a/b:pull"),
-            "repository%3Aa%2Fb%3Apull"
         );
     }
 }

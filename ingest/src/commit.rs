@@ -11,24 +11,15 @@ use std::{
     },
 };
 
-use airlock_registry::Descriptor;
+use airlock_oci::{Descriptor, RepoName};
 use airlock_store::{Digest, PutOptions, RepoChange, Store};
-use anyhow::{Context as _, Result, anyhow};
-use serde_json::json;
 
-use super::{
+use crate::{
+    digest::to_store,
+    error::{Context as _, Error, Result, err},
     plan::{BlobSource, ImagePlan, ManifestNode},
-    progress::Progress,
+    progress::{Committed, Counting, ImageReport, Progress},
 };
-
-/// How an image's commit went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Committed {
-    /// Links and tags were written.
-    Added,
-    /// Every tag already pointed at the root, linked in its repository: nothing changed.
-    Present,
-}
 
 /// Stores every blob the plans reach that the store lacks, `jobs` at a time. Returns the
 /// number of blobs stored and their bytes.
@@ -36,7 +27,7 @@ pub fn store_blobs(
     store: &Store,
     plans: &[ImagePlan],
     jobs: usize,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<(usize, u64)> {
     let mut seen = HashSet::new();
     let mut todo: Vec<(&Descriptor, &dyn BlobSource)> = Vec::new();
@@ -45,8 +36,11 @@ pub fn store_blobs(
             if !seen.insert(blob.digest.clone()) {
                 continue;
             }
-            if store.has_blob(&blob.digest)? {
-                progress.blob_done(None, &blob.digest.to_string(), blob.size, false);
+            let stored = store
+                .has_blob(&to_store(&blob.digest)?)
+                .context(|| format!("looking up blob {}", blob.digest))?;
+            if stored {
+                progress.blob_present(blob);
                 continue;
             }
             todo.push((blob, plan.source.as_ref()));
@@ -60,7 +54,7 @@ pub fn store_blobs(
     todo.sort_by_key(|(d, _)| d.size);
     let queue = Mutex::new(todo);
     let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, 16).min(count.max(1)) {
             s.spawn(|| {
@@ -87,22 +81,27 @@ fn store_one(
     store: &Store,
     blob: &Descriptor,
     source: &dyn BlobSource,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<()> {
-    let name = blob.digest.to_string();
-    let bar = progress.blob_bar(&name, blob.size);
+    progress.blob_started(blob);
     let stored = (|| {
         let reader = source.open_blob(blob)?;
-        let reader = progress.counting(reader, &bar);
+        let reader = Counting {
+            inner: reader,
+            blob,
+            progress,
+        };
         let opts = PutOptions {
             max_size: None,
             expected_size: Some(blob.size),
         };
-        store.put_blob(&blob.digest, reader, opts)?;
-        Ok::<(), anyhow::Error>(())
+        store
+            .put_blob(&to_store(&blob.digest)?, reader, opts)
+            .context(|| format!("blob {}", blob.digest))?;
+        Ok::<(), Error>(())
     })();
-    let result = stored.with_context(|| format!("storing blob from {}", source.describe(blob)));
-    progress.blob_done(Some(bar), &name, blob.size, result.is_ok());
+    let result = stored.context(|| format!("storing blob from {}", source.describe(blob)));
+    progress.blob_finished(blob, result.is_ok());
     result
 }
 
@@ -117,41 +116,50 @@ pub fn commit_image(store: &Store, plan: &ImagePlan) -> Result<Committed> {
     }
     let mut changes = Vec::new();
     link_into(&mut changes, &plan.repo, &plan.manifests, &plan.blobs)?;
+    let root = to_store(&plan.root.digest)?;
     for tag in &plan.tags {
         changes.push(RepoChange::SetTag {
-            repo: plan.repo.clone(),
-            tag: tag.clone(),
-            digest: plan.root.digest.clone(),
+            repo: plan.repo.to_string(),
+            tag: tag.to_string(),
+            digest: root.clone(),
         });
     }
     for (tag, digest) in &plan.extra_tags {
         changes.push(RepoChange::SetTag {
-            repo: plan.repo.clone(),
-            tag: tag.clone(),
-            digest: digest.clone(),
+            repo: plan.repo.to_string(),
+            tag: tag.to_string(),
+            digest: to_store(digest)?,
         });
     }
     store
         .apply_repo_changes(&changes)
-        .with_context(|| format!("linking {} into {}", plan.label, plan.repo))?;
+        .context(|| format!("linking {} into {}", plan.label, plan.repo))?;
     Ok(Committed::Added)
 }
 
 /// Whether the plan's tags all point at its root, which is linked in its repository.
 fn is_present(store: &Store, plan: &ImagePlan) -> Result<bool> {
+    let root = to_store(&plan.root.digest)?;
     let linked = store
-        .link(&plan.repo, &plan.root.digest)?
+        .link(plan.repo.as_str(), &root)
+        .context(|| format!("looking up {} in {}", root, plan.repo))?
         .is_some_and(|l| l.manifest);
     if !linked {
         return Ok(false);
     }
     for tag in &plan.tags {
-        if store.tag(&plan.repo, tag)?.as_ref() != Some(&plan.root.digest) {
+        let current = store
+            .tag(plan.repo.as_str(), tag.as_str())
+            .context(|| format!("reading tag {}:{tag}", plan.repo))?;
+        if current.as_ref() != Some(&root) {
             return Ok(false);
         }
     }
     for (tag, digest) in &plan.extra_tags {
-        if store.tag(&plan.repo, tag)?.as_ref() != Some(digest) {
+        let current = store
+            .tag(plan.repo.as_str(), tag.as_str())
+            .context(|| format!("reading tag {}:{tag}", plan.repo))?;
+        if current != Some(to_store(digest)?) {
             return Ok(false);
         }
     }
@@ -160,7 +168,11 @@ fn is_present(store: &Store, plan: &ImagePlan) -> Result<bool> {
 
 /// Stores a manifest's bytes unless the store has them.
 pub fn put_manifest(store: &Store, m: &ManifestNode) -> Result<()> {
-    if store.has_blob(&m.digest)? {
+    let digest = to_store(&m.digest)?;
+    let stored = store
+        .has_blob(&digest)
+        .context(|| format!("looking up manifest {digest}"))?;
+    if stored {
         return Ok(());
     }
     let opts = PutOptions {
@@ -168,8 +180,8 @@ pub fn put_manifest(store: &Store, m: &ManifestNode) -> Result<()> {
         expected_size: Some(m.bytes.len() as u64),
     };
     store
-        .put_blob(&m.digest, &m.bytes[..], opts)
-        .with_context(|| format!("storing manifest {}", m.digest))?;
+        .put_blob(&digest, &m.bytes[..], opts)
+        .context(|| format!("storing manifest {}", m.digest))?;
     Ok(())
 }
 
@@ -177,36 +189,34 @@ pub fn put_manifest(store: &Store, m: &ManifestNode) -> Result<()> {
 /// with what it references and, for a referrer, its subject.
 pub fn link_into(
     changes: &mut Vec<RepoChange>,
-    repo: &str,
+    repo: &RepoName,
     manifests: &[ManifestNode],
     blobs: &[Descriptor],
 ) -> Result<()> {
     for b in blobs {
         changes.push(RepoChange::LinkBlob {
-            repo: repo.to_owned(),
-            digest: b.digest.clone(),
+            repo: repo.to_string(),
+            digest: to_store(&b.digest)?,
         });
     }
     for m in manifests {
         let p = &m.parsed;
-        let mut children: Vec<Digest> = p
-            .blobs()
-            .chain(&p.manifests)
-            .map(|d| d.digest.clone())
-            .collect();
-        children.sort();
-        children.dedup();
+        let children = p
+            .children()
+            .iter()
+            .map(to_store)
+            .collect::<Result<Vec<Digest>>>()?;
         let subject = match &p.subject {
             Some(s) => {
                 let entry = p.referrer_descriptor(m.digest.clone(), m.bytes.len() as u64);
-                let entry = serde_json::to_vec(&entry).map_err(|e| anyhow!("{e}"))?;
-                Some((s.digest.clone(), entry))
+                let entry = serde_json::to_vec(&entry).map_err(|e| err!(Content, "{e}"))?;
+                Some((to_store(&s.digest)?, entry))
             }
             None => None,
         };
         changes.push(RepoChange::LinkManifest {
-            repo: repo.to_owned(),
-            digest: m.digest.clone(),
+            repo: repo.to_string(),
+            digest: to_store(&m.digest)?,
             children,
             subject,
             media_type: p.media_type.as_str().to_owned(),
@@ -216,32 +226,14 @@ pub fn link_into(
 }
 
 /// Reports an image's result.
-pub fn report(progress: &Progress, plan: &ImagePlan, how: Committed) {
-    let (word, status) = match how {
-        Committed::Added => ("added", "added"),
-        Committed::Present => ("already present", "present"),
-    };
-    let names = if plan.tags.is_empty() {
-        format!("{}@{}", plan.repo, plan.root.digest)
-    } else {
-        plan.tags
-            .iter()
-            .map(|t| format!("{}:{t}", plan.repo))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    progress.result(
-        &format!("{word}: {names} {}", plan.root.digest),
-        json!({
-            "event": "image",
-            "status": status,
-            "source": plan.label,
-            "repository": plan.repo,
-            "tags": plan.tags,
-            "digest": plan.root.digest,
-            "media_type": plan.root.media_type,
-            "manifests": plan.manifests.len(),
-            "blobs": plan.blobs.len(),
-        }),
-    );
+pub fn report(progress: &dyn Progress, plan: &ImagePlan, how: Committed) {
+    progress.image(&ImageReport {
+        outcome: how,
+        label: plan.label.clone(),
+        repo: plan.repo.clone(),
+        tags: plan.tags.clone(),
+        root: plan.root.clone(),
+        manifests: plan.manifests.len(),
+        blobs: plan.blobs.len(),
+    });
 }

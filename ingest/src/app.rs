@@ -22,18 +22,19 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use airlock_bundle::Reference;
-use airlock_registry::{Descriptor, OCI_INDEX, RepoName, Tag};
+use airlock_oci::{Descriptor, ImageRef, OCI_INDEX, Platform, RepoName, Tag, Target};
 use airlock_store::{Digest, RepoChange, Store};
-use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::{
-    AddOptions, Committed, ImagePlan, Progress, Source, Target,
+use crate::{
+    AddOptions, ImagePlan, Source, Untagged,
     commit::{link_into, put_manifest},
-    plan::{ManifestNode, Platform},
-    plan_source, store_and_commit,
+    digest::to_store,
+    error::{Context as _, Error, Result, err, fail},
+    plan::ManifestNode,
+    plan_source,
+    progress::{AppReport, Committed, Progress},
+    store_and_commit,
 };
 
 /// The `artifactType` of an application version's index.
@@ -85,18 +86,23 @@ struct AppIndex<'a> {
 }
 
 /// Adds every image of the app file at `path`, then records the version.
-pub fn add_app(store: &Store, path: &Path, opts: &AddOptions, progress: &Progress) -> Result<()> {
+pub fn add_app(
+    store: &Store,
+    path: &Path,
+    opts: &AddOptions,
+    progress: &dyn Progress,
+) -> Result<()> {
     let text = read_app_file(path)?;
-    let app: AppFile =
-        serde_saphyr::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let repo = format!("{APP_REPO_PREFIX}{}", app.name);
-    repo.parse::<RepoName>()
-        .map_err(|e| anyhow!("{}: name {:?}: {e}", path.display(), app.name))?;
-    app.version
-        .parse::<Tag>()
-        .map_err(|e| anyhow!("{}: version {:?}: {e}", path.display(), app.version))?;
+    let app: AppFile = serde_saphyr::from_str(&text).map_err(|e| app_error(path, e.to_string()))?;
+    let repo: RepoName = format!("{APP_REPO_PREFIX}{}", app.name)
+        .parse()
+        .map_err(|e| app_error(path, format!("name {:?}: {e}", app.name)))?;
+    let version: Tag = app
+        .version
+        .parse()
+        .map_err(|e| app_error(path, format!("version {:?}: {e}", app.version)))?;
     if app.images.is_empty() {
-        bail!("{}: images: the list is empty", path.display());
+        return Err(app_error(path, "images: the list is empty".into()));
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let mut plans: Vec<ImagePlan> = Vec::new();
@@ -110,60 +116,57 @@ pub fn add_app(store: &Store, path: &Path, opts: &AddOptions, progress: &Progres
             ),
         };
         let what = format!("{}: images[{i}] ({source})", path.display());
-        let source = Source::parse(source, Some(base)).with_context(|| what.clone())?;
+        let source = Source::parse(source, Some(base)).context(|| what.clone())?;
         let target = target
             .map(str::parse::<Target>)
             .transpose()
-            .with_context(|| what.clone())?;
+            .context(|| what.clone())?;
         let mut opts = opts.clone();
         if let Some(p) = platform {
-            opts.upstream.platform = Some(p.parse::<Platform>().with_context(|| what.clone())?);
+            opts.upstream.platform = Some(p.parse::<Platform>().context(|| what.clone())?);
         }
-        let planned = plan_source(&source, target.as_ref(), &opts, true, progress)
-            .with_context(|| what.clone())?;
+        let planned = plan_source(&source, target.as_ref(), &opts, Untagged::Allow, progress)
+            .context(|| what.clone())?;
         plans.extend(planned);
     }
     store_and_commit(store, &plans, opts, progress)?;
-    let how = commit_app(store, &repo, &app, &plans)?;
-    let (word, status) = match how.0 {
-        Committed::Added => ("added", "added"),
-        Committed::Present => ("already present", "present"),
-    };
-    progress.result(
-        &format!(
-            "{word}: app {} {} as {repo}:{} {}",
-            app.name, app.version, app.version, how.1.digest
-        ),
-        json!({
-            "event": "app",
-            "status": status,
-            "name": app.name,
-            "version": app.version,
-            "repository": repo,
-            "tag": app.version,
-            "digest": how.1.digest,
-            "images": how.1.parsed.manifests.len(),
-        }),
-    );
+    let (outcome, node) = commit_app(store, &repo, &version, &app, &plans)?;
+    progress.app(&AppReport {
+        outcome,
+        name: app.name.clone(),
+        version,
+        repo,
+        digest: node.digest,
+        images: node.parsed.manifests.len(),
+    });
     Ok(())
+}
+
+fn app_error(path: &Path, what: String) -> Error {
+    Error::App {
+        path: path.to_owned(),
+        what,
+    }
 }
 
 fn read_app_file(path: &Path) -> Result<String> {
     let meta =
-        std::fs::metadata(path).with_context(|| format!("reading app file {}", path.display()))?;
+        std::fs::metadata(path).context(|| format!("reading app file {}", path.display()))?;
     if meta.len() > MAX_APP_FILE_BYTES {
-        bail!(
+        fail!(
+            Content,
             "app file {} is larger than {MAX_APP_FILE_BYTES} bytes",
             path.display()
         );
     }
-    std::fs::read_to_string(path).with_context(|| format!("reading app file {}", path.display()))
+    std::fs::read_to_string(path).context(|| format!("reading app file {}", path.display()))
 }
 
 /// Builds, stores, links and tags the app's index.
 fn commit_app(
     store: &Store,
-    repo: &str,
+    repo: &RepoName,
+    version: &Tag,
     app: &AppFile,
     plans: &[ImagePlan],
 ) -> Result<(Committed, ManifestNode)> {
@@ -191,9 +194,12 @@ fn commit_app(
             ("org.opencontainers.image.version", app.version.as_str()),
         ]),
     };
-    let bytes = serde_json::to_vec(&index).context("writing the app index")?;
+    let bytes = serde_json::to_vec(&index).context(|| "writing the app index".into())?;
     let node = ManifestNode::new(bytes, Some(OCI_INDEX), None)?;
-    if store.tag(repo, &app.version)?.as_ref() == Some(&node.digest) {
+    let current = store
+        .tag(repo.as_str(), version.as_str())
+        .context(|| format!("reading tag {repo}:{version}"))?;
+    if current == Some(to_store(&node.digest)?) {
         return Ok((Committed::Present, node));
     }
     put_manifest(store, &node)?;
@@ -203,13 +209,13 @@ fn commit_app(
     }
     link_into(&mut changes, repo, std::slice::from_ref(&node), &[])?;
     changes.push(RepoChange::SetTag {
-        repo: repo.to_owned(),
-        tag: app.version.clone(),
-        digest: node.digest.clone(),
+        repo: repo.to_string(),
+        tag: version.to_string(),
+        digest: to_store(&node.digest)?,
     });
     store
         .apply_repo_changes(&changes)
-        .with_context(|| format!("recording app {} {}", app.name, app.version))?;
+        .context(|| format!("recording app {} {}", app.name, app.version))?;
     Ok((Committed::Added, node))
 }
 
@@ -217,28 +223,35 @@ fn commit_app(
 #[derive(Clone, Debug)]
 pub struct AppEntry {
     /// The image's reference as its entry is annotated (`repo:tag` or `repo@digest`).
-    pub name: Option<Reference>,
+    pub name: Option<ImageRef>,
     /// The root manifest the version recorded (its tag may have moved since).
     pub digest: Digest,
 }
 
 /// The images of the application version `r` names (recorded by `airlock add -f`), or `None`
 /// when `r` names anything else or nothing.
-pub fn read_app(store: &Store, r: &Reference) -> Result<Option<Vec<AppEntry>>> {
+pub fn read_app(store: &Store, r: &ImageRef) -> Result<Option<Vec<AppEntry>>> {
     let digest = match (&r.digest, &r.tag) {
-        (Some(d), _) => Some(d.clone()),
-        (None, Some(t)) => store.tag(&r.repo, t)?,
+        (Some(d), _) => Some(to_store(d)?),
+        (None, Some(t)) => store
+            .tag(r.repo.as_str(), t.as_str())
+            .context(|| format!("reading tag {r}"))?,
         (None, None) => None,
     };
     let Some(digest) = digest else {
         return Ok(None);
     };
-    if store.manifest_media_type(&digest)?.as_deref() != Some(OCI_INDEX) {
+    let media_type = store
+        .manifest_media_type(&digest)
+        .context(|| format!("reading manifest {digest} of {r}"))?;
+    if media_type.as_deref() != Some(OCI_INDEX) {
         return Ok(None);
     }
-    let bytes = store.read_blob(&digest)?;
+    let bytes = store
+        .read_blob(&digest)
+        .context(|| format!("reading manifest {digest} of {r}"))?;
     let index: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("reading index {digest} of {r}"))?;
+        serde_json::from_slice(&bytes).context(|| format!("reading index {digest} of {r}"))?;
     if index["artifactType"] != APP_ARTIFACT_TYPE {
         return Ok(None);
     }
@@ -252,12 +265,15 @@ pub fn read_app(store: &Store, r: &Reference) -> Result<Option<Vec<AppEntry>>> {
         let what = || format!("manifests[{i}] of application {r}");
         let digest = entry["digest"]
             .as_str()
-            .ok_or_else(|| anyhow!("{}: no digest", what()))?
+            .ok_or_else(|| err!(Content, "{}: no digest", what()))?
             .parse::<Digest>()
-            .with_context(what)?;
+            .context(what)?;
         let name = entry["annotations"][ANNOTATION_REF]
             .as_str()
-            .map(|n| Reference::parse(n).with_context(|| format!("image {n:?} of application {r}")))
+            .map(|n| {
+                n.parse::<ImageRef>()
+                    .context(|| format!("image {n:?} of application {r}"))
+            })
             .transpose()?;
         out.push(AppEntry { name, digest });
     }
@@ -266,7 +282,7 @@ pub fn read_app(store: &Store, r: &Reference) -> Result<Option<Vec<AppEntry>>> {
 
 /// The images of an application version by the references its index records, so their own
 /// tags travel with it; nothing for any other reference.
-pub fn app_images(store: &Store, r: &Reference) -> Result<Vec<Reference>> {
+pub fn app_images(store: &Store, r: &ImageRef) -> Result<Vec<ImageRef>> {
     let entries = read_app(store, r)?.unwrap_or_default();
     Ok(entries.into_iter().filter_map(|e| e.name).collect())
 }

@@ -1,44 +1,23 @@
-//! `airlock add`: bringing images into the store from `docker save` archives, OCI layouts and
-//! archives, upstream registries, and app files that list them.
-//!
-//! Every source is first turned into [`ImagePlan`]s (manifests as exact bytes, the blobs they
-//! reach, where each blob's bytes come from), checking everything that can be checked without
-//! reading layers: hostile or broken input fails here, before the store is touched. Then the
-//! blobs the store lacks are stored, several at once; then each image is linked and tagged in
-//! one transaction. An error on the way leaves no link and no tag moved (blobs stored without
-//! links are garbage for GC); a re-run skips blobs already stored.
-//!
-//! One module per source kind: [`docker_archive`], [`oci_layout`] (directories and archives),
-//! [`upstream`] (over [`http`] and [`auth`]), and [`app`] for app files. [`archive`] reads tar
-//! archives and directories safely; [`plan`] and [`commit`] are shared by all.
-
-pub mod app;
-pub mod archive;
-pub mod auth;
-pub mod commit;
-pub mod docker_archive;
-pub mod http;
-pub mod oci_layout;
-pub mod plan;
-pub mod progress;
-pub mod reference;
-pub mod upstream;
+//! One `airlock add`: what a SOURCE argument names, the options, and the two phases every source
+//! goes through: plan (everything checked that can be checked without reading layers), then
+//! store the blobs and commit each image.
 
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
 
+use airlock_oci::Target;
 use airlock_store::Store;
-use anyhow::{Context as _, Result, bail};
 
-pub use self::{
-    commit::Committed,
-    docker_archive::ManifestFormat,
+use crate::{
+    archive, commit,
+    docker_archive::{self, Compression, ManifestFormat},
+    error::{Context as _, Result, fail},
+    oci_layout,
     plan::ImagePlan,
-    progress::{Mode, Progress},
-    reference::Target,
-    upstream::UpstreamOptions,
+    progress::{Committed, Progress, Summary},
+    upstream::{self, UpstreamOptions},
 };
 
 /// What `airlock add` reads.
@@ -94,7 +73,8 @@ impl Source {
         if let Some(rest) = text.strip_prefix("docker://") {
             return Ok(Source::Registry(rest.to_owned()));
         }
-        bail!(
+        fail!(
+            Usage,
             "unknown source {text:?}: expected docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF] or docker://HOST/REPO:TAG"
         )
     }
@@ -105,12 +85,33 @@ impl Source {
 pub struct AddOptions {
     /// The manifest flavour made for docker-archive images.
     pub format: ManifestFormat,
-    /// Whether docker-archive layers are gzip'd with airlock's deterministic encoding.
-    pub gzip: bool,
+    /// How docker-archive layers are compressed.
+    pub compression: Compression,
     /// How to reach upstream registries.
     pub upstream: UpstreamOptions,
     /// Blobs stored at once.
     pub jobs: usize,
+}
+
+impl Default for AddOptions {
+    /// OCI manifests, layers as they are, HTTPS, four blobs at once (the CLI's defaults).
+    fn default() -> Self {
+        AddOptions {
+            format: ManifestFormat::Oci,
+            compression: Compression::None,
+            upstream: UpstreamOptions::default(),
+            jobs: 4,
+        }
+    }
+}
+
+/// Whether an image pulled by digest alone may be planned without a tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Untagged {
+    /// Refuse it: untagged content is garbage-collected.
+    Refuse,
+    /// Allow it: something else (an app's index) will reach it.
+    Allow,
 }
 
 /// The plans for one source.
@@ -118,17 +119,17 @@ pub fn plan_source(
     source: &Source,
     target: Option<&Target>,
     opts: &AddOptions,
-    untagged_ok: bool,
-    progress: &Progress,
+    untagged: Untagged,
+    progress: &dyn Progress,
 ) -> Result<Vec<ImagePlan>> {
     match source {
         Source::DockerArchive(file) => {
             let label = format!("docker-archive:{}", file.display());
-            docker_archive::plan(file, &label, opts.format, opts.gzip, target)
+            docker_archive::plan(file, &label, opts.format, opts.compression, target)
         }
         Source::OciDir { dir, reference } => {
             let label = format!("oci:{}", dir.display());
-            let fs = Arc::new(archive::DirFs::new(dir).with_context(|| label.clone())?);
+            let fs = Arc::new(archive::DirFs::new(dir).context(|| label.clone())?);
             oci_layout::plan(fs, &label, reference.as_deref(), target)
         }
         Source::OciArchive { file, reference } => {
@@ -136,9 +137,7 @@ pub fn plan_source(
             let fs = Arc::new(archive::TarIndex::scan(file)?);
             oci_layout::plan(fs, &label, reference.as_deref(), target)
         }
-        Source::Registry(spec) => {
-            upstream::plan(spec, target, &opts.upstream, untagged_ok, progress)
-        }
+        Source::Registry(spec) => upstream::plan(spec, target, &opts.upstream, untagged, progress),
     }
 }
 
@@ -147,30 +146,23 @@ pub fn store_and_commit(
     store: &Store,
     plans: &[ImagePlan],
     opts: &AddOptions,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Vec<Committed>> {
     let stored = commit::store_blobs(store, plans, opts.jobs, progress);
-    progress.finish();
+    progress.blobs_done(stored.as_ref().ok().copied());
     let (blobs, bytes) = stored?;
-    if blobs > 0 {
-        progress.note(&format!(
-            "stored {blobs} blobs ({})",
-            Progress::bytes(bytes)
-        ));
-    }
     let mut results = Vec::new();
     for plan in plans {
         let how = commit::commit_image(store, plan)?;
         commit::report(progress, plan, how);
         results.push(how);
     }
-    progress.event(serde_json::json!({
-        "event": "done",
-        "images": plans.len(),
-        "added": results.iter().filter(|c| **c == Committed::Added).count(),
-        "blobs_stored": blobs,
-        "bytes_stored": bytes,
-    }));
+    progress.done(&Summary {
+        images: plans.len(),
+        added: results.iter().filter(|c| **c == Committed::Added).count(),
+        blobs_stored: blobs,
+        bytes_stored: bytes,
+    });
     Ok(results)
 }
 

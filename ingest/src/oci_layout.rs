@@ -7,14 +7,15 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use airlock_registry::{Descriptor, MAX_MANIFEST_BYTES, OCI_INDEX, parse_manifest};
-use airlock_store::Digest;
-use anyhow::{Context as _, Result, anyhow, bail};
+use airlock_oci::{
+    Descriptor, Digest, MAX_MANIFEST_BYTES, OCI_INDEX, RepoName, Tag, Target,
+    normalize_docker_reference, parse_manifest,
+};
 
-use super::{
+use crate::{
     archive::SourceFs,
+    error::{Context as _, Result, err, fail},
     plan::{BlobSource, ImagePlan, ManifestSource, Walked, fetch_node},
-    reference::{ImageRef, Target},
 };
 
 /// The annotation naming an image in a layout's `index.json`.
@@ -24,11 +25,7 @@ pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Where a blob lives in a layout.
 pub fn blob_name(digest: &Digest) -> String {
-    let text = digest.to_string();
-    match text.split_once(':') {
-        Some((alg, hex)) => format!("blobs/{alg}/{hex}"),
-        None => format!("blobs/{text}"),
-    }
+    format!("blobs/{}/{}", digest.algorithm().name(), digest.hex())
 }
 
 /// A layout's blobs, as manifests and as leaf blobs.
@@ -42,7 +39,8 @@ impl ManifestSource for LayoutBlobs {
         self.fs
             .read_small(&name, MAX_MANIFEST_BYTES)?
             .ok_or_else(|| {
-                anyhow!(
+                err!(
+                    Content,
                     "missing blob: {} (manifest {})",
                     self.fs.describe(&name),
                     d.digest
@@ -56,7 +54,7 @@ impl BlobSource for LayoutBlobs {
         let name = blob_name(&blob.digest);
         match self.fs.open(&name)? {
             Some((r, _)) => Ok(r),
-            None => bail!("missing blob: {}", self.fs.describe(&name)),
+            None => fail!(Content, "missing blob: {}", self.fs.describe(&name)),
         }
     }
 
@@ -74,13 +72,21 @@ pub fn plan(
     target: Option<&Target>,
 ) -> Result<Vec<ImagePlan>> {
     if fs.read_small("oci-layout", 64 * 1024)?.is_none() {
-        bail!("{label} is not an OCI image layout: it has no oci-layout file");
+        fail!(
+            Content,
+            "{label} is not an OCI image layout: it has no oci-layout file"
+        );
     }
     let index_bytes = fs
         .read_small("index.json", MAX_MANIFEST_BYTES)?
-        .ok_or_else(|| anyhow!("{label} is not an OCI image layout: it has no index.json"))?;
+        .ok_or_else(|| {
+            err!(
+                Content,
+                "{label} is not an OCI image layout: it has no index.json"
+            )
+        })?;
     let index = parse_manifest(Some(OCI_INDEX), &index_bytes)
-        .map_err(|e| anyhow!("{}: {e}", fs.describe("index.json")))?;
+        .map_err(|e| err!(Content, "{}: {e}", fs.describe("index.json")))?;
     // The full name when containerd wrote one, else the layout's name (often a tag alone).
     let named = |d: &Descriptor| {
         d.annotations
@@ -99,7 +105,8 @@ pub fn plan(
                 .collect();
             if found.is_empty() {
                 let names: Vec<String> = index.manifests.iter().filter_map(named).collect();
-                bail!(
+                fail!(
+                    Content,
                     "{label}: no image named {r:?} in index.json (names: {})",
                     if names.is_empty() {
                         "none".to_owned()
@@ -121,7 +128,8 @@ pub fn plan(
                 .map(|d| (named(d), d))
                 .collect();
             if found.is_empty() {
-                bail!(
+                fail!(
+                    Content,
                     "{label}: index.json names no image ({REF_NAME}); name one with --as REPO:TAG"
                 );
             }
@@ -129,14 +137,15 @@ pub fn plan(
         }
     };
     if selected.len() > 1 && target.is_some_and(|t| t.tag.is_some()) {
-        bail!(
+        fail!(
+            Content,
             "{label} holds {} images but --as names one tag: pick one with {label}:REF, or give --as REPO alone to keep each image's tag",
             selected.len()
         );
     }
     let blobs = Arc::new(LayoutBlobs { fs: fs.clone() });
     // One plan per (repository, root): several names of one image in one repository are tags.
-    let mut plans: BTreeMap<(String, Digest), ImagePlan> = BTreeMap::new();
+    let mut plans: BTreeMap<(RepoName, Digest), ImagePlan> = BTreeMap::new();
     let chosen: Vec<Digest> = selected.iter().map(|(_, d)| d.digest.clone()).collect();
     for (name, root) in selected {
         let (repo, tag) = destination(label, name.as_deref(), target)?;
@@ -148,9 +157,9 @@ pub fn plan(
             continue;
         }
         let mut walked = Walked::default();
-        let node = walked.walk(blobs.as_ref(), root).with_context(|| {
-            format!("{label}: image {}", name.as_deref().unwrap_or("(unnamed)"))
-        })?;
+        let node = walked
+            .walk(blobs.as_ref(), root)
+            .context(|| format!("{label}: image {}", name.as_deref().unwrap_or("(unnamed)")))?;
         check_blobs(fs.as_ref(), &walked.blobs)?;
         plans.insert(
             key,
@@ -175,7 +184,7 @@ pub fn plan(
         .filter(|d| !chosen.contains(&d.digest) && named(d).is_none());
     for d in others {
         add_referrer(fs.as_ref(), &blobs, &mut plans, d)
-            .with_context(|| format!("{label}: index.json entry {}", d.digest))?;
+            .context(|| format!("{label}: index.json entry {}", d.digest))?;
     }
     Ok(plans)
 }
@@ -218,33 +227,37 @@ fn destination(
     label: &str,
     name: Option<&str>,
     target: Option<&Target>,
-) -> Result<(String, String)> {
+) -> Result<(RepoName, Tag)> {
     let full = name
         .filter(|n| n.contains('/') || n.contains(':'))
-        .map(|n| n.parse::<ImageRef>())
+        .map(normalize_docker_reference)
         .transpose()
-        .with_context(|| format!("{label}: image name {:?}", name.unwrap_or_default()))?;
+        .context(|| format!("{label}: image name {:?}", name.unwrap_or_default()))?;
     let own_tag = match (&full, name) {
-        (Some(r), _) => Some(r.tag.clone().unwrap_or_else(|| "latest".to_owned())),
+        (Some(r), _) => Some(r.tag.as_ref().map_or("latest", Tag::as_str).to_owned()),
         (None, Some(n)) => Some(n.to_owned()),
         (None, None) => None,
     };
+    let tag = |text: String| {
+        text.parse::<Tag>()
+            .map_err(|e| err!(Content, "{label}: {e}"))
+    };
     if let Some(t) = target {
-        let tag = t
-            .tag
-            .clone()
-            .or(own_tag)
-            .ok_or_else(|| anyhow!("{label}: the image has no name: give --as REPO:TAG"))?;
-        tag.parse::<airlock_registry::Tag>()
-            .map_err(|e| anyhow!("{label}: {e}"))?;
+        let tag = match &t.tag {
+            Some(given) => given.clone(),
+            None => tag(own_tag.ok_or_else(|| {
+                err!(
+                    Content,
+                    "{label}: the image has no name: give --as REPO:TAG"
+                )
+            })?)?,
+        };
         return Ok((t.repo.clone(), tag));
     }
-    match full {
-        Some(r) => Ok((
-            r.repository()?,
-            r.tag.unwrap_or_else(|| "latest".to_owned()),
-        )),
-        None => bail!(
+    match (full, own_tag) {
+        (Some(r), Some(own)) => Ok((r.repository().clone(), tag(own)?)),
+        _ => fail!(
+            Content,
             "{label}: image {:?} is named by a tag only; say which repository it goes to with --as REPO[:TAG]",
             name.unwrap_or_default()
         ),
@@ -256,8 +269,14 @@ fn check_blobs(fs: &dyn SourceFs, blobs: &[Descriptor]) -> Result<()> {
     for b in blobs {
         let name = blob_name(&b.digest);
         match fs.open(&name)? {
-            None => bail!("missing blob: {} ({})", fs.describe(&name), b.media_type),
-            Some((_, size)) if size != b.size => bail!(
+            None => fail!(
+                Content,
+                "missing blob: {} ({})",
+                fs.describe(&name),
+                b.media_type
+            ),
+            Some((_, size)) if size != b.size => fail!(
+                Content,
                 "{}: {size} bytes, its descriptor says {}",
                 fs.describe(&name),
                 b.size

@@ -11,7 +11,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use crate::error::{Context as _, Result, err, fail};
 
 /// Links followed at most when resolving one name.
 const MAX_LINK_HOPS: usize = 16;
@@ -52,40 +52,42 @@ impl TarIndex {
     /// Reads every header of the archive at `path` (one streaming pass, data skipped).
     pub fn scan(path: &Path) -> Result<TarIndex> {
         let mut file =
-            File::open(path).with_context(|| format!("opening archive {}", path.display()))?;
+            File::open(path).context(|| format!("opening archive {}", path.display()))?;
         let mut magic = [0u8; 6];
         let n = file
             .read(&mut magic)
-            .with_context(|| format!("reading archive {}", path.display()))?;
+            .context(|| format!("reading archive {}", path.display()))?;
         if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-            bail!(
+            fail!(
+                Archive,
                 "{} is gzip-compressed: decompress it first (gunzip); airlock reads archives by seeking",
                 path.display()
             );
         }
         if n >= 4 && magic[..4] == [0x28, 0xb5, 0x2f, 0xfd] {
-            bail!(
+            fail!(
+                Archive,
                 "{} is zstd-compressed: decompress it first (unzstd)",
                 path.display()
             );
         }
         file.seek(SeekFrom::Start(0))
-            .with_context(|| format!("reading archive {}", path.display()))?;
+            .context(|| format!("reading archive {}", path.display()))?;
         let mut archive = tar::Archive::new(io::BufReader::new(file));
         let mut entries = HashMap::new();
         // Headers only: the data between them is skipped by seeking, not read.
         let iter = archive
             .entries_with_seek()
-            .with_context(|| format!("reading archive {}", path.display()))?;
+            .context(|| format!("reading archive {}", path.display()))?;
         for entry in iter {
-            let entry = entry.with_context(|| format!("reading archive {}", path.display()))?;
+            let entry = entry.context(|| format!("reading archive {}", path.display()))?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let ty = entry.header().entry_type();
             if ty.is_pax_global_extensions() {
                 continue;
             }
             let name = normalize(&raw)
-                .map_err(|why| anyhow!("archive entry {raw:?}: {why}"))?
+                .map_err(|why| err!(Archive, "archive entry {raw:?}: {why}"))?
                 .unwrap_or_default();
             let kind = if ty.is_dir() {
                 Kind::Dir
@@ -93,14 +95,17 @@ impl TarIndex {
                 let target = entry
                     .link_name_bytes()
                     .map(|t| String::from_utf8_lossy(&t).into_owned())
-                    .ok_or_else(|| anyhow!("archive entry {raw:?}: link without a target"))?;
+                    .ok_or_else(|| err!(Archive, "archive entry {raw:?}: link without a target"))?;
                 let resolved = if ty.is_symlink() {
                     resolve_symlink(&name, &target)
                 } else {
                     normalize(&target).and_then(|t| t.ok_or("link to the archive's root"))
                 };
                 Kind::Link(resolved.map_err(|why| {
-                    anyhow!("archive entry {raw:?}: link target {target:?} {why}")
+                    err!(
+                        Archive,
+                        "archive entry {raw:?}: link target {target:?} {why}"
+                    )
                 })?)
             } else if ty.is_file() || ty == tar::EntryType::Continuous {
                 Kind::File {
@@ -114,11 +119,11 @@ impl TarIndex {
                 if matches!(kind, Kind::Dir) {
                     continue;
                 }
-                bail!("archive entry {raw:?}: a file without a name");
+                fail!(Archive, "archive entry {raw:?}: a file without a name");
             }
             match entries.get(&name) {
                 Some(Kind::Dir) if matches!(kind, Kind::Dir) => {}
-                Some(_) => bail!("archive entry {raw:?}: duplicated entry {name:?}"),
+                Some(_) => fail!(Archive, "archive entry {raw:?}: duplicated entry {name:?}"),
                 None => {
                     entries.insert(name, kind);
                 }
@@ -133,20 +138,23 @@ impl TarIndex {
     /// The data of a regular file, following links inside the archive.
     fn locate(&self, name: &str) -> Result<Option<(u64, u64)>> {
         let mut current = normalize(name)
-            .map_err(|why| anyhow!("{name:?}: {why}"))?
+            .map_err(|why| err!(Archive, "{name:?}: {why}"))?
             .unwrap_or_default();
         for _ in 0..MAX_LINK_HOPS {
             match self.entries.get(&current) {
                 None => return Ok(None),
                 Some(Kind::File { offset, size }) => return Ok(Some((*offset, *size))),
                 Some(Kind::Link(target)) => current = target.clone(),
-                Some(Kind::Dir) => bail!("archive entry {current:?} is a directory"),
+                Some(Kind::Dir) => fail!(Archive, "archive entry {current:?} is a directory"),
                 Some(Kind::Other) => {
-                    bail!("archive entry {current:?} is not a regular file")
+                    fail!(Archive, "archive entry {current:?} is not a regular file")
                 }
             }
         }
-        bail!("archive entry {name:?}: more than {MAX_LINK_HOPS} links")
+        fail!(
+            Archive,
+            "archive entry {name:?}: more than {MAX_LINK_HOPS} links"
+        )
     }
 }
 
@@ -156,21 +164,26 @@ impl SourceFs for TarIndex {
             return Ok(None);
         };
         if size > limit {
-            bail!(
+            fail!(
+                Archive,
                 "{}: {size} bytes, more than the {limit} accepted",
                 self.describe(name)
             );
         }
         let mut file = File::open(&self.path)
-            .with_context(|| format!("opening archive {}", self.path.display()))?;
+            .context(|| format!("opening archive {}", self.path.display()))?;
         file.seek(SeekFrom::Start(offset))
-            .with_context(|| format!("reading {}", self.describe(name)))?;
+            .context(|| format!("reading {}", self.describe(name)))?;
         let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         file.take(size)
             .read_to_end(&mut bytes)
-            .with_context(|| format!("reading {}", self.describe(name)))?;
+            .context(|| format!("reading {}", self.describe(name)))?;
         if bytes.len() as u64 != size {
-            bail!("{}: the archive ends inside it", self.describe(name));
+            fail!(
+                Archive,
+                "{}: the archive ends inside it",
+                self.describe(name)
+            );
         }
         Ok(Some(bytes))
     }
@@ -180,9 +193,9 @@ impl SourceFs for TarIndex {
             return Ok(None);
         };
         let mut file = File::open(&self.path)
-            .with_context(|| format!("opening archive {}", self.path.display()))?;
+            .context(|| format!("opening archive {}", self.path.display()))?;
         file.seek(SeekFrom::Start(offset))
-            .with_context(|| format!("reading {}", self.describe(name)))?;
+            .context(|| format!("reading {}", self.describe(name)))?;
         Ok(Some((Box::new(io::BufReader::new(file.take(size))), size)))
     }
 
@@ -202,28 +215,29 @@ impl DirFs {
     pub fn new(root: &Path) -> Result<DirFs> {
         let root = root
             .canonicalize()
-            .with_context(|| format!("opening directory {}", root.display()))?;
+            .context(|| format!("opening directory {}", root.display()))?;
         if !root.is_dir() {
-            bail!("{} is not a directory", root.display());
+            fail!(Archive, "{} is not a directory", root.display());
         }
         Ok(DirFs { root })
     }
 
     fn path(&self, name: &str) -> Result<Option<PathBuf>> {
         let rel = normalize(name)
-            .map_err(|why| anyhow!("{name:?}: {why}"))?
+            .map_err(|why| err!(Archive, "{name:?}: {why}"))?
             .unwrap_or_default();
         let path = self.root.join(&rel);
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
             Ok(_) => {}
         }
         let real = path
             .canonicalize()
-            .with_context(|| format!("resolving {}", path.display()))?;
+            .context(|| format!("resolving {}", path.display()))?;
         if !real.starts_with(&self.root) {
-            bail!(
+            fail!(
+                Archive,
                 "{} leads outside {} (to {})",
                 path.display(),
                 self.root.display(),
@@ -231,7 +245,7 @@ impl DirFs {
             );
         }
         if !real.is_file() {
-            bail!("{} is not a regular file", path.display());
+            fail!(Archive, "{} is not a regular file", path.display());
         }
         Ok(Some(real))
     }
@@ -242,13 +256,14 @@ impl SourceFs for DirFs {
         let Some(path) = self.path(name)? else {
             return Ok(None);
         };
-        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let file = File::open(&path).context(|| format!("opening {}", path.display()))?;
         let mut bytes = Vec::new();
         file.take(limit + 1)
             .read_to_end(&mut bytes)
-            .with_context(|| format!("reading {}", path.display()))?;
+            .context(|| format!("reading {}", path.display()))?;
         if bytes.len() as u64 > limit {
-            bail!(
+            fail!(
+                Archive,
                 "{}: more than the {limit} bytes accepted",
                 self.describe(name)
             );
@@ -260,10 +275,10 @@ impl SourceFs for DirFs {
         let Some(path) = self.path(name)? else {
             return Ok(None);
         };
-        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let file = File::open(&path).context(|| format!("opening {}", path.display()))?;
         let size = file
             .metadata()
-            .with_context(|| format!("reading {}", path.display()))?
+            .context(|| format!("reading {}", path.display()))?
             .len();
         Ok(Some((Box::new(io::BufReader::new(file)), size)))
     }

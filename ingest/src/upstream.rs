@@ -11,23 +11,24 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use airlock_registry::{
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST,
+use airlock_oci::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, Digest, MAX_MANIFEST_BYTES, OCI_INDEX,
+    OCI_MANIFEST, Platform, Tag, Target, normalize_docker_reference,
 };
-use airlock_store::Digest;
-use anyhow::{Context as _, Result, anyhow, bail};
 use hyper::{StatusCode, header};
 
-use super::{
+use crate::{
+    Untagged,
     auth::Credentials,
+    error::{Context as _, Result, err, fail},
     http::{Client, Response, header_text},
-    plan::{
-        BlobSource, ImagePlan, ManifestNode, ManifestSource, Platform, Walked, entry_platforms,
-    },
+    plan::{BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked, latest},
     progress::Progress,
-    reference::{ImageRef, Target},
 };
 
+/// `Docker-Content-Digest`: the digest of the manifest a response holds.
+const DOCKER_CONTENT_DIGEST: header::HeaderName =
+    header::HeaderName::from_static("docker-content-digest");
 /// Manifests fetched at most per image (referrers included): a bound on hostile graphs.
 const MAX_MANIFESTS: usize = 10_000;
 /// Every manifest type airlock stores.
@@ -76,11 +77,12 @@ impl Upstream {
         }
         let status = resp.status;
         let media_type = header_text(&resp.headers, &header::CONTENT_TYPE).map(str::to_owned);
-        let digest = header_text(&resp.headers, &"docker-content-digest".parse()?)
+        let digest = header_text(&resp.headers, &DOCKER_CONTENT_DIGEST)
             .and_then(|d| d.parse::<Digest>().ok());
         let body = self.client.read_body(resp, MAX_MANIFEST_BYTES)?;
         if !status.is_success() {
-            bail!(
+            fail!(
+                Upstream,
                 "GET manifest {}:{reference}: {status}: {}",
                 self.path,
                 String::from_utf8_lossy(&body)
@@ -104,8 +106,8 @@ impl ManifestSource for Upstream {
             return Ok(b);
         }
         let (bytes, _, _) = self
-            .manifest(&d.digest.to_string())?
-            .ok_or_else(|| anyhow!("manifest {} is not in {}", d.digest, self.path))?;
+            .manifest(d.digest.as_str())?
+            .ok_or_else(|| err!(Upstream, "manifest {} is not in {}", d.digest, self.path))?;
         if let Ok(mut c) = self.cache.lock() {
             c.insert(d.digest.clone(), bytes.clone());
         }
@@ -119,7 +121,8 @@ impl BlobSource for Upstream {
         if resp.status != StatusCode::OK {
             let status = resp.status;
             let body = self.client.read_body(resp, 64 * 1024).unwrap_or_default();
-            bail!(
+            fail!(
+                Upstream,
                 "GET blob {}: {status}: {}",
                 blob.digest,
                 String::from_utf8_lossy(&body)
@@ -137,16 +140,16 @@ impl BlobSource for Upstream {
 }
 
 /// Plans the image `spec` (what follows `docker://`). Without a tag (a pull by digest) the
-/// image needs `--as REPO:TAG` unless `untagged_ok` (an app file's index reaches it).
+/// image needs `--as REPO:TAG` unless `untagged` allows it (an app file's index reaches it).
 pub fn plan(
     spec: &str,
     target: Option<&Target>,
     opts: &UpstreamOptions,
-    untagged_ok: bool,
-    progress: &Progress,
+    untagged: Untagged,
+    progress: &dyn Progress,
 ) -> Result<Vec<ImagePlan>> {
     let label = format!("docker://{spec}");
-    let r: ImageRef = spec.parse().with_context(|| label.clone())?;
+    let r = normalize_docker_reference(spec).context(|| label.clone())?;
     let credentials = match &opts.credentials {
         Some(c) => Some(c.clone()),
         None => Credentials::from_docker_config(&r.host)?,
@@ -154,46 +157,49 @@ pub fn plan(
     let upstream = Arc::new(Upstream {
         client: Client::new(r.api_host(), opts.insecure, credentials)?,
         scope: format!("repository:{}:pull", r.path),
-        path: r.path.clone(),
+        path: r.path.to_string(),
         cache: Mutex::new(HashMap::new()),
     });
     let reference = match (&r.digest, &r.tag) {
         (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.clone(),
+        (None, Some(t)) => t.to_string(),
         (None, None) => "latest".to_owned(),
     };
     let (bytes, media_type, header_digest) = upstream
         .manifest(&reference)
-        .with_context(|| label.clone())?
-        .ok_or_else(|| anyhow!("{label}: not found on {}", r.host))?;
+        .context(|| label.clone())?
+        .ok_or_else(|| err!(Upstream, "{label}: not found on {}", r.host))?;
     let expected = r.digest.clone().or(header_digest);
     let top = ManifestNode::new(bytes.clone(), media_type.as_deref(), expected.as_ref())
-        .with_context(|| label.clone())?;
+        .context(|| label.clone())?;
     if let Ok(mut c) = upstream.cache.lock() {
         c.insert(top.digest.clone(), bytes.clone());
     }
     let root = match &opts.platform {
-        Some(p) if top.parsed.media_type.is_index() => choose_platform(&top, &bytes, p, &label)?,
+        Some(p) if top.parsed.media_type.is_index() => choose_platform(&top, p, &label)?,
         _ => top.descriptor(),
     };
     let mut walked = Walked::default();
     let root_node = walked
         .walk(upstream.as_ref(), &root)
-        .with_context(|| label.clone())?;
+        .context(|| label.clone())?;
     let extra_tags = copy_referrers(&upstream, &mut walked, &root_node.digest, progress)
-        .with_context(|| format!("{label}: referrers"))?;
+        .context(|| format!("{label}: referrers"))?;
     let repo = match target {
         Some(t) => t.repo.clone(),
-        None => r.repository()?,
+        None => r.repository().clone(),
     };
     let tag = target
         .and_then(|t| t.tag.clone())
         .or(r.tag.clone())
-        .or_else(|| r.digest.is_none().then(|| "latest".to_owned()));
+        .map(Ok)
+        .or_else(|| r.digest.is_none().then(latest))
+        .transpose()?;
     let tags = match tag {
         Some(t) => vec![t],
-        None if untagged_ok => Vec::new(),
-        None => bail!(
+        None if untagged == Untagged::Allow => Vec::new(),
+        None => fail!(
+            Upstream,
             "{label}: a pull by digest needs a tag to keep the image (untagged content is garbage-collected): write docker://{}/{}:TAG@{} or give --as REPO:TAG",
             r.host,
             r.path,
@@ -213,20 +219,20 @@ pub fn plan(
 }
 
 /// The index entry for `platform`, or an error listing the platforms there are.
-fn choose_platform(
-    index: &ManifestNode,
-    bytes: &[u8],
-    platform: &Platform,
-    label: &str,
-) -> Result<Descriptor> {
-    let platforms = entry_platforms(bytes);
-    for (entry, p) in index.parsed.manifests.iter().zip(&platforms) {
-        if p.as_ref().is_some_and(|p| platform.matches(p)) {
-            return Ok(entry.clone());
-        }
+fn choose_platform(index: &ManifestNode, platform: &Platform, label: &str) -> Result<Descriptor> {
+    let entries = &index.parsed.manifests;
+    if let Some(entry) = entries
+        .iter()
+        .find(|e| e.platform.as_ref().is_some_and(|p| platform.matches(p)))
+    {
+        return Ok(entry.clone());
     }
-    let have: Vec<String> = platforms.iter().flatten().map(|p| p.to_string()).collect();
-    bail!(
+    let have: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.platform.as_ref().map(Platform::to_string))
+        .collect();
+    fail!(
+        Upstream,
         "{label}: no manifest for platform {platform} (the index has {})",
         if have.is_empty() {
             "none".to_owned()
@@ -242,8 +248,8 @@ fn copy_referrers(
     upstream: &Upstream,
     walked: &mut Walked,
     root: &Digest,
-    progress: &Progress,
-) -> Result<Vec<(String, Digest)>> {
+    progress: &dyn Progress,
+) -> Result<Vec<(Tag, Digest)>> {
     let mut asked: HashSet<Digest> = HashSet::new();
     'rounds: loop {
         let pending: Vec<Digest> = walked
@@ -258,7 +264,7 @@ fn copy_referrers(
         for subject in pending {
             asked.insert(subject.clone());
             if walked.manifests.len() > MAX_MANIFESTS {
-                bail!("more than {MAX_MANIFESTS} manifests reached");
+                fail!(Upstream, "more than {MAX_MANIFESTS} manifests reached");
             }
             let resp = upstream.get(&format!("referrers/{subject}"), &[OCI_INDEX])?;
             if resp.status == StatusCode::NOT_FOUND {
@@ -274,30 +280,32 @@ fn copy_referrers(
             }
             let body = upstream.client.read_body(resp, MAX_MANIFEST_BYTES)?;
             let list = ManifestNode::new(body, Some(OCI_INDEX), None)
-                .with_context(|| format!("referrers list of {subject}"))?;
+                .context(|| format!("referrers list of {subject}"))?;
             for d in &list.parsed.manifests {
                 if !walked.contains(&d.digest) {
                     walked
                         .walk(upstream, d)
-                        .with_context(|| format!("referrer {} of {subject}", d.digest))?;
+                        .context(|| format!("referrer {} of {subject}", d.digest))?;
                 }
             }
         }
     }
     let mut tags = Vec::new();
     for suffix in ["sig", "att", "sbom"] {
-        let tag = format!("{}.{suffix}", root.to_string().replacen(':', "-", 1));
-        let Some((bytes, media_type, _)) = upstream.manifest(&tag)? else {
+        let tag: Tag = format!("{}-{}.{suffix}", root.algorithm().name(), root.hex())
+            .parse()
+            .context(|| format!("cosign tag of {root}"))?;
+        let Some((bytes, media_type, _)) = upstream.manifest(tag.as_str())? else {
             continue;
         };
         let node = ManifestNode::new(bytes.clone(), media_type.as_deref(), None)
-            .with_context(|| format!("cosign tag {tag}"))?;
+            .context(|| format!("cosign tag {tag}"))?;
         if let Ok(mut c) = upstream.cache.lock() {
             c.insert(node.digest.clone(), bytes);
         }
         walked
             .walk(upstream, &node.descriptor())
-            .with_context(|| format!("cosign tag {tag}"))?;
+            .context(|| format!("cosign tag {tag}"))?;
         tags.push((tag, node.digest));
     }
     Ok(tags)
@@ -306,7 +314,7 @@ fn copy_referrers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::add::plan::fetch_node;
+    use crate::{digest::to_oci, plan::fetch_node};
 
     struct Fixed(Vec<u8>);
 
@@ -322,7 +330,7 @@ mod tests {
         let mut d = ManifestNode::new(body.to_vec(), None, None)
             .expect("index")
             .descriptor();
-        d.digest = Digest::sha256(b"x");
+        d.digest = to_oci(&airlock_store::Digest::sha256(b"x")).expect("digest");
         assert!(fetch_node(&Fixed(body.to_vec()), &d).is_err());
     }
 }

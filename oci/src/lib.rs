@@ -1,0 +1,60 @@
+//! OCI as airlock reads it: repository names, tags and registry hosts, references in their
+//! three forms (a tag or digest, `REPO:TAG@DIGEST`, and docker's normalized `nginx:1.27`), digests
+//! as OCI spells them, manifest media types, manifests and indexes (OCI and Docker schema 2), and
+//! the one walk over a manifest graph, with one depth limit.
+//!
+//! It must not know HTTP or the store: it parses text and bytes into validated types and says
+//! precisely what is wrong with them in one [`Error`], which the registry maps to the spec's
+//! error codes. Manifests are kept byte for byte by the callers; [`parse_manifest`] only reads
+//! fields. Digests are parsed here but hashed by the store (`airlock_store::Digest` applies the
+//! same rules, so a valid [`Digest`]'s text always parses there). Only `reference` splits
+//! reference text, and the docker naming rule is [`normalize_docker_reference`] with
+//! [`RepoName::in_namespace`].
+//!
+//! # Overview
+//! - [`RepoName`], [`Tag`], [`Namespace`]: validated names; [`RepoName::in_namespace`] is the
+//!   rule for the repository of an image from a registry host.
+//! - [`Reference`] (a tag or digest), [`ImageRef`] (`REPO[:TAG][@DIGEST]`), [`Target`]
+//!   (`REPO[:TAG]`), [`DockerRef`] from [`normalize_docker_reference`].
+//! - [`Digest`] and [`Algorithm`]: sha256 and sha512 digests.
+//! - [`ManifestMediaType`] and the media type constants.
+//! - [`parse_manifest`] -> [`ParsedManifest`] of [`Descriptor`]s, each with an optional
+//!   [`Platform`].
+//! - [`Walk`] over a [`ManifestGraph`], at most [`MAX_WALK_DEPTH`] deep.
+//! - [`Error`]: every failure, naming the text or field at fault.
+//!
+//! ```
+//! use airlock_oci::{ManifestMediaType, RepoName, normalize_docker_reference, parse_manifest};
+//!
+//! let image = normalize_docker_reference("nginx:1.27")?;
+//! assert_eq!(image.repository().as_str(), "docker.io/library/nginx");
+//! assert_eq!(image.api_host(), "registry-1.docker.io");
+//!
+//! let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+//! let index = parse_manifest(None, body)?;
+//! assert_eq!(index.media_type, ManifestMediaType::OciIndex);
+//! assert!("Library/nginx".parse::<RepoName>().is_err());
+//! # Ok::<(), airlock_oci::Error>(())
+//! ```
+
+pub use crate::{
+    digest::{Algorithm, Digest},
+    error::Error,
+    manifest::{Descriptor, MAX_MANIFEST_BYTES, ParsedManifest, parse_manifest},
+    media_type::{
+        DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, ManifestMediaType, OCI_INDEX, OCI_MANIFEST,
+    },
+    name::{MAX_NAME_BYTES, MAX_TAG_BYTES, Namespace, RepoName, Tag},
+    platform::Platform,
+    reference::{DOCKER_HUB, DockerRef, ImageRef, Reference, Target, normalize_docker_reference},
+    walk::{MAX_WALK_DEPTH, ManifestGraph, Walk},
+};
+
+mod digest;
+mod error;
+mod manifest;
+mod media_type;
+mod name;
+mod platform;
+mod reference;
+mod walk;
