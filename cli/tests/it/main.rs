@@ -1,4 +1,5 @@
 //! Integration tests of the `airlock` binary: real processes, real files, loopback only.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 /// `airlock add -f app.yaml`: the app index, its links, re-adds, bad files.
 mod add_app;

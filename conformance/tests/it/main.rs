@@ -1,4 +1,5 @@
 //! The one integration-test binary of airlock-conformance.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 // Boots airlock's registry in-process on 127.0.0.1:0 over a store in a temporary directory.
 mod server;

@@ -1,5 +1,6 @@
 //! Integration tests of airlock-ingest through its public API: sources built on disk, a
 //! temporary store, progress recorded.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 /// Shared helpers: a store, a recording `Progress`, blobs and manifests.
 mod support;

@@ -1,6 +1,7 @@
 //! Integration tests of the registry's HTTP API over a temporary store: requests go through
 //! `router(state).oneshot(..)`, except in `server`, which talks to a real listener. Tests are
 //! named after the spec's endpoint ids (`end_2_...`) where one applies.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 /// A registry over a temporary store, request helpers and content builders.
 mod support;
