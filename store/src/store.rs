@@ -43,6 +43,8 @@ pub(crate) const MAX_CACHED_PACK_FILES: usize = 128;
 
 const FORMAT_FILE: &str = "store.json";
 const LOCK_FILE: &str = "lock";
+/// How long an open waits for another holder of the store lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 const INDEX_FILE: &str = "index.redb";
 const PACKS_DIR: &str = "packs";
 
@@ -222,9 +224,21 @@ impl Store {
             Access::ReadOnly => File::open(&lock_path),
         }
         .map_err(Error::io("opening lock file", &lock_path))?;
-        let locked = match opts.access {
-            Access::ReadWrite => lock.try_lock(),
-            Access::ReadOnly => lock.try_lock_shared(),
+        // A process that just closed the store (or a forked child that has not yet exec'd and
+        // still shares the lock's file description) lets go within moments: wait that long
+        // before calling the store busy.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let locked = loop {
+            let tried = match opts.access {
+                Access::ReadWrite => lock.try_lock(),
+                Access::ReadOnly => lock.try_lock_shared(),
+            };
+            match tried {
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => break other,
+            }
         };
         match locked {
             Ok(()) => {}
