@@ -276,3 +276,41 @@ fn unnamed_referrers_in_the_layout_come_along() {
     assert_eq!(refs.len(), 1);
     assert_eq!(refs[0].0.to_string(), sbom.manifest.digest);
 }
+
+#[test]
+fn a_blob_whose_bytes_do_not_match_its_digest_is_reported_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let layout = tmp.path().join("layout");
+    let image = ImageBuilder::new().layers(1).layer_bytes(50_000).build();
+    write_oci_layout(&layout, &[("v1", &image)]).unwrap();
+    // Same size, other bytes: only reading the blob finds it.
+    let layer = &image.layers[0];
+    let (alg, hex) = layer.digest.split_once(':').unwrap();
+    let path = layout.join("blobs").join(alg).join(hex);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let src = format!("oci:{}:v1", layout.display());
+    let o = add(
+        tmp.path(),
+        &data,
+        &["--json", "add", &src, "--as", "example.com/bad:1"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains(hex), "names the blob: {}", stderr(&o));
+    let events: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let status = events
+        .iter()
+        .find(|e| e["event"] == "blob" && e["digest"] == layer.digest.as_str())
+        .map(|e| e["status"].clone());
+    assert_eq!(status, Some(json!("failed")), "{}", stdout(&o));
+    assert!(
+        tag_digest(&ls(tmp.path(), &data), "example.com/bad", "1").is_none(),
+        "no tag moves"
+    );
+}

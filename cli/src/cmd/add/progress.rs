@@ -142,8 +142,8 @@ impl airlock_ingest::Progress for Progress {
             bar.finish_and_clear();
             self.multi.remove(&bar);
         }
-        // A failed blob has always been reported as "present"; the add then fails (exit 2).
-        self.blob_event(blob, if stored { "stored" } else { "present" });
+        // A failed blob is said to have failed; the add then fails (exit 2) naming the cause.
+        self.blob_event(blob, if stored { "stored" } else { "failed" });
     }
 
     fn blobs_done(&self, stored: Option<(usize, u64)>) {
