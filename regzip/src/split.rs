@@ -10,6 +10,9 @@ use crate::{
 /// Bytes of a stream's start [`choose_splitter`] looks at (the goflate trials run over them).
 pub const DETECT_BYTES: usize = 1024 * 1024;
 
+/// Compressed output between checkpoints, about: a stream shorter than this has none.
+pub const CHECKPOINT_OUT_BYTES: u64 = 1024 * 1024;
+
 /// What a splitter found, in stream order.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -28,6 +31,12 @@ pub enum Event<'a> {
         /// Its reconstruction data (goflate's or preflate-rs's, see [`crate::is_goflate`]).
         data: Vec<u8>,
     },
+    /// A checkpoint (see [`crate::Checkpoint`]): what follows may be rebuilt without what came
+    /// before, from these bytes and the payload before it. It comes before the payload of the
+    /// step it starts (inside a goflate stream), or before the raw header of a gzip member
+    /// (then it holds no bytes). A rebuild going through it in order passes it to
+    /// [`crate::Rebuilder::checkpoint`]; one starting there, to [`crate::Rebuilder::resume`].
+    Checkpoint(Vec<u8>),
 }
 
 /// Where a splitter sends its events; returning `false` stops the split ([`Error::Stopped`]).

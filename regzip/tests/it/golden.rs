@@ -12,8 +12,8 @@ use std::{
 };
 
 use airlock_regzip::{
-    Event, GoSplitter, Limits, PreflateSplitter, Producer, Rebuilder, Splitter, choose_splitter,
-    is_goflate,
+    Checkpoint, Event, GoSplitter, Limits, PreflateSplitter, Producer, Rebuilder, Splitter,
+    choose_splitter, is_goflate,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -30,6 +30,7 @@ fn sha256(b: &[u8]) -> String {
 /// One op of a fixture.
 enum Op {
     Raw(Vec<u8>),
+    Checkpoint(Vec<u8>),
     Step {
         plain: usize,
         out: usize,
@@ -65,6 +66,7 @@ fn parse(text: &str) -> Fixture {
             let f: Vec<&str> = l.split(' ').collect();
             match f[0] {
                 "raw" => Op::Raw(hex::decode(f[1]).unwrap()),
+                "checkpoint" => Op::Checkpoint(hex::decode(f.get(1).unwrap_or(&"")).unwrap()),
                 "step" => Op::Step {
                     plain: f[1].parse().unwrap(),
                     out: f[2].parse().unwrap(),
@@ -102,6 +104,10 @@ fn issue_13_golden_reconstruction_data_rebuilds_exactly() {
                 Op::Raw(bytes) => {
                     rb.reset();
                     rebuilt.extend(bytes);
+                }
+                Op::Checkpoint(bytes) => {
+                    let cp = Checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    rb.checkpoint(&cp).unwrap_or_else(|e| panic!("{name}: {e}"));
                 }
                 Op::Step { plain, out, data } => {
                     assert_eq!(is_goflate(&data), goflate, "{name}: data of the other kind");
@@ -178,6 +184,7 @@ fn describe(stream_path: &str, gz: &[u8], how: How) -> String {
     let mut sink = |e: Event<'_>| {
         match e {
             Event::Raw(b) => writeln!(out, "raw {}", hex::encode(b)).unwrap(),
+            Event::Checkpoint(c) => writeln!(out, "checkpoint {}", hex::encode(c)).unwrap(),
             Event::Plain(p) => emitted += p.len(),
             Event::Step {
                 plain,
