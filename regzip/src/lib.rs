@@ -30,7 +30,8 @@
 //! pin both.
 //!
 //! # Overview
-//! - [`choose_splitter`]: the splitter for a stream, from its first [`DETECT_BYTES`].
+//! - [`choose_splitter`]: the splitter for a stream, from its first [`DETECT_BYTES`]
+//!   ([`detect_producer`]: the Go producer it finds).
 //! - [`Splitter`], implemented by [`PreflateSplitter`] and [`GoSplitter`] (a [`Producer`]'s
 //!   model); [`Event`]s go to a [`Sink`]; [`Limits`] stop decompression bombs.
 //! - [`Rebuilder`]: rebuilds steps, either kind; [`is_goflate`] tells the kinds apart.
@@ -91,5 +92,8 @@ pub use crate::{
     goflate::{GoSplitter, MODEL_VERSION, Producer},
     preflate::{PREFLATE_VERSION, PreflateSplitter},
     rebuild::{Rebuilder, is_goflate},
-    split::{CHECKPOINT_OUT_BYTES, DETECT_BYTES, Event, Limits, Sink, Splitter, choose_splitter},
+    split::{
+        CHECKPOINT_OUT_BYTES, DETECT_BYTES, Event, Limits, Sink, Splitter, choose_splitter,
+        detect_producer,
+    },
 };

@@ -2,7 +2,7 @@
 //! goflate for a stream a Go program wrote and preflate-rs for any other.
 
 use crate::{
-    Error,
+    Error, Producer,
     goflate::{GoSplitter, detect, is_pgzip_header},
     preflate::PreflateSplitter,
 };
@@ -70,6 +70,12 @@ pub trait Splitter {
     /// The input ended: emits what is left, waits for every step's verification, and fails
     /// unless the stream ended cleanly after a member.
     fn finish(&mut self, sink: &mut Sink<'_>) -> Result<(), Error>;
+}
+
+/// The Go producer whose model [`choose_splitter`] would run for a stream starting with `head`
+/// (see there), if any.
+pub fn detect_producer(head: &[u8], whole: bool) -> Option<Producer> {
+    detect(head, whole)
 }
 
 /// The splitter for a gzip stream, chosen from its first bytes (`head`: [`DETECT_BYTES`] of

@@ -15,9 +15,9 @@
 //!   Go's own state (but for the three positions before a flush, which Go never hashes);
 //!   levels 2-3 skip the inside of long matches, which the canonical state hashes, at the cost
 //!   of a few differences.
-//! - Go's level 1 (`Fast`): a fresh model run over the blocks right before `pos` (at most
-//!   [`FAST_WARM_BLOCKS`], their lengths recorded), which rebuilds its table and previous
-//!   chunk from them.
+//! - Go's level 1 (`Fast`): a fresh model run over the blocks right before `pos` (those that
+//!   fit in 128 KiB, their lengths recorded: see [`FAST_WARM_BLOCKS`]), which rebuilds its
+//!   table and previous chunk from them.
 //! - pgzip: its blocks are independent, so checkpoints sit only right after a flush, where
 //!   the model restarts anyway with the previous block's tail as its dictionary (whose length
 //!   is recorded): no difference is added.
@@ -57,8 +57,12 @@ use crate::Error;
 /// First bytes of every goflate checkpoint.
 pub(crate) const CHECKPOINT_MAGIC: [u8; 3] = *b"GOC";
 
-/// Blocks before a level-1 checkpoint its model is run over.
-pub(crate) const FAST_WARM_BLOCKS: usize = 2;
+/// Blocks before a level-1 checkpoint its model is run over: the last ones that fit in
+/// [`FAST_WARM_BYTES`] (two chunks; more, shorter ones after flushes: Go matches the four bytes
+/// of any table entry within 32 KiB, whichever block it came from, and the table converges to
+/// Go's only over the blocks before), at most this many.
+pub(crate) const FAST_WARM_BLOCKS: usize = 64;
+const FAST_WARM_BYTES: usize = 2 * 65535;
 
 /// What a checkpoint records of its model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,7 +113,13 @@ impl GoCheckpoint {
         let state = match (producer, model) {
             (Producer::Pgzip(_), _) => ModelState::Flush(at.flushed?),
             (Producer::Go(1), Model::Fast(_)) => {
-                let n = at.recent.len().min(FAST_WARM_BLOCKS);
+                let (mut n, mut sum) = (0, 0);
+                for &len in at.recent.iter().rev() {
+                    if n == FAST_WARM_BLOCKS || sum + len > FAST_WARM_BYTES {
+                        break;
+                    }
+                    (n, sum) = (n + 1, sum + len);
+                }
                 ModelState::Fast(at.recent[at.recent.len() - n..].to_vec())
             }
             (Producer::Go(_), Model::Chains(c)) => {
@@ -239,9 +249,8 @@ impl GoCheckpoint {
                     && lazy.is_none_or(|(l, o)| (3..=MAX_MATCH).contains(&l) && o <= MAX_DIST)
             }
             (ModelState::Fast(lens), Producer::Go(1)) => {
-                lens.len() <= FAST_WARM_BLOCKS
-                    && lens.iter().all(|&l| l <= MAX_BLOCK_PLAIN)
-                    && lens.iter().sum::<usize>() <= self.pos
+                let sum = lens.iter().map(|&l| l.min(MAX_BLOCK_PLAIN)).sum::<usize>();
+                lens.len() <= FAST_WARM_BLOCKS && sum <= FAST_WARM_BYTES.min(self.pos)
             }
             (ModelState::Flush(dict), Producer::Pgzip(_)) => {
                 *dict <= PGZIP_DICT_BYTES && *dict <= self.pos
@@ -428,7 +437,7 @@ mod tests {
         let mut bad = examples();
         bad[0].partial = (8, 3);
         bad[1].state = ModelState::Fast(vec![1]);
-        bad[2].state = ModelState::Fast(vec![1, 2, 3]);
+        bad[2].state = ModelState::Fast(vec![65535, 65535, 3]);
         bad[3].state = ModelState::Flush(16385);
         for cp in bad {
             assert!(!cp.valid(), "{cp:?}");

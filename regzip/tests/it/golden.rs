@@ -90,7 +90,7 @@ fn issue_13_golden_reconstruction_data_rebuilds_exactly() {
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     for path in names {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let f = parse(&std::fs::read_to_string(&path).unwrap());
@@ -133,6 +133,8 @@ enum How {
     Detected,
     /// This Go model, with steps of about this many output bytes.
     Go(Producer, usize),
+    /// This Go model, with steps and checkpoints about this many output bytes apart.
+    Checkpoints(Producer, usize, u64),
     /// preflate-rs.
     Preflate,
 }
@@ -140,7 +142,8 @@ enum How {
 const STEP_OUT_BYTES: usize = 256 * 1024;
 
 /// (fixture, stream, splitter): the set in `tests/golden`, written by commit 86ae38e's
-/// generator over commit 7f887a0's splitters.
+/// generator over commit 7f887a0's splitters (goflate model version 1), then the `checkpoints`
+/// ones by issue 14's (model version 2).
 const FIXTURES: &[(&str, &str, How)] = &[
     ("go-l1", "go/gzip_1.gz", How::Detected),
     (
@@ -170,6 +173,27 @@ const FIXTURES: &[(&str, &str, How)] = &[
         "preflate-zlib-rs-multi",
         "flate2/zlib-rs-multi.tar.gz",
         How::Preflate,
+    ),
+    // Issue 14: checkpoints of every kind of restart, close together.
+    (
+        "go-l1-checkpoints",
+        "go/gzip_1_flush10000.gz",
+        How::Checkpoints(Producer::Go(1), 4096, 8192),
+    ),
+    (
+        "go-l2-checkpoints",
+        "go/gzip_2.gz",
+        How::Checkpoints(Producer::Go(2), 2048, 4096),
+    ),
+    (
+        "go-l6-flush-checkpoints",
+        "go/gzip_6_flush10000.gz",
+        How::Checkpoints(Producer::Go(6), 4096, 8192),
+    ),
+    (
+        "pgzip-l5-checkpoints",
+        "go/pgzip_-1_65536.gz",
+        How::Checkpoints(Producer::Pgzip(5), 4096, 8192),
     ),
 ];
 
@@ -202,6 +226,9 @@ fn describe(stream_path: &str, gz: &[u8], how: How) -> String {
     let mut splitter: Box<dyn Splitter> = match how {
         How::Detected => choose_splitter(gz, true, Limits::UNLIMITED),
         How::Go(p, step) => Box::new(GoSplitter::with_step(p, Limits::UNLIMITED, step)),
+        How::Checkpoints(p, step, every) => {
+            Box::new(GoSplitter::with_step(p, Limits::UNLIMITED, step).with_checkpoints(every))
+        }
         How::Preflate => Box::new(PreflateSplitter::new(Limits::UNLIMITED)),
     };
     splitter.feed(gz, &mut sink).unwrap();
