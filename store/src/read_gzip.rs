@@ -17,9 +17,9 @@
 //! before, preflate-rs streams of one member, blobs under a megabyte) rebuilds from its start.
 //!
 //! How (`parallel`): the script from one checkpoint to the next is a unit that rebuilds on its
-//! own. The unit holding the first byte streams on the reading thread, op by op; the units after
-//! it are rebuilt whole on the rayon pool, at most two per pool thread ahead of the reader, and
-//! handed out in order. Memory is bounded by those units (a unit longer than
+//! own. The unit holding the first byte streams on the reading thread, op by op; once it has
+//! reached that byte, the units after it are rebuilt whole on the rayon pool, at most two per
+//! pool thread ahead of the reader, and handed out in order. Memory is bounded by those units (a unit longer than
 //! [`parallel::MAX_UNIT_OUT_BYTES`] streams on the reading thread instead), one step's payload
 //! per thread, and one script segment.
 
@@ -362,8 +362,9 @@ impl DeflateReader {
             None => {
                 let start = self.ctx.locate(self.pos)?;
                 self.buf_offset = start.out;
+                let first = self.pos;
                 self.pipeline
-                    .insert(Pipeline::new(&self.ctx, start, self.end)?)
+                    .insert(Pipeline::new(&self.ctx, start, first, self.end)?)
             }
         };
         let Some(bytes) = pipeline.next(&self.ctx)? else {

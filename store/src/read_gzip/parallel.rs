@@ -1,6 +1,7 @@
 //! [`Pipeline`]: a blob's script cut into units at its checkpoints (issue 14), the first
 //! streamed on the reading thread, the next ones rebuilt whole on the rayon pool ahead of the
-//! reader and handed out in order.
+//! reader (once the first has reached the first byte asked for, which nothing slows down) and
+//! handed out in order.
 //!
 //! A unit is the script from one start (a checkpoint, or the blob's start) to the next: the
 //! pipeline finds where each begins by reading the script's segments ahead (a checkpoint starts
@@ -70,18 +71,28 @@ pub(crate) struct Pipeline {
     end: Option<u64>,
     /// Whole units in flight at most.
     depth: usize,
+    /// Nothing is rebuilt ahead until the streamed unit passes this offset (the first byte
+    /// asked for comes first: a range's first byte is not slowed down by units after it).
+    hold: Option<u64>,
     /// Payload offset after the units handed out.
     plain_at: u64,
 }
 
 impl Pipeline {
-    /// A pipeline from `start`, whose unit streams; units up to `end` are rebuilt ahead.
-    pub(super) fn new(ctx: &Arc<Ctx>, start: Start, end: Option<u64>) -> Result<Pipeline> {
+    /// A pipeline from `start`, whose unit streams; units up to `end` are rebuilt ahead once
+    /// the output reaches `first`, the first byte asked for.
+    pub(super) fn new(
+        ctx: &Arc<Ctx>,
+        start: Start,
+        first: u64,
+        end: Option<u64>,
+    ) -> Result<Pipeline> {
         let mut p = Pipeline {
             slots: VecDeque::new(),
             next: None,
             end,
             depth: 2 * rayon::current_num_threads().max(1),
+            hold: (first > start.out).then_some(first),
             plain_at: start.plain,
         };
         let unit = p.form(ctx, start)?;
@@ -106,8 +117,13 @@ impl Pipeline {
                     plain_end,
                 }) => {
                     if let Some(bytes) = run.next(ctx)? {
+                        if self.hold.is_some_and(|first| run.out > first) {
+                            self.hold = None;
+                            self.top_up(ctx)?;
+                        }
                         return Ok(Some(bytes));
                     }
+                    self.hold = None;
                     if run.out != *out_end || run.plain_at != *plain_end {
                         return Err(ctx.failed(run.out, "its script does not add up"));
                     }
@@ -178,7 +194,7 @@ impl Pipeline {
 
     /// Starts the units after those in flight, up to the depth.
     fn top_up(&mut self, ctx: &Arc<Ctx>) -> Result<()> {
-        while self.slots.len() <= self.depth {
+        while self.hold.is_none() && self.slots.len() <= self.depth {
             let Some(start) = self.next.take() else {
                 break;
             };
