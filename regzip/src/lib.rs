@@ -14,13 +14,14 @@
 //! saying why, and the caller keeps the compressed bytes as they are. A [`Rebuilder`] turns steps
 //! back into compressed bytes, telling the two kinds of reconstruction data apart by their bytes.
 //!
-//! About every [`CHECKPOINT_OUT_BYTES`] of compressed output a splitter emits a [`Checkpoint`]
-//! (issue 14): a place where rebuilding may start without the steps before it, given a little
-//! payload before it, so that one stream rebuilds on several cores and a range read starts near
-//! its first byte. Inside a goflate stream the model restarts there from a canonical state, at
-//! the split as at every rebuild, and the verifier rebuilds through the same restart; preflate-rs
-//! cannot restart inside a stream, so the zlib family's only checkpoints are gzip member starts
-//! (a single-member GNU gzip or pigz stream rebuilds from its start, on one core).
+//! About every [`CHECKPOINT_OUT_BYTES`] of compressed output (or [`CHECKPOINT_PLAIN_BYTES`] of
+//! payload, when that comes first) a splitter emits a [`Checkpoint`] (issue 14): a place where
+//! rebuilding may start without the steps before it, given a little payload before it, so that
+//! one stream rebuilds on several cores and a range read starts near its first byte. Inside a
+//! goflate stream the model restarts there from a canonical state, at the split as at every
+//! rebuild, and the verifier rebuilds through the same restart; preflate-rs cannot restart
+//! inside a stream, so the zlib family's only checkpoints are gzip member starts (a
+//! single-member GNU gzip or pigz stream rebuilds from its start, on one core).
 //!
 //! This crate knows nothing of stores, chunks, scripts, digests or OCI: it reads bytes and hands
 //! out events, and the caller decides where payload and reconstruction data live. Only the
@@ -93,7 +94,7 @@ pub use crate::{
     preflate::{PREFLATE_VERSION, PreflateSplitter},
     rebuild::{Rebuilder, is_goflate},
     split::{
-        CHECKPOINT_OUT_BYTES, DETECT_BYTES, Event, Limits, Sink, Splitter, choose_splitter,
-        detect_producer,
+        CHECKPOINT_OUT_BYTES, CHECKPOINT_PLAIN_BYTES, DETECT_BYTES, Event, Limits, Sink, Splitter,
+        choose_splitter, detect_producer,
     },
 };

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::{
     Error,
-    split::{CHECKPOINT_OUT_BYTES, Event, Limits, Sink},
+    split::{CHECKPOINT_OUT_BYTES, CHECKPOINT_PLAIN_BYTES, Event, Limits, Sink},
     verify::{StepRebuild, Verifier},
 };
 
@@ -80,8 +80,12 @@ pub(crate) struct Input {
     limits: Limits,
     /// Compressed bytes between checkpoints, about (0: none).
     checkpoint_out: u64,
-    /// Input consumed when the last checkpoint was made.
-    last_checkpoint: u64,
+    /// Payload between checkpoints, at most about (the splitter may lower it).
+    pub(crate) checkpoint_plain: u64,
+    /// Payload emitted (the parse runs ahead of it).
+    emitted: u64,
+    /// Input consumed and payload emitted when the last checkpoint was made.
+    last_checkpoint: (u64, u64),
 }
 
 impl Input {
@@ -90,14 +94,25 @@ impl Input {
         self.fed - self.pending.len() as u64
     }
 
-    /// Whether the next step (or member) should start at a checkpoint.
+    /// Whether the next step (or member) should start at a checkpoint: after about
+    /// `checkpoint_out` compressed bytes, or `checkpoint_plain` of payload (what a rebuild
+    /// costs: compressible data would make long units of work).
     pub(crate) fn checkpoint_due(&self) -> bool {
-        self.checkpoint_out > 0 && self.consumed() >= self.last_checkpoint + self.checkpoint_out
+        let (out, plain) = self.last_checkpoint;
+        self.checkpoint_out > 0
+            && (self.consumed() >= out + self.checkpoint_out
+                || self.emitted >= plain + self.checkpoint_plain.max(self.checkpoint_out))
     }
 
     /// A checkpoint starts what comes next.
     pub(crate) fn checkpoint_made(&mut self) {
-        self.last_checkpoint = self.consumed();
+        self.last_checkpoint = (self.consumed(), self.emitted);
+    }
+
+    /// Emits payload.
+    pub(crate) fn emit_plain(&mut self, sink: &mut Sink<'_>, plain: Vec<u8>) -> Result<(), Error> {
+        self.emitted += plain.len() as u64;
+        emit(sink, Event::Plain(plain))
     }
 
     /// Counts `n` more payload bytes against the limits.
@@ -180,7 +195,9 @@ impl<D: DeflateSplit> Members<D> {
                 plain: 0,
                 limits,
                 checkpoint_out: CHECKPOINT_OUT_BYTES,
-                last_checkpoint: 0,
+                checkpoint_plain: CHECKPOINT_PLAIN_BYTES,
+                emitted: 0,
+                last_checkpoint: (0, 0),
             },
             tail: 0,
             verifier: Verifier::new(verify),

@@ -201,7 +201,7 @@ impl PreflateStage {
         };
         verifier.submit(&plain, &data, &input.pending[..used])?;
         if !plain.is_empty() {
-            emit(sink, Event::Plain(plain))?;
+            input.emit_plain(sink, plain)?;
         }
         emit(
             sink,

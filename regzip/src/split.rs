@@ -13,6 +13,11 @@ pub const DETECT_BYTES: usize = 1024 * 1024;
 /// Compressed output between checkpoints, about: a stream shorter than this has none.
 pub const CHECKPOINT_OUT_BYTES: u64 = 1024 * 1024;
 
+/// Payload between checkpoints, at most about (the next step after this much starts at one):
+/// a rebuild's cost follows the payload, so highly compressible data gets checkpoints closer in
+/// its output (for Go's levels 7-9, whose payload costs more, a half and a quarter of it).
+pub const CHECKPOINT_PLAIN_BYTES: u64 = 4 * 1024 * 1024;
+
 /// What a splitter found, in stream order.
 #[derive(Debug)]
 pub enum Event<'a> {

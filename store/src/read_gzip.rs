@@ -18,7 +18,7 @@
 //!
 //! How (`parallel`): the script from one checkpoint to the next is a unit that rebuilds on its
 //! own. The unit holding the first byte streams on the reading thread, op by op; once it has
-//! reached that byte, the units after it are rebuilt whole on the rayon pool, at most two per
+//! reached that byte, the units after it are rebuilt whole on the rayon pool, at most four per
 //! pool thread ahead of the reader, and handed out in order. Memory is bounded by those units (a unit longer than
 //! [`parallel::MAX_UNIT_OUT_BYTES`] streams on the reading thread instead), one step's payload
 //! per thread, and one script segment.

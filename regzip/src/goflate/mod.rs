@@ -141,6 +141,17 @@ impl Producer {
         }
     }
 
+    /// Payload between checkpoints, at most: levels 7-9 walk longer chains, so the same
+    /// payload costs several times more to rebuild there (smaller units balance the cores
+    /// and bound the wait for a range's first byte).
+    fn checkpoint_plain(self) -> u64 {
+        match self.level() {
+            7 => crate::CHECKPOINT_PLAIN_BYTES / 2,
+            8 | 9 => crate::CHECKPOINT_PLAIN_BYTES / 4,
+            _ => crate::CHECKPOINT_PLAIN_BYTES,
+        }
+    }
+
     /// A fresh model for a stream starting at payload offset `start`.
     fn model(self, start: usize) -> Model {
         if self == Producer::Pgzip(5) {

@@ -19,8 +19,10 @@ use crate::{
     verify::Verifier,
 };
 
-/// A step also ends once its blocks hold this much payload (highly compressible data).
-const STEP_PLAIN_BYTES: usize = 8 * 1024 * 1024;
+/// A step also ends once its blocks hold this much payload (highly compressible data: a
+/// step's cost is its payload's, and checkpoints come at step starts, so that a stretch of
+/// zeros does not make one long unit of rebuilding).
+const STEP_PLAIN_BYTES: usize = 2 * 1024 * 1024;
 /// Compressed bytes buffered without completing a block: not a Go stream.
 const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 /// Input gathered before parsing is retried after a short read.
@@ -166,6 +168,7 @@ impl DeflateSplit for GoStage {
         if !eof && input.pending.len() < self.need {
             return Ok(Progress::Wait);
         }
+        input.checkpoint_plain = self.producer.checkpoint_plain();
         self.parse(input, eof)?;
         while self.next_step(input, verifier, sink)? {}
         if self.stream.is_none() {
@@ -422,7 +425,7 @@ impl GoStage {
             input.checkpoint_made();
         }
         if !plain.is_empty() {
-            emit(sink, Event::Plain(plain))?;
+            input.emit_plain(sink, plain)?;
         }
         emit(
             sink,

@@ -284,6 +284,30 @@ fn issue_14_multi_member_streams_have_member_checkpoints() {
 }
 
 #[test]
+fn issue_14_compressible_streams_have_checkpoints_by_payload() {
+    // 40 MB of zeros in about 40 KB: a checkpoint every few megabytes of payload (a rebuild's
+    // cost), with the default spacing, where the output alone would make none.
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(&vec![0u8; 40 << 20]).unwrap();
+    let gz = e.finish().unwrap();
+    let payload = vec![0u8; 40 << 20];
+    let splitter = Box::new(GoSplitter::new(Producer::Go(6), Limits::UNLIMITED));
+    let recs = record(splitter, &gz);
+    let n = recs
+        .iter()
+        .filter(|r| matches!(r, Rec::Checkpoint { .. }))
+        .count();
+    // Checkpoints start steps, and this encoder's blocks (a step at least) hold 5.4 MB.
+    let per = airlock_regzip::CHECKPOINT_PLAIN_BYTES as usize;
+    assert!(
+        (40 << 20) / (per + 5_500_000) <= n && n < (40 << 20) / per,
+        "{n}"
+    );
+    assert!(rebuild_shuffled(&recs, &payload, 5) == gz);
+}
+
+#[test]
 fn issue_14_small_streams_have_no_checkpoint() {
     // The default spacing: a stream shorter than it has none.
     let gz = stream("go/gzip_6.gz");

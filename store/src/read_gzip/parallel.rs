@@ -6,7 +6,7 @@
 //! A unit is the script from one start (a checkpoint, or the blob's start) to the next: the
 //! pipeline finds where each begins by reading the script's segments ahead (a checkpoint starts
 //! its segment), and checks that every unit ends at the output and payload offsets where the
-//! next begins. At most two units per pool thread are in flight. A unit the reader needs before
+//! next begins. At most four units per pool thread are in flight. A unit the reader needs before
 //! any pool thread took it is rebuilt by the reader itself, so a reader on a pool thread (a
 //! bundle import verifying blobs in parallel) never waits for work queued behind it: it only
 //! waits for a unit a thread is rebuilding. Units dropped with the reader are skipped.
@@ -19,6 +19,10 @@ use std::{
 
 use super::{Ctx, Run, Start};
 use crate::{Result, index::SegmentAt, script::Op};
+
+/// Whole units in flight per pool thread: a unit that costs more than the others (data that
+/// is slow to match) does not stall the threads behind it.
+const UNITS_PER_THREAD: usize = 4;
 
 /// A unit longer than this is streamed on the reading thread rather than held whole in memory.
 pub(crate) const MAX_UNIT_OUT_BYTES: u64 = 16 * 1024 * 1024;
@@ -91,7 +95,7 @@ impl Pipeline {
             slots: VecDeque::new(),
             next: None,
             end,
-            depth: 2 * rayon::current_num_threads().max(1),
+            depth: UNITS_PER_THREAD * rayon::current_num_threads().max(1),
             hold: (first > start.out).then_some(first),
             plain_at: start.plain,
         };
