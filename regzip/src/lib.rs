@@ -14,6 +14,15 @@
 //! saying why, and the caller keeps the compressed bytes as they are. A [`Rebuilder`] turns steps
 //! back into compressed bytes, telling the two kinds of reconstruction data apart by their bytes.
 //!
+//! About every [`CHECKPOINT_OUT_BYTES`] of compressed output (or [`CHECKPOINT_PLAIN_BYTES`] of
+//! payload, when that comes first) a splitter emits a [`Checkpoint`] (issue 14): a place where
+//! rebuilding may start without the steps before it, given a little payload before it, so that
+//! one stream rebuilds on several cores and a range read starts near its first byte. Inside a
+//! goflate stream the model restarts there from a canonical state, at the split as at every
+//! rebuild, and the verifier rebuilds through the same restart; preflate-rs cannot restart
+//! inside a stream, so the zlib family's only checkpoints are gzip member starts (a
+//! single-member GNU gzip or pigz stream rebuilds from its start, on one core).
+//!
 //! This crate knows nothing of stores, chunks, scripts, digests or OCI: it reads bytes and hands
 //! out events, and the caller decides where payload and reconstruction data live. Only the
 //! `preflate` module imports preflate-rs. Reconstruction data outlives the code that wrote it:
@@ -22,16 +31,19 @@
 //! pin both.
 //!
 //! # Overview
-//! - [`choose_splitter`]: the splitter for a stream, from its first [`DETECT_BYTES`].
+//! - [`choose_splitter`]: the splitter for a stream, from its first [`DETECT_BYTES`]
+//!   ([`detect_producer`]: the Go producer it finds).
 //! - [`Splitter`], implemented by [`PreflateSplitter`] and [`GoSplitter`] (a [`Producer`]'s
 //!   model); [`Event`]s go to a [`Sink`]; [`Limits`] stop decompression bombs.
 //! - [`Rebuilder`]: rebuilds steps, either kind; [`is_goflate`] tells the kinds apart.
+//! - [`Checkpoint`]: where a rebuild may start ([`Rebuilder::resume`]) or passes through
+//!   ([`Rebuilder::checkpoint`]).
 //! - [`Error`]: why a stream is not split or a step not rebuilt.
 //!
 //! ```
 //! use std::io::Write;
 //!
-//! use airlock_regzip::{Event, Limits, Rebuilder, choose_splitter};
+//! use airlock_regzip::{Checkpoint, Event, Limits, Rebuilder, choose_splitter};
 //!
 //! let text: String = (0..20_000u32).map(|i| format!("{i} squared is {}\n", i * i)).collect();
 //! let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -46,6 +58,10 @@
 //!         Event::Raw(bytes) => {
 //!             rebuilder.reset();
 //!             rebuilt.extend_from_slice(bytes);
+//!         }
+//!         // Going through a checkpoint in order: the model restarts as the split's did.
+//!         Event::Checkpoint(state) => {
+//!             rebuilder.checkpoint(&Checkpoint::decode(&state).unwrap()).unwrap();
 //!         }
 //!         Event::Plain(plain) => pending.extend(plain),
 //!         Event::Step { plain, data, .. } => {
@@ -62,6 +78,7 @@
 //! assert_eq!(rebuilt, gz);
 //! ```
 
+mod checkpoint;
 mod error;
 mod goflate;
 mod member;
@@ -71,9 +88,13 @@ mod split;
 mod verify;
 
 pub use crate::{
+    checkpoint::Checkpoint,
     error::Error,
     goflate::{GoSplitter, MODEL_VERSION, Producer},
     preflate::{PREFLATE_VERSION, PreflateSplitter},
     rebuild::{Rebuilder, is_goflate},
-    split::{DETECT_BYTES, Event, Limits, Sink, Splitter, choose_splitter},
+    split::{
+        CHECKPOINT_OUT_BYTES, CHECKPOINT_PLAIN_BYTES, DETECT_BYTES, Event, Limits, Sink, Splitter,
+        choose_splitter, detect_producer,
+    },
 };

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::{
     Error,
-    split::{Event, Limits, Sink},
+    split::{CHECKPOINT_OUT_BYTES, CHECKPOINT_PLAIN_BYTES, Event, Limits, Sink},
     verify::{StepRebuild, Verifier},
 };
 
@@ -78,9 +78,43 @@ pub(crate) struct Input {
     /// Payload bytes produced.
     plain: u64,
     limits: Limits,
+    /// Compressed bytes between checkpoints, about (0: none).
+    checkpoint_out: u64,
+    /// Payload between checkpoints, at most about (the splitter may lower it).
+    pub(crate) checkpoint_plain: u64,
+    /// Payload emitted (the parse runs ahead of it).
+    emitted: u64,
+    /// Input consumed and payload emitted when the last checkpoint was made.
+    last_checkpoint: (u64, u64),
 }
 
 impl Input {
+    /// Compressed bytes consumed: the output offset of what comes next.
+    fn consumed(&self) -> u64 {
+        self.fed - self.pending.len() as u64
+    }
+
+    /// Whether the next step (or member) should start at a checkpoint: after about
+    /// `checkpoint_out` compressed bytes, or `checkpoint_plain` of payload (what a rebuild
+    /// costs: compressible data would make long units of work).
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        let (out, plain) = self.last_checkpoint;
+        self.checkpoint_out > 0
+            && (self.consumed() >= out + self.checkpoint_out
+                || self.emitted >= plain + self.checkpoint_plain.max(self.checkpoint_out))
+    }
+
+    /// A checkpoint starts what comes next.
+    pub(crate) fn checkpoint_made(&mut self) {
+        self.last_checkpoint = (self.consumed(), self.emitted);
+    }
+
+    /// Emits payload.
+    pub(crate) fn emit_plain(&mut self, sink: &mut Sink<'_>, plain: Vec<u8>) -> Result<(), Error> {
+        self.emitted += plain.len() as u64;
+        emit(sink, Event::Plain(plain))
+    }
+
     /// Counts `n` more payload bytes against the limits.
     pub(crate) fn count_plain(&mut self, n: u64) -> Result<(), Error> {
         self.plain += n;
@@ -160,12 +194,22 @@ impl<D: DeflateSplit> Members<D> {
                 fed: 0,
                 plain: 0,
                 limits,
+                checkpoint_out: CHECKPOINT_OUT_BYTES,
+                checkpoint_plain: CHECKPOINT_PLAIN_BYTES,
+                emitted: 0,
+                last_checkpoint: (0, 0),
             },
             tail: 0,
             verifier: Verifier::new(verify),
             deflate,
             failed: None,
         }
+    }
+
+    /// Checkpoints about every `every` compressed bytes (0: none; a member start is one, and
+    /// the deflate splitter places the others).
+    pub(crate) fn set_checkpoints(&mut self, every: u64) {
+        self.input.checkpoint_out = every;
     }
 
     pub(crate) fn feed(&mut self, data: &[u8], sink: &mut Sink<'_>) -> Result<(), Error> {
@@ -214,6 +258,10 @@ impl<D: DeflateSplit> Members<D> {
                         // A new deflate stream: every step of the last one must check out,
                         // and the verifier starts afresh.
                         self.verifier.reset()?;
+                        if self.input.checkpoint_due() {
+                            emit(sink, Event::Checkpoint(Vec::new()))?;
+                            self.input.checkpoint_made();
+                        }
                         emit(sink, Event::Raw(&self.input.pending[..n]))?;
                         self.input.pending.drain(..n);
                         self.deflate.begin();

@@ -60,6 +60,13 @@ impl PreflateSplitter {
         }
     }
 
+    /// Emits a checkpoint at each member start about every `every` compressed bytes (0:
+    /// none) instead of every [`crate::CHECKPOINT_OUT_BYTES`]; preflate-rs has no other.
+    pub fn with_checkpoints(mut self, every: u64) -> PreflateSplitter {
+        self.members.set_checkpoints(every);
+        self
+    }
+
     /// The stream carries a Go encoder's header: what preflate-rs cannot predict is
     /// [`Error::GoEncoderUnmatched`].
     pub(crate) fn go_header(self) -> PreflateSplitter {
@@ -194,7 +201,7 @@ impl PreflateStage {
         };
         verifier.submit(&plain, &data, &input.pending[..used])?;
         if !plain.is_empty() {
-            emit(sink, Event::Plain(plain))?;
+            input.emit_plain(sink, plain)?;
         }
         emit(
             sink,
@@ -232,6 +239,16 @@ impl StepRebuild for PreflateRebuilder {
             Err(e) => Err(Error::damaged(format!("preflate-rs: {e:?}"))),
         }
     }
+
+    /// preflate-rs cannot restart inside a deflate stream: its only checkpoints are member
+    /// starts (no state), where the stream starts afresh anyway.
+    fn checkpoint(&mut self, state: &[u8]) -> Result<(), Error> {
+        if !state.is_empty() {
+            return Err(Error::damaged("a checkpoint inside a preflate-rs stream"));
+        }
+        self.proc = None;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +277,10 @@ mod tests {
                 Event::Raw(b) => {
                     rb.reset();
                     rebuilt.extend_from_slice(b);
+                }
+                Event::Checkpoint(c) => {
+                    let cp = crate::Checkpoint::decode(&c).unwrap();
+                    rb.checkpoint(&cp).unwrap();
                 }
                 Event::Plain(p) => {
                     payload.extend_from_slice(&p);

@@ -4,7 +4,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::{
-    Error,
+    Checkpoint, Error,
+    checkpoint::Kind,
     goflate::{GoRebuilder, MAGIC},
     preflate::PreflateRebuilder,
     verify::{StepRebuild, Worker},
@@ -37,6 +38,41 @@ impl Rebuilder {
             self.preflate = None;
         }
         self.go.reset();
+    }
+
+    /// Passes a checkpoint while rebuilding steps in order: the next step starts from the
+    /// checkpoint's state, as the split's did.
+    pub fn checkpoint(&mut self, cp: &Checkpoint) -> Result<(), Error> {
+        self.restart(cp, None)
+    }
+
+    /// Starts rebuilding at a checkpoint, without the steps before it: `history` holds the
+    /// [`Checkpoint::history`] payload bytes right before the next step's own. A damaged
+    /// checkpoint or history fails here or in the steps after it, never as a panic.
+    pub fn resume(&mut self, cp: &Checkpoint, history: &[u8]) -> Result<(), Error> {
+        self.reset();
+        self.restart(cp, Some(history))
+    }
+
+    fn restart(&mut self, cp: &Checkpoint, history: Option<&[u8]>) -> Result<(), Error> {
+        let go = match &cp.0 {
+            Kind::Member if history.is_none_or(<[u8]>::is_empty) => {
+                self.reset();
+                return Ok(());
+            }
+            Kind::Member => return Err(Error::damaged("history before a member's start")),
+            Kind::Go(go) => go,
+        };
+        let rb = &mut self.go;
+        match catch_unwind(AssertUnwindSafe(|| rb.checkpoint(go, history))) {
+            Ok(r) => r,
+            Err(_panic) => {
+                self.go = GoRebuilder::default();
+                Err(Error::Panicked {
+                    what: "a goflate checkpoint",
+                })
+            }
+        }
     }
 
     /// Rebuilds one step: the compressed bytes that `plain` (the payload bytes of the step)

@@ -2,13 +2,21 @@
 //! goflate for a stream a Go program wrote and preflate-rs for any other.
 
 use crate::{
-    Error,
+    Error, Producer,
     goflate::{GoSplitter, detect, is_pgzip_header},
     preflate::PreflateSplitter,
 };
 
 /// Bytes of a stream's start [`choose_splitter`] looks at (the goflate trials run over them).
 pub const DETECT_BYTES: usize = 1024 * 1024;
+
+/// Compressed output between checkpoints, about: a stream shorter than this has none.
+pub const CHECKPOINT_OUT_BYTES: u64 = 1024 * 1024;
+
+/// Payload between checkpoints, at most about (the next step after this much starts at one):
+/// a rebuild's cost follows the payload, so highly compressible data gets checkpoints closer in
+/// its output (for Go's levels 7-9, whose payload costs more, a half and a quarter of it).
+pub const CHECKPOINT_PLAIN_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What a splitter found, in stream order.
 #[derive(Debug)]
@@ -28,6 +36,12 @@ pub enum Event<'a> {
         /// Its reconstruction data (goflate's or preflate-rs's, see [`crate::is_goflate`]).
         data: Vec<u8>,
     },
+    /// A checkpoint (see [`crate::Checkpoint`]): what follows may be rebuilt without what came
+    /// before, from these bytes and the payload before it. It comes before the payload of the
+    /// step it starts (inside a goflate stream), or before the raw header of a gzip member
+    /// (then it holds no bytes). A rebuild going through it in order passes it to
+    /// [`crate::Rebuilder::checkpoint`]; one starting there, to [`crate::Rebuilder::resume`].
+    Checkpoint(Vec<u8>),
 }
 
 /// Where a splitter sends its events; returning `false` stops the split ([`Error::Stopped`]).
@@ -61,6 +75,12 @@ pub trait Splitter {
     /// The input ended: emits what is left, waits for every step's verification, and fails
     /// unless the stream ended cleanly after a member.
     fn finish(&mut self, sink: &mut Sink<'_>) -> Result<(), Error>;
+}
+
+/// The Go producer whose model [`choose_splitter`] would run for a stream starting with `head`
+/// (see there), if any.
+pub fn detect_producer(head: &[u8], whole: bool) -> Option<Producer> {
+    detect(head, whole)
 }
 
 /// The splitter for a gzip stream, chosen from its first bytes (`head`: [`DETECT_BYTES`] of

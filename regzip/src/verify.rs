@@ -26,10 +26,15 @@ pub(crate) trait StepRebuild {
 
     /// Rebuilds one step's compressed bytes from its payload and reconstruction data.
     fn rebuild_step(&mut self, plain: &[u8], data: &[u8]) -> Result<Vec<u8>, Error>;
+
+    /// The next step starts at a checkpoint (see [`crate::Checkpoint`]), from the payload this
+    /// rebuilder holds.
+    fn checkpoint(&mut self, state: &[u8]) -> Result<(), Error>;
 }
 
 enum Job {
     Reset,
+    Checkpoint(Vec<u8>),
     Step { plain: Vec<u8>, data: Vec<u8> },
 }
 
@@ -73,6 +78,11 @@ impl Worker {
         self.jobs.send(Job::Reset).map_err(|_| ENDED)
     }
 
+    /// The next step starts at a checkpoint; a checkpoint that fails fails that step.
+    pub(crate) fn checkpoint(&self, state: Vec<u8>) -> Result<(), Error> {
+        self.jobs.send(Job::Checkpoint(state)).map_err(|_| ENDED)
+    }
+
     /// Hands a step over; [`Worker::collect`] returns the results in order.
     pub(crate) fn submit(&self, plain: Vec<u8>, data: Vec<u8>) -> Result<(), Error> {
         self.jobs.send(Job::Step { plain, data }).map_err(|_| ENDED)
@@ -86,20 +96,39 @@ impl Worker {
 
 fn run<R: StepRebuild + Default>(jobs: mpsc::Receiver<Job>, done: mpsc::SyncSender<Done>) {
     let mut rb = R::default();
+    // A checkpoint that failed, reported by the next step.
+    let mut failed: Option<Error> = None;
     for job in jobs {
         let (plain, data) = match job {
             Job::Reset => {
                 rb.reset();
+                failed = None;
+                continue;
+            }
+            Job::Checkpoint(state) => {
+                match catch_unwind(AssertUnwindSafe(|| rb.checkpoint(&state))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failed = Some(e),
+                    Err(_panic) => {
+                        rb = R::default();
+                        failed = Some(Error::Panicked {
+                            what: "a checkpoint",
+                        });
+                    }
+                }
                 continue;
             }
             Job::Step { plain, data } => (plain, data),
         };
-        let out = match catch_unwind(AssertUnwindSafe(|| rb.rebuild_step(&plain, &data))) {
-            Ok(out) => out,
-            Err(_panic) => {
-                rb = R::default();
-                Err(Error::Panicked { what: "a rebuild" })
-            }
+        let out = match failed.take() {
+            Some(e) => Err(e),
+            None => match catch_unwind(AssertUnwindSafe(|| rb.rebuild_step(&plain, &data))) {
+                Ok(out) => out,
+                Err(_panic) => {
+                    rb = R::default();
+                    Err(Error::Panicked { what: "a rebuild" })
+                }
+            },
         };
         if done.send(Done { out, plain }).is_err() {
             return;
@@ -170,6 +199,20 @@ impl<R: StepRebuild + Default + 'static> Verifier<R> {
         Ok(())
     }
 
+    /// The next step submitted starts at a checkpoint (`state`); the worker restarts there.
+    pub(crate) fn checkpoint(&mut self, state: &[u8]) -> Result<(), Error> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.worker.is_none() {
+            self.worker = Some(Worker::spawn::<R>(VERIFY_DEPTH)?);
+        }
+        match &self.worker {
+            Some(w) => w.checkpoint(state.to_vec()).map_err(|_| MISMATCH),
+            None => Err(MISMATCH),
+        }
+    }
+
     fn check_oldest(&mut self) -> Result<(), Error> {
         let (Some(want), Some(w)) = (self.unverified.pop_front(), &self.worker) else {
             return Ok(());
@@ -208,6 +251,16 @@ mod tests {
             }
             Ok(plain.iter().rev().copied().collect())
         }
+        fn checkpoint(&mut self, state: &[u8]) -> Result<(), Error> {
+            if state == b"panic" {
+                panic!("a checkpoint that panics");
+            }
+            if state.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::damaged("refused"))
+            }
+        }
     }
 
     fn submit(
@@ -234,6 +287,21 @@ mod tests {
         let mut off = Verifier::<Reverse>::new(false);
         assert_eq!(submit(&mut off, b"abc", b"fail", b"x"), Ok(()));
         assert_eq!(off.check_all(), Ok(()));
+    }
+
+    #[test]
+    fn a_failed_checkpoint_fails_the_next_step_only() {
+        for state in [&b"bad"[..], b"panic"] {
+            let mut v = Verifier::<Reverse>::new(true);
+            assert_eq!(v.checkpoint(b""), Ok(()));
+            assert_eq!(submit(&mut v, b"abc", b"", b"cba"), Ok(()));
+            assert_eq!(v.check_all(), Ok(()));
+            assert_eq!(v.checkpoint(state), Ok(()));
+            assert_eq!(submit(&mut v, b"abc", b"", b"cba"), Ok(()));
+            assert_eq!(v.check_all(), Err(MISMATCH));
+            assert_eq!(submit(&mut v, b"abc", b"", b"cba"), Ok(()));
+            assert_eq!(v.check_all(), Ok(()));
+        }
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub(crate) enum Msg {
         out: u32,
         corrections: Vec<u8>,
     },
+    /// A checkpoint of the script (regzip's bytes), before the op it starts.
+    Checkpoint(Vec<u8>),
     /// The compressed stream will be kept as it is, for this reason.
     Opaque(OpaqueReason),
 }
@@ -363,6 +365,7 @@ impl Store {
                     }
                 }
                 Msg::Raw(bytes) => c.script.raw(&bytes),
+                Msg::Checkpoint(state) => c.script.checkpoint(&state),
                 Msg::Step {
                     plain,
                     out,

@@ -306,6 +306,7 @@ fn forward(
 ) -> bool {
     match e {
         Event::Raw(b) => tx.send(Msg::Raw(b.to_vec())).is_ok(),
+        Event::Checkpoint(state) => tx.send(Msg::Checkpoint(state)).is_ok(),
         Event::Plain(p) => ptx.is_some_and(|ptx| ptx.send(p).is_ok()),
         Event::Step { plain, out, data } => tx
             .send(Msg::Step {

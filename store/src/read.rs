@@ -102,7 +102,9 @@ impl Store {
     /// blob cache when it holds it; otherwise a range of it is first materialized whole into
     /// the cache (when the cache can take it), and a read of the whole blob is rebuilt as it
     /// streams (memory stays bounded), filling the cache on the way; without a cache, a range
-    /// is rebuilt from the blob's start.
+    /// is rebuilt from the blob's start. A blob whose script has checkpoints (issue 14) is
+    /// rebuilt from the checkpoint before the range's start instead of materialized, and
+    /// rebuilds on every core (see `read_gzip`).
     pub fn open_blob_range(&self, digest: &Digest, range: Range<u64>) -> Result<BlobReader> {
         self.open_range(digest, range, true)
     }
@@ -132,6 +134,7 @@ impl Store {
                 if file.is_none()
                     && cached
                     && range != (0..rec.size)
+                    && !self.has_checkpoints(digest)?
                     && let Some(fill) = cache.fill(digest, rec.size)
                 {
                     // A range of a blob the cache can hold: materialize it whole first, so this
@@ -153,14 +156,18 @@ impl Store {
                             .then(|| cache.fill(digest, rec.size))
                             .flatten();
                         let plain = PlainReader::new(self, digest, 0);
-                        Source::Deflate(Box::new(DeflateReader::new(
+                        let mut r = DeflateReader::new(
                             self,
                             digest,
                             plain,
                             (plain_size, preflate),
                             range.start,
                             fill,
-                        )))
+                        );
+                        if range != (0..rec.size) {
+                            r = r.until(range.end);
+                        }
+                        Source::Deflate(Box::new(r))
                     }
                 }
             }
@@ -265,6 +272,15 @@ impl BlobReader {
     /// The blob being read.
     pub fn digest(&self) -> &Digest {
         &self.digest
+    }
+
+    /// Deflate steps this reader has rebuilt so far, on every thread (0 for a blob read from
+    /// its chunks or the blob cache): what a read of a rebuilt gzip blob cost.
+    pub fn steps_rebuilt(&self) -> u64 {
+        match &self.src {
+            Source::Deflate(r) => r.steps_rebuilt(),
+            Source::Plain(_) | Source::File(_) => 0,
+        }
     }
 }
 

@@ -10,15 +10,26 @@
 //! comes first) starts a new deflate stream; consecutive steps continue one stream.
 //!
 //! The script is split into segments keyed in the index by the blob offset where their output
-//! starts (every op outputs at least one byte, so keys strictly increase). Segment byte layout,
-//! [`SCRIPT_FORMAT_VERSION`] 2: a zstd frame holding a sequence of ops:
+//! starts (every op but a checkpoint outputs at least one byte, and a checkpoint is followed in
+//! its segment by one that does, so keys strictly increase). Segment byte layout,
+//! [`SCRIPT_FORMAT_VERSION`] 3: a zstd frame holding a sequence of ops (integers little-endian):
 //!
 //! ```text
 //! op := 0x01 len:u32 bytes{len}                              raw bytes, copied to the output
 //!     | 0x02 plain:u32 out:u32 len:u32 bytes{len}            deflate step, corrections inline
 //!     | 0x03 plain:u32 out:u32 chunk_id:[u8;32] len:u32      deflate step, corrections in a chunk
 //!     | 0x04 plain:u32 out:u32 len:u32 bytes{len}            goflate step, corrections inline
+//!     | 0x05 payload_offset:u64 len:u32 state{len}           checkpoint (version 3)
 //! ```
+//!
+//! A checkpoint (issue 14) is regzip's: a place where the rebuild may start without the ops
+//! before it, from its `state` (an `airlock_regzip::Checkpoint`) and the payload before
+//! `payload_offset`, the payload offset of the op after it. Every checkpoint starts a segment,
+//! so the segment covering an offset says with one lookup whether a rebuild may start there,
+//! and the segments from one checkpoint to the next rebuild on their own, in parallel.
+//! Segments also close at a size limit, so one may start without a checkpoint (always so in
+//! scripts of version 2 and before, which have none: they rebuild from the blob's start). A
+//! checkpoint with no state precedes the raw header of a gzip member: a new deflate stream.
 //!
 //! The reconstruction data ("corrections") is regzip's and says what it is: data that starts
 //! with `GOF` is goflate's, whose next byte is its model version (regzip's `MODEL_VERSION`,
@@ -26,13 +37,13 @@
 //! encoding is tied to preflate-rs's minor version, recorded per blob (`BlobRecord::preflate`,
 //! and in blob descriptions; `store.json` names it for blobs recorded before). regzip never
 //! emits preflate-rs data that starts with `GOF`, so a step in a chunk (0x03) is told apart by
-//! its bytes. Version 1 had no op 0x04 and no goflate data.
+//! its bytes. Version 1 had no op 0x04 and no goflate data; version 2 no op 0x05.
 
 use airlock_chunker::ChunkId;
 use airlock_regzip::is_goflate;
 
 /// Version of the script byte layout above.
-pub const SCRIPT_FORMAT_VERSION: u32 = 2;
+pub const SCRIPT_FORMAT_VERSION: u32 = 3;
 
 /// A segment closes after this many ops...
 const SEGMENT_OPS: usize = 1024;
@@ -43,6 +54,7 @@ const TAG_RAW: u8 = 1;
 const TAG_STEP_INLINE: u8 = 2;
 const TAG_STEP_CHUNK: u8 = 3;
 const TAG_GOFLATE_INLINE: u8 = 4;
+const TAG_CHECKPOINT: u8 = 5;
 
 /// Where a step's reconstruction data is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +84,14 @@ pub enum Op {
         /// Its reconstruction data (goflate's or preflate-rs's).
         corrections: Corrections,
     },
+    /// A rebuild may start here, from `state` and the payload before `plain_offset` (the
+    /// payload offset of the next op); one passing through restarts as the split did.
+    Checkpoint {
+        /// Payload offset where the next step's payload starts.
+        plain_offset: u64,
+        /// regzip's checkpoint bytes (empty: a gzip member starts).
+        state: Vec<u8>,
+    },
 }
 
 impl Op {
@@ -80,13 +100,14 @@ impl Op {
         match self {
             Op::Raw(b) => b.len() as u64,
             Op::Step { out, .. } => u64::from(*out),
+            Op::Checkpoint { .. } => 0,
         }
     }
 
     /// Payload bytes this op consumes.
     pub fn plain_len(&self) -> u64 {
         match self {
-            Op::Raw(_) => 0,
+            Op::Raw(_) | Op::Checkpoint { .. } => 0,
             Op::Step { plain, .. } => u64::from(*plain),
         }
     }
@@ -100,6 +121,8 @@ pub struct ScriptBuilder {
     current_start: u64,
     current_ops: usize,
     current_inline: usize,
+    /// Output of the current segment so far.
+    current_out: u64,
     out: u64,
     plain: u64,
     /// Bytes of reconstruction data and raw bytes: the cost of rebuilding.
@@ -149,8 +172,30 @@ impl ScriptBuilder {
         }
     }
 
+    /// Starts a segment with a checkpoint at the current payload offset; the next op must
+    /// produce output (regzip emits a checkpoint right before a step or a member's header).
+    pub fn checkpoint(&mut self, state: &[u8]) {
+        if self.current_out > 0 {
+            self.close();
+        } else {
+            // Two checkpoints with nothing between: the later one stands.
+            self.current.clear();
+            self.current_ops = 0;
+            self.current_inline = 0;
+        }
+        self.current.push(TAG_CHECKPOINT);
+        self.current.extend_from_slice(&self.plain.to_le_bytes());
+        self.current
+            .extend_from_slice(&(state.len() as u32).to_le_bytes());
+        self.current.extend_from_slice(state);
+        self.overhead += state.len() as u64;
+        self.current_ops += 1;
+        self.current_inline += state.len();
+    }
+
     fn advance(&mut self, out: u64, plain: u64, inline: usize) {
         self.out += out;
+        self.current_out += out;
         self.plain += plain;
         self.current_ops += 1;
         self.current_inline += inline;
@@ -160,7 +205,10 @@ impl ScriptBuilder {
     }
 
     fn close(&mut self) {
-        if self.current.is_empty() {
+        // A segment that outputs nothing (a checkpoint the script ends with) would share its
+        // key with the next: there is none, and nothing to rebuild after it.
+        if self.current_out == 0 {
+            self.current.clear();
             return;
         }
         let encoded = crate::recipe::encode_segment(std::mem::take(&mut self.current));
@@ -168,6 +216,7 @@ impl ScriptBuilder {
         self.current_start = self.out;
         self.current_ops = 0;
         self.current_inline = 0;
+        self.current_out = 0;
     }
 
     /// Output bytes so far (the blob size once complete).
@@ -226,6 +275,17 @@ pub fn decode_script_segment(bytes: &[u8]) -> Option<Vec<Op>> {
                     corrections: Corrections::Inline(bytes),
                 });
             }
+            TAG_CHECKPOINT => {
+                let plain_offset = u64::from_le_bytes(raw.get(i..i + 8)?.try_into().ok()?);
+                let len = u32_at(&raw, i + 8)? as usize;
+                i += 12;
+                let state = raw.get(i..i + len)?.to_vec();
+                i += len;
+                out.push(Op::Checkpoint {
+                    plain_offset,
+                    state,
+                });
+            }
             TAG_STEP_CHUNK => {
                 let (plain, o) = (u32_at(&raw, i)?, u32_at(&raw, i + 4)?);
                 let id: [u8; 32] = raw.get(i + 8..i + 40)?.try_into().ok()?;
@@ -256,6 +316,14 @@ mod tests {
         let mut b = ScriptBuilder::default();
         let mut expect = Vec::new();
         for i in 0..3000u32 {
+            if i % 97 == 5 {
+                let state = vec![i as u8; (i % 3) as usize * 7];
+                b.checkpoint(&state);
+                expect.push(Op::Checkpoint {
+                    plain_offset: b.plain_len(),
+                    state,
+                });
+            }
             let op = match i % 4 {
                 0 => Op::Raw(vec![i as u8; (i % 50) as usize + 1]),
                 3 => Op::Step {
@@ -284,16 +352,26 @@ mod tests {
                     out,
                     corrections,
                 } => b.step(*plain, *out, corrections),
+                Op::Checkpoint { .. } => unreachable!(),
             }
             expect.push(op);
         }
+        // A checkpoint the script ends with starts nothing: it is dropped.
+        b.checkpoint(b"end");
         let total = b.out_len();
         let segs = b.finish();
         assert!(segs.len() > 1);
         let (mut got, mut offset) = (Vec::new(), 0);
         for (start, bytes) in &segs {
             assert_eq!(*start, offset);
-            for op in decode_script_segment(bytes).unwrap() {
+            for (k, op) in decode_script_segment(bytes)
+                .unwrap()
+                .into_iter()
+                .enumerate()
+            {
+                if matches!(op, Op::Checkpoint { .. }) {
+                    assert_eq!(k, 0, "a checkpoint starts its segment");
+                }
                 offset += op.out_len();
                 got.push(op);
             }
@@ -303,11 +381,35 @@ mod tests {
     }
 
     #[test]
+    fn back_to_back_checkpoints_keep_the_later_one() {
+        let mut b = ScriptBuilder::default();
+        b.raw(b"head");
+        b.checkpoint(b"first");
+        b.checkpoint(b"second");
+        b.raw(b"tail");
+        let segs = b.finish();
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[1].0, 4);
+        let ops = decode_script_segment(&segs[1].1).unwrap();
+        assert_eq!(
+            ops[0],
+            Op::Checkpoint {
+                plain_offset: 0,
+                state: b"second".to_vec()
+            }
+        );
+    }
+
+    #[test]
     fn damaged_script_is_refused() {
         assert!(decode_script_segment(b"junk").is_none());
         let bad = zstd::bulk::compress(&[TAG_STEP_CHUNK, 1, 0, 0, 0], 3).unwrap();
         assert!(decode_script_segment(&bad).is_none());
         let bad = zstd::bulk::compress(&[9], 3).unwrap();
+        assert!(decode_script_segment(&bad).is_none());
+        // A checkpoint claiming more state than there is.
+        let bad = zstd::bulk::compress(&[TAG_CHECKPOINT, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1], 3)
+            .unwrap();
         assert!(decode_script_segment(&bad).is_none());
         // A goflate op must hold goflate data.
         let mut op = vec![TAG_GOFLATE_INLINE, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 7, 7];

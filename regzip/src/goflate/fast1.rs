@@ -24,9 +24,9 @@ pub(crate) struct Fast {
     cur: i64,
     /// Absolute start and length of the previous chunk (matches may reach into it).
     prev: Option<(usize, usize)>,
-    queue: Copies,
+    pub(super) queue: Copies,
     /// Next position a token is expected at.
-    at: usize,
+    pub(super) at: usize,
 }
 
 fn fast_hash(x: u32) -> usize {

@@ -21,7 +21,8 @@
 //! blocks (about [`STEP_OUT_BYTES`] of compressed output each; the bits of a byte shared by two
 //! steps are carried over), and each step's payload reaches past its last block as far as the
 //! producer saw when it chose the tokens ([`predict::LOOKAHEAD`] bytes for Go's levels, the rest
-//! of a 64 KiB chunk for the chunk models), or to the next flush point. Every step is rebuilt by a
+//! of a 64 KiB chunk for the chunk models), or to the next flush point (a pgzip step that is
+//! to end at a checkpoint waits for the next flush). Every step is rebuilt by a
 //! [`GoRebuilder`] on the verifier's thread and compared with its input; a split that finishes
 //! has proven that its events rebuild the input exactly. [`detect()`] picks the producer from
 //! the header and a trial over the first blocks.
@@ -42,7 +43,14 @@
 //! with [`crate::Error::ModelUnknown`], never as other bytes. The golden fixtures in
 //! `tests/golden` (written by version 1) must rebuild exactly forever.
 //!
-//! Reconstruction data of one step, model version 1 (varints are LEB128):
+//! Version 2 (issue 14) added checkpoints (`checkpoint`): about every megabyte of output a step
+//! may start where the model restarts from a canonical state, recorded in a few bytes of their
+//! own (magic `GOC`, layout in `checkpoint`), so that a rebuild may start there. Its step data has
+//! version 1's layout, and version 1's steps rebuild as before; a version 2 step after a
+//! checkpoint rebuilds only after the same restart, which the version keeps a build that does
+//! not know checkpoints from attempting.
+//!
+//! Reconstruction data of one step, model versions 1 and 2 (varints are LEB128):
 //!
 //! ```text
 //! step    := "GOF" model:u8 producer:u8 ends_at_sync:u8 nblocks:varint block* final_pad:u8
@@ -61,6 +69,7 @@
 //! `ends_at_sync` says the step's payload ends where the encoder's input ended (a flush or
 //! the close); `final_pad` holds the bits after the stream's last block when it is in the step.
 
+mod checkpoint;
 mod deflate;
 mod detect;
 mod fast1;
@@ -71,6 +80,7 @@ mod split;
 mod step;
 mod write;
 
+pub(crate) use checkpoint::GoCheckpoint;
 pub(crate) use detect::{detect, is_pgzip_header};
 pub use split::GoSplitter;
 pub(crate) use step::GoRebuilder;
@@ -79,7 +89,7 @@ use predict::{Chains, Model, Window};
 
 /// Version of the goflate models and of their reconstruction data's byte layout (see the module
 /// documentation); the second byte of every step's data.
-pub const MODEL_VERSION: u8 = 1;
+pub const MODEL_VERSION: u8 = 2;
 
 /// First bytes of every step's reconstruction data.
 pub(crate) const MAGIC: [u8; 3] = *b"GOF";
@@ -131,6 +141,17 @@ impl Producer {
         }
     }
 
+    /// Payload between checkpoints, at most: levels 7-9 walk longer chains, so the same
+    /// payload costs several times more to rebuild there (smaller units balance the cores
+    /// and bound the wait for a range's first byte).
+    fn checkpoint_plain(self) -> u64 {
+        match self.level() {
+            7 => crate::CHECKPOINT_PLAIN_BYTES / 2,
+            8 | 9 => crate::CHECKPOINT_PLAIN_BYTES / 4,
+            _ => crate::CHECKPOINT_PLAIN_BYTES,
+        }
+    }
+
     /// A fresh model for a stream starting at payload offset `start`.
     fn model(self, start: usize) -> Model {
         if self == Producer::Pgzip(5) {
@@ -149,14 +170,20 @@ impl Producer {
         matches!(self, Producer::Pgzip(_)) && !last && step::is_sync(kind, plain)
     }
 
-    /// The model of the next independent block at `at`: pgzip hands each block the last
-    /// 16 KiB of the previous one as its dictionary (none if that one was no longer).
-    fn model_after_flush(self, w: &Window, prev: usize, at: usize) -> Model {
-        let from = if at - prev > PGZIP_DICT_BYTES {
-            at - PGZIP_DICT_BYTES
+    /// Payload of the block that ends at `at` (it started at `prev`) pgzip hands the next
+    /// independent block as its dictionary: the last 16 KiB, none if that block was no
+    /// longer.
+    fn flush_dictionary(prev: usize, at: usize) -> usize {
+        if at - prev > PGZIP_DICT_BYTES {
+            PGZIP_DICT_BYTES
         } else {
-            at
-        };
+            0
+        }
+    }
+
+    /// The model of an independent block starting at `at` with `from..at` as its dictionary
+    /// (after a flush, see [`Producer::flush_dictionary`]).
+    fn model_with_dictionary(self, w: &Window, from: usize, at: usize) -> Model {
         match self {
             Producer::Pgzip(5) => {
                 Model::Fast5(Box::new(fast5::Fast5::with_dictionary(w, from, at)))

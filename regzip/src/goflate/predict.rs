@@ -31,6 +31,16 @@ pub(crate) struct Window {
 const KEEP_BYTES: usize = 2 * MAX_DIST + 4096;
 
 impl Window {
+    /// A window holding `bytes` from position `base` on, nothing visible yet (a rebuild
+    /// starting at a checkpoint).
+    pub(crate) fn starting_at(base: usize, bytes: Vec<u8>) -> Window {
+        Window {
+            buf: bytes,
+            base,
+            end: base,
+            sync: false,
+        }
+    }
     pub(crate) fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
     }
@@ -234,7 +244,7 @@ impl Chain<'_> {
 
 /// What a proposal's commit does when the stream agrees.
 #[derive(Clone, Copy, Debug)]
-enum After {
+pub(super) enum After {
     LazyMatch,
     GreedyMatch(usize),
     Lit,
@@ -252,16 +262,16 @@ pub(crate) struct Chains {
     /// which no search reaches), in a ring of 32 KiB positions.
     prev: Box<[u16; MAX_DIST]>,
     epoch: usize,
-    index: usize,
+    pub(super) index: usize,
     /// Start of Go's 64 KiB window: candidates before it are gone.
-    wstart: usize,
-    length: usize,
-    offset: usize,
-    byte_available: bool,
-    next_insert: usize,
+    pub(super) wstart: usize,
+    pub(super) length: usize,
+    pub(super) offset: usize,
+    pub(super) byte_available: bool,
+    pub(super) next_insert: usize,
     /// The chain head before the current position was inserted (a position plus one).
     chain_head: usize,
-    pending: Option<(usize, Tok, After)>,
+    pub(super) pending: Option<(usize, Tok, After)>,
 }
 
 impl Chains {
@@ -291,7 +301,7 @@ impl Chains {
         c
     }
 
-    fn lazy(&self) -> bool {
+    pub(super) fn lazy(&self) -> bool {
         self.p.fast_skip == usize::MAX
     }
 
@@ -310,7 +320,7 @@ impl Chains {
 
     /// Inserts the positions `from..to` that are not yet inserted and have 4 bytes visible
     /// (what `insert` does for each, in one pass).
-    fn insert_range(&mut self, w: &Window, from: usize, to: usize) {
+    pub(super) fn insert_range(&mut self, w: &Window, from: usize, to: usize) {
         let from = from.max(self.next_insert);
         let to = to.min(w.end.saturating_sub(MIN_MATCH - 1));
         if from >= to {

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use super::{
     Producer, STEP_OUT_BYTES,
+    checkpoint::{At, FAST_WARM_BLOCKS, GoCheckpoint},
     deflate::{BitIn, Block, Kind, MAX_DIST, ParseError, parse_block},
     huffman::go_header,
     predict::{Model, Window},
@@ -18,12 +19,17 @@ use crate::{
     verify::Verifier,
 };
 
-/// A step also ends once its blocks hold this much payload (highly compressible data).
-const STEP_PLAIN_BYTES: usize = 8 * 1024 * 1024;
+/// A step also ends once its blocks hold this much payload (highly compressible data: a
+/// step's cost is its payload's, and checkpoints come at step starts, so that a stretch of
+/// zeros does not make one long unit of rebuilding).
+const STEP_PLAIN_BYTES: usize = 2 * 1024 * 1024;
 /// Compressed bytes buffered without completing a block: not a Go stream.
 const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 /// Input gathered before parsing is retried after a short read.
 const RETRY_BYTES: usize = 256 * 1024;
+/// A pgzip step that waits for a flush (a checkpoint is due) ends anyway after this many
+/// times its usual output.
+const FLUSH_STEP_OUT: usize = 4;
 
 struct Parsed {
     block: Block,
@@ -45,8 +51,13 @@ struct Stream {
     pos: usize,
     /// The last block has been parsed; its padding bits.
     ended: Option<u8>,
-    /// Where the model's independent block started.
+    /// Where the model's independent block started, and the dictionary it started with.
     origin: usize,
+    dict: usize,
+    /// Bits of the first pending byte that the last step emitted (the byte they share).
+    carry: u32,
+    /// Lengths of the last non-empty blocks, oldest first (a level-1 checkpoint's warm-up).
+    recent: VecDeque<usize>,
 }
 
 /// Splits gzip streams made by Go's compress/gzip or klauspost/pgzip with goflate's model of
@@ -70,11 +81,20 @@ impl GoSplitter {
         ))
     }
 
-    /// A splitter that only measures (nothing is rebuilt); an `exact` one stops at the first
-    /// difference from its model.
+    /// Emits checkpoints about every `every` compressed bytes (0: none) instead of every
+    /// [`crate::CHECKPOINT_OUT_BYTES`] (tests use small ones).
+    pub fn with_checkpoints(mut self, every: u64) -> GoSplitter {
+        self.0.set_checkpoints(every);
+        self
+    }
+
+    /// A splitter that only measures (nothing is rebuilt, no checkpoint is made); an `exact`
+    /// one stops at the first difference from its model.
     pub(super) fn trial(producer: Producer, step_out: usize, exact: bool) -> GoSplitter {
         let stage = GoStage::new(producer, step_out, exact);
-        GoSplitter(Members::new(stage, Limits::UNLIMITED, false))
+        let mut m = Members::new(stage, Limits::UNLIMITED, false);
+        m.set_checkpoints(0);
+        GoSplitter(m)
     }
 
     /// Reconstruction bytes emitted, and tokens the model did not predict.
@@ -131,6 +151,9 @@ impl DeflateSplit for GoStage {
             pos: 0,
             ended: None,
             origin: 0,
+            dict: 0,
+            carry: 0,
+            recent: VecDeque::new(),
         });
         self.need = 0;
     }
@@ -145,6 +168,7 @@ impl DeflateSplit for GoStage {
         if !eof && input.pending.len() < self.need {
             return Ok(Progress::Wait);
         }
+        input.checkpoint_plain = self.producer.checkpoint_plain();
         self.parse(input, eof)?;
         while self.next_step(input, verifier, sink)? {}
         if self.stream.is_none() {
@@ -229,12 +253,21 @@ impl GoStage {
         let Some(s) = self.stream.as_mut() else {
             return Ok(false);
         };
-        // The step's blocks: whole blocks up to about `step_out` bytes, or the last one.
+        // The step's blocks: whole blocks up to about `step_out` bytes, or the last one. pgzip
+        // restarts only after a flush: when a checkpoint is due, the step ends at the next
+        // one, so that the step after it starts with the checkpoint.
+        let to_flush = matches!(self.producer, Producer::Pgzip(_)) && input.checkpoint_due();
+        let step_out = if to_flush {
+            FLUSH_STEP_OUT * self.step_out
+        } else {
+            self.step_out
+        };
         let mut m = 0;
         for (k, p) in s.parsed.iter().enumerate() {
             m = k + 1;
             let plain = (p.start + p.block.plain).saturating_sub(s.plain_emitted);
-            if p.block.last || p.end_bit / 8 >= self.step_out || plain >= STEP_PLAIN_BYTES {
+            let flush = to_flush && is_sync(&p.block.kind, p.block.plain);
+            if p.block.last || flush || p.end_bit / 8 >= step_out || plain >= STEP_PLAIN_BYTES {
                 break;
             }
             if k + 1 == s.parsed.len() {
@@ -276,6 +309,27 @@ impl GoStage {
                 )
             })
             .collect();
+        let checkpoint = if s.pos > 0 && input.checkpoint_due() {
+            let first = input.pending.first().map_or(0, |&b| u32::from(b));
+            let at = At {
+                pos: s.pos,
+                ahead: s.plain_emitted - s.pos,
+                partial: ((first & ((1 << s.carry) - 1)) as u8, s.carry),
+                recent: s.recent.make_contiguous(),
+                flushed: (s.origin == s.pos).then_some(s.dict),
+            };
+            // The window keeps what the model may still read: a restart that would read more
+            // (a model far from its producer, with long blocks) waits for a later step.
+            GoCheckpoint::capture(self.producer, &s.model, &at)
+                .filter(|cp| s.win.holds(cp.history_start()))
+        } else {
+            None
+        };
+        if let Some(cp) = &checkpoint {
+            // What every rebuild does there, from the same payload.
+            s.model = cp.model(&mut s.win);
+            s.origin = s.pos;
+        }
         let mut blocks = Vec::with_capacity(m);
         for (j, p) in s.parsed.iter().take(m).enumerate() {
             set_visible(&mut s.win, &shape, j, p.start, step_end, ends_at_sync);
@@ -304,8 +358,15 @@ impl GoStage {
             }
             if self.producer.resets_after(&b.kind, b.plain, b.last) {
                 let at = p.start + b.plain;
-                s.model = self.producer.model_after_flush(&s.win, s.origin, at);
+                s.dict = Producer::flush_dictionary(s.origin, at);
+                s.model = self.producer.model_with_dictionary(&s.win, at - s.dict, at);
                 s.origin = at;
+            }
+            if b.plain > 0 {
+                if s.recent.len() == FAST_WARM_BLOCKS {
+                    s.recent.pop_front();
+                }
+                s.recent.push_back(b.plain);
             }
             let derived = match (&b.kind, self.producer) {
                 (Kind::Dynamic(h), Producer::Go(_)) => {
@@ -352,10 +413,19 @@ impl GoStage {
         else {
             return Err(Error::EncoderUnsupported);
         };
+        let checkpoint = checkpoint.map(|cp| cp.encode());
+        if let Some(cp) = &checkpoint {
+            verifier.checkpoint(cp)?;
+            self.overhead += cp.len() as u64;
+        }
         verifier.submit(&plain, &data, &input.pending[..out_bytes])?;
         self.overhead += data.len() as u64;
+        if let Some(cp) = checkpoint {
+            emit(sink, Event::Checkpoint(cp))?;
+            input.checkpoint_made();
+        }
         if !plain.is_empty() {
-            emit(sink, Event::Plain(plain))?;
+            input.emit_plain(sink, plain)?;
         }
         emit(
             sink,
@@ -367,6 +437,7 @@ impl GoStage {
         )?;
         s.plain_emitted = step_end;
         s.pos = e_last;
+        s.carry = (end_bit % 8) as u32;
         s.parsed.drain(..m);
         input.pending.drain(..out_bytes);
         let shift = out_bytes * 8;
@@ -407,6 +478,7 @@ pub(crate) mod tests {
                     rb.reset();
                     rebuilt.extend_from_slice(b);
                 }
+                Event::Checkpoint(c) => StepRebuild::checkpoint(&mut rb, &c).unwrap(),
                 Event::Plain(p) => {
                     payload.extend_from_slice(&p);
                     pending.extend_from_slice(&p);

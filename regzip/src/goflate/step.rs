@@ -4,6 +4,7 @@
 
 use super::{
     MAGIC, MODEL_VERSION, Producer,
+    checkpoint::GoCheckpoint,
     deflate::{Block, Header, Kind, MAX_DIST, Tok},
     huffman::go_header,
     predict::{Model, Window},
@@ -38,7 +39,7 @@ pub(crate) struct StepData {
     pub(crate) final_pad: u8,
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -46,15 +47,15 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-struct Cursor<'a>(&'a [u8]);
+pub(super) struct Cursor<'a>(pub(super) &'a [u8]);
 
 impl Cursor<'_> {
-    fn byte(&mut self) -> Option<u8> {
+    pub(super) fn byte(&mut self) -> Option<u8> {
         let (&b, rest) = self.0.split_first()?;
         self.0 = rest;
         Some(b)
     }
-    fn varint(&mut self) -> Option<u64> {
+    pub(super) fn varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -128,7 +129,8 @@ impl StepData {
     pub(crate) fn decode(bytes: &[u8]) -> Result<StepData, Error> {
         let version = bytes.strip_prefix(&MAGIC).and_then(|b| b.first().copied());
         match version {
-            Some(MODEL_VERSION) => {}
+            // Version 2 kept version 1's layout (it added checkpoints between steps).
+            Some(1..=MODEL_VERSION) => {}
             Some(found) if found > MODEL_VERSION => {
                 return Err(Error::ModelUnknown {
                     found,
@@ -328,9 +330,63 @@ struct Stream {
     toks: Vec<Tok>,
 }
 
+impl GoRebuilder {
+    /// Restarts the stream at a checkpoint: from `history` (the payload it names, from a
+    /// rebuild starting there), or from the payload this rebuilder holds (a rebuild going
+    /// through it, which copies the same bytes and so proves the first kind exact).
+    pub(crate) fn checkpoint(
+        &mut self,
+        cp: &GoCheckpoint,
+        history: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        let (from, to) = (cp.history_start(), cp.pos + cp.ahead);
+        let bytes = match history {
+            Some(h) if h.len() == to - from => h.to_vec(),
+            Some(_) => return Err(Error::damaged("a checkpoint with the wrong history")),
+            None => {
+                let s = self.state.as_ref().filter(|s| {
+                    !s.done
+                        && s.producer == cp.producer
+                        && s.pos == cp.pos
+                        && s.win.held() == to
+                        && s.win.holds(from)
+                });
+                let Some(s) = s else {
+                    return Err(Error::damaged(
+                        "a checkpoint that is not where its stream is",
+                    ));
+                };
+                s.win.slice(from, to).to_vec()
+            }
+        };
+        let mut win = Window::starting_at(from, bytes);
+        let model = cp.model(&mut win);
+        self.state = Some(Stream {
+            win,
+            model,
+            producer: cp.producer,
+            pos: cp.pos,
+            partial: cp.partial,
+            done: false,
+            origin: cp.pos,
+            toks: Vec::new(),
+        });
+        Ok(())
+    }
+}
+
 impl StepRebuild for GoRebuilder {
     fn reset(&mut self) {
         self.state = None;
+    }
+
+    fn checkpoint(&mut self, state: &[u8]) -> Result<(), Error> {
+        if state.is_empty() {
+            self.state = None;
+            return Ok(());
+        }
+        let cp = GoCheckpoint::decode(state)?;
+        GoRebuilder::checkpoint(self, &cp, None)
     }
 
     /// Rebuilds one step: `plain` is its payload, `data` its reconstruction data.
@@ -437,7 +493,8 @@ impl StepRebuild for GoRebuilder {
             s.toks = block.toks;
             s.pos = end;
             if s.producer.resets_after(&b.kind, b.plain, b.last) {
-                s.model = s.producer.model_after_flush(&s.win, s.origin, end);
+                let dict = Producer::flush_dictionary(s.origin, end);
+                s.model = s.producer.model_with_dictionary(&s.win, end - dict, end);
                 s.origin = end;
             }
             if b.last {
@@ -472,13 +529,14 @@ mod tests {
     fn steps(name: &str, producer: Producer) -> Vec<(Vec<u8>, Vec<u8>)> {
         let gz = fixture(name);
         // Small steps: a fixture makes several.
-        let mut sp = GoSplitter::with_step(producer, Limits::UNLIMITED, 8 * 1024);
+        let mut sp =
+            GoSplitter::with_step(producer, Limits::UNLIMITED, 8 * 1024).with_checkpoints(0);
         let (mut out, mut plain) = (Vec::new(), Vec::new());
         let mut sink = |e: Event<'_>| {
             match e {
                 Event::Plain(p) => plain.extend(p),
                 Event::Step { data, .. } => out.push((std::mem::take(&mut plain), data)),
-                Event::Raw(_) => {}
+                Event::Raw(_) | Event::Checkpoint(_) => {}
             }
             true
         };

@@ -3,7 +3,7 @@
 
 use std::{io::Read, path::PathBuf};
 
-use airlock_regzip::{Error, Event, Rebuilder, Splitter};
+use airlock_regzip::{Checkpoint, Error, Event, Rebuilder, Splitter};
 
 /// A committed stream, by its path under `store/tests/fixtures/` (`go/gzip_6.gz`).
 pub fn stream(path: &str) -> Vec<u8> {
@@ -31,6 +31,7 @@ pub struct Split {
     /// Steps whose data is goflate's.
     pub goflate_steps: usize,
     pub steps: usize,
+    pub checkpoints: usize,
 }
 
 /// Feeds `gz` to `splitter` in `slice`-byte pieces, rebuilding every step as it comes.
@@ -47,6 +48,12 @@ pub fn split_and_rebuild(
             Event::Raw(b) => {
                 rebuilder.reset();
                 s.rebuilt.extend_from_slice(b);
+            }
+            Event::Checkpoint(c) => {
+                s.checkpoints += 1;
+                s.data_bytes += c.len() as u64;
+                let cp = Checkpoint::decode(&c).unwrap();
+                rebuilder.checkpoint(&cp).unwrap();
             }
             Event::Plain(p) => {
                 s.payload.extend_from_slice(&p);

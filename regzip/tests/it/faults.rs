@@ -94,13 +94,14 @@ fn decompression_bombs_are_stopped_by_either_limit() {
 /// Every step of a goflate split: (payload, data).
 fn go_steps() -> Vec<(Vec<u8>, Vec<u8>)> {
     let gz = stream("go/gzip_6_flush10000.gz");
-    let mut splitter = GoSplitter::with_step(Producer::Go(6), Limits::UNLIMITED, 4096);
+    let mut splitter =
+        GoSplitter::with_step(Producer::Go(6), Limits::UNLIMITED, 4096).with_checkpoints(0);
     let (mut steps, mut pending) = (Vec::new(), Vec::new());
     let mut sink = |e: Event<'_>| {
         match e {
             Event::Plain(p) => pending.extend(p),
             Event::Step { data, .. } => steps.push((std::mem::take(&mut pending), data)),
-            Event::Raw(_) => {}
+            Event::Raw(_) | Event::Checkpoint(_) => {}
         }
         true
     };

@@ -12,8 +12,8 @@ use std::{
 };
 
 use airlock_regzip::{
-    Event, GoSplitter, Limits, PreflateSplitter, Producer, Rebuilder, Splitter, choose_splitter,
-    is_goflate,
+    Checkpoint, Event, GoSplitter, Limits, PreflateSplitter, Producer, Rebuilder, Splitter,
+    choose_splitter, is_goflate,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -30,6 +30,7 @@ fn sha256(b: &[u8]) -> String {
 /// One op of a fixture.
 enum Op {
     Raw(Vec<u8>),
+    Checkpoint(Vec<u8>),
     Step {
         plain: usize,
         out: usize,
@@ -65,6 +66,7 @@ fn parse(text: &str) -> Fixture {
             let f: Vec<&str> = l.split(' ').collect();
             match f[0] {
                 "raw" => Op::Raw(hex::decode(f[1]).unwrap()),
+                "checkpoint" => Op::Checkpoint(hex::decode(f.get(1).unwrap_or(&"")).unwrap()),
                 "step" => Op::Step {
                     plain: f[1].parse().unwrap(),
                     out: f[2].parse().unwrap(),
@@ -88,7 +90,7 @@ fn issue_13_golden_reconstruction_data_rebuilds_exactly() {
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     for path in names {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let f = parse(&std::fs::read_to_string(&path).unwrap());
@@ -102,6 +104,10 @@ fn issue_13_golden_reconstruction_data_rebuilds_exactly() {
                 Op::Raw(bytes) => {
                     rb.reset();
                     rebuilt.extend(bytes);
+                }
+                Op::Checkpoint(bytes) => {
+                    let cp = Checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    rb.checkpoint(&cp).unwrap_or_else(|e| panic!("{name}: {e}"));
                 }
                 Op::Step { plain, out, data } => {
                     assert_eq!(is_goflate(&data), goflate, "{name}: data of the other kind");
@@ -127,6 +133,8 @@ enum How {
     Detected,
     /// This Go model, with steps of about this many output bytes.
     Go(Producer, usize),
+    /// This Go model, with steps and checkpoints about this many output bytes apart.
+    Checkpoints(Producer, usize, u64),
     /// preflate-rs.
     Preflate,
 }
@@ -134,7 +142,8 @@ enum How {
 const STEP_OUT_BYTES: usize = 256 * 1024;
 
 /// (fixture, stream, splitter): the set in `tests/golden`, written by commit 86ae38e's
-/// generator over commit 7f887a0's splitters.
+/// generator over commit 7f887a0's splitters (goflate model version 1), then the `checkpoints`
+/// ones by issue 14's (model version 2).
 const FIXTURES: &[(&str, &str, How)] = &[
     ("go-l1", "go/gzip_1.gz", How::Detected),
     (
@@ -165,6 +174,27 @@ const FIXTURES: &[(&str, &str, How)] = &[
         "flate2/zlib-rs-multi.tar.gz",
         How::Preflate,
     ),
+    // Issue 14: checkpoints of every kind of restart, close together.
+    (
+        "go-l1-checkpoints",
+        "go/gzip_1_flush10000.gz",
+        How::Checkpoints(Producer::Go(1), 4096, 8192),
+    ),
+    (
+        "go-l2-checkpoints",
+        "go/gzip_2.gz",
+        How::Checkpoints(Producer::Go(2), 2048, 4096),
+    ),
+    (
+        "go-l6-flush-checkpoints",
+        "go/gzip_6_flush10000.gz",
+        How::Checkpoints(Producer::Go(6), 4096, 8192),
+    ),
+    (
+        "pgzip-l5-checkpoints",
+        "go/pgzip_-1_65536.gz",
+        How::Checkpoints(Producer::Pgzip(5), 4096, 8192),
+    ),
 ];
 
 /// The fixture text of one stream.
@@ -178,6 +208,7 @@ fn describe(stream_path: &str, gz: &[u8], how: How) -> String {
     let mut sink = |e: Event<'_>| {
         match e {
             Event::Raw(b) => writeln!(out, "raw {}", hex::encode(b)).unwrap(),
+            Event::Checkpoint(c) => writeln!(out, "checkpoint {}", hex::encode(c)).unwrap(),
             Event::Plain(p) => emitted += p.len(),
             Event::Step {
                 plain,
@@ -195,6 +226,9 @@ fn describe(stream_path: &str, gz: &[u8], how: How) -> String {
     let mut splitter: Box<dyn Splitter> = match how {
         How::Detected => choose_splitter(gz, true, Limits::UNLIMITED),
         How::Go(p, step) => Box::new(GoSplitter::with_step(p, Limits::UNLIMITED, step)),
+        How::Checkpoints(p, step, every) => {
+            Box::new(GoSplitter::with_step(p, Limits::UNLIMITED, step).with_checkpoints(every))
+        }
         How::Preflate => Box::new(PreflateSplitter::new(Limits::UNLIMITED)),
     };
     splitter.feed(gz, &mut sink).unwrap();

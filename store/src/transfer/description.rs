@@ -1,6 +1,6 @@
 //! [`BlobDescription`]: everything a store needs to recreate a blob except its chunks (its
 //! record, its recipe segments and its script), written and parsed. Byte layout,
-//! [`DESCRIPTION_FORMAT_VERSION`] 2 (integers little-endian; segments as in `recipe` and
+//! [`DESCRIPTION_FORMAT_VERSION`] 3 (integers little-endian; segments as in `recipe` and
 //! `script`):
 //!
 //! ```text
@@ -14,7 +14,10 @@
 //! `preflate` (version 2) names the preflate-rs version whose correction data the script holds
 //! (`Deflate` blobs): a store rebuilds a described blob only with that version, and says so
 //! when it has another. Version 1 had no `preflate` and is still read: every airlock that
-//! wrote it held preflate-rs 0.7 data only ([`LEGACY_PREFLATE_VERSION`]).
+//! wrote it held preflate-rs 0.7 data only ([`LEGACY_PREFLATE_VERSION`]). Version 3 has version
+//! 2's layout and is written only for a blob whose script holds checkpoints (script format 3,
+//! issue 14), which an airlock reading versions up to 2 would take for damage: it names the
+//! version instead. Every other description is still written as version 2.
 //!
 //! Parsing checks every length against the bytes present and the segment count against
 //! [`MAX_SEGMENTS`]; a description from a bundle is never trusted.
@@ -33,7 +36,7 @@ use crate::{
 };
 
 /// Version of the description byte layout above.
-pub const DESCRIPTION_FORMAT_VERSION: u32 = 2;
+pub const DESCRIPTION_FORMAT_VERSION: u32 = 3;
 
 /// The preflate-rs version of the scripts in version 1 descriptions, and of stores before the
 /// version was recorded per blob (their format headers name it too).
@@ -175,6 +178,16 @@ impl BlobDescription {
         Ok(())
     }
 
+    /// The earliest version that describes the blob: 3 when its script holds a checkpoint
+    /// (which starts its segment), else 2.
+    fn version(&self) -> u32 {
+        let checkpointed = self.script.iter().any(|(_, bytes)| {
+            decode_script_segment(bytes)
+                .is_some_and(|ops| matches!(ops.first(), Some(Op::Checkpoint { .. })))
+        });
+        if checkpointed { 3 } else { 2 }
+    }
+
     /// The description's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let meta = serde_json::to_vec(&self.meta).unwrap_or_default();
@@ -186,7 +199,7 @@ impl BlobDescription {
             .sum();
         let mut out = Vec::with_capacity(16 + meta.len() + seg_bytes);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&DESCRIPTION_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.version().to_le_bytes());
         out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
         out.extend_from_slice(&meta);
         for segs in [&self.recipe, &self.script] {
@@ -335,7 +348,7 @@ mod tests {
     fn issue_13_descriptions_carry_their_preflate_version() {
         let d = deflate_description(Some("preflate-rs 0.9"));
         let bytes = d.to_bytes();
-        assert_eq!(bytes[4..8], DESCRIPTION_FORMAT_VERSION.to_le_bytes());
+        assert_eq!(bytes[4..8], 2u32.to_le_bytes());
         let back = BlobDescription::from_bytes(&bytes).unwrap();
         assert_eq!(back.meta.preflate.as_deref(), Some("preflate-rs 0.9"));
         assert_eq!(back.to_bytes(), bytes);
@@ -360,6 +373,20 @@ mod tests {
         let mut bytes = deflate_description(None).to_bytes();
         bytes[4..8].copy_from_slice(&(DESCRIPTION_FORMAT_VERSION + 1).to_le_bytes());
         let err = BlobDescription::from_bytes(&bytes).unwrap_err();
-        assert!(err.to_string().contains("version 3"), "{err}");
+        assert!(err.to_string().contains("version 4"), "{err}");
+    }
+
+    #[test]
+    fn issue_14_a_script_with_checkpoints_is_described_as_version_3() {
+        let mut b = crate::script::ScriptBuilder::default();
+        b.raw(b"header");
+        b.checkpoint(b"");
+        b.raw(b"member");
+        let mut d = deflate_description(None);
+        d.script = b.finish();
+        let bytes = d.to_bytes();
+        assert_eq!(bytes[4..8], 3u32.to_le_bytes());
+        let back = BlobDescription::from_bytes(&bytes).unwrap();
+        assert_eq!(back.script, d.script);
     }
 }

@@ -211,33 +211,32 @@ fn issue_13_a_store_created_with_another_preflate_version_opens() {
 fn a_store_with_older_rebuild_scripts_opens_and_is_upgraded_when_written() {
     let dir = tempfile::tempdir().unwrap();
     let data = seeded(175, 50_000);
-    let (d, _) = put(
-        &Store::open(dir.path(), StoreOptions::default()).unwrap(),
-        &data,
-    );
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let (d, _) = put(&store, &data);
+    let latest = store.format().script_format;
+    drop(store);
     let path = dir.path().join("store.json");
     let original = fs::read_to_string(&path).unwrap();
-    let older = original.replace("\"rebuild_format\": 2", "\"rebuild_format\": 1");
-    assert_ne!(older, original, "{original}");
-    fs::write(&path, &older).unwrap();
-    let ro = StoreOptions {
-        access: airlock_store::Access::ReadOnly,
-        ..StoreOptions::default()
-    };
-    let store = Store::open(dir.path(), ro).unwrap();
-    assert_reads(&store, &d, &data);
-    drop(store);
-    assert_eq!(
-        fs::read_to_string(&path).unwrap(),
-        older,
-        "read-only writes nothing"
-    );
-    drop(Store::open(dir.path(), StoreOptions::default()).unwrap());
-    assert!(
-        fs::read_to_string(&path)
-            .unwrap()
-            .contains("\"rebuild_format\": 2")
-    );
+    let current = format!("\"rebuild_format\": {latest}");
+    for version in 1..latest {
+        let older = original.replace(&current, &format!("\"rebuild_format\": {version}"));
+        assert_ne!(older, original, "{original}");
+        fs::write(&path, &older).unwrap();
+        let ro = StoreOptions {
+            access: airlock_store::Access::ReadOnly,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), ro).unwrap();
+        assert_reads(&store, &d, &data);
+        drop(store);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            older,
+            "read-only writes nothing"
+        );
+        drop(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        assert_eq!(fs::read_to_string(&path).unwrap(), original);
+    }
 }
 
 #[test]

@@ -16,13 +16,13 @@ use crate::{common::*, layers::run_filter, tools};
 
 const ENV: &str = "GO_GZIP_FIXTURES";
 
-fn committed() -> PathBuf {
+pub(crate) fn committed() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go")
 }
 
 /// The directory CI filled, if the variable is set (else [`tools::unavailable`] reports
 /// `without`); panics if the directory it names holds no fixtures.
-fn ci_dir(without: &str) -> Option<PathBuf> {
+pub(crate) fn ci_dir(without: &str) -> Option<PathBuf> {
     let Some(dir) = std::env::var_os(ENV).filter(|d| !d.is_empty()) else {
         tools::unavailable(ENV, "is not set", without);
         return None;
@@ -33,7 +33,7 @@ fn ci_dir(without: &str) -> Option<PathBuf> {
     Some(dir)
 }
 
-fn gz_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn gz_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| Some(e.ok()?.path())).collect())
         .unwrap_or_default();
@@ -45,7 +45,7 @@ fn gz_files(dir: &Path) -> Vec<PathBuf> {
 /// Whether goflate models the fixture's producer: Go's compress/gzip at every level, pgzip at
 /// its default level (klauspost level 5) with any block size. Other pgzip levels must only
 /// round-trip.
-fn modelled(name: &str) -> bool {
+pub(crate) fn modelled(name: &str) -> bool {
     name.starts_with("gzip_") || name.starts_with("pgzip_-1_")
 }
 
