@@ -6,7 +6,8 @@
 //! its compressed bytes (goflate's or preflate-rs's, told apart by the data). Memory is bounded
 //! by one step (a few MiB of payload) and one script segment. A range that starts
 //! inside the blob is served by rebuilding from the start and discarding what comes before it
-//! (preflate-rs cannot resume mid-stream); the blob cache makes repeated reads cheap. A step
+//! (preflate-rs cannot resume mid-stream); the blob cache makes repeated reads cheap (filling
+//! it is the callers' business: `inflight`, `transfer`). A step
 //! whose output differs in length from what the script recorded is an error naming the blob
 //! and offset; the bytes themselves are checked by the digest (verify, the cache fill).
 //! Reconstruction data of a version this airlock does not rebuild (preflate-rs data of the
@@ -22,7 +23,6 @@ use airlock_regzip::{PREFLATE_VERSION, Rebuilder, is_goflate};
 
 use crate::{
     Digest, Error, Result, Store,
-    cache::CacheFill,
     index::{SegmentAt, SegmentList},
     read::PlainReader,
     script::{Corrections, Op, decode_script_segment},
@@ -46,7 +46,6 @@ pub(crate) struct DeflateReader {
     payload: Vec<u8>,
     /// Offset of the next byte to hand out (earlier output is discarded).
     pos: u64,
-    fill: Option<CacheFill>,
     /// The preflate-rs version of the script's correction data, when this build cannot
     /// rebuild it.
     other_preflate: Option<String>,
@@ -61,7 +60,6 @@ impl DeflateReader {
         plain: PlainReader,
         (plain_size, preflate): (u64, &str),
         pos: u64,
-        fill: Option<CacheFill>,
     ) -> DeflateReader {
         DeflateReader {
             other_preflate: (preflate != PREFLATE_VERSION).then(|| preflate.to_owned()),
@@ -76,7 +74,6 @@ impl DeflateReader {
             buf: Vec::new(),
             payload: Vec::new(),
             pos,
-            fill,
         }
     }
 
@@ -166,21 +163,15 @@ impl DeflateReader {
                 bytes
             }
         };
-        if let Some(fill) = self.fill.as_mut() {
-            fill.write(&self.buf);
-        }
         Ok(true)
     }
 
-    /// Runs the script to its end (it produces nothing past the blob's size) and hands a
-    /// complete cache fill to the cache, which checks its digest before publishing it.
+    /// Runs the script to its end (it produces nothing past the blob's size) and checks that
+    /// it used the whole payload.
     pub(crate) fn finish(&mut self) -> Result<()> {
         while self.next_op()? {}
         if self.plain_left != 0 {
             return Err(self.failed("its script ends before its payload"));
-        }
-        if let Some(fill) = self.fill.take() {
-            self.store.inner.cache.publish(&self.digest, fill);
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! made, the documented on-disk layout).
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod cache; // issue 14: shared rebuilds, the cache policies, read-only fills, verify, the limit
 mod common; // fixtures: seeded content, tar streams, small-pack stores, pack-file walkers
 mod crash; // SIGKILL a writer process at random points; reopen, verify, read back ACKed blobs
 mod dedup; // chunk-level dedup across blobs and tar versions; PutOutcome and du accounting
