@@ -168,7 +168,18 @@ fn run_producer(
     let inflight = &store.inner.inflight;
     let produced = {
         let _slot = inflight.slots.acquire();
-        produce(&store, &prod, &mut fill, (plain_size, &preflate))
+        // A panic in a rebuilder must still end the production, or its followers would wait
+        // for ever.
+        let run = std::panic::AssertUnwindSafe(|| {
+            produce(&store, &prod, &mut fill, (plain_size, &preflate))
+        });
+        std::panic::catch_unwind(run).unwrap_or_else(|_| {
+            Err(Error::Rebuild {
+                digest: prod.digest.clone(),
+                offset: prod.written(),
+                what: "its rebuild panicked".into(),
+            })
+        })
     };
     let cache = &store.inner.cache;
     let outcome = match produced {
