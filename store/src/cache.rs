@@ -18,6 +18,7 @@
 //! store's content); on read-only media fills fail and reads rebuild.
 
 use std::{
+    collections::HashSet,
     fs::{self, File},
     io,
     os::unix::fs::FileExt,
@@ -28,8 +29,6 @@ use std::{
     },
     time::{Duration, Instant, SystemTime},
 };
-
-use std::collections::HashSet;
 
 use crate::{Access, Digest, Error, Hasher, Result, pack::sync_dir};
 
