@@ -3,14 +3,16 @@
 //! Each frame of a volume is read, checked whole (checksum, every chunk's BLAKE3) and handed to
 //! the store, which keeps it as it is when it lacks all its chunks; nothing is staged or
 //! concatenated on disk. A damaged frame is named (volume, offset, what) and skipped: the rest
-//! still imports. When every chunk the bundle's blobs need is in the store, each missing blob
-//! is rebuilt from its chunks and its digest checked before its recipe is committed; then all
-//! links and tags of the bundle move in one transaction. What is done is what the store holds:
+//! still imports. As soon as every chunk a missing blob needs is in the store, the blob is
+//! rebuilt from its chunks on another core and its digest checked before its recipe is
+//! committed (`checks`), while the next frames are read; once every blob is in, all links and
+//! tags of the bundle move in one transaction. What is done is what the store holds:
 //! a re-run after a kill or with the missing volumes skips, without reading them, the frames
 //! whose chunks are all stored, and commits only blobs not yet committed. A copy of the index
 //! is kept under the store's `imports/<bundle id>/`, so volumes whose own copy is damaged can
 //! still be read.
 
+mod checks;
 mod report;
 
 use std::{
@@ -22,6 +24,7 @@ use std::{
 use airlock_store::{ChunkId, Digest, Frame, RepoChange, Store};
 use rayon::prelude::*;
 
+use self::checks::{Checks, Shared};
 pub use self::report::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, ref_text};
 use crate::{
     error::{Error, Result},
@@ -189,28 +192,53 @@ impl<'a> Importer<'a> {
             self.outcome.elapsed = self.started.elapsed();
             return Ok(self.outcome);
         }
+        let shared = Shared::default();
+        let (store, progress) = (self.store, self.progress);
+        let complete = std::thread::scope(|s| -> Result<bool> {
+            let needed = self.needed()?;
+            let parts = (store, &self.index, progress);
+            let mut checks = Checks::start(s, &shared, parts, &needed)?;
+            let read = self.read_all(&mut checks);
+            // The checks queued so far run to their end whatever happened: a commit is never
+            // cut short, and a failed check is the import's error.
+            let checked = checks.finish(progress, "verifying blobs");
+            self.outcome.new_blobs += checked?;
+            read
+        })?;
+        if complete {
+            self.finish()?;
+        }
+        self.outcome.elapsed = self.started.elapsed();
+        Ok(self.outcome)
+    }
+
+    /// Reads the volumes given, then asks for missing ones while a prompt can; returns whether
+    /// every volume needed was read.
+    fn read_all(&mut self, checks: &mut Checks<'_>) -> Result<bool> {
         loop {
             self.volumes.sort_by_key(|v| v.header().number);
             let pending: Vec<VolumeReader> = std::mem::take(&mut self.volumes);
             for v in pending {
-                self.read_volume(&v)?;
+                self.read_volume(&v, checks)?;
+                if checks.failed() {
+                    return Ok(false);
+                }
             }
             let missing = self.missing_volumes()?;
             if missing.is_empty() {
-                self.finish()?;
-                break;
+                return Ok(true);
             }
             let Some(prompt) = self.opts.prompt else {
                 self.outcome.affected = self.affected(&missing);
                 self.outcome.missing_volumes = missing;
-                break;
+                return Ok(false);
             };
             let Some(next) =
                 prompt.next_volume(&self.index.name, &missing, self.index.volume_count)
             else {
                 self.outcome.affected = self.affected(&missing);
                 self.outcome.missing_volumes = missing;
-                break;
+                return Ok(false);
             };
             for path in expand(&[next])? {
                 match VolumeReader::open(&path) {
@@ -225,8 +253,6 @@ impl<'a> Importer<'a> {
                 }
             }
         }
-        self.outcome.elapsed = self.started.elapsed();
-        Ok(self.outcome)
     }
 
     /// Blobs of the bundle the store lacks, with the chunks they need.
@@ -301,7 +327,7 @@ impl<'a> Importer<'a> {
         })
     }
 
-    fn read_volume(&mut self, v: &VolumeReader) -> Result<()> {
+    fn read_volume(&mut self, v: &VolumeReader, checks: &mut Checks<'_>) -> Result<()> {
         let number = v.header().number;
         let Some(entry) = self.index.volumes.iter().find(|e| e.number == number) else {
             return Err(Error::IndexCorrupt {
@@ -332,6 +358,10 @@ impl<'a> Importer<'a> {
                             .map_err(st("storing chunks"))?;
                         self.outcome.new_chunks += added.new_chunks;
                         self.outcome.new_bytes += added.new_bytes;
+                        checks.stored(&self.index, &f.chunks);
+                        if checks.failed() {
+                            return Ok(());
+                        }
                     }
                     Err(what) => {
                         self.outcome.damaged.push(Damage {
@@ -445,8 +475,9 @@ impl<'a> Importer<'a> {
         out
     }
 
-    /// Commits every blob (each verified against its digest), then moves links and tags
-    /// together.
+    /// Commits every blob not committed yet (each verified against its digest; the checks
+    /// overlapped with reading leave none but those a concurrent change made lack a chunk
+    /// then), then moves links and tags together.
     fn finish(&mut self) -> Result<()> {
         let needed = self.needed()?;
         let total: u64 = needed.iter().map(|&i| self.index.blobs[i].size).sum();

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use airlock_config::{Config, Key, Origin};
-use airlock_store::{Access, Store, StoreOptions};
+use airlock_store::{Access, Materialize, Store, StoreOptions};
 use anyhow::{Context as _, Result};
 
 /// The effective configuration and output mode of one invocation.
@@ -59,6 +59,11 @@ impl Context {
             frame_size: usize::try_from(c.store.frame_size.as_u64())
                 .context("store.frame_size is too large")?,
             blob_cache_size: c.cache.blob_cache_size.as_u64(),
+            materialize: match c.cache.materialize {
+                airlock_config::Materialize::Pull => Materialize::Pull,
+                airlock_config::Materialize::Never => Materialize::Never,
+                _ => Materialize::Import,
+            },
             max_decompressed_ratio: c.layers.max_decompressed_ratio,
             max_decompressed_size: c.layers.max_decompressed_size.as_u64(),
         })

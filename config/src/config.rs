@@ -79,7 +79,7 @@ pub struct ServerConfig {
     pub upload_expiry: Duration,
 }
 
-/// `[cache]`: cache sizes.
+/// `[cache]`: cache sizes, and when the blob cache is filled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheConfig {
@@ -89,6 +89,44 @@ pub struct CacheConfig {
     /// `index_cache_size`: memory the index database may use as cache (default 256MiB, 1MiB to
     /// 64GiB).
     pub index_cache_size: ByteSize,
+    /// `materialize`: when rebuilt gzip layers are written to the blob cache (default
+    /// `import`).
+    pub materialize: Materialize,
+}
+
+/// `cache.materialize`: when a gzip layer kept as chunks of its content is rebuilt into the blob
+/// cache, within `cache.blob_cache_size`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Materialize {
+    /// `"import"`: when the layer is stored (bundle import, push, add), by the same pass that
+    /// checks its digest; a pull of a layer not cached fills it too.
+    #[default]
+    Import,
+    /// `"pull"`: at the first pull of each layer.
+    Pull,
+    /// `"never"`: no cache files; every pull rebuilds.
+    Never,
+}
+
+impl Materialize {
+    /// The words of the file, in variant order.
+    pub(crate) const WORDS: &'static [&'static str] = &["import", "pull", "never"];
+
+    /// The word for this policy in `airlock.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Materialize::Import => "import",
+            Materialize::Pull => "pull",
+            Materialize::Never => "never",
+        }
+    }
+
+    fn from_word(word: &str) -> Option<Materialize> {
+        [Materialize::Import, Materialize::Pull, Materialize::Never]
+            .into_iter()
+            .find(|m| m.as_str() == word)
+    }
 }
 
 /// `[layers]`: decompression-bomb limits when expanding a compressed layer for chunking.
@@ -152,6 +190,7 @@ impl Default for CacheConfig {
         CacheConfig {
             blob_cache_size: ByteSize::gib(10),
             index_cache_size: ByteSize::mib(256),
+            materialize: Materialize::Import,
         }
     }
 }
@@ -191,6 +230,7 @@ impl Config {
             Key::ServerUploadExpiry => Value::Duration(self.server.upload_expiry),
             Key::CacheBlobCacheSize => Value::Bytes(self.cache.blob_cache_size),
             Key::CacheIndexCacheSize => Value::Bytes(self.cache.index_cache_size),
+            Key::CacheMaterialize => Value::Word(self.cache.materialize.as_str()),
             Key::LayersMaxDecompressedRatio => {
                 Value::Integer(self.layers.max_decompressed_ratio.into())
             }
@@ -295,6 +335,9 @@ impl Config {
             (Key::ServerUploadExpiry, Value::Duration(d)) => self.server.upload_expiry = d,
             (Key::CacheBlobCacheSize, Value::Bytes(b)) => self.cache.blob_cache_size = b,
             (Key::CacheIndexCacheSize, Value::Bytes(b)) => self.cache.index_cache_size = b,
+            (Key::CacheMaterialize, Value::Word(w)) => {
+                self.cache.materialize = Materialize::from_word(w).unwrap_or_default()
+            }
             (Key::LayersMaxDecompressedRatio, Value::Integer(n)) => {
                 self.layers.max_decompressed_ratio = u32::try_from(n).unwrap_or(u32::MAX)
             }

@@ -5,7 +5,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use crate::{ByteSize, Error, value::format_duration};
+use crate::{ByteSize, Error, Materialize, value::format_duration};
 
 /// One setting of `airlock.toml`, named by its dotted path such as `store.zstd_level`.
 ///
@@ -40,6 +40,8 @@ pub enum Key {
     CacheBlobCacheSize,
     /// `cache.index_cache_size`: memory the index database may use as cache.
     CacheIndexCacheSize,
+    /// `cache.materialize`: when rebuilt blobs are written to the blob cache.
+    CacheMaterialize,
     /// `layers.max_decompressed_ratio`: decompressed / compressed limit when expanding a layer.
     LayersMaxDecompressedRatio,
     /// `layers.max_decompressed_size`: decompressed size limit when expanding a layer.
@@ -57,11 +59,23 @@ pub(crate) const SECTIONS: &[&str] = &["store", "chunker", "server", "cache", "l
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Kind {
     Path,
-    Bytes { min: u64, max: u64, even: bool },
-    Integer { min: i64, max: i64 },
+    Bytes {
+        min: u64,
+        max: u64,
+        even: bool,
+    },
+    Integer {
+        min: i64,
+        max: i64,
+    },
     Bool,
     SocketAddr,
-    Duration { min: Duration, max: Duration },
+    Duration {
+        min: Duration,
+        max: Duration,
+    },
+    /// One of a few words.
+    Choice(&'static [&'static str]),
 }
 
 const fn secs(n: u64) -> Duration {
@@ -90,7 +104,7 @@ const fn chunk_bytes(min: ByteSize, max: ByteSize) -> Kind {
 
 impl Key {
     /// Every key, in the order of the example file.
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 18] = [
         Key::StoreData,
         Key::StorePackSize,
         Key::StoreFrameSize,
@@ -104,6 +118,7 @@ impl Key {
         Key::ServerUploadExpiry,
         Key::CacheBlobCacheSize,
         Key::CacheIndexCacheSize,
+        Key::CacheMaterialize,
         Key::LayersMaxDecompressedRatio,
         Key::LayersMaxDecompressedSize,
         Key::GcKeepTagHistory,
@@ -126,6 +141,7 @@ impl Key {
             Key::ServerUploadExpiry => ("server", "upload_expiry"),
             Key::CacheBlobCacheSize => ("cache", "blob_cache_size"),
             Key::CacheIndexCacheSize => ("cache", "index_cache_size"),
+            Key::CacheMaterialize => ("cache", "materialize"),
             Key::LayersMaxDecompressedRatio => ("layers", "max_decompressed_ratio"),
             Key::LayersMaxDecompressedSize => ("layers", "max_decompressed_size"),
             Key::GcKeepTagHistory => ("gc", "keep_tag_history"),
@@ -149,6 +165,7 @@ impl Key {
             Key::ServerUploadExpiry => "server.upload_expiry",
             Key::CacheBlobCacheSize => "cache.blob_cache_size",
             Key::CacheIndexCacheSize => "cache.index_cache_size",
+            Key::CacheMaterialize => "cache.materialize",
             Key::LayersMaxDecompressedRatio => "layers.max_decompressed_ratio",
             Key::LayersMaxDecompressedSize => "layers.max_decompressed_size",
             Key::GcKeepTagHistory => "gc.keep_tag_history",
@@ -172,6 +189,7 @@ impl Key {
             Key::ServerUploadExpiry => "AIRLOCK_UPLOAD_EXPIRY",
             Key::CacheBlobCacheSize => "AIRLOCK_BLOB_CACHE_SIZE",
             Key::CacheIndexCacheSize => "AIRLOCK_INDEX_CACHE_SIZE",
+            Key::CacheMaterialize => "AIRLOCK_CACHE_MATERIALIZE",
             Key::LayersMaxDecompressedRatio => "AIRLOCK_MAX_DECOMPRESSED_RATIO",
             Key::LayersMaxDecompressedSize => "AIRLOCK_MAX_DECOMPRESSED_SIZE",
             Key::GcKeepTagHistory => "AIRLOCK_KEEP_TAG_HISTORY",
@@ -225,6 +243,10 @@ impl Key {
                 format_duration(min),
                 format_duration(max)
             ),
+            Kind::Choice(words) => {
+                let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+                format!("one of {}", quoted.join(", "))
+            }
         }
     }
 
@@ -247,6 +269,7 @@ impl Key {
             },
             Key::CacheBlobCacheSize => bytes(ByteSize::new(0), ByteSize::new(u64::MAX)),
             Key::CacheIndexCacheSize => bytes(ByteSize::mib(1), ByteSize::gib(64)),
+            Key::CacheMaterialize => Kind::Choice(Materialize::WORDS),
             Key::LayersMaxDecompressedRatio => Kind::Integer {
                 min: 1,
                 max: 100_000,
@@ -341,6 +364,10 @@ mod tests {
             Key::GcUploadGrace
                 .allowed()
                 .starts_with("a duration from 1m to 30d")
+        );
+        assert_eq!(
+            Key::CacheMaterialize.allowed(),
+            "one of \"import\", \"pull\", \"never\""
         );
     }
 }

@@ -19,7 +19,8 @@
 //!
 //! # Overview
 //! - [`Config`]: the whole configuration, in sections [`StoreConfig`], [`ChunkerConfig`],
-//!   [`ServerConfig`], [`CacheConfig`], [`LayersConfig`], [`GcConfig`] with public fields.
+//!   [`ServerConfig`], [`CacheConfig`] (with [`Materialize`]), [`LayersConfig`], [`GcConfig`]
+//!   with public fields.
 //! - [`Config::load`]: file discovery, environment overrides and validation in one call;
 //!   [`Config::load_with`] takes the directory and the environment as arguments.
 //! - [`Key`]: every key, its dotted name and environment variable; [`Value`], [`Origin`] and
@@ -64,7 +65,8 @@ mod value;
 
 pub use crate::{
     config::{
-        CacheConfig, ChunkerConfig, Config, GcConfig, LayersConfig, ServerConfig, StoreConfig,
+        CacheConfig, ChunkerConfig, Config, GcConfig, LayersConfig, Materialize, ServerConfig,
+        StoreConfig,
     },
     error::Error,
     key::Key,

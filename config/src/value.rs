@@ -29,6 +29,8 @@ pub enum Value {
     SocketAddr(SocketAddr),
     /// A length of time.
     Duration(Duration),
+    /// One of the words a key allows, such as `"import"`.
+    Word(&'static str),
 }
 
 impl fmt::Display for Value {
@@ -41,6 +43,7 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::SocketAddr(addr) => f.write_str(&quoted(addr.to_string())),
             Value::Duration(d) => f.write_str(&quoted(format_duration(*d))),
+            Value::Word(w) => f.write_str(&quoted((*w).to_owned())),
         }
     }
 }
@@ -90,8 +93,10 @@ impl Kind {
             (Kind::Integer { .. }, _) => Err(format!("expected an integer, {}", found())),
             (Kind::Bool, DeValue::Boolean(b)) => Ok(Value::Bool(*b)),
             (Kind::Bool, _) => Err(format!("expected a boolean, {}", found())),
-            (Kind::SocketAddr | Kind::Duration { .. }, DeValue::String(s)) => self.parse_text(s),
-            (Kind::SocketAddr | Kind::Duration { .. }, _) => {
+            (Kind::SocketAddr | Kind::Duration { .. } | Kind::Choice(_), DeValue::String(s)) => {
+                self.parse_text(s)
+            }
+            (Kind::SocketAddr | Kind::Duration { .. } | Kind::Choice(_), _) => {
                 Err(format!("expected a string, {}", found()))
             }
         }
@@ -121,6 +126,11 @@ impl Kind {
             Kind::Duration { .. } => humantime::parse_duration(text.trim())
                 .map(Value::Duration)
                 .map_err(|e| format!("not a duration: {e}")),
+            Kind::Choice(words) => words
+                .iter()
+                .find(|w| **w == text.trim())
+                .map(|w| Value::Word(w))
+                .ok_or_else(|| "not one of the allowed words".to_owned()),
         }
     }
 
@@ -146,6 +156,9 @@ impl Kind {
             }
             (Kind::Duration { min, max }, Value::Duration(d)) if *d < min || *d > max => {
                 out_of_range()
+            }
+            (Kind::Choice(words), Value::Word(w)) if !words.contains(w) => {
+                Err("not one of the allowed words".to_owned())
             }
             _ => Ok(()),
         }
@@ -232,5 +245,14 @@ mod tests {
             parse_checked_text(Key::CacheBlobCacheSize, "0"),
             Ok(Value::Bytes(ByteSize::new(0)))
         );
+        assert_eq!(
+            parse_checked_text(Key::CacheMaterialize, "pull"),
+            Ok(Value::Word("pull"))
+        );
+        assert_eq!(
+            parse_checked_text(Key::CacheMaterialize, "always"),
+            Err("not one of the allowed words".to_owned())
+        );
+        assert_eq!(Value::Word("never").to_string(), "\"never\"");
     }
 }

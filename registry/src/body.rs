@@ -7,7 +7,8 @@
 //! upload for a complete one; the fault then decides the response (4xx), not the work's error.
 //!
 //! Out: [`blob_body`] reads a [`BlobReader`] on the blocking pool in [`PIECE_BYTES`] pieces into
-//! a small channel that the response body drains.
+//! a small channel that the response body drains; each piece's buffer comes back to be filled
+//! again once it is sent.
 
 use std::{
     io::{self, Read},
@@ -180,7 +181,8 @@ async fn pump(
 
 /// A response body streaming `reader` from the blocking pool. A read failure is logged (in the
 /// request's span) and aborts the body, so the client sees a truncated response, never wrong
-/// bytes.
+/// bytes. The reader is this response's alone (a cache file, or a file a shared rebuild is
+/// writing, or a rebuild of its own), so a slow client holds up nobody else.
 pub(crate) fn blob_body(reader: BlobReader) -> Body {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_PIECES);
     let span = tracing::Span::current();
@@ -191,20 +193,41 @@ pub(crate) fn blob_body(reader: BlobReader) -> Body {
     Body::from_stream(stream)
 }
 
+/// A piece of a response, lent to the HTTP stack: its buffer goes back to the response's
+/// producer once sent, so a response allocates (and zeroes) a few buffers, not one per piece.
+struct Lent {
+    buf: Vec<u8>,
+    len: usize,
+    back: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        // The producer may be gone (the body ended): then the buffer is freed.
+        let _ = self.back.send(std::mem::take(&mut self.buf));
+    }
+}
+
 fn produce(mut reader: BlobReader, tx: &mpsc::Sender<io::Result<Bytes>>) {
+    let (back, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
     while !reader.is_empty() {
         let want = usize::try_from(reader.len()).map_or(PIECE_BYTES, |n| n.min(PIECE_BYTES));
-        let mut piece = Vec::with_capacity(want);
-        // Reads until the piece is full or the blob ends (std's loop, retrying interrupts).
-        let read = (&mut reader).take(want as u64).read_to_end(&mut piece);
-        let piece = match read {
-            Ok(0) => {
-                let e = io::Error::new(io::ErrorKind::UnexpectedEof, "blob ended early");
-                tracing::error!(digest = %reader.digest(), "serving blob: {e}");
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-            Ok(_) => Bytes::from(piece),
+        let mut buf = recycled.try_recv().unwrap_or_default();
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let piece = match fill(&mut reader, &mut buf[..want]) {
+            Ok(()) => Bytes::from_owner(Lent {
+                buf,
+                len: want,
+                back: back.clone(),
+            }),
             Err(e) => {
                 let cause = airlock_store::unwrap_io(reader.digest(), e);
                 tracing::error!(digest = %reader.digest(), "serving blob: {cause}");
@@ -217,6 +240,25 @@ fn produce(mut reader: BlobReader, tx: &mpsc::Sender<io::Result<Bytes>>) {
             return;
         }
     }
+}
+
+/// Fills `buf` from `reader` (which holds at least that many bytes), retrying interrupts.
+fn fill(reader: &mut BlobReader, buf: &mut [u8]) -> io::Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        match reader.read(&mut buf[at..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "blob ended early",
+                ));
+            }
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

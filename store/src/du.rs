@@ -1,10 +1,11 @@
 //! Space accounting: logical bytes against stored bytes, how blobs were cut, and how
-//! compressed layers are kept (as chunks of their content, or opaque and why).
+//! compressed layers are kept (as chunks of their content, or opaque and why); the blob cache
+//! apart from the store, and what it did.
 
 use std::collections::BTreeMap;
 
 use crate::{
-    Error, OpaqueReason, Result, Store, StoredAs,
+    CacheStats, Error, OpaqueReason, Result, Store, StoredAs,
     index::CutLayout,
     layer::Encoding,
     pack,
@@ -31,8 +32,11 @@ pub struct DiskUsage {
     pub pack_bytes: u64,
     /// Bytes of the index file.
     pub index_bytes: u64,
-    /// Bytes of materialized blobs in the blob cache (not counted as stored).
+    /// Bytes of materialized blobs in the blob cache (not counted as stored: the cache is
+    /// never a source of truth).
     pub cache_bytes: u64,
+    /// Files in the blob cache.
+    pub cache_files: u64,
     /// Blobs cut as tar streams (headers inline, file data chunked).
     pub tar_blobs: u64,
     /// Blobs cut as tar streams until a block failed to parse.
@@ -130,7 +134,19 @@ impl Store {
         du.index_bytes = std::fs::metadata(&index)
             .map_err(Error::io("reading metadata of", &index))?
             .len();
-        du.cache_bytes = self.inner.cache.bytes();
+        (du.cache_files, du.cache_bytes) = self.inner.cache.usage();
         Ok(du)
+    }
+
+    /// What the blob cache did since the store was opened: materializations, reads that
+    /// followed one, reads that rebuilt on their own, hits, files written as blobs were stored.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Materializations into the blob cache running or waiting now (they go on after their
+    /// readers are gone; each holds a clone of the store).
+    pub fn materializations_running(&self) -> usize {
+        self.inner.inflight.len()
     }
 }

@@ -24,6 +24,8 @@
 //! - [`Digest`]: a validated `sha256:`/`sha512:` digest; [`HashingReader`] computes one.
 //! - [`Encoding`], [`StoredAs`], [`OpaqueReason`]: what a blob's bytes are and how they are
 //!   kept ([`Store::stat_blob`], [`DiskUsage`]).
+//! - [`Materialize`]: when rebuilt gzip blobs are written to the blob cache, whose work
+//!   [`Store::cache_stats`] counts ([`CacheStats`]); [`Store::verify`] re-hashes its files.
 //! - [`Error`]: every failure, naming the blob, pack, offset or path at fault.
 //!
 //! ```
@@ -47,6 +49,7 @@ mod error;
 mod frame;
 mod gc;
 mod index;
+mod inflight;
 mod layer;
 mod pack;
 mod put;
@@ -70,6 +73,7 @@ pub use airlock_chunker::ChunkId;
 pub use airlock_chunker::ChunkerParams;
 
 pub use crate::{
+    cache::{CacheCheck, CacheDrop, CacheStats, Materialize},
     digest::{Algorithm, Digest, Hasher, HashingReader},
     du::{DiskUsage, LayerUsage},
     error::{Error, Result},

@@ -21,8 +21,10 @@
 //! member, a decompression bomb, a panic inside the splitter), the input has been consumed
 //! already: the producer keeps reading and spooling, the consumer stops storing, the put rolls
 //! back the packs it appended and stores the spooled compressed bytes as a plain blob,
-//! recording why. The spool file is removed when the put ends; files left by a crash are
-//! removed at the next read-write open.
+//! recording why. The spool file is removed when the put ends, unless the cache policy keeps
+//! the blob's bytes: then, the put committed, it becomes the blob's cache file (synced and
+//! renamed; the bytes are written once, never rebuilt); files left by a crash are removed at
+//! the next read-write open.
 
 use std::{
     fs::{self, File},
@@ -209,7 +211,12 @@ impl Store {
             touched: 0,
             preflate: Some(PREFLATE_VERSION.to_owned()),
         };
-        self.finish_put(expected, record, consumed, writers)
+        let outcome = self.finish_put(expected, record, consumed, writers)?;
+        if self.inner.cache.fills_at_store(size) {
+            // The spool holds the exact bytes, their digest checked: a rename caches them.
+            self.inner.cache.adopt(expected, &spool.path, &spool.file);
+        }
+        Ok(outcome)
     }
 }
 

@@ -1,9 +1,9 @@
 //! Reading a blob back: a streaming reader over its recipe, one segment at a time.
 //!
 //! Every chunk is checked against its BLAKE3 id as it is read, so damage in a pack surfaces as
-//! an error naming the pack and offset, never as wrong bytes. A `Deflate` blob is rebuilt by
-//! `read_gzip` from its payload and script, or served from the blob cache; a full read
-//! that rebuilds it fills the cache.
+//! an error naming the pack and offset, never as wrong bytes. A `Deflate` blob is served from
+//! the blob cache, or by following its materialization into the cache (`inflight`), or rebuilt
+//! by `read_gzip` from its payload and script for this read alone.
 
 use std::{
     collections::VecDeque,
@@ -18,6 +18,7 @@ use airlock_chunker::ChunkId;
 use crate::{
     Digest, Error, PackId, Result, Store,
     index::{BlobRecord, CutLayout, RecipeKind, SegmentAt, SegmentList},
+    inflight::{Follower, Shared},
     layer::{Encoding, StoredAs},
     pack::{self, ChunkLoc, DecodedFrame},
     read_gzip::DeflateReader,
@@ -99,12 +100,11 @@ impl Store {
     }
 
     /// A streaming reader over bytes `range` of a blob. A rebuilt gzip blob comes from the
-    /// blob cache when it holds it; otherwise a range of it is first materialized whole into
-    /// the cache (when the cache can take it), and a read of the whole blob is rebuilt as it
-    /// streams (memory stays bounded), filling the cache on the way; without a cache, a range
-    /// is rebuilt from the blob's start. A blob whose script has checkpoints (issue 14) is
-    /// rebuilt from the checkpoint before the range's start instead of materialized, and
-    /// rebuilds on every core (see `read_gzip`).
+    /// blob cache when it holds it. Otherwise, when the cache can take it, the read follows the
+    /// blob's materialization into the cache, started by the first read and shared by every
+    /// concurrent one (`inflight`); a range far ahead of that rebuild, or a blob the cache
+    /// cannot take, is rebuilt by the read itself from the range's start. Memory stays bounded
+    /// either way.
     pub fn open_blob_range(&self, digest: &Digest, range: Range<u64>) -> Result<BlobReader> {
         self.open_range(digest, range, true)
     }
@@ -128,42 +128,29 @@ impl Store {
         let src = match rec.kind {
             RecipeKind::Plain => Source::Plain(PlainReader::new(self, digest, range.start)),
             RecipeKind::Deflate { plain_size } => {
-                let preflate = rec.preflate_version(&self.inner.format.preflate);
+                let script = (
+                    plain_size,
+                    rec.preflate_version(&self.inner.format.preflate),
+                );
                 let cache = &self.inner.cache;
-                let mut file = cached.then(|| cache.open(digest)).flatten();
-                if file.is_none()
-                    && cached
-                    && range != (0..rec.size)
-                    && !self.has_checkpoints(digest)?
-                    && let Some(fill) = cache.fill(digest, rec.size)
-                {
-                    // A range of a blob the cache can hold: materialize it whole first, so this
-                    // and later ranges are served from the file.
-                    let plain = PlainReader::new(self, digest, 0);
-                    let script = (plain_size, preflate);
-                    let mut whole = DeflateReader::new(self, digest, plain, script, 0, Some(fill));
-                    io::copy(&mut whole, &mut io::sink()).map_err(|e| unwrap_io(digest, e))?;
-                    file = cache.open(digest);
-                }
-                match file {
-                    Some(mut file) => {
+                let shared = match cached.then(|| cache.open(digest)).flatten() {
+                    Some(file) => Some(Shared::Cached(file)),
+                    None if cached => self.read_shared(digest, rec.size, script, range.start),
+                    None => None,
+                };
+                match shared {
+                    Some(Shared::Cached(mut file)) => {
                         file.seek(SeekFrom::Start(range.start))
                             .map_err(Error::io("reading cached blob", digest.to_string()))?;
                         Source::File(file)
                     }
+                    Some(Shared::Follow(follower)) => Source::Follow(follower),
                     None => {
-                        let fill = (cached && range == (0..rec.size))
-                            .then(|| cache.fill(digest, rec.size))
-                            .flatten();
+                        if cached {
+                            cache.count_direct();
+                        }
                         let plain = PlainReader::new(self, digest, 0);
-                        let mut r = DeflateReader::new(
-                            self,
-                            digest,
-                            plain,
-                            (plain_size, preflate),
-                            range.start,
-                            fill,
-                        );
+                        let mut r = DeflateReader::new(self, digest, plain, script, range.start);
                         if range != (0..rec.size) {
                             r = r.until(range.end);
                         }
@@ -176,6 +163,7 @@ impl Store {
             digest: digest.clone(),
             pos: range.start,
             end: range.end,
+            size: rec.size,
             src,
         })
     }
@@ -248,6 +236,8 @@ pub struct BlobReader {
     /// Offset of the next byte to produce.
     pos: u64,
     end: u64,
+    /// The blob's size.
+    size: u64,
     src: Source,
 }
 
@@ -256,6 +246,7 @@ enum Source {
     Plain(PlainReader),
     Deflate(Box<DeflateReader>),
     File(File),
+    Follow(Follower),
 }
 
 impl BlobReader {
@@ -275,11 +266,12 @@ impl BlobReader {
     }
 
     /// Deflate steps this reader has rebuilt so far, on every thread (0 for a blob read from
-    /// its chunks or the blob cache): what a read of a rebuilt gzip blob cost.
+    /// its chunks or the blob cache, or following a shared materialization that another reader
+    /// started): what a read of a rebuilt gzip blob cost this reader.
     pub fn steps_rebuilt(&self) -> u64 {
         match &self.src {
             Source::Deflate(r) => r.steps_rebuilt(),
-            Source::Plain(_) | Source::File(_) => 0,
+            Source::Plain(_) | Source::File(_) | Source::Follow(_) => 0,
         }
     }
 }
@@ -294,6 +286,7 @@ impl Read for BlobReader {
         let n = match &mut self.src {
             Source::Plain(r) => r.read(&mut out[..max])?,
             Source::Deflate(r) => r.read(&mut out[..max])?,
+            Source::Follow(r) => r.read(&mut out[..max])?,
             Source::File(f) => f.read(&mut out[..max]).map_err(|e| {
                 io::Error::other(Error::Io {
                     op: "reading cached blob",
@@ -310,11 +303,12 @@ impl Read for BlobReader {
             }));
         }
         self.pos += n as u64;
-        if self.pos == self.end
+        if self.pos == self.size
             && let Source::Deflate(r) = &mut self.src
             && let Err(e) = r.finish()
         {
-            // Every byte asked for was produced; only the cache fill is lost.
+            // Every byte of the blob was produced (its digest is checked by whoever needs it);
+            // what follows them in its script does not add up.
             tracing::warn!("finishing the rebuild of blob {}: {e}", self.digest);
         }
         Ok(n)

@@ -36,7 +36,6 @@ use airlock_regzip::{Checkpoint, PREFLATE_VERSION, Rebuilder, is_goflate};
 
 use crate::{
     Digest, Error, Result, Store,
-    cache::CacheFill,
     index::{SegmentAt, SegmentList},
     read::{PlainReader, Segments},
     script::{Corrections, Op, decode_script_segment},
@@ -300,7 +299,6 @@ pub(crate) struct DeflateReader {
     pos: u64,
     /// Where the caller stops reading (a range's end): nothing past it is rebuilt ahead.
     end: Option<u64>,
-    fill: Option<CacheFill>,
     /// Output offset of `buf[0]`.
     buf_offset: u64,
     buf: Vec<u8>,
@@ -319,7 +317,6 @@ impl DeflateReader {
         plain: PlainReader,
         (plain_size, preflate): (u64, &str),
         pos: u64,
-        fill: Option<CacheFill>,
     ) -> DeflateReader {
         DeflateReader {
             ctx: Arc::new(Ctx {
@@ -332,7 +329,6 @@ impl DeflateReader {
             }),
             pos,
             end: None,
-            fill,
             buf_offset: pos,
             buf: Vec::new(),
             pipeline: None,
@@ -341,7 +337,7 @@ impl DeflateReader {
     }
 
     /// The caller reads only up to `end` (a range): nothing past it is rebuilt ahead, and
-    /// without a cache fill the script after it is not run.
+    /// the script after it is not run.
     pub(crate) fn until(mut self, end: u64) -> DeflateReader {
         self.end = Some(end);
         self
@@ -379,23 +375,17 @@ impl DeflateReader {
         };
         self.buf_offset += self.buf.len() as u64;
         self.buf = bytes;
-        if let Some(fill) = self.fill.as_mut() {
-            fill.write(&self.buf);
-        }
         Ok(true)
     }
 
-    /// Runs the script to its end (it produces nothing past the blob's size) and hands a
-    /// complete cache fill to the cache, which checks its digest before publishing it. A range
-    /// read without a fill has nothing to finish.
+    /// Runs the script to its end (it produces nothing past the blob's size) and checks that
+    /// it used the whole payload; a range read has nothing to finish. Filling the blob cache
+    /// is the callers' business (`inflight`, `transfer`).
     pub(crate) fn finish(&mut self) -> Result<()> {
-        if self.fill.is_none() && self.end.is_some() {
+        if self.end.is_some() {
             return Ok(());
         }
         while self.next_output()? {}
-        if let Some(fill) = self.fill.take() {
-            self.ctx.store.inner.cache.publish(&self.ctx.digest, fill);
-        }
         Ok(())
     }
 }
@@ -419,20 +409,5 @@ impl Read for DeflateReader {
                 return Ok(0);
             }
         }
-    }
-}
-
-impl Store {
-    /// Whether a gzip blob's script has checkpoints (a range of it rebuilds from the one
-    /// before it, not from the blob's start): its second segment starts with one.
-    pub(crate) fn has_checkpoints(&self, digest: &Digest) -> Result<bool> {
-        let rtx = self.inner.index.read()?;
-        let Some((_, bytes)) =
-            rtx.segment(SegmentList::Script, digest, SegmentAt::After(Some(0)))?
-        else {
-            return Ok(false);
-        };
-        let ops = decode_script_segment(&bytes).unwrap_or_default();
-        Ok(matches!(ops.first(), Some(Op::Checkpoint { .. })))
     }
 }

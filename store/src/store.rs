@@ -6,7 +6,7 @@
 //!   lock           held (flock) by the process that has the store open
 //!   index.redb     the index
 //!   packs/NN/ID.pack
-//!   cache/         materialized gzip blobs (rebuilt once, served many times), bounded LRU
+//!   cache/         materialized gzip blobs (produced once, served many times), bounded LRU
 //!   tmp/           spool files of puts in progress (emptied at each read-write open)
 //! ```
 
@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, PackId, Result,
-    cache::BlobCache,
+    cache::{BlobCache, Materialize},
     index::Index,
+    inflight::Inflight,
     pack::{self, PACK_FORMAT_VERSION, PackWriter, sync_dir},
     put_gzip::TMP_DIR,
     recipe::RECIPE_FORMAT_VERSION,
@@ -74,6 +75,8 @@ pub struct StoreOptions {
     pub frame_size: usize,
     /// Most bytes of materialized gzip blobs kept in `cache/` (0: no cache).
     pub blob_cache_size: u64,
+    /// When `cache/` is filled (within `blob_cache_size`).
+    pub materialize: Materialize,
     /// A compressed layer expanding to more than this many bytes per compressed byte is kept
     /// as its compressed bytes.
     pub max_decompressed_ratio: u32,
@@ -91,6 +94,7 @@ impl Default for StoreOptions {
             pack_size: 64 * 1024 * 1024,
             frame_size: 2 * 1024 * 1024,
             blob_cache_size: 10 * 1024 * 1024 * 1024,
+            materialize: Materialize::Import,
             max_decompressed_ratio: 100,
             max_decompressed_size: 64 * 1024 * 1024 * 1024,
         }
@@ -194,6 +198,8 @@ pub(crate) struct Inner {
     pub(crate) gc_lock: RwLock<()>,
     /// Materialized gzip blobs.
     pub(crate) cache: BlobCache,
+    /// Materializations into `cache` running now.
+    pub(crate) inflight: Inflight,
     _lock: File,
 }
 
@@ -369,7 +375,8 @@ impl Store {
                 next_pack: Mutex::new(next),
                 files: Mutex::new(HashMap::new()),
                 gc_lock: RwLock::new(()),
-                cache: BlobCache::new(root, opts.blob_cache_size, opts.access),
+                cache: BlobCache::new(root, opts.blob_cache_size, opts.materialize, opts.access),
+                inflight: Inflight::new(Inflight::max_producers()),
                 _lock: lock,
             }),
         })

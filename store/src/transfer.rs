@@ -9,6 +9,8 @@
 //! before anything is written; they enter with no blob referencing them), then
 //! [`Store::put_described`] for every blob, which rebuilds the blob from those chunks, checks
 //! its digest and size, and only then commits its recipe. Nothing unverified is ever committed.
+//! The rebuild that checks a gzip blob also writes its cache file when the store's cache policy
+//! is `import`: the exact bytes are produced once at the site.
 
 mod description;
 
@@ -20,6 +22,7 @@ use self::description::Meta;
 pub use self::description::{BlobDescription, DESCRIPTION_FORMAT_VERSION};
 use crate::{
     Digest, Error, PutOutcome, Result, Store,
+    cache::CacheFill,
     digest::Hasher,
     frame::DecodedChunks,
     index::{BlobRecord, ChunkRecord, RecipeKind, SegmentList},
@@ -228,7 +231,9 @@ impl Store {
 
     /// Commits a described blob whose chunks are all stored, after rebuilding it from them and
     /// checking its digest and size: on any mismatch nothing is committed and the error names
-    /// the blob. A blob already stored is left as it is (`existed`).
+    /// the blob. A blob already stored is left as it is (`existed`). Under the cache policy
+    /// `import`, the rebuild writes the blob's cache file in the same pass, published once the
+    /// recipe is committed.
     pub fn put_described(&self, desc: &BlobDescription) -> Result<PutOutcome> {
         self.check_writable()?;
         let digest = desc.digest();
@@ -254,7 +259,7 @@ impl Store {
                 first: first.to_hex(),
             });
         }
-        self.check_described(desc)?;
+        let fill = self.check_described(desc)?;
         let mut tx = self.inner.index.write()?;
         if tx.blob(digest)?.is_some() {
             return Ok(outcome);
@@ -288,20 +293,33 @@ impl Store {
         };
         tx.put_blob(digest, &record, &desc.recipe, &desc.script)?;
         tx.commit()?;
+        if let Some(fill) = fill {
+            let cache = &self.inner.cache;
+            if cache.publish(digest, fill, digest) {
+                cache.count_filled_at_store();
+            }
+        }
         Ok(PutOutcome {
             existed: false,
             ..outcome
         })
     }
 
-    /// Rebuilds a described blob from stored chunks and checks its digest and size.
-    fn check_described(&self, desc: &BlobDescription) -> Result<()> {
+    /// Rebuilds a described blob from stored chunks and checks its digest and size. A rebuilt
+    /// gzip blob the cache policy has cached as it is stored is written to a cache file on the
+    /// way, returned complete (its digest checked) for the caller to publish.
+    fn check_described(&self, desc: &BlobDescription) -> Result<Option<CacheFill>> {
         let digest = desc.digest();
         let segments = Segments::Given(Arc::new(GivenSegments {
             recipe: desc.recipe.clone(),
             script: desc.script.clone(),
         }));
         let plain = PlainReader::with_segments(self, digest, 0, segments);
+        let cache = &self.inner.cache;
+        let mut fill = match desc.meta.kind {
+            RecipeKind::Deflate { .. } if cache.fills_at_store(desc.size()) => cache.fill(digest),
+            _ => None,
+        };
         let mut hasher = Hasher::new(digest.algorithm());
         let mut buf = vec![0u8; 256 * 1024];
         let mut left = desc.size();
@@ -311,6 +329,13 @@ impl Store {
                 r.read_exact(&mut buf[..want])
                     .map_err(|e| crate::unwrap_io(digest, e))?;
                 hasher.update(&buf[..want]);
+                if let Some(f) = fill.as_mut()
+                    && let Err(e) = f.write(&buf[..want])
+                {
+                    // The cache is never needed: the check goes on without it.
+                    tracing::warn!("not caching blob {digest}: {e}");
+                    fill = None;
+                }
                 left -= want as u64;
             }
             Ok(())
@@ -324,7 +349,7 @@ impl Store {
                 let preflate =
                     (desc.meta.preflate.as_deref()).unwrap_or(&self.inner.format.preflate);
                 let script = (plain_size, preflate);
-                let mut r = DeflateReader::new(self, digest, plain, script, 0, None);
+                let mut r = DeflateReader::new(self, digest, plain, script, 0);
                 feed(&mut r)?;
                 r.finish()?;
             }
@@ -336,6 +361,6 @@ impl Store {
                 actual,
             });
         }
-        Ok(())
+        Ok(fill)
     }
 }

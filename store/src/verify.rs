@@ -2,8 +2,11 @@
 //!
 //! `verify` reads every frame of every pack the index references (checksum, decompression,
 //! each chunk's BLAKE3), every recipe, every chunk reference count, and with
-//! [`Verify::Full`] rebuilds every blob to check its digest. Each defect names the pack and
-//! offset, or the blob, and the blobs it affects.
+//! [`Verify::Full`] rebuilds every blob to check its digest and re-hashes every file of the
+//! blob cache. Each defect names the pack and offset, or the blob, and the blobs it affects.
+//! A cache file that does not match its digest is removed and reported apart
+//! ([`VerifyReport::cache`]), not as a defect: the cache is not the store, nothing is lost, and
+//! the next pull rebuilds the blob from the store.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet, hash_map::Entry as Slot},
@@ -13,7 +16,7 @@ use std::{
 use airlock_chunker::ChunkId;
 
 use crate::{
-    Digest, Error, HashingReader, PackId, Result, Store,
+    CacheCheck, Digest, Error, HashingReader, PackId, Result, Store,
     index::{BlobRecord, ChunkRecord, ReadTx},
     pack,
 };
@@ -23,7 +26,8 @@ const PAGE: usize = 4096;
 /// How deep `verify` goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verify {
-    /// Packs, chunks, recipes, reference counts, links; and every blob's digest, rebuilt.
+    /// Packs, chunks, recipes, reference counts, links; every blob's digest, rebuilt; every
+    /// blob cache file, re-hashed.
     Full,
     /// Everything but rebuilding blobs for their digests.
     Quick,
@@ -192,6 +196,8 @@ pub struct VerifyReport {
     pub bytes_hashed: u64,
     /// Everything wrong, in the order found.
     pub defects: Vec<Defect>,
+    /// The blob cache's files checked and dropped ([`Verify::Full`]); never a defect.
+    pub cache: CacheCheck,
 }
 
 impl VerifyReport {
@@ -498,6 +504,9 @@ impl Store {
             if rtx.blob(&digest)?.is_none() {
                 report.defects.push(Defect::LinkDangling { repo, digest });
             }
+        }
+        if depth == Verify::Full {
+            report.cache = self.inner.cache.check(|d| Ok(rtx.blob(d)?.is_some()))?;
         }
         Ok(report)
     }

@@ -75,8 +75,11 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
             bytes(usage.bytes)
         );
     }
-    if du.cache_bytes > 0 {
-        println!("cache      {} of rebuilt blobs", bytes(du.cache_bytes));
-    }
+    // Apart from the store: the cache is never a source of truth, and not counted in `stored`.
+    println!(
+        "cache      {} in {} files of rebuilt gzip layers, outside `stored`",
+        bytes(du.cache_bytes),
+        du.cache_files
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -78,10 +78,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let report = import(&store, &args.paths, &opts, &bars);
     bars.clear();
     let report = report?;
+    // Rebuilt gzip layers written to the blob cache by their digest checks (`cache.materialize
+    // = "import"`): pulls serve them as files.
+    let cached = store.cache_stats().filled_at_store;
     if ctx.json {
-        println!("{}", report_json(&report));
+        let mut v = report_json(&report);
+        v["cached_blobs"] = cached.into();
+        println!("{v}");
     } else if !ctx.quiet || !report.is_complete() {
         print_report(&report, args.dry_run);
+        if cached > 0 && !ctx.quiet {
+            println!(
+                "cached {cached} rebuilt gzip layer(s) for pulls (`airlock du` shows the cache)"
+            );
+        }
     }
     let dry_run_clean = args.dry_run
         && report.unreadable.is_empty()

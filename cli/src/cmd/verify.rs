@@ -1,4 +1,11 @@
-//! `airlock verify`: every pack, chunk, recipe and digest; exit 1 if anything is wrong.
+//! `airlock verify`: every pack, chunk, recipe and digest, and the blob cache's files; exit 1
+//! if anything in the store is wrong.
+//!
+//! A cache file that does not match its digest is removed and printed as a warning, but is no
+//! problem of the store: exit 0 when the store itself is clean. The cache holds copies made
+//! from the store and checked against their digests; a damaged copy loses nothing (the next
+//! pull rebuilds the blob from the store) and is already repaired by removing it, while exit 1
+//! means something stored needs attention.
 
 use std::process::ExitCode;
 
@@ -42,6 +49,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             "blobs": report.blobs,
             "bytes_hashed": report.bytes_hashed,
             "defects": report.defects.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            "cache": {
+                "files": report.cache.files,
+                "bytes": report.cache.bytes,
+                "dropped": report.cache.dropped.iter().map(|d| serde_json::json!({
+                    "path": d.path, "why": d.why,
+                })).collect::<Vec<_>>(),
+            },
         });
         println!("{v}");
         return Ok(code);
@@ -49,14 +63,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     for d in &report.defects {
         println!("problem: {d}");
     }
+    for d in &report.cache.dropped {
+        println!("warning: {d} (a copy, not stored data: the next pull rebuilds it)");
+    }
     if !ctx.quiet {
         println!(
-            "checked {} packs, {} frames, {} chunks, {} blobs ({} rebuilt and hashed): {}",
+            "checked {} packs, {} frames, {} chunks, {} blobs ({} rebuilt and hashed), {} \
+             cache files ({}): {}",
             report.packs,
             report.frames,
             report.chunks,
             report.blobs,
             output::bytes(report.bytes_hashed),
+            report.cache.files,
+            output::bytes(report.cache.bytes),
             if report.is_clean() {
                 "clean".to_owned()
             } else {

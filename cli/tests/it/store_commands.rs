@@ -119,3 +119,66 @@ fn find_pack(data: &std::path::Path) -> std::path::PathBuf {
     packs.sort();
     packs.pop().expect("a pack")
 }
+
+/// Issue 14: `du` shows the blob cache apart from the store; `verify` re-hashes its files and
+/// drops a bad one with a warning, exit 0 (a copy is damaged, nothing stored is); the layer is
+/// still served, rebuilt from the store.
+#[test]
+fn issue_14_du_and_verify_show_and_check_the_cache() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    let file = b"a line of a file in a layer\n".repeat(20_000);
+    h.set_size(file.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, "etc/file", &file[..]).unwrap();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(&tar.into_inner().unwrap()).unwrap();
+    let gz = e.finish().unwrap();
+    let d = airlock_store::Digest::sha256(&gz);
+    {
+        // The default policy, `import`: the put caches the layer.
+        let store = airlock_store::Store::open(&data, Default::default()).unwrap();
+        store.put_blob(&d, &gz[..], Default::default()).unwrap();
+    }
+    let data_arg = data.to_str().unwrap();
+    let o = airlock(tmp.path(), &["--data", data_arg, "--json", "du"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (v["cache_files"].as_u64(), v["cache_bytes"].as_u64()),
+        (Some(1), Some(gz.len() as u64))
+    );
+    // Not counted as stored: the cache is never a source of truth.
+    let stored = v["pack_bytes"].as_u64().unwrap() + v["index_bytes"].as_u64().unwrap();
+    assert_eq!(v["stored_bytes"].as_u64(), Some(stored));
+    let o = airlock(tmp.path(), &["--data", data_arg, "du"]);
+    assert!(stdout(&o).contains("cache      "), "{}", stdout(&o));
+
+    let cached = data.join("cache").join(format!("sha256-{}", d.hex()));
+    let mut bytes = fs::read(&cached).unwrap();
+    bytes[100] ^= 0x01;
+    fs::write(&cached, &bytes).unwrap();
+    let o = airlock(tmp.path(), &["--data", data_arg, "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("warning: cache file") && text.contains(&d.hex()[..12]),
+        "{text}"
+    );
+    assert!(!cached.exists());
+    let o = airlock(tmp.path(), &["--data", data_arg, "--json", "verify"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (v["clean"].as_bool(), v["cache"]["files"].as_u64()),
+        (Some(true), Some(0))
+    );
+
+    let store = airlock_store::Store::open(&data, Default::default()).unwrap();
+    let mut back = Vec::new();
+    store.open_blob(&d).unwrap().read_to_end(&mut back).unwrap();
+    assert!(back == gz);
+}

@@ -1,6 +1,6 @@
 use std::{path::Path, time::Duration};
 
-use airlock_config::{ByteSize, Config, Error, Key, Origin};
+use airlock_config::{ByteSize, Config, Error, Key, Materialize, Origin};
 
 use crate::{parse_err, parse_error};
 
@@ -27,6 +27,7 @@ upload_expiry = "2h"
 [cache]
 blob_cache_size = 0
 index_cache_size = "1GiB"
+materialize = "pull"
 
 [layers]
 max_decompressed_ratio = 1000
@@ -50,6 +51,7 @@ upload_grace = "90m"
     assert_eq!(c.server.upload_expiry, Duration::from_secs(7200));
     assert_eq!(c.cache.blob_cache_size, ByteSize::new(0));
     assert_eq!(c.cache.index_cache_size, ByteSize::gib(1));
+    assert_eq!(c.cache.materialize, Materialize::Pull);
     assert_eq!(c.layers.max_decompressed_ratio, 1000);
     assert_eq!(c.layers.max_decompressed_size, ByteSize::tib(1));
     assert_eq!(c.gc.keep_tag_history, Duration::from_secs(30 * 86_400));
@@ -270,4 +272,25 @@ fn relative_data_paths_are_relative_to_the_file() {
     assert_eq!(c.store.data, Path::new("/etc/airlock/data"));
     let c = Config::parse("[store]\ndata = \"data\"\n", Path::new("airlock.toml")).unwrap();
     assert_eq!(c.store.data, Path::new("data"));
+}
+
+/// Issue 14: `cache.materialize` takes one of its words, and says which when it gets another.
+#[test]
+fn issue_14_materialize_takes_its_words() {
+    for (word, policy) in [
+        ("import", Materialize::Import),
+        ("pull", Materialize::Pull),
+        ("never", Materialize::Never),
+    ] {
+        let text = format!("[cache]\nmaterialize = \"{word}\"\n");
+        let c = Config::parse(&text, Path::new("airlock.toml")).unwrap();
+        assert_eq!(c.cache.materialize, policy);
+    }
+    assert_eq!(
+        parse_err("[cache]\nmaterialize = \"always\"\n"),
+        "airlock.toml:2:15: invalid value \"always\" for `cache.materialize`: not one of the \
+         allowed words; allowed: one of \"import\", \"pull\", \"never\""
+    );
+    let err = parse_err("[cache]\nmaterialize = true\n");
+    assert!(err.contains("expected a string, found a boolean"), "{err}");
 }

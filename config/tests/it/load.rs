@@ -169,6 +169,17 @@ fn bad_env_value_names_the_variable() {
     let err =
         Config::load_with(None, dir.path(), env(&[("AIRLOCK_PACK_SIZE", "12XB")])).unwrap_err();
     assert!(err.to_string().contains("unknown unit \"XB\""), "{err}");
+    let err = Config::load_with(
+        None,
+        dir.path(),
+        env(&[("AIRLOCK_CACHE_MATERIALIZE", "sometimes")]),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("allowed: one of \"import\", \"pull\", \"never\""),
+        "{err}"
+    );
 }
 
 #[test]

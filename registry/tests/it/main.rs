@@ -29,3 +29,6 @@ mod fuzz;
 
 /// A real server from `serve` on 127.0.0.1, driven by hyper-util's client with a 64 MiB blob.
 mod server;
+
+/// Issue 14: concurrent pulls of one uncached gzip layer on a real server share one rebuild.
+mod fanout;

@@ -9,7 +9,8 @@ use std::{
 };
 
 use airlock_store::{
-    Digest, Encoding, GcOptions, OpaqueReason, PutOptions, Store, StoreOptions, StoredAs, Verify,
+    Digest, Encoding, GcOptions, Materialize, OpaqueReason, PutOptions, Store, StoreOptions,
+    StoredAs, Verify,
 };
 
 use crate::{common::*, tools};
@@ -409,8 +410,10 @@ fn issue_3_blob_cache_fills_verifies_and_evicts() {
     let gz1 = flate2_gzip(&layer(14), 6);
     let gz2 = flate2_gzip(&layer(15), 6);
     let limit = gz1.len().max(gz2.len()) as u64 * 3 / 2;
+    // Filled by reads (policy `pull`; `import` fills it as blobs are put, see `cache`).
     let opts = StoreOptions {
         blob_cache_size: limit,
+        materialize: Materialize::Pull,
         ..StoreOptions::default()
     };
     let store = Store::open(dir.path(), opts.clone()).unwrap();
