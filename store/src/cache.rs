@@ -146,6 +146,29 @@ impl BlobCache {
         self.evict();
     }
 
+    /// Adopts a file that holds a blob's exact, verified bytes (a staged blob the ingest just
+    /// stored as chunks): renamed into the cache if it fits, as recently used. Returns whether
+    /// it did; if not, the file is the caller's to remove.
+    pub(crate) fn adopt(&self, digest: &Digest, file: &Path, size: u64) -> bool {
+        if self.limit == 0 || size > self.limit || fs::create_dir_all(&self.dir).is_err() {
+            return false;
+        }
+        let path = self.path(digest);
+        if fs::rename(file, &path).is_err() {
+            return false;
+        }
+        if let Ok(f) = File::options().write(true).open(&path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+        let _ = sync_dir(&self.dir);
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.clone());
+        self.evict();
+        true
+    }
+
     /// Drops a blob's cached bytes (the blob was deleted).
     pub(crate) fn forget(&self, digest: &Digest) {
         if self.limit > 0 {

@@ -22,6 +22,7 @@ use crate::{
     pack::{self, ChunkLoc, DecodedFrame},
     read_gzip::DeflateReader,
     recipe::{Entry, decode_segment},
+    staged::{Found, StagedReader},
 };
 
 /// Facts about a stored blob.
@@ -56,6 +57,8 @@ pub enum Layout {
     TarThenPlain,
     /// Plain content-defined chunks.
     Plain,
+    /// Not cut yet: the blob is staged, awaiting ingest.
+    Uncut,
 }
 
 impl From<&BlobRecord> for Layout {
@@ -69,14 +72,28 @@ impl From<&BlobRecord> for Layout {
 }
 
 impl Store {
-    /// Whether a blob is stored.
+    /// Whether a blob is stored or staged.
     pub fn has_blob(&self, digest: &Digest) -> Result<bool> {
-        Ok(self.inner.index.read()?.blob(digest)?.is_some())
+        self.inner.index.read()?.holds_blob(digest)
     }
 
-    /// Size and layout of a stored blob, or `None`.
+    /// Size and layout of a stored or staged blob, or `None`.
     pub fn stat_blob(&self, digest: &Digest) -> Result<Option<BlobStat>> {
-        Ok(self.inner.index.read()?.blob(digest)?.map(|r| BlobStat {
+        let rtx = self.inner.index.read()?;
+        let Some(r) = rtx.blob(digest)? else {
+            return Ok(rtx.staged(digest)?.map(|r| BlobStat {
+                digest: digest.clone(),
+                size: r.size,
+                layout: Layout::Uncut,
+                chunks: 0,
+                inline_bytes: 0,
+                created: r.created,
+                encoding: r.encoding,
+                stored_as: StoredAs::Staged,
+                plain_size: None,
+            }));
+        };
+        Ok(Some(BlobStat {
             digest: digest.clone(),
             size: r.size,
             layout: Layout::from(&r),
@@ -94,11 +111,12 @@ impl Store {
 
     /// A streaming reader over a whole blob.
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
-        let size = self.blob_record(digest)?.size;
+        let size = self.blob_size(digest)?;
         self.open_blob_range(digest, 0..size)
     }
 
-    /// A streaming reader over bytes `range` of a blob. A rebuilt gzip blob comes from the
+    /// A streaming reader over bytes `range` of a blob. A staged blob is read from its file. A
+    /// rebuilt gzip blob comes from the
     /// blob cache when it holds it; otherwise a range of it is first materialized whole into
     /// the cache (when the cache can take it), and a read of the whole blob is rebuilt as it
     /// streams (memory stays bounded), filling the cache on the way; without a cache, a range
@@ -114,7 +132,10 @@ impl Store {
         range: Range<u64>,
         cached: bool,
     ) -> Result<BlobReader> {
-        let rec = self.blob_record(digest)?;
+        let rec = match self.find_blob(digest, &range)? {
+            Found::Stored(rec) => rec,
+            Found::Staged(reader) => return Ok(*reader),
+        };
         if range.start > range.end || range.end > rec.size {
             return Err(Error::RangeNotSatisfiable {
                 digest: digest.clone(),
@@ -181,16 +202,6 @@ impl Store {
         Ok(out)
     }
 
-    fn blob_record(&self, digest: &Digest) -> Result<BlobRecord> {
-        self.inner
-            .index
-            .read()?
-            .blob(digest)?
-            .ok_or_else(|| Error::BlobNotFound {
-                digest: digest.clone(),
-            })
-    }
-
     /// Fetches one chunk's bytes, through `cache` for consecutive chunks of one frame.
     pub(crate) fn read_chunk_cached(
         &self,
@@ -249,9 +260,20 @@ enum Source {
     Plain(PlainReader),
     Deflate(Box<DeflateReader>),
     File(File),
+    Staged(StagedReader),
 }
 
 impl BlobReader {
+    /// A reader over `range` of a staged blob's file.
+    pub(crate) fn staged(digest: &Digest, range: &Range<u64>, file: StagedReader) -> BlobReader {
+        BlobReader {
+            digest: digest.clone(),
+            pos: range.start,
+            end: range.end,
+            src: Source::Staged(file),
+        }
+    }
+
     /// Bytes left to read.
     pub fn len(&self) -> u64 {
         self.end - self.pos
@@ -278,6 +300,7 @@ impl Read for BlobReader {
         let n = match &mut self.src {
             Source::Plain(r) => r.read(&mut out[..max])?,
             Source::Deflate(r) => r.read(&mut out[..max])?,
+            Source::Staged(r) => r.read(&mut out[..max])?,
             Source::File(f) => f.read(&mut out[..max]).map_err(|e| {
                 io::Error::other(Error::Io {
                     op: "reading cached blob",

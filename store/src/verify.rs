@@ -3,7 +3,8 @@
 //! `verify` reads every frame of every pack the index references (checksum, decompression,
 //! each chunk's BLAKE3), every recipe, every chunk reference count, and with
 //! [`Verify::Full`] rebuilds every blob to check its digest. Each defect names the pack and
-//! offset, or the blob, and the blobs it affects.
+//! offset, or the blob, and the blobs it affects. Staged blobs (issue 14) are checked from
+//! their files (`staged`).
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet, hash_map::Entry as Slot},
@@ -100,6 +101,22 @@ pub enum Defect {
         /// The count found.
         actual: u32,
     },
+    /// A staged blob's file is missing.
+    StagedMissing {
+        /// The blob.
+        digest: Digest,
+        /// Its file.
+        path: std::path::PathBuf,
+    },
+    /// A staged blob's file has another length than staged, or hashes to another digest.
+    StagedCorrupt {
+        /// The blob.
+        digest: Digest,
+        /// Its file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        what: String,
+    },
     /// A repository links a digest that is not stored.
     LinkDangling {
         /// The repository.
@@ -170,6 +187,20 @@ impl fmt::Display for Defect {
                 f,
                 "chunk {chunk} has reference count {recorded}, {actual} recipes use it"
             ),
+            Defect::StagedMissing { digest, path } => {
+                write!(
+                    f,
+                    "staged blob {digest} is missing its file {}",
+                    path.display()
+                )
+            }
+            Defect::StagedCorrupt { digest, path, what } => {
+                write!(
+                    f,
+                    "staged blob {digest} is corrupt ({}): {what}",
+                    path.display()
+                )
+            }
             Defect::LinkDangling { repo, digest } => {
                 write!(f, "repository {repo} links {digest}, which is not stored")
             }
@@ -494,8 +525,9 @@ impl Store {
             _ => ChunkId::from_bytes([0; 32]),
         });
         report.defects.extend(wrong);
+        self.verify_staged(&rtx, depth, &mut report)?;
         for (repo, digest, _) in rtx.all_links()? {
-            if rtx.blob(&digest)?.is_none() {
+            if !rtx.holds_blob(&digest)? {
                 report.defects.push(Defect::LinkDangling { repo, digest });
             }
         }
