@@ -1,8 +1,12 @@
 //! Blob pushes: sessions (open, chunks, close, status, cancel), the single-POST monolithic
 //! upload and cross-repository mounts.
+//!
+//! A finished upload is staged (issue 14): the 201 goes out once the blob's bytes and digest
+//! are durable and it is linked; the store cuts it into chunks afterwards, in the background
+//! (`airlock_store::Store::stage_file`). A blob stored already is only linked.
 
 use airlock_oci::RepoName;
-use std::{fs::File, io::BufReader, sync::Arc};
+use std::sync::Arc;
 
 use airlock_store::{Digest, PutOptions, RepoChange};
 use axum::{
@@ -13,7 +17,7 @@ use axum::{
 
 use super::{DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Reply, content_length, header_text};
 use crate::{
-    body::{PIECE_BYTES, with_body},
+    body::with_body,
     error::RegistryError,
     range::{parse_upload_range, upload_range_header},
     state::AppState,
@@ -31,8 +35,8 @@ pub(super) async fn start(state: &AppState, name: RepoName) -> Result<Response, 
 }
 
 /// end-4b: `POST /v2/<name>/blobs/uploads/?digest=<digest>`, the whole blob in one request,
-/// streamed into the store and verified: 201, or DIGEST_INVALID / SIZE_INVALID with nothing
-/// stored.
+/// streamed into the store's staging area and verified, then staged and linked: 201, or
+/// DIGEST_INVALID / SIZE_INVALID with nothing stored.
 pub(super) async fn post_blob(
     state: &AppState,
     name: RepoName,
@@ -47,8 +51,12 @@ pub(super) async fn post_blob(
             max_size: None,
             expected_size: declared,
         };
-        store.put_blob(&d, reader, put)?;
-        Ok(store.apply_repo_changes(&[RepoChange::LinkBlob { repo, digest: d }])?)
+        let link = [RepoChange::LinkBlob {
+            repo,
+            digest: d.clone(),
+        }];
+        store.stage_blob(&d, reader, put, &link)?;
+        Ok(())
     })
     .await?;
     Ok(blob_created(&name, &digest))
@@ -102,7 +110,7 @@ pub(super) async fn patch(
 }
 
 /// end-6: `PUT <blob-push-location>?digest=<digest>` appends the optional final chunk, then
-/// stores the session's bytes as the blob (verifying the digest) and links it: 201. A refused
+/// stages the session's file as the blob (verifying the digest) and links it: 201. A refused
 /// blob leaves the session as it was before this request.
 pub(super) async fn put(
     state: &AppState,
@@ -123,8 +131,8 @@ pub(super) async fn put(
     Ok(blob_created(&name, &digest))
 }
 
-/// Stores a session's `size` bytes as blob `digest`, links it and closes the session; on
-/// failure cuts the session back to `before` (blocking).
+/// Stages a session's `size` bytes as blob `digest` (its file moves into the store), links it
+/// and closes the session; on failure cuts the session back to `before` (blocking).
 fn finish(
     state: &AppState,
     session: &Session,
@@ -135,24 +143,16 @@ fn finish(
     size: u64,
 ) -> Result<(), RegistryError> {
     let store = state.store();
-    let stored = File::open(session.path())
-        .map_err(|source| airlock_store::Error::Io {
-            op: "opening upload file",
-            path: session.path().to_owned(),
-            source,
-        })
-        .and_then(|file| {
-            let put = PutOptions {
-                max_size: None,
-                expected_size: Some(size),
-            };
-            store.put_blob(&digest, BufReader::with_capacity(PIECE_BYTES, file), put)
-        })
-        .and_then(|_| {
-            let repo = repo.to_string();
-            store.apply_repo_changes(&[RepoChange::LinkBlob { repo, digest }])
-        });
-    if let Err(e) = stored {
+    let put = PutOptions {
+        max_size: None,
+        expected_size: Some(size),
+    };
+    let link = [RepoChange::LinkBlob {
+        repo: repo.to_string(),
+        digest: digest.clone(),
+    }];
+    // The file is left in place on failure, and moved (or no longer needed) on success.
+    if let Err(e) = store.stage_file(&digest, session.path(), put, &link) {
         if let Err(t) = session.truncate(writing, before) {
             tracing::warn!(upload = %session.id(), "undoing the final chunk: {t}");
         }
