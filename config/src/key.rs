@@ -36,6 +36,8 @@ pub enum Key {
     ServerMaxManifestSize,
     /// `server.upload_expiry`: idle time after which an unfinished upload is abandoned.
     ServerUploadExpiry,
+    /// `server.ingest_jobs`: staged blobs cut into chunks at once, in the background.
+    ServerIngestJobs,
     /// `cache.blob_cache_size`: on-disk cache of materialized blobs, 0 disables.
     CacheBlobCacheSize,
     /// `cache.index_cache_size`: memory the index database may use as cache.
@@ -90,7 +92,7 @@ const fn chunk_bytes(min: ByteSize, max: ByteSize) -> Kind {
 
 impl Key {
     /// Every key, in the order of the example file.
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 18] = [
         Key::StoreData,
         Key::StorePackSize,
         Key::StoreFrameSize,
@@ -102,6 +104,7 @@ impl Key {
         Key::ServerReadOnly,
         Key::ServerMaxManifestSize,
         Key::ServerUploadExpiry,
+        Key::ServerIngestJobs,
         Key::CacheBlobCacheSize,
         Key::CacheIndexCacheSize,
         Key::LayersMaxDecompressedRatio,
@@ -124,6 +127,7 @@ impl Key {
             Key::ServerReadOnly => ("server", "read_only"),
             Key::ServerMaxManifestSize => ("server", "max_manifest_size"),
             Key::ServerUploadExpiry => ("server", "upload_expiry"),
+            Key::ServerIngestJobs => ("server", "ingest_jobs"),
             Key::CacheBlobCacheSize => ("cache", "blob_cache_size"),
             Key::CacheIndexCacheSize => ("cache", "index_cache_size"),
             Key::LayersMaxDecompressedRatio => ("layers", "max_decompressed_ratio"),
@@ -147,6 +151,7 @@ impl Key {
             Key::ServerReadOnly => "server.read_only",
             Key::ServerMaxManifestSize => "server.max_manifest_size",
             Key::ServerUploadExpiry => "server.upload_expiry",
+            Key::ServerIngestJobs => "server.ingest_jobs",
             Key::CacheBlobCacheSize => "cache.blob_cache_size",
             Key::CacheIndexCacheSize => "cache.index_cache_size",
             Key::LayersMaxDecompressedRatio => "layers.max_decompressed_ratio",
@@ -170,6 +175,7 @@ impl Key {
             Key::ServerReadOnly => "AIRLOCK_READ_ONLY",
             Key::ServerMaxManifestSize => "AIRLOCK_MAX_MANIFEST_SIZE",
             Key::ServerUploadExpiry => "AIRLOCK_UPLOAD_EXPIRY",
+            Key::ServerIngestJobs => "AIRLOCK_INGEST_JOBS",
             Key::CacheBlobCacheSize => "AIRLOCK_BLOB_CACHE_SIZE",
             Key::CacheIndexCacheSize => "AIRLOCK_INDEX_CACHE_SIZE",
             Key::LayersMaxDecompressedRatio => "AIRLOCK_MAX_DECOMPRESSED_RATIO",
@@ -245,6 +251,7 @@ impl Key {
                 min: secs(MINUTE),
                 max: secs(30 * DAY),
             },
+            Key::ServerIngestJobs => Kind::Integer { min: 1, max: 64 },
             Key::CacheBlobCacheSize => bytes(ByteSize::new(0), ByteSize::new(u64::MAX)),
             Key::CacheIndexCacheSize => bytes(ByteSize::mib(1), ByteSize::gib(64)),
             Key::LayersMaxDecompressedRatio => Kind::Integer {

@@ -75,6 +75,14 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
             bytes(usage.bytes)
         );
     }
+    if du.staged.blobs > 0 {
+        println!(
+            "staged     {} ({}) awaiting ingest, kept as received (`airlock serve` cuts them \
+             into chunks)",
+            du.staged.blobs,
+            bytes(du.staged.bytes)
+        );
+    }
     if du.cache_bytes > 0 {
         println!("cache      {} of rebuilt blobs", bytes(du.cache_bytes));
     }
