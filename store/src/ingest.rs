@@ -17,7 +17,10 @@
 //! back; the blob stays staged) and joins the workers, so nothing is ever half done.
 //!
 //! Pushes and pulls are never blocked: the put holds the index's write transaction only for its
-//! short commit, as every put does. A staged blob GC collects while its ingest runs may come back
+//! short commit, as every put does. Pushes come first for the CPU as well: a worker starts its
+//! next blob only once no push was under way for [`INGEST_QUIET`] ([`Store::defer_ingest`], which
+//! the registry calls on every upload request), or after waiting [`INGEST_MAX_DEFER`], so that a
+//! push that never pauses still sees its blobs ingested. A staged blob GC collects while its ingest runs may come back
 //! as an unlinked stored blob, which the next GC past the grace period removes.
 
 use std::{
@@ -31,7 +34,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -42,6 +45,13 @@ use crate::{
 
 /// Bytes read from a staged file at a time.
 const READ_BYTES: usize = 1024 * 1024;
+
+/// A worker starts its next blob only once pushes paused this long: between the images of a
+/// release a CI pushes one after another, they do not.
+pub const INGEST_QUIET: Duration = Duration::from_secs(1);
+
+/// The longest a worker defers its next blob to pushes.
+pub const INGEST_MAX_DEFER: Duration = Duration::from_secs(10);
 
 /// What [`Store::ingest_blob`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +82,8 @@ struct Queue {
     running: HashSet<Digest>,
     /// Blobs whose ingest failed since the ingest started, with why.
     failed: HashMap<Digest, String>,
+    /// When a push last said it was under way.
+    last_push: Option<Instant>,
 }
 
 impl IngestState {
@@ -88,6 +100,28 @@ impl IngestState {
 
     fn wait<'a>(&self, q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
         self.changed.wait(q).unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until pushes paused for [`INGEST_QUIET`], at most [`INGEST_MAX_DEFER`], or the
+    /// ingest stops.
+    fn wait_for_quiet(&self) {
+        let began = Instant::now();
+        let mut q = self.lock();
+        while !self.stop.load(Ordering::Acquire) {
+            let quiet_in = q
+                .last_push
+                .map_or(Duration::ZERO, |t| INGEST_QUIET.saturating_sub(t.elapsed()));
+            let defer_left = INGEST_MAX_DEFER.saturating_sub(began.elapsed());
+            let wait = quiet_in.min(defer_left);
+            if wait.is_zero() {
+                return;
+            }
+            q = self
+                .changed
+                .wait_timeout(q, wait)
+                .map(|(q, _)| q)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
     }
 }
 
@@ -157,6 +191,13 @@ impl Store {
         result.map(|o| o.unwrap_or(IngestOutcome::NotStaged))
     }
 
+    /// Tells the background ingest that a push is under way: a worker starts its next blob only
+    /// once pushes paused for [`INGEST_QUIET`] (see the module documentation). Cheap; the
+    /// registry calls it on every upload request.
+    pub fn defer_ingest(&self) {
+        self.inner.ingest.lock().last_push = Some(Instant::now());
+    }
+
     /// A worker's loop.
     fn work(self) {
         let state = &self.inner.ingest;
@@ -182,6 +223,7 @@ impl Store {
                 continue;
             };
             worked = true;
+            state.wait_for_quiet();
             let started = Instant::now();
             let result = self.ingest_claimed(&digest, &state.stop);
             match &result {

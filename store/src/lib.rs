@@ -80,7 +80,7 @@ pub use crate::{
     error::{Error, Result},
     frame::{DecodedChunks, FRAME_HEADER_LEN, Frame, frame_len},
     gc::{GcOptions, GcPlan, GcReport},
-    ingest::{Ingest, IngestOutcome},
+    ingest::{INGEST_MAX_DEFER, INGEST_QUIET, Ingest, IngestOutcome},
     layer::{Encoding, OpaqueReason, StoredAs},
     put::{PutOptions, PutOutcome},
     read::{BlobReader, BlobStat, Layout, unwrap_io},

@@ -465,6 +465,9 @@ pub fn push(t: &mut Table, bench: &Bench, layout: &Path, v1: &Version) {
     let du = must(&mut bench.airlock(&data, &["--json", "du"]), "airlock du");
     let du: serde_json::Value = serde_json::from_slice(&du.stdout).expect("du --json");
     let a_bytes = du["stored_bytes"].as_u64().unwrap_or(0);
+    // Pushed blobs are staged, then ingested in the background (issue 14): none may be left
+    // once the server went idle, or the size is not the one after the background work.
+    let staged = du["staged"]["blobs"].as_u64().unwrap_or(0);
 
     let dir = bench.fresh("push-registry-");
     let root = dir.join("root");
@@ -475,12 +478,17 @@ pub fn push(t: &mut Table, bench: &Bench, layout: &Path, v1: &Version) {
     let d_bytes = dir_bytes(&root);
     head(t, "push (s)");
     let notes = format!(
-        "server CPU {:.1} s / {:.1} s; idle {:.0} s after; then stored {:.1} MB / {:.1} MB",
+        "server CPU {:.1} s / {:.1} s; idle {:.0} s after; then stored {:.1} MB / {:.1} MB{}",
         a.cpu,
         d.cpu,
         background,
         mb(a_bytes),
-        mb(d_bytes)
+        mb(d_bytes),
+        if staged > 0 {
+            format!("; {staged} blobs still staged")
+        } else {
+            String::new()
+        }
     );
     row(
         t,
@@ -492,8 +500,10 @@ pub fn push(t: &mut Table, bench: &Bench, layout: &Path, v1: &Version) {
     );
     t.note(
         "skopeo copy --preserve-digests of each image from v1's OCI layout into an empty \
-         registry, as a vendor's CI pushes; airlock's store measured by `airlock du` once the \
-         server is idle (background work done) and stopped, distribution's by `du -sb`"
+         registry, as a vendor's CI pushes; airlock acknowledges a blob once durable and ingests \
+         it in the background; its store measured by `airlock du` once the server is idle \
+         (background work done: `idle` is how long that took after the push) and stopped, \
+         distribution's by `du -sb`"
             .to_owned(),
     );
 }

@@ -3,6 +3,9 @@
 //! and during ingests; after each kill everything acknowledged is there, exact, and the store
 //! verifies clean; a last start finishes the ingest. `du`, `verify` and `export` with staged
 //! blobs present.
+//!
+//! Kills are at random points; half the iterations pause pushing first, so that the kill lands
+//! in the ingest, which starts once pushes pause (`airlock_store::INGEST_QUIET`).
 
 use std::{
     collections::BTreeMap,
@@ -24,7 +27,11 @@ use rand::{Rng, SeedableRng};
 
 use crate::common::{airlock, bytes, stderr, stdout};
 
-const ITERATIONS: u64 = 6;
+const ITERATIONS: u64 = 8;
+
+/// Blobs pushed before a pause in the iterations that kill the server while it ingests (it
+/// ingests once pushes pause).
+const PUSHED_BEFORE_PAUSE: u64 = 2;
 
 /// Acknowledged blobs: digest -> (repository, bytes).
 type Acked = BTreeMap<Digest, (String, Vec<u8>)>;
@@ -183,7 +190,7 @@ fn gzip_layer(seed: u64) -> Vec<u8> {
         "alpha ", "beta ", "gamma ", "delta ", "airlock ", "layer ", "\n",
     ];
     let mut text = Vec::new();
-    let len = r.gen_range(500_000..3_000_000);
+    let len = r.gen_range(300_000..1_500_000);
     while text.len() < len {
         text.extend_from_slice(words[r.gen_range(0..words.len())].as_bytes());
         if r.gen_bool(0.01) {
@@ -245,7 +252,13 @@ fn issue_14_serve_killed_during_pushes_and_ingests_loses_nothing_acknowledged() 
         let pusher = {
             let (done, got) = (done.clone(), got.clone());
             std::thread::spawn(move || {
-                for n in 0u64.. {
+                // Odd iterations pause after a few pushes: the kill lands in the ingest.
+                let pushes = if iteration % 2 == 1 {
+                    PUSHED_BEFORE_PAUSE
+                } else {
+                    u64::MAX
+                };
+                for n in 0..pushes {
                     if done.load(Ordering::Relaxed) {
                         return;
                     }
@@ -267,11 +280,16 @@ fn issue_14_serve_killed_during_pushes_and_ingests_loses_nothing_acknowledged() 
                 }
             })
         };
-        // At least one acknowledgment, then a kill at a random point: mid-push, mid-ingest.
+        // At least one acknowledgment, then a kill at a random point: mid-push, or (after the
+        // pause, past INGEST_QUIET) mid-ingest.
         while got.lock().unwrap().is_empty() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(r.gen_range(0..1500)));
+        let delay = match iteration % 2 {
+            0 => r.gen_range(0..1500),
+            _ => r.gen_range(800..3500),
+        };
+        std::thread::sleep(Duration::from_millis(delay));
         serve.kill();
         done.store(true, Ordering::Relaxed);
         pusher.join().unwrap();

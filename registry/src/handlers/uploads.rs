@@ -3,7 +3,9 @@
 //!
 //! A finished upload is staged (issue 14): the 201 goes out once the blob's bytes and digest
 //! are durable and it is linked; the store cuts it into chunks afterwards, in the background
-//! (`airlock_store::Store::stage_file`). A blob stored already is only linked.
+//! (`airlock_store::Store::stage_file`). A blob stored already is only linked. Every upload
+//! request tells the store a push is under way, so the background ingest leaves the CPU to it
+//! (`airlock_store::Store::defer_ingest`).
 
 use airlock_oci::RepoName;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::{
 /// end-4a, end-4c: `POST /v2/<name>/blobs/uploads/` opens a session: 202 with its `Location`.
 /// The final digest's algorithm (end-4c) needs no notice: the closing PUT names the digest.
 pub(super) async fn start(state: &AppState, name: RepoName) -> Result<Response, RegistryError> {
+    state.store().defer_ingest();
     let session = state
         .blocking(move |s| s.uploads().start(s.store(), &name))
         .await?;
@@ -44,6 +47,7 @@ pub(super) async fn post_blob(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
+    state.store().defer_ingest();
     let declared = content_length(headers)?;
     let (store, repo, d) = (state.store().clone(), name.to_string(), digest.clone());
     with_body(body, declared, move |reader| {
@@ -102,10 +106,12 @@ pub(super) async fn patch(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
+    state.store().defer_ingest();
     let session = state.uploads().get(&id, &name)?;
     let writing = session.lock().await?;
     let expected = chunk_length(headers, session.offset())?;
     let end = append(&session, &writing, body, expected).await?;
+    state.store().defer_ingest();
     Ok(session_reply(StatusCode::ACCEPTED, &session, end))
 }
 
@@ -120,10 +126,12 @@ pub(super) async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
+    state.store().defer_ingest();
     let session = state.uploads().get(&id, &name)?;
     let writing = session.lock().await?;
     let before = session.offset();
     let size = append(&session, &writing, body, chunk_length(headers, before)?).await?;
+    state.store().defer_ingest();
     let (s, repo, d) = (session.clone(), name.clone(), digest.clone());
     state
         .blocking(move |state| finish(state, &s, &writing, repo, d, before, size))
