@@ -508,17 +508,31 @@ pub fn push(t: &mut Table, bench: &Bench, layout: &Path, v1: &Version) {
     );
 }
 
-/// Seconds until `server` uses less than [`IDLE_CPU_PER_SECOND`] in a second (background work
-/// after a push done), at most [`BACKGROUND_LIMIT`].
+/// Seconds until `server` used less than [`IDLE_CPU_PER_SECOND`] in each of [`idle_window`]
+/// seconds in a row (background work after a push done), at most [`BACKGROUND_LIMIT`].
 fn wait_idle(server: &dyn Server) -> f64 {
     let began = Instant::now();
+    let window = idle_window();
+    let mut idle = 0;
     loop {
         let cpu = server.cpu_seconds();
         std::thread::sleep(Duration::from_secs(1));
-        if server.cpu_seconds() - cpu < IDLE_CPU_PER_SECOND || began.elapsed() > BACKGROUND_LIMIT {
-            return began.elapsed().as_secs_f64() - 1.0;
+        idle = if server.cpu_seconds() - cpu < IDLE_CPU_PER_SECOND {
+            idle + 1
+        } else {
+            0
+        };
+        if idle >= window || began.elapsed() > BACKGROUND_LIMIT {
+            return (began.elapsed().as_secs_f64() - idle as f64).max(0.0);
         }
     }
+}
+
+/// Idle seconds in a row that mean the background work is done: airlock's ingest waits for
+/// pushes to pause for `INGEST_QUIET` before it starts (issue 14), so one idle second right
+/// after a push means nothing.
+fn idle_window() -> u64 {
+    airlock_store::INGEST_QUIET.as_secs() + 2
 }
 
 /// Bytes of the files under `dir` (`du -sb`).
