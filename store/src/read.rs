@@ -3,7 +3,7 @@
 //! Every chunk is checked against its BLAKE3 id as it is read, so damage in a pack surfaces as
 //! an error naming the pack and offset, never as wrong bytes. A `Deflate` blob is rebuilt by
 //! `read_gzip` from its payload and script, or served from the blob cache; a full read
-//! that rebuilds it fills the cache.
+//! that rebuilds it fills the cache. A staged blob (issue 14) is read from its file (`staged`).
 
 use std::{
     collections::VecDeque,
