@@ -22,7 +22,8 @@
 //! `AIRLOCK_BENCH_SITE_IMAGES` (10), `AIRLOCK_BENCH_SITE_FETCHERS` (8),
 //! `AIRLOCK_BENCH_SITE_LEVEL` (export's zstd level; airlock's default when unset),
 //! `AIRLOCK_BENCH_SITE_SNAPSHOTTER` (containerd's, default overlayfs), `AIRLOCK_BENCH_SITE_KEEP=1`
-//! (keep the work directory, under `$TMPDIR`), `AIRLOCK_BIN`. Needs skopeo, containerd, ctr,
+//! (keep the work directory, under `$TMPDIR`), `AIRLOCK_BENCH_SITE_ONLY=push` (step 7 alone, after
+//! generating the release), `AIRLOCK_BIN`. Needs skopeo, containerd, ctr,
 //! docker-registry, go (with golang-github-klauspost-pgzip-dev), zstd, tar and taskset; run as
 //! root for overlayfs. Not a test: `cargo bench -p airlock-benches --bench site`.
 
@@ -108,49 +109,54 @@ fn main() {
     let (v1, v2) = release::generate(&spec, &go, &blobs);
     report::describe(&mut table, &v1, &v2);
     let layouts = Layouts::write(&bench, &blobs, &v1, &v2);
-
-    say("vendor: add, export");
-    let vendor = steps::vendor(&bench, &v1, &v2);
-    say("site: airlock import");
-    let site = steps::import(&bench, &v1, &v2);
-    say("site: extract + skopeo copy into distribution");
-    let distribution = steps::distribution_import(&bench, &layouts, &v1, &v2);
-    steps::print_vendor_and_import(&mut table, &layouts, &vendor, &site, &distribution);
-
-    say("containerd pulls");
-    steps::pulls(
-        &mut table,
-        &bench,
-        &site.v1_store,
-        &distribution.v1_root,
-        &v1,
-    );
-    say("fan-out");
-    steps::fan_outs(
-        &mut table,
-        &bench,
-        &site.v1_store,
-        &distribution.v1_root,
-        &v1,
-    );
-    say("Range GET, one blob on 1 core and on all");
-    let biggest = steps::biggest(&v1, None);
-    steps::range(
-        &mut table,
-        &bench,
-        &site.v1_store,
-        &distribution.v1_root,
-        &biggest,
-        &blobs,
-    );
-    steps::cores(&mut table, &bench, &site.v1_store, &v1);
-    say("push");
-    steps::push(&mut table, &bench, &layouts.v1, &v1);
+    if bench.cfg.only_push {
+        say("push");
+        steps::push(&mut table, &bench, &layouts.v1, &v1);
+    } else {
+        all_steps(&mut table, &bench, &blobs, &layouts, &v1, &v2, &say);
+    }
     say("done");
     table.print();
     if bench.cfg.keep {
         eprintln!("site: kept {}", tmp.keep().display());
     }
+}
+
+/// Steps 1 to 7.
+fn all_steps(
+    table: &mut Table,
+    bench: &Bench,
+    blobs: &Path,
+    layouts: &Layouts,
+    v1: &Version,
+    v2: &Version,
+    say: &dyn Fn(&str),
+) {
+    say("vendor: add, export");
+    let vendor = steps::vendor(bench, v1, v2);
+    say("site: airlock import");
+    let site = steps::import(bench, v1, v2);
+    say("site: extract + skopeo copy into distribution");
+    let distribution = steps::distribution_import(bench, layouts, v1, v2);
+    steps::print_vendor_and_import(table, layouts, &vendor, &site, &distribution);
+
+    say("containerd pulls");
+    steps::pulls(table, bench, &site.v1_store, &distribution.v1_root, v1);
+    say("fan-out");
+    steps::fan_outs(table, bench, &site.v1_store, &distribution.v1_root, v1);
+    say("Range GET, one blob on 1 core and on all");
+    let biggest = steps::biggest(v1, None);
+    steps::range(
+        table,
+        bench,
+        &site.v1_store,
+        &distribution.v1_root,
+        &biggest,
+        blobs,
+    );
+    steps::cores(table, bench, &site.v1_store, v1);
+    say("push");
+    steps::push(table, bench, &layouts.v1, v1);
 }
 
 /// Settings from the environment.
@@ -168,6 +174,8 @@ pub struct Config {
     pub snapshotter: String,
     /// Keep the work directory.
     pub keep: bool,
+    /// Run the push step alone.
+    pub only_push: bool,
 }
 
 impl Config {
@@ -187,6 +195,11 @@ impl Config {
             snapshotter: var("AIRLOCK_BENCH_SITE_SNAPSHOTTER")
                 .unwrap_or_else(|| "overlayfs".to_owned()),
             keep: var("AIRLOCK_BENCH_SITE_KEEP").is_some_and(|v| v != "0"),
+            only_push: match var("AIRLOCK_BENCH_SITE_ONLY").as_deref() {
+                None => false,
+                Some("push") => true,
+                Some(other) => panic!("AIRLOCK_BENCH_SITE_ONLY={other:?}: only `push` is known"),
+            },
         }
     }
 }

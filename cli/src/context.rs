@@ -96,6 +96,38 @@ impl Context {
         }
         Ok(store)
     }
+
+    /// Opens the store for a command that needs every blob's recipe (`export`, `diff`): the
+    /// blobs `airlock serve` staged and has not ingested yet are all ingested first, with a
+    /// progress bar, which takes a read-write open (issue 14); a store with none is opened
+    /// read-only. A staged blob that cannot be ingested (its file is damaged) fails the command,
+    /// naming it.
+    pub fn open_store_ingested(&self) -> Result<Store> {
+        let store = self.open_store(Access::ReadOnly)?;
+        if store.staged_blobs()?.is_empty() {
+            return Ok(store);
+        }
+        drop(store);
+        let store = self.open_store(Access::ReadWrite)?;
+        let staged = store.staged_blobs()?;
+        let total: u64 = staged.iter().map(|b| b.size).sum();
+        let pb = crate::output::byte_bar("ingesting staged blobs", total, self.json || self.quiet);
+        for blob in &staged {
+            store
+                .ingest_blob(&blob.digest)
+                .with_context(|| format!("ingesting staged blob {}", blob.digest))?;
+            pb.inc(blob.size);
+        }
+        pb.finish_and_clear();
+        if !self.json && !self.quiet {
+            eprintln!(
+                "ingested {} staged blob(s) ({})",
+                staged.len(),
+                crate::output::bytes(total)
+            );
+        }
+        Ok(store)
+    }
 }
 
 fn airlock_chunker_params(c: &Config) -> Result<airlock_store::ChunkerParams> {

@@ -50,6 +50,20 @@ pub fn spinner(msg: &str, hidden: bool) -> ProgressBar {
     pb
 }
 
+/// A bar over `total` bytes of work; hidden when quiet, in JSON mode, or off a tty.
+pub fn byte_bar(msg: &str, total: u64, hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_message(msg.to_owned());
+    pb
+}
+
 /// Bytes for humans: 1.5 GiB.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

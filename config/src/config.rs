@@ -77,6 +77,9 @@ pub struct ServerConfig {
     pub max_manifest_size: ByteSize,
     /// `upload_expiry`: an unfinished upload idle this long is abandoned (default 24h, 1m to 30d).
     pub upload_expiry: Duration,
+    /// `ingest_jobs`: staged blobs (pushed, acknowledged) cut into chunks at once in the
+    /// background (default 1, 1 to 64).
+    pub ingest_jobs: u32,
 }
 
 /// `[cache]`: cache sizes, and when the blob cache is filled.
@@ -181,6 +184,7 @@ impl Default for ServerConfig {
             read_only: false,
             max_manifest_size: ByteSize::mib(4),
             upload_expiry: Duration::from_secs(24 * 3600),
+            ingest_jobs: 1,
         }
     }
 }
@@ -228,6 +232,7 @@ impl Config {
             Key::ServerReadOnly => Value::Bool(self.server.read_only),
             Key::ServerMaxManifestSize => Value::Bytes(self.server.max_manifest_size),
             Key::ServerUploadExpiry => Value::Duration(self.server.upload_expiry),
+            Key::ServerIngestJobs => Value::Integer(self.server.ingest_jobs.into()),
             Key::CacheBlobCacheSize => Value::Bytes(self.cache.blob_cache_size),
             Key::CacheIndexCacheSize => Value::Bytes(self.cache.index_cache_size),
             Key::CacheMaterialize => Value::Word(self.cache.materialize.as_str()),
@@ -333,6 +338,9 @@ impl Config {
             (Key::ServerReadOnly, Value::Bool(b)) => self.server.read_only = b,
             (Key::ServerMaxManifestSize, Value::Bytes(b)) => self.server.max_manifest_size = b,
             (Key::ServerUploadExpiry, Value::Duration(d)) => self.server.upload_expiry = d,
+            (Key::ServerIngestJobs, Value::Integer(n)) => {
+                self.server.ingest_jobs = u32::try_from(n).unwrap_or(u32::MAX)
+            }
             (Key::CacheBlobCacheSize, Value::Bytes(b)) => self.cache.blob_cache_size = b,
             (Key::CacheIndexCacheSize, Value::Bytes(b)) => self.cache.index_cache_size = b,
             (Key::CacheMaterialize, Value::Word(w)) => {

@@ -36,6 +36,8 @@ pub enum Key {
     ServerMaxManifestSize,
     /// `server.upload_expiry`: idle time after which an unfinished upload is abandoned.
     ServerUploadExpiry,
+    /// `server.ingest_jobs`: staged blobs cut into chunks at once, in the background.
+    ServerIngestJobs,
     /// `cache.blob_cache_size`: on-disk cache of materialized blobs, 0 disables.
     CacheBlobCacheSize,
     /// `cache.index_cache_size`: memory the index database may use as cache.
@@ -116,6 +118,7 @@ impl Key {
         Key::ServerReadOnly,
         Key::ServerMaxManifestSize,
         Key::ServerUploadExpiry,
+        Key::ServerIngestJobs,
         Key::CacheBlobCacheSize,
         Key::CacheIndexCacheSize,
         Key::CacheMaterialize,
@@ -139,6 +142,7 @@ impl Key {
             Key::ServerReadOnly => ("server", "read_only"),
             Key::ServerMaxManifestSize => ("server", "max_manifest_size"),
             Key::ServerUploadExpiry => ("server", "upload_expiry"),
+            Key::ServerIngestJobs => ("server", "ingest_jobs"),
             Key::CacheBlobCacheSize => ("cache", "blob_cache_size"),
             Key::CacheIndexCacheSize => ("cache", "index_cache_size"),
             Key::CacheMaterialize => ("cache", "materialize"),
@@ -163,6 +167,7 @@ impl Key {
             Key::ServerReadOnly => "server.read_only",
             Key::ServerMaxManifestSize => "server.max_manifest_size",
             Key::ServerUploadExpiry => "server.upload_expiry",
+            Key::ServerIngestJobs => "server.ingest_jobs",
             Key::CacheBlobCacheSize => "cache.blob_cache_size",
             Key::CacheIndexCacheSize => "cache.index_cache_size",
             Key::CacheMaterialize => "cache.materialize",
@@ -187,6 +192,7 @@ impl Key {
             Key::ServerReadOnly => "AIRLOCK_READ_ONLY",
             Key::ServerMaxManifestSize => "AIRLOCK_MAX_MANIFEST_SIZE",
             Key::ServerUploadExpiry => "AIRLOCK_UPLOAD_EXPIRY",
+            Key::ServerIngestJobs => "AIRLOCK_INGEST_JOBS",
             Key::CacheBlobCacheSize => "AIRLOCK_BLOB_CACHE_SIZE",
             Key::CacheIndexCacheSize => "AIRLOCK_INDEX_CACHE_SIZE",
             Key::CacheMaterialize => "AIRLOCK_CACHE_MATERIALIZE",
@@ -267,6 +273,7 @@ impl Key {
                 min: secs(MINUTE),
                 max: secs(30 * DAY),
             },
+            Key::ServerIngestJobs => Kind::Integer { min: 1, max: 64 },
             Key::CacheBlobCacheSize => bytes(ByteSize::new(0), ByteSize::new(u64::MAX)),
             Key::CacheIndexCacheSize => bytes(ByteSize::mib(1), ByteSize::gib(64)),
             Key::CacheMaterialize => Kind::Choice(Materialize::WORDS),

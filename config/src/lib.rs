@@ -44,7 +44,7 @@
 //! assert_eq!(
 //!     err.unwrap_err().to_string(),
 //!     "airlock.toml:2:1: unknown key `server.lisen`; allowed keys in [server]: listen, \
-//!      read_only, max_manifest_size, upload_expiry; did you mean `server.listen`?"
+//!      read_only, max_manifest_size, upload_expiry, ingest_jobs; did you mean `server.listen`?"
 //! );
 //!
 //! // Environment overrides win over the file and defaults.

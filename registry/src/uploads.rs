@@ -10,6 +10,10 @@
 //!
 //! Writes to a session are serialized by its lock: a chunk is appended whole or not at all (the
 //! file is cut back to the previous offset on any failure).
+//!
+//! A finished session's file is staged (issue 14): it moves into the store's `staged/` (the same
+//! filesystem, so a rename) and the session is closed; a crash between the two leaves a saved
+//! session without its file, which the next start forgets.
 
 use airlock_oci::RepoName;
 use std::{

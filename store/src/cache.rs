@@ -275,8 +275,10 @@ impl BlobCache {
         self.keep(digest, &tmp, &fill.file)
     }
 
-    /// Makes `path`, a file holding exactly the bytes of blob `digest` (checked by the caller,
-    /// e.g. a put's spool file), the blob's cache file by renaming it. Returns whether it was kept.
+    /// Makes `path`, a file holding exactly the bytes of blob `digest` (checked by the caller:
+    /// a put's spool file, a staged blob the ingest just stored as chunks), the blob's cache
+    /// file by renaming it, as recently used. Returns whether it was kept; if not, the file is
+    /// the caller's to remove.
     pub(crate) fn adopt(&self, digest: &Digest, path: &Path, file: &File) -> bool {
         if fs::create_dir_all(&self.dir).is_err() {
             return false;

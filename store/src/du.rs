@@ -37,6 +37,9 @@ pub struct DiskUsage {
     pub cache_bytes: u64,
     /// Files in the blob cache.
     pub cache_files: u64,
+    /// Staged blobs, awaiting ingest: received and durable as files, not cut into chunks yet
+    /// (counted apart from `blobs`; their files count as stored bytes).
+    pub staged: LayerUsage,
     /// Blobs cut as tar streams (headers inline, file data chunked).
     pub tar_blobs: u64,
     /// Blobs cut as tar streams until a block failed to parse.
@@ -73,9 +76,9 @@ impl LayerUsage {
 }
 
 impl DiskUsage {
-    /// Bytes on disk: packs plus index.
+    /// Bytes on disk: packs, index and staged files.
     pub fn stored_bytes(&self) -> u64 {
-        self.pack_bytes + self.index_bytes
+        self.pack_bytes + self.index_bytes + self.staged.bytes
     }
 
     /// Compressed layers kept opaque, all reasons together.
@@ -116,7 +119,7 @@ impl Store {
                     }
                 }
                 StoredAs::Opaque(reason) => du.opaque.entry(reason).or_default().add(r.size),
-                StoredAs::Chunks => {}
+                StoredAs::Chunks | StoredAs::Staged => {}
             }
             Ok(())
         })?;
@@ -135,6 +138,7 @@ impl Store {
             .map_err(Error::io("reading metadata of", &index))?
             .len();
         (du.cache_files, du.cache_bytes) = self.inner.cache.usage();
+        du.staged = crate::staged::staged_usage(&rtx)?;
         Ok(du)
     }
 

@@ -208,6 +208,16 @@ pub enum Error {
         /// Which version it would take.
         what: String,
     },
+    /// A staged blob's file is missing or no longer holds its bytes (see `Store::stage_file`).
+    #[error("staged blob {digest} is damaged ({path}): {what}")]
+    StagedDamaged {
+        /// The blob.
+        digest: Digest,
+        /// Its file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
     /// The chunker failed.
     #[error("chunking blob {digest}")]
     Chunker {

@@ -3,7 +3,8 @@
 //! Live blobs are marked from every manifest linked in a repository, every tag, and every
 //! tag-history event inside the rollback window, following the references recorded with each
 //! manifest. Blobs stored, put again or linked as a blob within the upload grace period are
-//! kept too: their manifest may still be on its way. [`Store::plan_gc`] only reads and says what would go; [`Store::apply_gc`]
+//! kept too: their manifest may still be on its way. Staged blobs (issue 14) follow the same
+//! rules; one collected loses its record, then its file. [`Store::plan_gc`] only reads and says what would go; [`Store::apply_gc`]
 //! marks again under the store's GC lock (puts wait meanwhile, they never fail), deletes what
 //! is still unreachable, drops chunks no recipe uses, and deletes or rewrites packs.
 
@@ -19,6 +20,7 @@ use crate::{
     index::{ChunkRecord, LinkKind},
     pack::{self, CompressedFrame},
     put::Writers,
+    staged::for_each_staged,
     store::now,
     verify::{for_each_blob, for_each_chunk},
 };
@@ -157,6 +159,7 @@ impl Store {
         // 1. Blobs and chunk references, in one transaction.
         let mut tx = self.inner.index.write()?;
         let mut removed = HashSet::new();
+        let mut staged_files = Vec::new();
         for (digest, _) in &plan.blobs {
             if !still_dead.contains_key(digest) {
                 continue;
@@ -174,6 +177,9 @@ impl Store {
                 }
             }
             tx.remove_blob(digest)?;
+            if tx.remove_staged(digest)? {
+                staged_files.push(digest.clone());
+            }
             removed.insert(digest.clone());
             report.blobs += 1;
         }
@@ -188,6 +194,7 @@ impl Store {
         for digest in &removed {
             self.inner.cache.forget(digest);
         }
+        self.remove_staged_files(&staged_files)?;
 
         // 2. Chunks no recipe uses, and what that leaves in each pack.
         let mut dead_chunks = Vec::new();
@@ -403,6 +410,12 @@ impl Store {
         let grace_cutoff = cutoff(now, options.upload_grace);
         let mut dead = Vec::new();
         for_each_blob(&rtx, |digest, rec| {
+            if !live.contains(digest) && rec.last_touched() < grace_cutoff {
+                dead.push((digest.clone(), rec.size));
+            }
+            Ok(())
+        })?;
+        for_each_staged(&rtx, |digest, rec| {
             if !live.contains(digest) && rec.last_touched() < grace_cutoff {
                 dead.push((digest.clone(), rec.size));
             }

@@ -547,7 +547,10 @@ mod tests {
             if let Some(b) = header.get_mut(4) {
                 *b ^= 1;
             }
-            assert!(got == header, "a follower got other bytes than the rebuilt ones");
+            assert!(
+                got == header,
+                "a follower got other bytes than the rebuilt ones"
+            );
         }
         wait_idle(&store);
         assert_eq!(store.cache_stats().failures, 1);

@@ -48,8 +48,9 @@ pub enum OpaqueReason {
     /// A step rebuilt from the split's payload and reconstruction data differed from the
     /// original bytes.
     RebuildMismatch,
-    /// The decompressed size passed `max_decompressed_size` or `max_decompressed_ratio`. Never
-    /// recorded on a stored blob: such a put fails with `Error::DecompressionLimit`.
+    /// The decompressed size passed `max_decompressed_size` or `max_decompressed_ratio`. A put
+    /// fails with `Error::DecompressionLimit` instead; recorded only on a blob that was staged
+    /// (acknowledged) before its ingest found it, and is never decompressed again.
     DecompressionLimit,
     /// One gzip member decompresses to more than preflate-rs can address.
     MemberTooLarge,
@@ -112,6 +113,8 @@ pub enum StoredAs {
     Rebuilt,
     /// As chunks of the compressed bytes: deduplicated at blob level only.
     Opaque(OpaqueReason),
+    /// As the file it was received in, awaiting ingest (issue 14): not cut into chunks yet.
+    Staged,
 }
 
 #[cfg(test)]

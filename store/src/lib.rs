@@ -21,6 +21,9 @@
 //! - [`Store`]: open with [`StoreOptions`]; [`Store::put_blob`], [`Store::open_blob_range`],
 //!   [`Store::apply_repo_changes`] for links and tags, [`Store::verify`], [`Store::du`],
 //!   [`Store::plan_gc`] then [`Store::apply_gc`].
+//! - Staged blobs (issue 14): [`Store::stage_file`] and [`Store::stage_blob`] acknowledge a
+//!   blob once its bytes and digest are durable; [`Store::start_ingest`] (an [`Ingest`]) or
+//!   [`Store::ingest_blob`] cut it into chunks later.
 //! - [`Digest`]: a validated `sha256:`/`sha512:` digest; [`HashingReader`] computes one.
 //! - [`Encoding`], [`StoredAs`], [`OpaqueReason`]: what a blob's bytes are and how they are
 //!   kept ([`Store::stat_blob`], [`DiskUsage`]).
@@ -50,6 +53,7 @@ mod frame;
 mod gc;
 mod index;
 mod inflight;
+mod ingest;
 mod layer;
 mod pack;
 mod put;
@@ -60,6 +64,7 @@ mod read_gzip;
 mod recipe;
 mod repo;
 mod script;
+mod staged;
 mod store;
 mod transfer;
 mod verify;
@@ -79,10 +84,12 @@ pub use crate::{
     error::{Error, Result},
     frame::{DecodedChunks, FRAME_HEADER_LEN, Frame, frame_len},
     gc::{GcOptions, GcPlan, GcReport},
+    ingest::{INGEST_MAX_DEFER, INGEST_QUIET, Ingest, IngestOutcome},
     layer::{Encoding, OpaqueReason, StoredAs},
     put::{PutOptions, PutOutcome},
     read::{BlobReader, BlobStat, Layout, unwrap_io},
     repo::{Link, RepoChange, TagChange},
+    staged::{DIRECT_PUT_MAX_BYTES, Staged, StagedBlob},
     store::{Access, FormatConflict, STORE_FORMAT_VERSION, Store, StoreFormat, StoreOptions},
     transfer::{BlobDescription, DESCRIPTION_FORMAT_VERSION, InsertOutcome},
     verify::{Defect, Verify, VerifyReport},

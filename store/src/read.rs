@@ -3,7 +3,8 @@
 //! Every chunk is checked against its BLAKE3 id as it is read, so damage in a pack surfaces as
 //! an error naming the pack and offset, never as wrong bytes. A `Deflate` blob is served from
 //! the blob cache, or by following its materialization into the cache (`inflight`), or rebuilt
-//! by `read_gzip` from its payload and script for this read alone.
+//! by `read_gzip` from its payload and script for this read alone. A staged blob (issue 14) is
+//! read from its file (`staged`).
 
 use std::{
     collections::VecDeque,
@@ -23,6 +24,7 @@ use crate::{
     pack::{self, ChunkLoc, DecodedFrame},
     read_gzip::DeflateReader,
     recipe::{Entry, decode_segment},
+    staged::{Found, StagedReader},
 };
 
 /// Facts about a stored blob.
@@ -57,6 +59,8 @@ pub enum Layout {
     TarThenPlain,
     /// Plain content-defined chunks.
     Plain,
+    /// Not cut yet: the blob is staged, awaiting ingest.
+    Uncut,
 }
 
 impl From<&BlobRecord> for Layout {
@@ -70,14 +74,28 @@ impl From<&BlobRecord> for Layout {
 }
 
 impl Store {
-    /// Whether a blob is stored.
+    /// Whether a blob is stored or staged.
     pub fn has_blob(&self, digest: &Digest) -> Result<bool> {
-        Ok(self.inner.index.read()?.blob(digest)?.is_some())
+        self.inner.index.read()?.holds_blob(digest)
     }
 
-    /// Size and layout of a stored blob, or `None`.
+    /// Size and layout of a stored or staged blob, or `None`.
     pub fn stat_blob(&self, digest: &Digest) -> Result<Option<BlobStat>> {
-        Ok(self.inner.index.read()?.blob(digest)?.map(|r| BlobStat {
+        let rtx = self.inner.index.read()?;
+        let Some(r) = rtx.blob(digest)? else {
+            return Ok(rtx.staged(digest)?.map(|r| BlobStat {
+                digest: digest.clone(),
+                size: r.size,
+                layout: Layout::Uncut,
+                chunks: 0,
+                inline_bytes: 0,
+                created: r.created,
+                encoding: r.encoding,
+                stored_as: StoredAs::Staged,
+                plain_size: None,
+            }));
+        };
+        Ok(Some(BlobStat {
             digest: digest.clone(),
             size: r.size,
             layout: Layout::from(&r),
@@ -95,11 +113,12 @@ impl Store {
 
     /// A streaming reader over a whole blob.
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
-        let size = self.blob_record(digest)?.size;
+        let size = self.blob_size(digest)?;
         self.open_blob_range(digest, 0..size)
     }
 
-    /// A streaming reader over bytes `range` of a blob. A rebuilt gzip blob comes from the
+    /// A streaming reader over bytes `range` of a blob. A staged blob is read from its file. A
+    /// rebuilt gzip blob comes from the
     /// blob cache when it holds it. Otherwise, when the cache can take it, the read follows the
     /// blob's materialization into the cache, started by the first read and shared by every
     /// concurrent one (`inflight`); a range far ahead of that rebuild, or a blob the cache
@@ -116,7 +135,10 @@ impl Store {
         range: Range<u64>,
         cached: bool,
     ) -> Result<BlobReader> {
-        let rec = self.blob_record(digest)?;
+        let rec = match self.find_blob(digest, &range)? {
+            Found::Stored(rec) => rec,
+            Found::Staged(reader) => return Ok(*reader),
+        };
         if range.start > range.end || range.end > rec.size {
             return Err(Error::RangeNotSatisfiable {
                 digest: digest.clone(),
@@ -174,16 +196,6 @@ impl Store {
         let mut out = Vec::with_capacity(usize::try_from(r.len()).unwrap_or(0));
         r.read_to_end(&mut out).map_err(|e| unwrap_io(digest, e))?;
         Ok(out)
-    }
-
-    fn blob_record(&self, digest: &Digest) -> Result<BlobRecord> {
-        self.inner
-            .index
-            .read()?
-            .blob(digest)?
-            .ok_or_else(|| Error::BlobNotFound {
-                digest: digest.clone(),
-            })
     }
 
     /// Fetches one chunk's bytes, through `cache` for consecutive chunks of one frame.
@@ -247,9 +259,26 @@ enum Source {
     Deflate(Box<DeflateReader>),
     File(File),
     Follow(Follower),
+    Staged(StagedReader),
 }
 
 impl BlobReader {
+    /// A reader over `range` of a staged blob's file.
+    pub(crate) fn staged(
+        digest: &Digest,
+        range: &Range<u64>,
+        size: u64,
+        file: StagedReader,
+    ) -> BlobReader {
+        BlobReader {
+            digest: digest.clone(),
+            pos: range.start,
+            end: range.end,
+            size,
+            src: Source::Staged(file),
+        }
+    }
+
     /// Bytes left to read.
     pub fn len(&self) -> u64 {
         self.end - self.pos
@@ -271,7 +300,7 @@ impl BlobReader {
     pub fn steps_rebuilt(&self) -> u64 {
         match &self.src {
             Source::Deflate(r) => r.steps_rebuilt(),
-            Source::Plain(_) | Source::File(_) | Source::Follow(_) => 0,
+            Source::Plain(_) | Source::File(_) | Source::Follow(_) | Source::Staged(_) => 0,
         }
     }
 }
@@ -287,6 +316,7 @@ impl Read for BlobReader {
             Source::Plain(r) => r.read(&mut out[..max])?,
             Source::Deflate(r) => r.read(&mut out[..max])?,
             Source::Follow(r) => r.read(&mut out[..max])?,
+            Source::Staged(r) => r.read(&mut out[..max])?,
             Source::File(f) => f.read(&mut out[..max]).map_err(|e| {
                 io::Error::other(Error::Io {
                     op: "reading cached blob",

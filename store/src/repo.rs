@@ -3,7 +3,7 @@
 
 use crate::{
     Digest, Error, Result, Store,
-    index::{LinkKind, TagEvent},
+    index::{LinkKind, TagEvent, WriteTx},
     store::now,
 };
 
@@ -113,7 +113,8 @@ impl From<TagEvent> for TagChange {
 }
 
 impl Store {
-    /// Applies changes in one transaction: all or nothing. Linked digests must be stored;
+    /// Applies changes in one transaction: all or nothing. Linked digests must be stored or
+    /// staged;
     /// tags must point at manifests linked in their repository (possibly by an earlier change
     /// of the same list).
     pub fn apply_repo_changes(&self, changes: &[RepoChange]) -> Result<()> {
@@ -121,101 +122,7 @@ impl Store {
         let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
         let now = now();
         let mut tx = self.inner.index.write()?;
-        for change in changes {
-            match change {
-                RepoChange::LinkBlob { repo, digest } => {
-                    check_repo(repo)?;
-                    if tx.blob(digest)?.is_none() {
-                        return Err(Error::BlobNotFound {
-                            digest: digest.clone(),
-                        });
-                    }
-                    tx.add_link(repo, digest, LinkKind::BLOB, now)?;
-                    tx.touch_blob(digest, now)?;
-                }
-                RepoChange::LinkManifest {
-                    repo,
-                    digest,
-                    children,
-                    subject,
-                    media_type,
-                } => {
-                    check_repo(repo)?;
-                    if tx.blob(digest)?.is_none() {
-                        return Err(Error::BlobNotFound {
-                            digest: digest.clone(),
-                        });
-                    }
-                    tx.add_link(repo, digest, LinkKind::MANIFEST, now)?;
-                    if tx.edges(digest)?.is_empty() {
-                        tx.put_edges(digest, children)?;
-                    }
-                    tx.put_media_type(digest, media_type)?;
-                    if let Some((subject, descriptor)) = subject {
-                        tx.put_referrer(repo, subject, digest, descriptor)?;
-                    }
-                }
-                RepoChange::SetTag { repo, tag, digest } => {
-                    check_repo(repo)?;
-                    if tag.is_empty() {
-                        return Err(Error::InvalidName {
-                            what: "tag",
-                            text: tag.clone(),
-                            why: "must not be empty",
-                        });
-                    }
-                    let linked = tx
-                        .link(repo, digest)?
-                        .is_some_and(|k| k.contains(LinkKind::MANIFEST));
-                    if !linked {
-                        return Err(Error::BlobNotFound {
-                            digest: digest.clone(),
-                        });
-                    }
-                    if tx.tag(repo, tag)?.as_ref() != Some(digest) {
-                        tx.set_tag(repo, tag, Some(digest), now)?;
-                    }
-                }
-                RepoChange::DeleteTag { repo, tag } => {
-                    if tx.tag(repo, tag)?.is_some() {
-                        tx.set_tag(repo, tag, None, now)?;
-                    }
-                }
-                RepoChange::UnlinkManifest { repo, digest } => {
-                    for (tag, d) in tx.tags(repo)? {
-                        if d == *digest {
-                            tx.set_tag(repo, &tag, None, now)?;
-                        }
-                    }
-                    tx.remove_link(repo, digest, LinkKind::MANIFEST)?;
-                    tx.remove_referrer_everywhere(repo, digest)?;
-                }
-                RepoChange::UnlinkBlob { repo, digest } => {
-                    tx.remove_link(repo, digest, LinkKind::BLOB)?;
-                }
-                RepoChange::RequireLink {
-                    repo,
-                    digest,
-                    blob_ok,
-                } => {
-                    let linked = tx.link(repo, digest)?.is_some_and(|k| {
-                        k.contains(LinkKind::MANIFEST) || (*blob_ok && k.contains(LinkKind::BLOB))
-                    });
-                    if !linked || tx.blob(digest)?.is_none() {
-                        return Err(Error::BlobNotFound {
-                            digest: digest.clone(),
-                        });
-                    }
-                }
-                RepoChange::RequireBlob { digest } => {
-                    if tx.blob(digest)?.is_none() {
-                        return Err(Error::BlobNotFound {
-                            digest: digest.clone(),
-                        });
-                    }
-                }
-            }
-        }
+        apply_changes_in(&mut tx, changes, now)?;
         tx.commit()
     }
 
@@ -303,6 +210,111 @@ impl Store {
         tx.commit()?;
         Ok(had)
     }
+}
+
+/// Applies `changes` in `tx` (see [`Store::apply_repo_changes`]): a staging commits its own
+/// record and the push's link in one transaction.
+pub(crate) fn apply_changes_in(
+    tx: &mut WriteTx<'_>,
+    changes: &[RepoChange],
+    now: u64,
+) -> Result<()> {
+    for change in changes {
+        match change {
+            RepoChange::LinkBlob { repo, digest } => {
+                check_repo(repo)?;
+                if !tx.holds_blob(digest)? {
+                    return Err(Error::BlobNotFound {
+                        digest: digest.clone(),
+                    });
+                }
+                tx.add_link(repo, digest, LinkKind::BLOB, now)?;
+                tx.touch_blob(digest, now)?;
+            }
+            RepoChange::LinkManifest {
+                repo,
+                digest,
+                children,
+                subject,
+                media_type,
+            } => {
+                check_repo(repo)?;
+                if !tx.holds_blob(digest)? {
+                    return Err(Error::BlobNotFound {
+                        digest: digest.clone(),
+                    });
+                }
+                tx.add_link(repo, digest, LinkKind::MANIFEST, now)?;
+                if tx.edges(digest)?.is_empty() {
+                    tx.put_edges(digest, children)?;
+                }
+                tx.put_media_type(digest, media_type)?;
+                if let Some((subject, descriptor)) = subject {
+                    tx.put_referrer(repo, subject, digest, descriptor)?;
+                }
+            }
+            RepoChange::SetTag { repo, tag, digest } => {
+                check_repo(repo)?;
+                if tag.is_empty() {
+                    return Err(Error::InvalidName {
+                        what: "tag",
+                        text: tag.clone(),
+                        why: "must not be empty",
+                    });
+                }
+                let linked = tx
+                    .link(repo, digest)?
+                    .is_some_and(|k| k.contains(LinkKind::MANIFEST));
+                if !linked {
+                    return Err(Error::BlobNotFound {
+                        digest: digest.clone(),
+                    });
+                }
+                if tx.tag(repo, tag)?.as_ref() != Some(digest) {
+                    tx.set_tag(repo, tag, Some(digest), now)?;
+                }
+            }
+            RepoChange::DeleteTag { repo, tag } => {
+                if tx.tag(repo, tag)?.is_some() {
+                    tx.set_tag(repo, tag, None, now)?;
+                }
+            }
+            RepoChange::UnlinkManifest { repo, digest } => {
+                for (tag, d) in tx.tags(repo)? {
+                    if d == *digest {
+                        tx.set_tag(repo, &tag, None, now)?;
+                    }
+                }
+                tx.remove_link(repo, digest, LinkKind::MANIFEST)?;
+                tx.remove_referrer_everywhere(repo, digest)?;
+            }
+            RepoChange::UnlinkBlob { repo, digest } => {
+                tx.remove_link(repo, digest, LinkKind::BLOB)?;
+            }
+            RepoChange::RequireLink {
+                repo,
+                digest,
+                blob_ok,
+            } => {
+                let linked = tx.link(repo, digest)?.is_some_and(|k| {
+                    k.contains(LinkKind::MANIFEST) || (*blob_ok && k.contains(LinkKind::BLOB))
+                });
+                if !linked || !tx.holds_blob(digest)? {
+                    return Err(Error::BlobNotFound {
+                        digest: digest.clone(),
+                    });
+                }
+            }
+            RepoChange::RequireBlob { digest } => {
+                if !tx.holds_blob(digest)? {
+                    return Err(Error::BlobNotFound {
+                        digest: digest.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_repo(repo: &str) -> Result<()> {

@@ -2,20 +2,26 @@
 //!
 //! ```text
 //! DATA/
-//!   store.json     format header: format version, chunker parameters, chunk hash (written once)
+//!   store.json     format header: format version, chunker parameters, chunk hash (written at
+//!                  creation; its versions are raised when the store starts using a newer format)
 //!   lock           held (flock) by the process that has the store open
 //!   index.redb     the index
 //!   packs/NN/ID.pack
 //!   cache/         materialized gzip blobs (produced once, served many times), bounded LRU
+//!   staged/        blobs received whole, awaiting ingest (format 3; see `staged`)
 //!   tmp/           spool files of puts in progress (emptied at each read-write open)
 //! ```
+//!
+//! A read-write open removes what a crash left: spool files, files of `staged/` that no record
+//! names, pack tails no commit references. The background ingest of staged blobs runs only
+//! when a caller starts it ([`Store::start_ingest`], what `airlock serve` does).
 
 use std::{
     collections::HashMap,
     fs::{self, File, OpenOptions},
     io::Write,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex, RwLock, atomic::AtomicBool},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -28,15 +34,23 @@ use crate::{
     cache::{BlobCache, Materialize},
     index::Index,
     inflight::Inflight,
+    ingest::IngestState,
     pack::{self, PACK_FORMAT_VERSION, PackWriter, sync_dir},
     put_gzip::TMP_DIR,
     recipe::RECIPE_FORMAT_VERSION,
     script::SCRIPT_FORMAT_VERSION,
+    staged::sweep_staged,
 };
 
 /// Version of the store's directory layout and format header (2: `cache/`, `tmp/`, the
-/// script format and preflate-rs version in the header).
-pub const STORE_FORMAT_VERSION: u32 = 2;
+/// script format and preflate-rs version in the header; 3: staged blobs, `staged/` and the
+/// index's `staged` table). New stores are created at this version; a store of version 2 is
+/// raised to it when it first stages a blob, so that an airlock that does not know staged
+/// blobs refuses it from then on, and reads it until then.
+pub const STORE_FORMAT_VERSION: u32 = 3;
+
+/// The oldest store format this airlock opens.
+const OLDEST_STORE_FORMAT_VERSION: u32 = 2;
 
 /// Pack files kept open for reads at most; a large store has more packs than a process may
 /// have open files.
@@ -200,6 +214,12 @@ pub(crate) struct Inner {
     pub(crate) cache: BlobCache,
     /// Materializations into `cache` running now.
     pub(crate) inflight: Inflight,
+    /// Held by a staging from its lookup to its commit (see `staged`).
+    pub(crate) stage_lock: Mutex<()>,
+    /// Whether `store.json` says a format that may hold staged blobs.
+    pub(crate) format_raised: AtomicBool,
+    /// The ingest's queue and wake-ups (see `ingest`).
+    pub(crate) ingest: IngestState,
     _lock: File,
 }
 
@@ -277,7 +297,7 @@ impl Store {
             write_format(root, &f)?;
             f
         };
-        if format.version != STORE_FORMAT_VERSION
+        if !(OLDEST_STORE_FORMAT_VERSION..=STORE_FORMAT_VERSION).contains(&format.version)
             || format.pack_format != PACK_FORMAT_VERSION
             || format.recipe_format != RECIPE_FORMAT_VERSION
             || format.chunker_version != CHUNKER_VERSION
@@ -287,8 +307,8 @@ impl Store {
                 path: format_path,
                 what: format!(
                     "store format {} (packs {}, recipes {}, chunker {}, scripts {}) is not \
-                     supported by this airlock, which reads format {STORE_FORMAT_VERSION} \
-                     (packs {PACK_FORMAT_VERSION}, recipes {RECIPE_FORMAT_VERSION}, chunker \
+                     supported by this airlock, which reads formats \
+                     {OLDEST_STORE_FORMAT_VERSION} to {STORE_FORMAT_VERSION} (packs {PACK_FORMAT_VERSION}, recipes {RECIPE_FORMAT_VERSION}, chunker \
                      {CHUNKER_VERSION}, scripts 1 to {SCRIPT_FORMAT_VERSION})",
                     format.version,
                     format.pack_format,
@@ -356,11 +376,15 @@ impl Store {
             }
         }
         let index = Index::open(&index_path, opts.access)?;
+        if opts.access == Access::ReadWrite {
+            sweep_staged(root, &index)?;
+        }
         if created && opts.access == Access::ReadWrite {
             // New entries in the store directory must outlive a crash like the data in them.
             sync_dir(root)?;
         }
         let (pool, next) = recover_packs(&index, &packs_dir, opts.access)?;
+        let raised = format.version >= STORE_FORMAT_VERSION;
         Ok(Store {
             inner: Arc::new(Inner {
                 root: root.to_owned(),
@@ -377,6 +401,9 @@ impl Store {
                 gc_lock: RwLock::new(()),
                 cache: BlobCache::new(root, opts.blob_cache_size, opts.materialize, opts.access),
                 inflight: Inflight::new(Inflight::max_producers()),
+                stage_lock: Mutex::new(()),
+                format_raised: AtomicBool::new(raised),
+                ingest: IngestState::default(),
                 _lock: lock,
             }),
         })
@@ -494,7 +521,7 @@ fn read_format(path: &Path) -> Result<StoreFormat> {
     })
 }
 
-fn write_format(root: &Path, f: &StoreFormat) -> Result<()> {
+pub(crate) fn write_format(root: &Path, f: &StoreFormat) -> Result<()> {
     let tmp = root.join(format!("{FORMAT_FILE}.tmp"));
     let bytes = serde_json::to_vec_pretty(f).unwrap_or_default();
     let mut file = File::create(&tmp).map_err(Error::io("creating", &tmp))?;

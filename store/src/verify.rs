@@ -6,7 +6,8 @@
 //! blob cache. Each defect names the pack and offset, or the blob, and the blobs it affects.
 //! A cache file that does not match its digest is removed and reported apart
 //! ([`VerifyReport::cache`]), not as a defect: the cache is not the store, nothing is lost, and
-//! the next pull rebuilds the blob from the store.
+//! the next pull rebuilds the blob from the store. Staged blobs (issue 14)
+//! are checked from their files (`staged`).
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet, hash_map::Entry as Slot},
@@ -104,6 +105,22 @@ pub enum Defect {
         /// The count found.
         actual: u32,
     },
+    /// A staged blob's file is missing.
+    StagedMissing {
+        /// The blob.
+        digest: Digest,
+        /// Its file.
+        path: std::path::PathBuf,
+    },
+    /// A staged blob's file has another length than staged, or hashes to another digest.
+    StagedCorrupt {
+        /// The blob.
+        digest: Digest,
+        /// Its file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        what: String,
+    },
     /// A repository links a digest that is not stored.
     LinkDangling {
         /// The repository.
@@ -174,6 +191,20 @@ impl fmt::Display for Defect {
                 f,
                 "chunk {chunk} has reference count {recorded}, {actual} recipes use it"
             ),
+            Defect::StagedMissing { digest, path } => {
+                write!(
+                    f,
+                    "staged blob {digest} is missing its file {}",
+                    path.display()
+                )
+            }
+            Defect::StagedCorrupt { digest, path, what } => {
+                write!(
+                    f,
+                    "staged blob {digest} is corrupt ({}): {what}",
+                    path.display()
+                )
+            }
             Defect::LinkDangling { repo, digest } => {
                 write!(f, "repository {repo} links {digest}, which is not stored")
             }
@@ -500,8 +531,9 @@ impl Store {
             _ => ChunkId::from_bytes([0; 32]),
         });
         report.defects.extend(wrong);
+        self.verify_staged(&rtx, depth, &mut report)?;
         for (repo, digest, _) in rtx.all_links()? {
-            if rtx.blob(&digest)?.is_none() {
+            if !rtx.holds_blob(&digest)? {
                 report.defects.push(Defect::LinkDangling { repo, digest });
             }
         }

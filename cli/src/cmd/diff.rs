@@ -14,7 +14,7 @@ use std::{
 use airlock_bundle::{DeltaPlan, plan_delta, resolve};
 use airlock_ingest::read_app;
 use airlock_oci::{ImageRef, ManifestGraph, RepoName, Walk, parse_manifest};
-use airlock_store::{Access, Digest, Store};
+use airlock_store::{Digest, Store};
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
@@ -81,7 +81,8 @@ struct Report {
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
-    let store = ctx.open_store(Access::ReadOnly)?;
+    // The delta is planned from recipes: staged blobs are ingested first (issue 14).
+    let store = ctx.open_store_ingested()?;
     let (a_ref, a_images, a_app) = side(&store, &args.a)?;
     let (b_ref, b_images, b_app) = side(&store, &args.b)?;
     let report = if !a_app && !b_app {

@@ -75,6 +75,14 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
             bytes(usage.bytes)
         );
     }
+    if du.staged.blobs > 0 {
+        println!(
+            "staged     {} ({}) awaiting ingest, kept as received (`airlock serve` cuts them \
+             into chunks)",
+            du.staged.blobs,
+            bytes(du.staged.bytes)
+        );
+    }
     // Apart from the store: the cache is never a source of truth, and not counted in `stored`.
     println!(
         "cache      {} in {} files of rebuilt gzip layers, outside `stored`",

@@ -9,7 +9,6 @@ use airlock_bundle::{
 };
 use airlock_ingest::app_images;
 use airlock_oci::ImageRef;
-use airlock_store::Access;
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
@@ -58,7 +57,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
-    let store = ctx.open_store(Access::ReadOnly)?;
+    // Recipes are what a bundle ships: staged blobs are ingested first (issue 14).
+    let store = ctx.open_store_ingested()?;
     let mut refs = Vec::new();
     for text in &args.refs {
         let r: ImageRef = text.parse()?;

@@ -1,6 +1,9 @@
-//! `airlock serve`: the OCI registry over the store.
+//! `airlock serve`: the OCI registry over the store, and (read-write) the background ingest of
+//! pushed blobs (issue 14): a push is acknowledged once its bytes are durable, and
+//! `server.ingest_jobs` workers cut staged blobs into chunks meanwhile. A stop abandons the one in
+//! progress (it stays staged) and the next start resumes.
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, num::NonZeroUsize, process::ExitCode};
 
 use airlock_config::{Key, Origin};
 use airlock_registry::{AppState, RegistryConfig};
@@ -46,12 +49,22 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
         max_manifest_bytes: ctx.config.server.max_manifest_size.as_u64(),
         upload_expiry: ctx.config.server.upload_expiry,
     };
+    let ingest = match access {
+        Access::ReadWrite => {
+            let jobs = usize::try_from(ctx.config.server.ingest_jobs)
+                .ok()
+                .and_then(NonZeroUsize::new)
+                .unwrap_or(NonZeroUsize::MIN);
+            Some(store.start_ingest(jobs).context("starting the ingest")?)
+        }
+        Access::ReadOnly => None,
+    };
     let listen = ctx.config.server.listen;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let state = AppState::new(store, config).context("starting the registry")?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -86,6 +99,11 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
             .await
             .context("serving")?;
         Ok::<(), anyhow::Error>(())
-    })?;
+    });
+    // Nothing is half done at any point of an ingest; the one in progress rolls back.
+    if let Some(ingest) = ingest {
+        ingest.stop();
+    }
+    served?;
     Ok(ExitCode::SUCCESS)
 }

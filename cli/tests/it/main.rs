@@ -23,5 +23,7 @@ mod content;
 mod diff;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.
 mod serve;
+/// Issue 14: serve killed during pushes and ingests; du, verify and export with staged blobs.
+mod staged;
 /// `airlock du`, `verify` and `gc` over stores built by the library, incl. damaged ones.
 mod store_commands;

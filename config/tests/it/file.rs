@@ -23,6 +23,7 @@ listen = "[::]:5001"
 read_only = true
 max_manifest_size = "8MiB"
 upload_expiry = "2h"
+ingest_jobs = 3
 
 [cache]
 blob_cache_size = 0
@@ -49,6 +50,7 @@ upload_grace = "90m"
     assert!(c.server.read_only);
     assert_eq!(c.server.max_manifest_size, ByteSize::mib(8));
     assert_eq!(c.server.upload_expiry, Duration::from_secs(7200));
+    assert_eq!(c.server.ingest_jobs, 3);
     assert_eq!(c.cache.blob_cache_size, ByteSize::new(0));
     assert_eq!(c.cache.index_cache_size, ByteSize::gib(1));
     assert_eq!(c.cache.materialize, Materialize::Pull);

@@ -1,8 +1,14 @@
 //! Blob pushes: sessions (open, chunks, close, status, cancel), the single-POST monolithic
 //! upload and cross-repository mounts.
+//!
+//! A finished upload is staged (issue 14): the 201 goes out once the blob's bytes and digest
+//! are durable and it is linked; the store cuts it into chunks afterwards, in the background
+//! (`airlock_store::Store::stage_file`). A blob stored already is only linked. Every upload
+//! request tells the store a push is under way, so the background ingest leaves the CPU to it
+//! (`airlock_store::Store::defer_ingest`).
 
 use airlock_oci::RepoName;
-use std::{fs::File, io::BufReader, sync::Arc};
+use std::sync::Arc;
 
 use airlock_store::{Digest, PutOptions, RepoChange};
 use axum::{
@@ -13,7 +19,7 @@ use axum::{
 
 use super::{DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Reply, content_length, header_text};
 use crate::{
-    body::{PIECE_BYTES, with_body},
+    body::with_body,
     error::RegistryError,
     range::{parse_upload_range, upload_range_header},
     state::AppState,
@@ -24,6 +30,7 @@ use crate::{
 /// end-4a, end-4c: `POST /v2/<name>/blobs/uploads/` opens a session: 202 with its `Location`.
 /// The final digest's algorithm (end-4c) needs no notice: the closing PUT names the digest.
 pub(super) async fn start(state: &AppState, name: RepoName) -> Result<Response, RegistryError> {
+    state.store().defer_ingest();
     let session = state
         .blocking(move |s| s.uploads().start(s.store(), &name))
         .await?;
@@ -31,8 +38,8 @@ pub(super) async fn start(state: &AppState, name: RepoName) -> Result<Response, 
 }
 
 /// end-4b: `POST /v2/<name>/blobs/uploads/?digest=<digest>`, the whole blob in one request,
-/// streamed into the store and verified: 201, or DIGEST_INVALID / SIZE_INVALID with nothing
-/// stored.
+/// streamed into the store's staging area and verified, then staged and linked: 201, or
+/// DIGEST_INVALID / SIZE_INVALID with nothing stored.
 pub(super) async fn post_blob(
     state: &AppState,
     name: RepoName,
@@ -40,6 +47,7 @@ pub(super) async fn post_blob(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
+    state.store().defer_ingest();
     let declared = content_length(headers)?;
     let (store, repo, d) = (state.store().clone(), name.to_string(), digest.clone());
     with_body(body, declared, move |reader| {
@@ -47,8 +55,12 @@ pub(super) async fn post_blob(
             max_size: None,
             expected_size: declared,
         };
-        store.put_blob(&d, reader, put)?;
-        Ok(store.apply_repo_changes(&[RepoChange::LinkBlob { repo, digest: d }])?)
+        let link = [RepoChange::LinkBlob {
+            repo,
+            digest: d.clone(),
+        }];
+        store.stage_blob(&d, reader, put, &link)?;
+        Ok(())
     })
     .await?;
     Ok(blob_created(&name, &digest))
@@ -94,15 +106,17 @@ pub(super) async fn patch(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
+    state.store().defer_ingest();
     let session = state.uploads().get(&id, &name)?;
     let writing = session.lock().await?;
     let expected = chunk_length(headers, session.offset())?;
     let end = append(&session, &writing, body, expected).await?;
+    state.store().defer_ingest();
     Ok(session_reply(StatusCode::ACCEPTED, &session, end))
 }
 
 /// end-6: `PUT <blob-push-location>?digest=<digest>` appends the optional final chunk, then
-/// stores the session's bytes as the blob (verifying the digest) and links it: 201. A refused
+/// stages the session's file as the blob (verifying the digest) and links it: 201. A refused
 /// blob leaves the session as it was before this request.
 pub(super) async fn put(
     state: &AppState,
@@ -112,10 +126,12 @@ pub(super) async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
+    state.store().defer_ingest();
     let session = state.uploads().get(&id, &name)?;
     let writing = session.lock().await?;
     let before = session.offset();
     let size = append(&session, &writing, body, chunk_length(headers, before)?).await?;
+    state.store().defer_ingest();
     let (s, repo, d) = (session.clone(), name.clone(), digest.clone());
     state
         .blocking(move |state| finish(state, &s, &writing, repo, d, before, size))
@@ -123,8 +139,8 @@ pub(super) async fn put(
     Ok(blob_created(&name, &digest))
 }
 
-/// Stores a session's `size` bytes as blob `digest`, links it and closes the session; on
-/// failure cuts the session back to `before` (blocking).
+/// Stages a session's `size` bytes as blob `digest` (its file moves into the store), links it
+/// and closes the session; on failure cuts the session back to `before` (blocking).
 fn finish(
     state: &AppState,
     session: &Session,
@@ -135,24 +151,16 @@ fn finish(
     size: u64,
 ) -> Result<(), RegistryError> {
     let store = state.store();
-    let stored = File::open(session.path())
-        .map_err(|source| airlock_store::Error::Io {
-            op: "opening upload file",
-            path: session.path().to_owned(),
-            source,
-        })
-        .and_then(|file| {
-            let put = PutOptions {
-                max_size: None,
-                expected_size: Some(size),
-            };
-            store.put_blob(&digest, BufReader::with_capacity(PIECE_BYTES, file), put)
-        })
-        .and_then(|_| {
-            let repo = repo.to_string();
-            store.apply_repo_changes(&[RepoChange::LinkBlob { repo, digest }])
-        });
-    if let Err(e) = stored {
+    let put = PutOptions {
+        max_size: None,
+        expected_size: Some(size),
+    };
+    let link = [RepoChange::LinkBlob {
+        repo: repo.to_string(),
+        digest: digest.clone(),
+    }];
+    // The file is left in place on failure, and moved (or no longer needed) on success.
+    if let Err(e) = store.stage_file(&digest, session.path(), put, &link) {
         if let Err(t) = session.truncate(writing, before) {
             tracing::warn!(upload = %session.id(), "undoing the final chunk: {t}");
         }

@@ -27,6 +27,9 @@ mod modes;
 /// Random requests thrown at the router: never a 5xx, never a panic.
 mod fuzz;
 
+/// Issue 14: finished uploads are staged: pulls, re-pushes, mounts, refusals, delete and GC.
+mod staged;
+
 /// A real server from `serve` on 127.0.0.1, driven by hyper-util's client with a 64 MiB blob.
 mod server;
 

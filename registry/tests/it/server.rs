@@ -1,7 +1,7 @@
-use std::{convert::Infallible, io, net::SocketAddr};
+use std::{convert::Infallible, io, net::SocketAddr, num::NonZeroUsize};
 
 use airlock_registry::{AppState, RegistryConfig, serve};
-use airlock_store::{Algorithm, Digest, Hasher, Store, StoreOptions};
+use airlock_store::{Algorithm, Digest, Hasher, Store, StoreOptions, StoredAs, Verify};
 use axum::http::{Method, Request, StatusCode, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -22,13 +22,15 @@ struct Running {
     client: Client<HttpConnector, ClientBody>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<io::Result<()>>,
+    /// The store served, for what a test checks behind the API.
+    store: Store,
     _dir: tempfile::TempDir,
 }
 
 async fn start() -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
-    let state = AppState::new(store, RegistryConfig::default()).expect("state");
+    let state = AppState::new(store.clone(), RegistryConfig::default()).expect("state");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
@@ -41,6 +43,7 @@ async fn start() -> Running {
         client,
         stop,
         task,
+        store,
         _dir: dir,
     }
 }
@@ -240,6 +243,114 @@ async fn serve_pushes_and_pulls_64_mib() {
     );
     assert_eq!(resp.headers()[header::CONTENT_TYPE], OCI_MANIFEST);
 
+    server.shutdown().await;
+}
+
+/// Issue 14: a pushed gzip layer (Go's gzip, through a chunked upload) is acknowledged once
+/// durable, pulled back exactly from its staged file, then ingested in the background and pulled
+/// back exactly again, stored as a rebuilt layer; the store verifies clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_pushed_gzip_layer_is_served_staged_then_ingested() {
+    let server = start().await;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../store/tests/fixtures/go/gzip_6.gz");
+    let layer = std::fs::read(&fixture).expect("fixture");
+    let digest = Digest::sha256(&layer);
+    let resp = server
+        .send(Method::POST, "/v2/ci/app/blobs/uploads/", &[], full(""))
+        .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let location = resp.headers()[header::LOCATION]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let resp = server
+        .send(Method::PATCH, &location, &[], full(layer.clone()))
+        .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let location = resp.headers()[header::LOCATION]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let resp = server
+        .send(
+            Method::PUT,
+            &format!("{location}?digest={digest}"),
+            &[],
+            full(""),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let config = br#"{"os":"linux"}"#;
+    let resp = server
+        .send(
+            Method::POST,
+            &format!(
+                "/v2/ci/app/blobs/uploads/?digest={}",
+                Digest::sha256(config)
+            ),
+            &[],
+            full(&config[..]),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let manifest = image_manifest(
+        Some(OCI_MANIFEST),
+        descriptor(OCI_CONFIG, config),
+        vec![descriptor(OCI_LAYER, &layer)],
+    );
+    let resp = server
+        .send(
+            Method::PUT,
+            "/v2/ci/app/manifests/v1",
+            &[("content-type", OCI_MANIFEST)],
+            full(manifest),
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "the staged layer is a reference"
+    );
+
+    let stored_as = |store: &Store| {
+        store
+            .stat_blob(&digest)
+            .expect("stat")
+            .expect("blob")
+            .stored_as
+    };
+    let blob_path = format!("/v2/ci/app/blobs/{digest}");
+    let tail = [("range", "bytes=20000-")];
+    let tail_digest = Digest::sha256(&layer[20_000..]);
+    for expected in [StoredAs::Staged, StoredAs::Rebuilt] {
+        assert_eq!(stored_as(&server.store), expected);
+        let resp = server.send(Method::GET, &blob_path, &[], full("")).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            Running::digest_of(resp).await,
+            (digest.clone(), layer.len() as u64)
+        );
+        let resp = server.send(Method::GET, &blob_path, &tail, full("")).await;
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(Running::digest_of(resp).await.0, tail_digest);
+        if expected == StoredAs::Staged {
+            let store = server.store.clone();
+            let failed = tokio::task::spawn_blocking(move || {
+                let ingest = store.start_ingest(NonZeroUsize::MIN).expect("ingest");
+                let failed = ingest.wait_idle().expect("wait");
+                ingest.stop();
+                failed
+            })
+            .await
+            .expect("join");
+            assert_eq!(failed, vec![]);
+        }
+    }
+    let du = server.store.du().expect("du");
+    assert_eq!((du.staged.blobs, du.rebuilt.blobs), (0, 1));
+    let report = server.store.verify(Verify::Full).expect("verify");
+    assert!(report.is_clean(), "{:?}", report.defects);
     server.shutdown().await;
 }
 

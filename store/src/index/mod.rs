@@ -5,6 +5,8 @@
 //! - `chunks`: chunk id -> [`ChunkRecord`] (location in a pack, reference count)
 //! - `packs`: pack id -> [`PackRecord`] (committed length, sealed)
 //! - `blobs`: digest -> [`BlobRecord`] (size, kind, how it was cut)
+//! - `staged`: digest -> [`StagedRecord`] (a blob received whole, its bytes in a file of
+//!   `staged/` until the ingest cuts it; added with store format 3, absent from older indexes)
 //! - `recipes`: (digest, logical start offset) -> one encoded recipe segment (of the content:
 //!   for a `Deflate` blob, offsets into its decompressed payload)
 //! - `rebuilds`: (digest, output start offset) -> one encoded script segment (`Deflate`
@@ -36,6 +38,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHUNKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("chunks");
 const PACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("packs");
 const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+const STAGED: TableDefinition<&str, &[u8]> = TableDefinition::new("staged");
 const RECIPES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("recipes");
 const SCRIPTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("rebuilds");
 const REPOS: TableDefinition<&str, u64> = TableDefinition::new("repos");
@@ -118,6 +121,7 @@ impl Index {
             ix!(index, tx.open_table(CHUNKS))?;
             ix!(index, tx.open_table(PACKS))?;
             ix!(index, tx.open_table(BLOBS))?;
+            ix!(index, tx.open_table(STAGED))?;
             ix!(index, tx.open_table(RECIPES))?;
             ix!(index, tx.open_table(SCRIPTS))?;
             ix!(index, tx.open_table(REPOS))?;
@@ -234,5 +238,5 @@ pub enum SegmentAt {
 }
 
 pub use self::records::{
-    BlobRecord, ChunkRecord, CutLayout, LinkKind, PackRecord, RecipeKind, TagEvent,
+    BlobRecord, ChunkRecord, CutLayout, LinkKind, PackRecord, RecipeKind, StagedRecord, TagEvent,
 };

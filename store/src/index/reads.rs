@@ -31,6 +31,55 @@ macro_rules! reads {
                 }
             }
 
+            /// The record of a staged blob, if it is staged.
+            pub fn staged(&self, digest: &Digest) -> Result<Option<StagedRecord>> {
+                let t = match self.tx.open_table(STAGED) {
+                    // An index written before store format 3: nothing is staged.
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                    other => ix!(self, other)?,
+                };
+                let key = digest.to_string();
+                match ix!(self, t.get(key.as_str()))? {
+                    Some(v) => Ok(Some(decode_json(self.path, "staged blob", v.value())?)),
+                    None => Ok(None),
+                }
+            }
+
+            /// Whether a blob is stored or staged: what a link or a reference needs.
+            pub fn holds_blob(&self, digest: &Digest) -> Result<bool> {
+                Ok(self.blob(digest)?.is_some() || self.staged(digest)?.is_some())
+            }
+
+            /// Staged blobs in digest order, starting after `after`, at most `limit`.
+            pub fn staged_page(
+                &self,
+                after: Option<&Digest>,
+                limit: usize,
+            ) -> Result<Vec<(Digest, StagedRecord)>> {
+                let t = match self.tx.open_table(STAGED) {
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                    other => ix!(self, other)?,
+                };
+                let start = after.map(|d| d.to_string());
+                let iter = match &start {
+                    Some(s) => ix!(
+                        self,
+                        t.range::<&str>((
+                            std::ops::Bound::Excluded(s.as_str()),
+                            std::ops::Bound::Unbounded
+                        ))
+                    )?,
+                    None => ix!(self, t.iter())?,
+                };
+                let mut out = Vec::new();
+                for row in iter.take(limit) {
+                    let (k, v) = ix!(self, row)?;
+                    let digest: Digest = k.value().parse()?;
+                    out.push((digest, decode_json(self.path, "staged blob", v.value())?));
+                }
+                Ok(out)
+            }
+
             /// Every pack and its record.
             pub fn packs(&self) -> Result<Vec<(PackId, PackRecord)>> {
                 let t = ix!(self, self.tx.open_table(PACKS))?;

@@ -133,6 +133,30 @@ impl BlobRecord {
     }
 }
 
+/// A blob received whole and durable but not yet cut into chunks (issue 14): its bytes are the
+/// file `staged/<algorithm>-<hex>` until the ingest stores them as chunks and drops this
+/// record. A blob is staged or stored ([`BlobRecord`]), and when both records exist (a crash
+/// between the ingest's commit and its cleanup) the stored one is the blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedRecord {
+    /// Size in bytes.
+    pub size: u64,
+    /// The encoding recognised from its first bytes.
+    pub encoding: Encoding,
+    /// Unix seconds when it was staged.
+    pub created: u64,
+    /// Unix seconds when it was staged again or linked as a blob (0: never).
+    #[serde(default)]
+    pub touched: u64,
+}
+
+impl StagedRecord {
+    /// When the blob was last staged or linked: the GC grace period runs from it.
+    pub fn last_touched(&self) -> u64 {
+        self.created.max(self.touched)
+    }
+}
+
 /// How a repository holds a digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkKind(pub(crate) u8);

@@ -79,9 +79,14 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// Marks a stored blob as put again or linked at `now` (see [`BlobRecord::touched`]).
+    /// Marks a stored or staged blob as put again or linked at `now` (see
+    /// [`BlobRecord::touched`]).
     pub fn touch_blob(&mut self, digest: &Digest, now: u64) -> Result<()> {
         let Some(mut rec) = self.blob(digest)? else {
+            if let Some(mut staged) = self.staged(digest)? {
+                staged.touched = now;
+                self.put_staged(digest, &staged)?;
+            }
             return Ok(());
         };
         rec.touched = now;
@@ -89,6 +94,21 @@ impl WriteTx<'_> {
         let mut t = ix!(self, self.tx.open_table(BLOBS))?;
         ix!(self, t.insert(key.as_str(), encode_json(&rec).as_slice()))?;
         Ok(())
+    }
+
+    /// Records a staged blob (or replaces its record).
+    pub fn put_staged(&mut self, digest: &Digest, rec: &StagedRecord) -> Result<()> {
+        let key = digest.to_string();
+        let mut t = ix!(self, self.tx.open_table(STAGED))?;
+        ix!(self, t.insert(key.as_str(), encode_json(rec).as_slice()))?;
+        Ok(())
+    }
+
+    /// Forgets a staged blob; returns whether it was staged.
+    pub fn remove_staged(&mut self, digest: &Digest) -> Result<bool> {
+        let key = digest.to_string();
+        let mut t = ix!(self, self.tx.open_table(STAGED))?;
+        Ok(ix!(self, t.remove(key.as_str()))?.is_some())
     }
 
     /// Removes a blob and its recipe (chunk reference counts are the caller's job).

@@ -132,6 +132,7 @@ fn issue_3_flate2_zlib_ng_and_zlib_rs_layers_round_trip() {
                 );
             }
             StoredAs::Chunks => panic!("{}: a gzip layer stored as its own chunks", f.name),
+            StoredAs::Staged => panic!("{}: a put left a gzip layer staged", f.name),
         }
         let report = store.verify(Verify::Full).unwrap();
         assert!(report.is_clean(), "{}: {:?}", f.name, report.defects);

@@ -184,3 +184,48 @@ fn issue_13_golden_store_of_another_preflate_version_opens_and_names_what_it_can
         "the header is kept"
     );
 }
+
+/// Issue 14: a store of format 2 opens read-only without the index's `staged` table, and
+/// read-write keeps its header until it stages a blob, which raises it to format 3 (an airlock
+/// that knows nothing of staged blobs must refuse it from then on). A header from the future
+/// is refused.
+#[test]
+fn issue_14_golden_store_v2_is_raised_to_format_3_by_its_first_staged_blob() {
+    let (tmp, listed) = copy_golden("store-v2");
+    let digests = listed_digests(&listed);
+    let header = tmp.path().join("store.json");
+    let version = || -> u64 {
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(&header).unwrap()).unwrap();
+        v["version"].as_u64().unwrap()
+    };
+    let ro = StoreOptions {
+        access: Access::ReadOnly,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(tmp.path(), ro.clone()).unwrap();
+    assert!(store.staged_blobs().unwrap().is_empty());
+    assert_eq!(store.du().unwrap().staged.blobs, 0);
+    drop(store);
+    let store = Store::open(tmp.path(), StoreOptions::default()).unwrap();
+    assert_eq!(version(), 2);
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let d = Digest::sha256(&data);
+    let staged = store
+        .stage_blob(&d, &data[..], airlock_store::PutOptions::default(), &[])
+        .unwrap();
+    assert_eq!(staged, airlock_store::Staged::Staged);
+    assert_eq!(version(), 3);
+    drop(store);
+    let store = Store::open(tmp.path(), ro).unwrap();
+    assert_eq!(check_every_blob(&store, &digests), 7);
+    assert_eq!(store.read_blob(&d).unwrap(), data);
+    assert!(store.verify(Verify::Full).unwrap().is_clean());
+    drop(store);
+
+    let future = fs::read_to_string(&header)
+        .unwrap()
+        .replace("\"version\": 3", "\"version\": 4");
+    fs::write(&header, future).unwrap();
+    let err = Store::open(tmp.path(), StoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("formats 2 to 3"), "{err}");
+}

@@ -18,6 +18,7 @@ mod layers; // issue 3: gzip encoders round-trip, fallbacks and reasons, ranges,
 mod packs; // packs seal at the size limit, blobs span packs, packs describe themselves
 mod repos; // links, tags and history, referrers, uploads, all-or-nothing changes
 mod roundtrip; // put then read back: edge sizes, tars, sha512, ranges, concurrent puts
+mod staged; // issue 14: staged blobs read, link, GC, verify and ingest as blobs; leftovers
 mod tools; // issue 13: a missing gzip, pigz, python3, tar or Go fixture skips visibly, or fails in CI
 mod transfer; // issue 5: blobs move between stores as described recipes and frames of chunks
 mod verify; // fixtures named by defect: verify names pack, offset, blobs; reads fail cleanly
