@@ -106,7 +106,7 @@ const fn chunk_bytes(min: ByteSize, max: ByteSize) -> Kind {
 
 impl Key {
     /// Every key, in the order of the example file.
-    pub const ALL: [Key; 18] = [
+    pub const ALL: [Key; 19] = [
         Key::StoreData,
         Key::StorePackSize,
         Key::StoreFrameSize,
