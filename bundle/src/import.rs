@@ -43,6 +43,8 @@ pub fn import(
     opts: &ImportOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
+    // GC waits for this import: its chunks are stored before the blobs that use them.
+    let _hold = store.hold_chunks();
     let mut report = ImportReport::default();
     let mut groups: BTreeMap<BundleId, Vec<VolumeReader>> = BTreeMap::new();
     for path in expand(paths)? {

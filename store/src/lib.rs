@@ -91,7 +91,7 @@ pub use crate::{
     repo::{Link, RepoChange, TagChange},
     staged::{DIRECT_PUT_MAX_BYTES, Staged, StagedBlob},
     store::{Access, FormatConflict, STORE_FORMAT_VERSION, Store, StoreFormat, StoreOptions},
-    transfer::{BlobDescription, DESCRIPTION_FORMAT_VERSION, InsertOutcome},
+    transfer::{BlobDescription, ChunkHold, DESCRIPTION_FORMAT_VERSION, InsertOutcome},
     verify::{Defect, Verify, VerifyReport},
 };
 

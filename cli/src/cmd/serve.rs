@@ -65,18 +65,24 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let served = runtime.block_on(async move {
+        // Other commands on this data directory are handed to this process (`remote`).
+        let _socket = crate::remote::Listener::start(crate::remote::Shared {
+            config: ctx.config.clone(),
+            data: ctx.data.clone(),
+            store: store.clone(),
+        })?;
         let state = AppState::new(store, config).context("starting the registry")?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr().context("reading the bound address")?;
         // The first line on stdout says where the registry is, for scripts and tests.
-        println!(
+        crate::output::outln!(
             "airlock registry listening on http://{local}{}",
             if read_only { " (read-only)" } else { "" }
         );
         if !ctx.quiet {
-            eprintln!("store {}; stop with Ctrl-C", ctx.data.display());
+            crate::output::errln!("store {}; stop with Ctrl-C", ctx.data.display());
         }
         let shutdown = async {
             // Ctrl-C or SIGTERM (systemd, container runtimes) stop accepting and drain.

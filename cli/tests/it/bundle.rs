@@ -158,7 +158,7 @@ pub(crate) fn add_shop(dir: &Path, data: &Path, version: u64) -> Vec<Image> {
     images
 }
 
-fn volumes(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn volumes(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -178,7 +178,7 @@ fn dir_bytes(paths: &[PathBuf]) -> u64 {
         .sum()
 }
 
-fn export(cwd: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<PathBuf> {
+pub(crate) fn export(cwd: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<PathBuf> {
     let mut args = vec![
         "export",
         "airlock/apps/shop:1.0",

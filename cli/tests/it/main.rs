@@ -21,6 +21,8 @@ mod config;
 mod content;
 /// `airlock diff`: app versions image by image (changed layers, added, removed), the delta's size.
 mod diff;
+/// Issue 15: commands handed to a running server; containerd pulls through an import and a GC.
+mod live;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.
 mod serve;
 /// Issue 14: serve killed during pushes and ingests; du, verify and export with staged blobs.
