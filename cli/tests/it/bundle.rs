@@ -90,10 +90,20 @@ fn image(layers: &[Vec<u8>], label: &str) -> Image {
         .map(|l| Blob::new(OCI_LAYER_GZIP, l.clone()))
         .collect();
     let (os, arch) = airlock_conformance::host_platform();
+    // Real diff ids: containerd unpacks what it pulls (the live-site test) and checks them.
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            let mut tar = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&l.bytes[..]), &mut tar)
+                .unwrap();
+            airlock_conformance::Algorithm::Sha256.digest(&tar)
+        })
+        .collect();
     let config = Blob::json(
         OCI_CONFIG,
         &json!({"architecture": arch, "os": os, "config": {"Labels": {"service": label}},
-                "rootfs": {"type": "layers", "diff_ids": []}}),
+                "rootfs": {"type": "layers", "diff_ids": diff_ids}}),
     );
     let manifest = Blob::json(
         OCI_MANIFEST,
