@@ -287,3 +287,54 @@ fn issue_15_containerd_pulls_through_a_delta_import_and_a_gc_on_the_live_server(
     let verify = ok(run(dir, &data, &["verify"]));
     assert!(!verify.contains("problem"), "{verify}");
 }
+
+/// Issue 15: standard input reaches a command run in the server (`add --password-stdin`),
+/// and an upstream add through the server lands in the live registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_15_password_stdin_reaches_an_add_run_in_the_server() {
+    use crate::add_upstream::{Auth, Upstream, push};
+    let upstream = Upstream::start_with(Auth::Basic, false);
+    let pushed = push(&format!("http://{}", upstream.addr)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let server = Serve::start(&dir);
+    let src = format!("docker://{}/team/app:arm64", upstream.addr);
+    let add = |password: &'static [u8]| {
+        let (dir, src) = (dir.clone(), src.clone());
+        std::thread::spawn(move || {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+                .args([
+                    "--data",
+                    "data",
+                    "add",
+                    "--insecure",
+                    &src,
+                    "--as",
+                    "site/app:1",
+                ])
+                .args(["--username", "user", "--password-stdin"])
+                .current_dir(&dir)
+                .env_remove("AIRLOCK_DATA")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), password).unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .join()
+        .unwrap()
+    };
+    let o = add(b"wrong\n");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = add(b"pass\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (status, digest) = head_manifest(&server.addr, "site/app", "1");
+    assert_eq!(status, 200);
+    assert_eq!(
+        digest.as_deref(),
+        Some(pushed.arm64.manifest.digest.as_str())
+    );
+    server.stop();
+}
