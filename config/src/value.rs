@@ -29,6 +29,8 @@ pub enum Value {
     SocketAddr(SocketAddr),
     /// A length of time.
     Duration(Duration),
+    /// A word from a key's list of choices, e.g. `bearer`.
+    Text(String),
 }
 
 impl fmt::Display for Value {
@@ -41,6 +43,7 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::SocketAddr(addr) => f.write_str(&quoted(addr.to_string())),
             Value::Duration(d) => f.write_str(&quoted(format_duration(*d))),
+            Value::Text(text) => f.write_str(&quoted(text.clone())),
         }
     }
 }
@@ -70,7 +73,10 @@ impl Kind {
         let found = || format!("found {}", article(value.type_str()));
         match (self, value) {
             (Kind::Path, DeValue::String(s)) => Ok(Value::Path(PathBuf::from(s.as_ref()))),
-            (Kind::Path, _) => Err(format!("expected a string, {}", found())),
+            (Kind::OptionalPath, DeValue::String(s)) => Ok(Value::Path(PathBuf::from(s.as_ref()))),
+            (Kind::Path | Kind::OptionalPath, _) => Err(format!("expected a string, {}", found())),
+            (Kind::Choice(_), DeValue::String(s)) => self.parse_text(s),
+            (Kind::Choice(_), _) => Err(format!("expected a string, {}", found())),
             (Kind::Bytes { .. }, DeValue::Integer(n)) => {
                 let n = i64::from_str_radix(n.as_str(), n.radix())
                     .map_err(|_| "integer out of range".to_owned())?;
@@ -101,7 +107,14 @@ impl Kind {
     pub(crate) fn parse_text(self, text: &str) -> Result<Value, String> {
         match self {
             Kind::Path if text.is_empty() => Err("empty path".to_owned()),
-            Kind::Path => Ok(Value::Path(PathBuf::from(text))),
+            Kind::Path | Kind::OptionalPath => Ok(Value::Path(PathBuf::from(text))),
+            Kind::Choice(words) => {
+                let word = text.trim();
+                match words.contains(&word) {
+                    true => Ok(Value::Text(word.to_owned())),
+                    false => Err(format!("not one of {}", words.join(", "))),
+                }
+            }
             Kind::Bytes { .. } => parse_bytes(text).map(|n| Value::Bytes(ByteSize::new(n))),
             Kind::Integer { .. } => text
                 .trim()
@@ -130,6 +143,9 @@ impl Kind {
         match (self, value) {
             (Kind::Path, Value::Path(p)) if p.as_os_str().is_empty() => {
                 Err("empty path".to_owned())
+            }
+            (Kind::Choice(words), Value::Text(word)) if !words.contains(&word.as_str()) => {
+                Err(format!("not one of {}", words.join(", ")))
             }
             (Kind::Bytes { min, max, even }, Value::Bytes(size)) => {
                 let n = size.as_u64();

@@ -68,3 +68,21 @@ fn every_key_appears_once_in_its_section_with_its_env_var() {
         );
     }
 }
+
+/// The example's commented access rules (from `# [groups]` to the end) parse as written.
+#[test]
+fn issue_16_example_access_rules_parse() {
+    let start = EXAMPLE.find("\n# [groups]\n").expect("an access example");
+    let rules: String = EXAMPLE[start + 1..]
+        .lines()
+        .map(|line| {
+            line.strip_prefix("# ")
+                .unwrap_or(line.trim_start_matches('#'))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let config = Config::parse(&rules, Path::new("airlock.example.toml")).unwrap();
+    assert_eq!(config.groups["ops"], ["alice", "bob"]);
+    assert_eq!(config.access.len(), 2);
+    assert_eq!(config.access[1].repositories, ["apps/*", "docker.io/**"]);
+}
