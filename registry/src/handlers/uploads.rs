@@ -13,7 +13,7 @@ use axum::{
 
 use super::{DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Reply, content_length, header_text};
 use crate::{
-    body::{PIECE_BYTES, with_body},
+    body::{PIECE_BYTES, with_body_limited},
     error::RegistryError,
     range::{parse_upload_range, upload_range_header},
     state::AppState,
@@ -41,10 +41,11 @@ pub(super) async fn post_blob(
     body: Body,
 ) -> Result<Response, RegistryError> {
     let declared = content_length(headers)?;
+    let limit = state.config().limits.max_blob_bytes;
     let (store, repo, d) = (state.store().clone(), name.to_string(), digest.clone());
-    with_body(body, declared, move |reader| {
+    with_body_limited(body, declared, limit, move |reader| {
         let put = PutOptions {
-            max_size: None,
+            max_size: Some(limit),
             expected_size: declared,
         };
         store.put_blob(&d, reader, put)?;
@@ -97,7 +98,8 @@ pub(super) async fn patch(
     let session = state.uploads().get(&id, &name)?;
     let writing = session.lock().await?;
     let expected = chunk_length(headers, session.offset())?;
-    let end = append(&session, &writing, body, expected).await?;
+    let room = room(state, &session);
+    let end = append(&session, &writing, body, expected, room).await?;
     Ok(session_reply(StatusCode::ACCEPTED, &session, end))
 }
 
@@ -115,7 +117,8 @@ pub(super) async fn put(
     let session = state.uploads().get(&id, &name)?;
     let writing = session.lock().await?;
     let before = session.offset();
-    let size = append(&session, &writing, body, chunk_length(headers, before)?).await?;
+    let expected = chunk_length(headers, before)?;
+    let size = append(&session, &writing, body, expected, room(state, &session)).await?;
     let (s, repo, d) = (session.clone(), name.clone(), digest.clone());
     state
         .blocking(move |state| finish(state, &s, &writing, repo, d, before, size))
@@ -143,7 +146,7 @@ fn finish(
         })
         .and_then(|file| {
             let put = PutOptions {
-                max_size: None,
+                max_size: Some(state.config().limits.max_blob_bytes),
                 expected_size: Some(size),
             };
             store.put_blob(&digest, BufReader::with_capacity(PIECE_BYTES, file), put)
@@ -208,15 +211,23 @@ fn chunk_length(headers: &HeaderMap, offset: u64) -> Result<Option<u64>, Registr
     }
 }
 
-/// Streams the request body onto the session's file; its length must be `expected` if known.
+/// Bytes a session may still grow by under the blob size limit (issue 16).
+fn room(state: &AppState, session: &Session) -> u64 {
+    let limit = state.config().limits.max_blob_bytes;
+    limit.saturating_sub(session.offset())
+}
+
+/// Streams the request body onto the session's file; its length must be `expected` if known,
+/// and at most `room` (SIZE_INVALID, the chunk undone).
 async fn append(
     session: &Arc<Session>,
     writing: &Writing,
     body: Body,
     expected: Option<u64>,
+    room: u64,
 ) -> Result<u64, RegistryError> {
     let (s, writing) = (session.clone(), writing.clone());
-    with_body(body, expected, move |reader| {
+    with_body_limited(body, expected, room, move |reader| {
         s.append(&writing, reader).map_err(|source| {
             RegistryError::internal(airlock_store::Error::Io {
                 op: "appending to upload file",
