@@ -29,3 +29,12 @@ mod fuzz;
 
 /// A real server from `serve` on 127.0.0.1, driven by hyper-util's client with a 64 MiB blob.
 mod server;
+
+/// Issue 16: accounts, access rules, the token flow, mounts across access.
+mod auth;
+
+/// Issue 16: blob size, session, connection and body limits, slowloris, shutdown.
+mod limits;
+
+/// Issue 16: HTTPS with HTTP/2 by ALPN, TLS 1.2 and 1.3, certificate reload.
+mod tls;
