@@ -9,11 +9,13 @@ pub const EXIT_PROBLEMS: u8 = 1;
 /// Exit code on error.
 pub const EXIT_ERROR: u8 = 2;
 
-/// Logs go to stderr; `-v` shows info, `-vv` debug; `RUST_LOG` overrides.
+/// Logs go to stderr: warnings and `airlock serve`'s audit log; `-v` shows info, `-vv` debug;
+/// `RUST_LOG` overrides.
 pub fn init_logging(quiet: bool, verbose: u8) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        // The registry's audit log (issue 16) is on unless -q.
+        (false, 0) => "warn,airlock::audit=info",
         (false, 1) => "info",
         (false, _) => "debug",
     };
