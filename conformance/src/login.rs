@@ -26,11 +26,14 @@ pub(crate) enum Login {
 }
 
 impl Login {
-    /// The header sent before any challenge.
+    /// The header sent before any challenge: Basic credentials, or the token fetched last
+    /// (a client pushing to one repository reuses its token; a body sent into a 401 may be cut
+    /// off by the server).
     pub(crate) fn preemptive(&self) -> Option<String> {
         match self {
             Login::Basic { user, password } => Some(basic(user, password)),
-            _ => None,
+            Login::Token { .. } => self.cached(LATEST).map(|t| format!("Bearer {t}")),
+            Login::Anonymous => None,
         }
     }
 
@@ -46,16 +49,18 @@ impl Login {
         }
     }
 
-    /// Remembers the token for `scope`.
+    /// Remembers the token for `scope`, and as the latest.
     pub(crate) fn remember(&self, scope: &str, token: &str) {
         if let Login::Token { tokens, .. } = self {
-            tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(scope.to_owned(), token.to_owned());
+            let mut tokens = tokens.lock().unwrap_or_else(|p| p.into_inner());
+            tokens.insert(scope.to_owned(), token.to_owned());
+            tokens.insert(LATEST.to_owned(), token.to_owned());
         }
     }
 }
+
+/// The key of the latest token (no scope starts with a NUL).
+const LATEST: &str = "\0latest";
 
 /// `Basic base64(user:password)`.
 pub(crate) fn basic(user: &str, password: &str) -> String {

@@ -34,7 +34,11 @@ pub struct Args {
 
 pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
     let flags = [
-        (Key::ServerListen, args.listen.map(|a| a.to_string()), "--listen"),
+        (
+            Key::ServerListen,
+            args.listen.map(|a| a.to_string()),
+            "--listen",
+        ),
         (Key::TlsCert, path_text(&args.tls_cert), "--tls-cert"),
         (Key::TlsKey, path_text(&args.tls_key), "--tls-key"),
     ];
@@ -46,7 +50,9 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
                 .with_context(|| format!("applying {flag}"))?;
         }
     }
-    ctx.config.validate().context("checking the configuration")?;
+    ctx.config
+        .validate()
+        .context("checking the configuration")?;
     let read_only = args.read_only || ctx.config.server.read_only;
     let access = if read_only {
         Access::ReadOnly

@@ -24,6 +24,7 @@ fn package(binary: &str) -> &'static str {
     match binary {
         "skopeo" => "skopeo",
         "containerd" | "ctr" => "containerd",
+        "htpasswd" => "apache2-utils",
         _ => "unknown",
     }
 }
@@ -118,4 +119,18 @@ pub fn run(command: &mut Command, deadline: Duration) -> Output {
             output.stdout, output.stderr
         ),
     }
+}
+
+/// An htpasswd file of bcrypt hashes made by apache2-utils' `htpasswd -B`, as a site would
+/// make it; `None` (skipped loudly, or a failure under [`REQUIRE_TOOLS`]) without htpasswd.
+pub fn htpasswd(dir: &std::path::Path, accounts: &[(&str, &str)]) -> Option<PathBuf> {
+    let bin = find("htpasswd")?;
+    let file = dir.join("htpasswd");
+    for (i, (user, password)) in accounts.iter().enumerate() {
+        let mut command = Command::new(&bin);
+        command.arg(if i == 0 { "-cbB" } else { "-bB" });
+        command.arg(&file).arg(user).arg(password);
+        run(&mut command, Duration::from_secs(30));
+    }
+    Some(file)
 }

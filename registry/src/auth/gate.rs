@@ -113,13 +113,30 @@ fn need(endpoint: &Endpoint) -> Need<'_> {
     }
 }
 
-/// The scope a client asks the token endpoint for to do what `need` needs.
-fn scope(need: &Need<'_>) -> Option<String> {
-    match need {
+/// The scope a client asks the token endpoint for to do what `need` needs; a mount adds its
+/// source repository (space-separated scopes, as distribution writes them).
+fn scope(need: &Need<'_>, mount_from: Option<&RepoName>) -> Option<String> {
+    let scope = match need {
         Need::Login => None,
         Need::Catalog => Some("registry:catalog:*".to_owned()),
         Need::Repo(name, Action::Push) => Some(format!("repository:{name}:pull,push")),
         Need::Repo(name, action) => Some(format!("repository:{name}:{action}")),
+    };
+    match (scope, mount_from) {
+        (Some(scope), Some(from)) => Some(format!("{scope} repository:{from}:pull")),
+        (scope, _) => scope,
+    }
+}
+
+/// The repository a mount request would read from.
+fn mount_source(endpoint: &Endpoint) -> Option<&RepoName> {
+    match endpoint {
+        Endpoint::StartUpload {
+            mount: Some(_),
+            from: Some(from),
+            ..
+        } => Some(from),
+        _ => None,
     }
 }
 
@@ -172,6 +189,7 @@ impl Auth {
             Mode::Accounts(a) => a,
         };
         let caller = accounts.identify(headers, realm).await?;
+        let from = mount_source(endpoint);
         let need = need(endpoint);
         let refusal = match &need {
             Need::Login => matches!(caller, Caller::Anonymous).then_some(Refusal::Login),
@@ -179,17 +197,20 @@ impl Auth {
                 .then_some(Refusal::Login),
             Need::Repo(name, action) => accounts.refusal(&caller, *action, name.as_str()),
         };
-        if let Some(refusal) = refusal {
-            return Err(accounts.refuse(refusal, &need, realm));
-        }
-        if let Endpoint::StartUpload { mount, from, .. } = endpoint
-            && let Some(source) = from
-            && accounts
-                .refusal(&caller, Action::Pull, source.as_str())
-                .is_some()
-        {
-            *mount = None;
-            *from = None;
+        // A mount whose source the token does not cover, though the account may read it, asks
+        // for a token that does; a source the caller may not read turns it into an upload.
+        let source = from.and_then(|f| accounts.refusal(&caller, Action::Pull, f.as_str()));
+        match (refusal, source) {
+            (Some(refusal), _) | (None, Some(refusal @ Refusal::Scope)) => {
+                return Err(accounts.refuse(refusal, &need, from, realm));
+            }
+            (None, Some(_)) => {
+                if let Endpoint::StartUpload { mount, from, .. } = endpoint {
+                    *mount = None;
+                    *from = None;
+                }
+            }
+            (None, None) => {}
         }
         Ok(caller)
     }
@@ -309,7 +330,13 @@ impl Accounts {
         }
     }
 
-    fn refuse(&self, refusal: Refusal, need: &Need<'_>, realm: &str) -> RegistryError {
+    fn refuse(
+        &self,
+        refusal: Refusal,
+        need: &Need<'_>,
+        from: Option<&RepoName>,
+        realm: &str,
+    ) -> RegistryError {
         let detail = match need {
             Need::Repo(name, action) => serde_json::json!([{
                 "Type": "repository", "Name": name.as_str(), "Action": action.as_str(),
@@ -324,7 +351,7 @@ impl Accounts {
             Need::Catalog => "listing the catalog".to_owned(),
             Need::Login => "this registry".to_owned(),
         };
-        let scope = scope(need);
+        let scope = scope(need, from);
         let err = match refusal {
             Refusal::Login => RegistryError::new(
                 ErrorCode::Unauthorized,
