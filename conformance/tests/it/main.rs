@@ -15,5 +15,7 @@ mod interop_skopeo;
 mod interop_containerd;
 // Issue 16: every check over HTTPS with Basic and token-flow logins; denied actions.
 mod secured;
+// Issue 16: skopeo and containerd logged in over HTTPS; what they are refused.
+mod interop_secured;
 // Helpers for the real-client tests: finding binaries, running them, skipping loudly.
 mod tools;
