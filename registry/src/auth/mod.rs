@@ -177,11 +177,15 @@ impl Auth {
                  a non-loopback address; set auth.htpasswd, or auth.anonymous_write = true)"
                 .to_owned(),
             Mode::Accounts(a) => format!(
-                "{} accounts from {}, {}; anonymous pull {}; clients asked for {} credentials",
-                a.users.len(),
+                "{} from {}, {}; anonymous pull {}; clients asked for {} credentials",
+                match a.users.len() {
+                    1 => "1 account".to_owned(),
+                    n => format!("{n} accounts"),
+                },
                 a.users.path().display(),
                 match a.policy.len() {
                     0 => "no access rules: every account may do everything".to_owned(),
+                    1 => "1 access rule".to_owned(),
                     n => format!("{n} access rules"),
                 },
                 if a.anonymous_pull { "on" } else { "off" },
