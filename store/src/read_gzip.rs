@@ -110,8 +110,11 @@ impl DeflateReader {
             let Some((start, bytes)) = seg else {
                 return Ok(false);
             };
-            let ops = decode_script_segment(&bytes)
-                .ok_or_else(|| self.failed("its script does not decode"))?;
+            let ops = decode_script_segment(&bytes).map_err(|e| {
+                self.failed(format!(
+                    "its script segment at {start} does not decode: {e}"
+                ))
+            })?;
             self.seg_start = Some(start);
             self.ops.extend(ops);
         }
