@@ -131,7 +131,7 @@ impl BlobDescription {
     fn damaged(&self, what: &str, start: u64, e: &SegmentError) -> Error {
         Error::DescriptionCorrupt {
             what: format!(
-                "{what} segment at {start} of blob {} is refused: {e}",
+                "{what} segment at {start} of blob {}: {e}",
                 self.meta.digest
             ),
         }
