@@ -1,5 +1,9 @@
 //! `airlock import`: volumes in any order, one at a time, straight into the store.
 //!
+//! Before anything is written, every blob description of the index is checked (`check`): a
+//! segment that would expand past the store's limits, or any length that does not hold, stops
+//! the import naming the volume file, its number and the index's offset.
+//!
 //! Each frame of a volume is read, checked whole (checksum, every chunk's BLAKE3) and handed to
 //! the store, which keeps it as it is when it lacks all its chunks; nothing is staged or
 //! concatenated on disk. A damaged frame is named (volume, offset, what) and skipped: the rest
@@ -12,6 +16,7 @@
 //! is kept under the store's `imports/<bundle id>/`, so volumes whose own copy is damaged can
 //! still be read.
 
+mod check;
 mod checks;
 mod report;
 
@@ -24,11 +29,11 @@ use std::{
 use airlock_store::{ChunkId, Digest, Frame, RepoChange, Store};
 use rayon::prelude::*;
 
+use self::check::{IndexAt, check_descriptions, description};
 use self::checks::{Checks, Shared};
 pub use self::report::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, ref_text};
 use crate::{
     error::{Error, Result},
-    export::description,
     index::{Base, BundleId, BundleIndex},
     names::list_volume_files,
     progress::Progress,
@@ -82,6 +87,18 @@ pub fn import(
     Ok(report)
 }
 
+/// Why each volume's index copy is unusable, by volume, for an import that found none.
+fn index_problems(volumes: &[VolumeReader]) -> String {
+    let problems: Vec<String> = volumes
+        .iter()
+        .filter_map(|v| {
+            let e = v.index_problem()?;
+            Some(format!("volume {}: {e}", v.header().number))
+        })
+        .collect();
+    problems.join("; ")
+}
+
 /// Files named by `paths`: volumes as given, directories by their volume files.
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -119,8 +136,18 @@ impl<'a> Importer<'a> {
         progress: &'a dyn Progress,
     ) -> Result<Importer<'a>> {
         let dir = store.root().join("imports").join(id.to_string());
-        let own = volumes.iter().find_map(|v| v.index().cloned());
-        let (state, index) = ImportState::open(&dir, id, own, opts.dry_run)?;
+        // Every blob description is checked before anything is written, the index included.
+        let own = volumes.iter().find(|v| v.index().is_some());
+        let own_index = own.and_then(|v| v.index());
+        if let (Some(v), Some(ix)) = (own, own_index) {
+            check_descriptions(ix, IndexAt::Volume(v))?;
+        }
+        let (state, index) = ImportState::open(&dir, id, own_index.cloned(), opts.dry_run, || {
+            index_problems(&volumes)
+        })?;
+        if own.is_none() {
+            check_descriptions(&index, IndexAt::Saved(&state.saved_index()))?;
+        }
         let outcome = BundleOutcome {
             bundle_id: id,
             name: index.name.clone(),
@@ -488,7 +515,10 @@ impl<'a> Importer<'a> {
             .par_iter()
             .map(|&i| {
                 let blob = &self.index.blobs[i];
-                let desc = description(blob)?;
+                let desc = description(blob).map_err(|e| Error::BlobRejected {
+                    digest: blob.digest.clone(),
+                    source: e,
+                })?;
                 let out = self
                     .store
                     .put_described(&desc)

@@ -304,11 +304,14 @@ pub const EXIT_PROBLEMS: u8 = 1;
 /// Exit code on error.
 pub const EXIT_ERROR: u8 = 2;
 
-/// Logs go to stderr; `-v` shows info, `-vv` debug; `RUST_LOG` overrides.
+/// Logs go to stderr: warnings, `airlock serve`'s audit log and what its accept loop did on
+/// SIGHUP or stop; `-v` shows info, `-vv` debug; `RUST_LOG` overrides.
 pub fn init_logging(quiet: bool, verbose: u8) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        // The registry's audit log (issue 16) is on unless -q, and so is the answer to a SIGHUP
+        // (certificate and accounts reloaded) an operator waits for.
+        (false, 0) => "warn,airlock::audit=info,airlock_registry::accept=info",
         (false, 1) => "info",
         (false, _) => "debug",
     };

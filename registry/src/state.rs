@@ -8,7 +8,12 @@ use std::{fmt, sync::Arc, time::Duration};
 use airlock_oci::MAX_MANIFEST_BYTES;
 use airlock_store::Store;
 
-use crate::{error::RegistryError, uploads::Uploads};
+use crate::{
+    auth::Auth,
+    error::RegistryError,
+    limits::{Limits, SessionQuota},
+    uploads::Uploads,
+};
 
 /// How the registry serves: what the CLI's `airlock serve` fills in from flags and `airlock.toml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +25,8 @@ pub struct RegistryConfig {
     pub max_manifest_bytes: u64,
     /// An upload session idle for longer than this is forgotten and its data deleted.
     pub upload_expiry: Duration,
+    /// What one client or request may take.
+    pub limits: Limits,
 }
 
 impl Default for RegistryConfig {
@@ -28,6 +35,7 @@ impl Default for RegistryConfig {
             read_only: false,
             max_manifest_bytes: MAX_MANIFEST_BYTES,
             upload_expiry: DEFAULT_UPLOAD_EXPIRY,
+            limits: Limits::default(),
         }
     }
 }
@@ -50,6 +58,8 @@ struct Shared {
     store: Store,
     config: RegistryConfig,
     uploads: Uploads,
+    auth: Auth,
+    quota: SessionQuota,
 }
 
 impl fmt::Debug for AppState {
@@ -58,6 +68,7 @@ impl fmt::Debug for AppState {
             .field("store", &self.inner.store.root())
             .field("config", &self.inner.config)
             .field("uploads", &self.inner.uploads.len())
+            .field("auth", &self.inner.auth.mode())
             .finish()
     }
 }
@@ -66,7 +77,17 @@ impl AppState {
     /// Builds the state over an open store, recovering the upload sessions of a previous run
     /// (their data lives in `<store root>/uploads/<id>`) and dropping those idle for longer than
     /// [`RegistryConfig::upload_expiry`]. A read-only registry or store leaves sessions alone.
+    /// Everyone may do everything ([`Auth::open`]); [`AppState::with_auth`] says otherwise.
     pub fn new(store: Store, config: RegistryConfig) -> Result<AppState, airlock_store::Error> {
+        AppState::with_auth(store, config, Auth::open())
+    }
+
+    /// [`AppState::new`] with the accounts and access decisions of `auth`.
+    pub fn with_auth(
+        store: Store,
+        config: RegistryConfig,
+        auth: Auth,
+    ) -> Result<AppState, airlock_store::Error> {
         let writable = !config.read_only && store.access() == airlock_store::Access::ReadWrite;
         let uploads = if writable {
             Uploads::recover(&store, config.upload_expiry)?
@@ -78,6 +99,8 @@ impl AppState {
                 store,
                 config,
                 uploads,
+                auth,
+                quota: SessionQuota::default(),
             }),
         })
     }
@@ -94,6 +117,15 @@ impl AppState {
 
     pub(crate) fn uploads(&self) -> &Uploads {
         &self.inner.uploads
+    }
+
+    /// Who may do what.
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    pub(crate) fn quota(&self) -> &SessionQuota {
+        &self.inner.quota
     }
 
     /// Forgets expired upload sessions every quarter of the expiry (at least every 10 minutes),

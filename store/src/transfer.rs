@@ -270,7 +270,7 @@ impl Store {
         if self.inner.index.read()?.blob(digest)?.is_some() {
             return Ok(outcome);
         }
-        desc.check_cover()?;
+        desc.check()?;
         let ids = desc.chunk_ids()?;
         let missing = self.missing_chunks(&ids)?;
         if let Some(first) = missing.first() {

@@ -35,3 +35,12 @@ mod server;
 
 /// Issue 14: concurrent pulls of one uncached gzip layer on a real server share one rebuild.
 mod fanout;
+
+/// Issue 16: accounts, access rules, the token flow, mounts across access.
+mod auth;
+
+/// Issue 16: blob size, session, connection and body limits, slowloris, shutdown.
+mod limits;
+
+/// Issue 16: HTTPS with HTTP/2 by ALPN, TLS 1.2 and 1.3, certificate reload.
+mod tls;
