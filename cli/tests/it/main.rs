@@ -23,6 +23,9 @@ mod content;
 mod diff;
 /// Issue 15: commands handed to a running server; containerd pulls through an import and a GC.
 mod live;
+/// Issue 15: short names (`acme/gateway:1.0.0`) in ls, export, diff, add --as and a containerd
+/// pull; ambiguous names; golden stores list the same.
+mod names;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.
 mod serve;
 /// Issue 14: serve killed during pushes and ingests; du, verify and export with staged blobs.
