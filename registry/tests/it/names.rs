@@ -1,10 +1,12 @@
+use airlock_registry::{AccessRule, Action, AuthSettings};
 use airlock_store::Digest;
 use axum::{
     body::Body,
     http::{Method, StatusCode},
 };
+use base64::{Engine, engine::general_purpose::STANDARD};
 
-use crate::support::{Registry, Resp};
+use crate::support::{OCI_CONFIG, OCI_MANIFEST, Registry, Resp, descriptor, image_manifest};
 
 async fn catalog(r: &Registry) -> Vec<String> {
     let resp = r.get("/v2/_catalog").await.expect(StatusCode::OK);
@@ -199,4 +201,136 @@ async fn issue_15_a_path_of_two_repositories_is_refused_naming_both() {
     )
     .await
     .expect(StatusCode::CREATED);
+}
+
+/// ops pushes everything; dave may pull `docker.io/acme/**`, eve `acme/**`.
+fn access(dir: &std::path::Path) -> AuthSettings {
+    let hash = |p: &str| bcrypt::hash(p, 4).unwrap();
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!(
+            "ops:{}\ndave:{}\neve:{}\n",
+            hash("ops-pw"),
+            hash("dave-pw"),
+            hash("eve-pw")
+        ),
+    )
+    .unwrap();
+    let rule = |repositories: &str, user: &str, action: Action| AccessRule {
+        repositories: vec![repositories.into()],
+        users: vec![user.into()],
+        actions: vec![action],
+        ..AccessRule::default()
+    };
+    AuthSettings {
+        htpasswd: Some(htpasswd),
+        rules: vec![
+            rule("**", "ops", Action::Push),
+            rule("docker.io/acme/**", "dave", Action::Pull),
+            rule("acme/**", "eve", Action::Pull),
+        ],
+        ..AuthSettings::default()
+    }
+}
+
+fn basic(user: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{user}:{user}-pw")))
+}
+
+/// `GET` as `user` (anonymous without one).
+async fn get_as(r: &Registry, uri: &str, user: Option<&str>) -> Resp {
+    let authorization = user.map(basic);
+    let mut headers = vec![("host", "registry.test:5000")];
+    if let Some(a) = &authorization {
+        headers.push(("authorization", a));
+    }
+    r.call(Method::GET, uri, &headers, Body::empty()).await
+}
+
+/// Pushes a config-only image as ops.
+async fn push_as_ops(r: &Registry, repo: &str, tag: &str, seed: u64) -> Vec<u8> {
+    let ops = basic("ops");
+    let config = format!(r#"{{"os":"linux","seed":{seed}}}"#).into_bytes();
+    let digest = Digest::sha256(&config);
+    let len = config.len().to_string();
+    r.call(
+        Method::POST,
+        &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+        &[("authorization", &ops), ("content-length", &len)],
+        config.clone(),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let manifest = image_manifest(Some(OCI_MANIFEST), descriptor(OCI_CONFIG, &config), vec![]);
+    let len = manifest.len().to_string();
+    r.call(
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[
+            ("authorization", &ops),
+            ("content-type", OCI_MANIFEST),
+            ("content-length", &len),
+        ],
+        manifest.clone(),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    manifest
+}
+
+#[tokio::test]
+async fn issue_15_access_rules_apply_to_the_repository_read() {
+    let files = tempfile::tempdir().unwrap();
+    let r = Registry::with_auth(access(files.path()), "0.0.0.0:5000");
+    let added = push_as_ops(&r, "docker.io/acme/gateway", "1", 1).await;
+    // The short path reads docker.io/acme/gateway, and is checked and challenged as it.
+    let resp = get_as(&r, "/v2/acme/gateway/manifests/1", Some("dave"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(&resp.body[..], &added[..]);
+    get_as(&r, "/v2/acme/gateway/manifests/1", Some("eve"))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "DENIED");
+    let resp = get_as(&r, "/v2/acme/gateway/manifests/1", None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert!(
+        resp.header("www-authenticate")
+            .contains("scope=\"repository:docker.io/acme/gateway:pull\""),
+        "{resp:?}"
+    );
+    // A name nothing is stored under is challenged as asked.
+    let resp = get_as(&r, "/v2/other/app/manifests/1", None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert!(
+        resp.header("www-authenticate")
+            .contains("scope=\"repository:other/app:pull\""),
+        "{resp:?}"
+    );
+
+    // Ambiguous only to who may pull the name asked: dave is refused it, eve told both names.
+    let files = tempfile::tempdir().unwrap();
+    let r = Registry::with_auth(access(files.path()), "0.0.0.0:5000");
+    push_as_ops(&r, "acme/gateway", "0", 2).await;
+    push_as_ops(&r, "docker.io/acme/gateway", "1", 1).await;
+    get_as(&r, "/v2/acme/gateway/manifests/1", Some("dave"))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "DENIED");
+    get_as(&r, "/v2/acme/gateway/manifests/1", None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let resp = get_as(&r, "/v2/acme/gateway/manifests/1", Some("eve"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
+    assert!(
+        resp.json()["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("acme/gateway and docker.io/acme/gateway")),
+        "{resp:?}"
+    );
+    get_as(&r, "/v2/docker.io/acme/gateway/manifests/1", Some("dave"))
+        .await
+        .expect(StatusCode::OK);
 }
