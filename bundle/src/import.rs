@@ -7,21 +7,27 @@
 //! Each frame of a volume is read, checked whole (checksum, every chunk's BLAKE3) and handed to
 //! the store, which keeps it as it is when it lacks all its chunks; nothing is staged or
 //! concatenated on disk. A damaged frame is named (volume, offset, what) and skipped: the rest
-//! still imports. As soon as every chunk a missing blob needs is in the store, the blob is
-//! rebuilt from its chunks on another core and its digest checked before its recipe is
-//! committed (`checks`), while the next frames are read; once every blob is in, all links and
-//! tags of the bundle move in one transaction. What is done is what the store holds:
-//! a re-run after a kill or with the missing volumes skips, without reading them, the frames
-//! whose chunks are all stored, and commits only blobs not yet committed. A copy of the index
-//! is kept under the store's `imports/<bundle id>/`, so volumes whose own copy is damaged can
-//! still be read.
+//! still imports. Every frame of every volume given is checked, and a volume whose own index
+//! copy is unusable is named, even when the store already holds all they carry: whether a disc
+//! is reported damaged never depends on what the store got first (from this bundle, another
+//! one given alongside, or an earlier run). Bundles are imported in the order their first
+//! volume was given.
+//!
+//! As soon as every chunk a missing blob needs is in the store, the blob is rebuilt from its
+//! chunks on another core and its digest checked before its recipe is committed (`checks`),
+//! while the next frames are read; once every blob is in, all links and tags of the bundle move
+//! in one transaction. What is done is what the store holds: a re-run after a kill or with the
+//! missing volumes stores no chunk twice (a frame whose chunks are all stored is checked, not
+//! stored), asks only for volumes holding chunks still lacking, and commits only blobs not yet
+//! committed. A copy of the index is kept under the store's `imports/<bundle id>/`, so volumes
+//! whose own copy is damaged can still be read.
 
 mod check;
 mod checks;
 mod report;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -51,10 +57,18 @@ pub fn import(
     // GC waits for this import: its chunks are stored before the blobs that use them.
     let _hold = store.hold_chunks();
     let mut report = ImportReport::default();
-    let mut groups: BTreeMap<BundleId, Vec<VolumeReader>> = BTreeMap::new();
+    // In the order given, not by (random) bundle id: bundles may share chunks, and the one
+    // imported first is the one whose volumes provide them.
+    let mut groups: Vec<(BundleId, Vec<VolumeReader>)> = Vec::new();
     for path in expand(paths)? {
         match VolumeReader::open(&path) {
-            Ok(v) => groups.entry(v.header().bundle_id).or_default().push(v),
+            Ok(v) => {
+                let id = v.header().bundle_id;
+                match groups.iter_mut().find(|(g, _)| *g == id) {
+                    Some((_, vols)) => vols.push(v),
+                    None => groups.push((id, vec![v])),
+                }
+            }
             Err(e) => {
                 progress.note(&format!("skipping {}: {e}", path.display()));
                 report.unreadable.push((path, e.to_string()));
@@ -193,12 +207,7 @@ impl<'a> Importer<'a> {
             None
         };
         match problem {
-            Some(what) => self.outcome.damaged.push(Damage {
-                path: v.path().to_owned(),
-                volume: h.number,
-                offset: 0,
-                what,
-            }),
+            Some(what) => self.outcome.damaged.push(Damage::at(&v, 0, what)),
             None => {
                 if !self.volumes.iter().any(|o| o.header().number == h.number) {
                     self.volumes.push(v);
@@ -368,8 +377,20 @@ impl<'a> Importer<'a> {
             &format!("volume {number}/{}", self.index.volume_count),
             total,
         );
+        self.outcome.damaged.extend(Damage::of_index_copy(v));
         let mut had = 0usize;
         for f in &entry.frames {
+            // Read and checked even when its chunks are all stored (from another volume, bundle
+            // or run): a damaged frame is named whatever the store got first.
+            let decoded = match read_frame(v, f.offset, f.len, &f.chunks) {
+                Ok(decoded) => decoded,
+                Err(what) => {
+                    self.outcome.damaged.push(Damage::at(v, f.offset, what));
+                    self.progress.advance(u64::from(f.len));
+                    continue;
+                }
+            };
+            self.outcome.bytes_read += u64::from(f.len);
             let have_all = self
                 .store
                 .missing_chunks(&f.chunks)
@@ -378,28 +399,15 @@ impl<'a> Importer<'a> {
             if have_all {
                 had += 1;
             } else {
-                match read_frame(v, f.offset, f.len, &f.chunks) {
-                    Ok(decoded) => {
-                        self.outcome.bytes_read += u64::from(f.len);
-                        let added = self
-                            .store
-                            .insert_frame(decoded)
-                            .map_err(st("storing chunks"))?;
-                        self.outcome.new_chunks += added.new_chunks;
-                        self.outcome.new_bytes += added.new_bytes;
-                        checks.stored(&self.index, &f.chunks);
-                        if checks.failed() {
-                            return Ok(());
-                        }
-                    }
-                    Err(what) => {
-                        self.outcome.damaged.push(Damage {
-                            path: v.path().to_owned(),
-                            volume: number,
-                            offset: f.offset,
-                            what,
-                        });
-                    }
+                let added = self
+                    .store
+                    .insert_frame(decoded)
+                    .map_err(st("storing chunks"))?;
+                self.outcome.new_chunks += added.new_chunks;
+                self.outcome.new_bytes += added.new_bytes;
+                checks.stored(&self.index, &f.chunks);
+                if checks.failed() {
+                    return Ok(());
                 }
             }
             self.progress.advance(u64::from(f.len));
@@ -426,23 +434,11 @@ impl<'a> Importer<'a> {
             &format!("check {number}/{}", self.index.volume_count),
             total,
         );
-        if let Some(problem) = v.index_problem() {
-            self.outcome.damaged.push(Damage {
-                path: v.path().to_owned(),
-                volume: number,
-                offset: 0,
-                what: format!("its copy of the bundle index is unusable: {problem}"),
-            });
-        }
+        self.outcome.damaged.extend(Damage::of_index_copy(v));
         for f in &entry.frames {
             match read_frame(v, f.offset, f.len, &f.chunks) {
                 Ok(_) => self.outcome.bytes_read += u64::from(f.len),
-                Err(what) => self.outcome.damaged.push(Damage {
-                    path: v.path().to_owned(),
-                    volume: number,
-                    offset: f.offset,
-                    what,
-                }),
+                Err(what) => self.outcome.damaged.push(Damage::at(v, f.offset, what)),
             }
             self.progress.advance(u64::from(f.len));
         }

@@ -3,7 +3,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::index::{BundleId, RefEntry};
+use crate::{
+    index::{BundleId, RefEntry},
+    volume::VolumeReader,
+};
 
 /// Asks the operator for the next volume (a single drive: "insert disc 3 of 5").
 pub trait Prompt {
@@ -23,6 +26,27 @@ pub struct Damage {
     pub offset: u64,
     /// What is wrong.
     pub what: String,
+}
+
+impl Damage {
+    /// What is wrong at `offset` of volume `v`.
+    pub(super) fn at(v: &VolumeReader, offset: u64, what: String) -> Damage {
+        let (path, volume) = (v.path().to_owned(), v.header().number);
+        Damage {
+            path,
+            volume,
+            offset,
+            what,
+        }
+    }
+
+    /// The damage of a volume whose own copy of the index is unusable (the import reads
+    /// another's), if it is.
+    pub(super) fn of_index_copy(v: &VolumeReader) -> Option<Damage> {
+        let problem = v.index_problem()?;
+        let what = format!("its copy of the bundle index is unusable: {problem}");
+        Some(Damage::at(v, 0, what))
+    }
 }
 
 /// What happened to one bundle.

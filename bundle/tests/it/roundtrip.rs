@@ -3,8 +3,8 @@
 use std::{cell::RefCell, path::PathBuf};
 
 use airlock_bundle::{
-    ImportOptions, NoProgress, Prompt, VOLUME_TRAILER_LEN, import, list_volume_files, plan_export,
-    write_export,
+    ImportOptions, NoProgress, Prompt, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, import,
+    list_volume_files, plan_export, write_export,
 };
 use airlock_oci::ImageRef;
 use airlock_store::Verify;
@@ -167,6 +167,61 @@ fn chunks_collected_between_two_runs_are_read_again() {
     // Everything again: the volumes whose chunks went are read again.
     let report = import(&site, &vols, &ImportOptions::default(), &NoProgress).unwrap();
     assert!(report.is_complete(), "{report:?}");
+    assert_eq!(site.tag("shop/web", "1.0").unwrap(), Some(manifest));
+    assert!(site.verify(Verify::Full).unwrap().is_clean());
+}
+
+#[test]
+fn issue_5_damage_is_named_even_when_the_store_holds_what_it_carries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor = open(&tmp.path().join("vendor"));
+    let (manifest, _, _) = image(&vendor, "shop/web", "1.0", 7);
+    let vols = export(
+        &vendor,
+        &["shop/web:1.0"],
+        &opts(&tmp.path().join("out"), "held", 200_000, true),
+    );
+    assert!(vols.len() >= 3, "{} volumes", vols.len());
+    let site = open(&tmp.path().join("site"));
+    // Volumes 2 and 3 come in intact first (another disc, an earlier run, another bundle).
+    let first = import(&site, &vols[1..3], &ImportOptions::default(), &NoProgress).unwrap();
+    assert!(!first.is_complete());
+    assert!(first.bundles[0].damaged.is_empty(), "{first:?}");
+    // Copies with a flipped byte in volume 2's first frame and in volume 3's index copy.
+    let dir = tmp.path().join("damaged");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut given = Vec::new();
+    for (i, v) in vols.iter().enumerate() {
+        let mut bytes = std::fs::read(v).unwrap();
+        if i == 1 {
+            bytes[VOLUME_HEADER_LEN as usize + 100] ^= 0x01;
+        }
+        if i == 2 {
+            let at = bytes.len() - VOLUME_TRAILER_LEN as usize + 8;
+            let index_offset = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+            bytes[index_offset as usize + 10] ^= 0x01;
+        }
+        let copy = dir.join(v.file_name().unwrap());
+        std::fs::write(&copy, &bytes).unwrap();
+        given.push(copy);
+    }
+    // The import needs neither, and completes; both are named all the same.
+    let report = import(&site, &given, &ImportOptions::default(), &NoProgress).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let damaged = &report.bundles[0].damaged;
+    assert!(
+        damaged
+            .iter()
+            .any(|d| d.path == given[1] && d.volume == 2 && d.offset == VOLUME_HEADER_LEN),
+        "{damaged:?}"
+    );
+    assert!(
+        damaged
+            .iter()
+            .any(|d| d.path == given[2] && d.volume == 3 && d.what.contains("index")),
+        "{damaged:?}"
+    );
+    assert_eq!(damaged.len(), 2, "{damaged:?}");
     assert_eq!(site.tag("shop/web", "1.0").unwrap(), Some(manifest));
     assert!(site.verify(Verify::Full).unwrap().is_clean());
 }

@@ -500,6 +500,9 @@ fn issue_5_damaged_truncated_and_foreign_volumes_are_named_and_the_rest_imports(
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("damaged:"), "{}", stdout(&o));
     let site = tmp.path().join("site");
+    // The foreign bundle (shop 2.0) shares the web and worker layers with shop 1.0, possibly
+    // all the chunks of the flipped frame. Given last, it is imported last, so volume 2 is
+    // still needed below; the flipped frame would be named even if it came first.
     let mut paths: Vec<&Path> = given.iter().map(PathBuf::as_path).collect();
     paths.push(&foreign);
     let (code, out) = import(tmp.path(), &site, &paths);
