@@ -19,7 +19,7 @@
 //!
 //! # Overview
 //! - [`Config`]: the whole configuration, in sections [`StoreConfig`], [`ChunkerConfig`],
-//!   [`ServerConfig`], [`CacheConfig`] (with [`Materialize`]), [`LayersConfig`], [`GcConfig`]
+//!   [`ServerConfig`] (with [`LogFormat`]), [`CacheConfig`] (with [`Materialize`]), [`LayersConfig`], [`GcConfig`]
 //!   with public fields.
 //! - [`Config::load`]: file discovery, environment overrides and validation in one call;
 //!   [`Config::load_with`] takes the directory and the environment as arguments.
@@ -44,7 +44,8 @@
 //! assert_eq!(
 //!     err.unwrap_err().to_string(),
 //!     "airlock.toml:2:1: unknown key `server.lisen`; allowed keys in [server]: listen, \
-//!      read_only, max_manifest_size, upload_expiry, ingest_jobs; did you mean `server.listen`?"
+//!      read_only, max_manifest_size, upload_expiry, ingest_jobs, metrics_listen, log_format; \
+//!      did you mean `server.listen`?"
 //! );
 //!
 //! // Environment overrides win over the file and defaults.
@@ -65,8 +66,8 @@ mod value;
 
 pub use crate::{
     config::{
-        CacheConfig, ChunkerConfig, Config, GcConfig, LayersConfig, Materialize, ServerConfig,
-        StoreConfig,
+        CacheConfig, ChunkerConfig, Config, GcConfig, LayersConfig, LogFormat, Materialize,
+        ServerConfig, StoreConfig,
     },
     error::Error,
     key::Key,

@@ -130,13 +130,25 @@ fn every_env_var_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::load_with(None, dir.path(), env(&vars)).unwrap();
     for key in Key::ALL {
-        assert_eq!(
-            config.origin(key),
-            &Origin::Env { var: key.env_var() },
-            "{key}"
-        );
+        // An empty variable counts as unset: a default of "" (no metrics listener) cannot be
+        // given by the environment, only left alone.
+        let origin = match defaults.value(key).to_string().as_str() {
+            "\"\"" => Origin::Default,
+            _ => Origin::Env { var: key.env_var() },
+        };
+        assert_eq!(config.origin(key), &origin, "{key}");
         assert_eq!(config.value(key), defaults.value(key), "{key}");
     }
+    let vars = [("AIRLOCK_METRICS_LISTEN", "[::1]:9100")];
+    let config = Config::load_with(None, dir.path(), env(&vars)).unwrap();
+    assert_eq!(
+        config
+            .server
+            .metrics_listen
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("[::1]:9100")
+    );
 }
 
 #[test]
