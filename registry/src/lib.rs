@@ -23,6 +23,11 @@
 //!   the referrers response.
 //! - [`parse_range`] / [`parse_upload_range`]: blob GET ranges and upload chunk ranges.
 //! - [`paginate`] / [`Page`]: `n`/`last` and the `Link` header for tags and the catalog.
+//! - `/healthz` and `/readyz` ([`LIVE_PATH`], [`READY_PATH`]): liveness and readiness, outside
+//!   `/v2/`.
+//! - [`Metrics`] ([`AppState::metrics`]): Prometheus metrics, requests by [`RouteName`] and
+//!   status, bytes served, the blob cache, rebuilds, uploads, staged blobs and import progress
+//!   ([`ImportPhase`]), served apart by [`serve_metrics`].
 //!
 //! ```
 //! use airlock_oci::Reference;
@@ -39,9 +44,11 @@
 //! ```
 
 pub use crate::{
-    endpoint::{Access, Endpoint, Route},
+    endpoint::{Access, Endpoint, Route, RouteName},
     error::{ErrorCause, ErrorCode, RegistryError, Result},
+    health::{LIVE_PATH, READY_PATH, READY_TIMEOUT},
     manifest::{manifest_digest, referrers_index},
+    metrics::{ImportPhase, METRICS_PATH, Metrics, serve_metrics},
     pagination::{MAX_PAGE_ENTRIES, Page, Paginated, paginate},
     range::{ByteRange, parse_range, parse_upload_range, upload_range_header},
     server::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI_BYTES, router, serve},
@@ -53,7 +60,9 @@ mod body;
 mod endpoint;
 mod error;
 mod handlers;
+mod health;
 mod manifest;
+mod metrics;
 mod pagination;
 mod query;
 mod range;

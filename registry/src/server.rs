@@ -10,9 +10,11 @@ use std::{any::Any, future::Future, io, panic::AssertUnwindSafe};
 use axum::{
     Router,
     extract::Request,
+    extract::State,
     http::{HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
+    routing::get,
     serve::ListenerExt,
 };
 use futures_util::FutureExt;
@@ -20,8 +22,10 @@ use tokio::net::TcpListener;
 use tracing::{Instrument, field::Empty};
 
 use crate::{
+    endpoint::RouteName,
     error::{ErrorCause, ErrorCode, RegistryError},
     handlers::{API_VERSION, dispatch},
+    health::{self, LIVE_PATH, READY_PATH},
     state::AppState,
 };
 
@@ -38,12 +42,15 @@ pub const MAX_HEADER_COUNT: usize = 100;
 const SPAN_PATH_CHARS: usize = 256;
 
 /// The registry's HTTP API: one fallback handler that parses every request into an
-/// [`Endpoint`](crate::Endpoint), under the logging and limits middleware. Test it with
-/// `tower::ServiceExt::oneshot`; serve it with [`serve`].
+/// [`Endpoint`](crate::Endpoint), and beside it the health endpoints (`/healthz`, `/readyz`,
+/// outside `/v2/` and its access rules), under the logging, metrics and limits middleware.
+/// Test it with `tower::ServiceExt::oneshot`; serve it with [`serve`].
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route(LIVE_PATH, get(health::live))
+        .route(READY_PATH, get(health::ready))
         .fallback(dispatch)
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -63,6 +70,13 @@ pub async fn serve(
         }
     });
     let sweeper = tokio::spawn(state.clone().expire_uploads());
+    // Ready from here until a stop begins: a balancer stops sending before connections drain.
+    state.set_serving(true);
+    let draining = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        draining.set_serving(false);
+    };
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -72,8 +86,9 @@ pub async fn serve(
     served
 }
 
-async fn observe(request: Request, next: Next) -> Response {
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
+    let route = RouteName::of_path(path);
     let shown = path.get(..SPAN_PATH_CHARS).unwrap_or(path);
     let span = tracing::info_span!(
         "request",
@@ -105,7 +120,9 @@ async fn observe(request: Request, next: Next) -> Response {
         response
             .headers_mut()
             .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
-        response
+        let metrics = state.metrics();
+        metrics.count_request(route, status);
+        response.map(|body| metrics.count_body(route, body))
     }
     .instrument(span)
     .await

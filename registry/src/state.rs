@@ -3,12 +3,19 @@
 //! The store is synchronous; handlers reach it only through [`AppState::blocking`], which runs a
 //! closure on tokio's blocking pool so no store call ever stalls the async workers.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use airlock_oci::MAX_MANIFEST_BYTES;
 use airlock_store::Store;
 
-use crate::{error::RegistryError, uploads::Uploads};
+use crate::{error::RegistryError, metrics::Metrics, uploads::Uploads};
 
 /// How the registry serves: what the CLI's `airlock serve` fills in from flags and `airlock.toml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,10 +53,13 @@ pub struct AppState {
     inner: Arc<Shared>,
 }
 
-struct Shared {
-    store: Store,
+pub(crate) struct Shared {
+    pub(crate) store: Store,
     config: RegistryConfig,
-    uploads: Uploads,
+    pub(crate) uploads: Uploads,
+    metrics: Metrics,
+    /// Whether [`serve`](crate::serve) accepts requests: readiness.
+    serving: AtomicBool,
 }
 
 impl fmt::Debug for AppState {
@@ -73,13 +83,16 @@ impl AppState {
         } else {
             Uploads::disabled()
         };
-        Ok(AppState {
-            inner: Arc::new(Shared {
-                store,
-                config,
-                uploads,
-            }),
-        })
+        // The metrics read the state at each scrape through a weak reference: they never keep
+        // the store open.
+        let inner = Arc::new_cyclic(|me| Shared {
+            store,
+            config,
+            uploads,
+            metrics: Metrics::new(me.clone()),
+            serving: AtomicBool::new(false),
+        });
+        Ok(AppState { inner })
     }
 
     /// The store served.
@@ -94,6 +107,21 @@ impl AppState {
 
     pub(crate) fn uploads(&self) -> &Uploads {
         &self.inner.uploads
+    }
+
+    /// The registry's metrics: serve them with [`serve_metrics`](crate::serve_metrics); an
+    /// import run inside the server reports its progress to them.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Whether the registry accepts requests (readiness).
+    pub(crate) fn serving(&self) -> bool {
+        self.inner.serving.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_serving(&self, serving: bool) {
+        self.inner.serving.store(serving, Ordering::Relaxed);
     }
 
     /// Forgets expired upload sessions every quarter of the expiry (at least every 10 minutes),

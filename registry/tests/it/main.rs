@@ -35,3 +35,7 @@ mod server;
 
 /// Issue 14: concurrent pulls of one uncached gzip layer on a real server share one rebuild.
 mod fanout;
+
+/// Issue 15: /healthz, /readyz, and the Prometheus metrics on their own listener after pushes
+/// and pulls on a real server.
+mod ops;
