@@ -14,6 +14,8 @@ pub struct Context {
     pub json: bool,
     pub quiet: bool,
     pub verbose: u8,
+    /// How log lines are written; set once logging starts.
+    pub log_format: crate::output::LogFormat,
 }
 
 impl Context {
@@ -44,6 +46,7 @@ impl Context {
             json,
             quiet,
             verbose,
+            log_format: crate::output::LogFormat::default(),
         })
     }
 

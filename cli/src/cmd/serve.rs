@@ -1,7 +1,9 @@
 //! `airlock serve`: the OCI registry over the store, and (read-write) the background ingest of
 //! pushed blobs (issue 14): a push is acknowledged once its bytes are durable, and
 //! `server.ingest_jobs` workers cut staged blobs into chunks meanwhile. A stop abandons the one in
-//! progress (it stays staged) and the next start resumes.
+//! progress (it stays staged) and the next start resumes. With `server.metrics_listen` the
+//! Prometheus metrics are served on a listener of their own until the registry has stopped
+//! (issue 15).
 
 use std::{net::SocketAddr, num::NonZeroUsize, process::ExitCode};
 
@@ -10,7 +12,7 @@ use airlock_registry::{AppState, RegistryConfig};
 use airlock_store::Access;
 use anyhow::{Context as _, Result};
 
-use crate::context::Context;
+use crate::{context::Context, output::LogFormat};
 
 /// Arguments of `airlock serve`.
 #[derive(Debug, clap::Args)]
@@ -22,6 +24,11 @@ pub struct Args {
     /// Serve pulls only; pushes and deletes are refused (for a site that only imports bundles)
     #[arg(long)]
     read_only: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics, apart from the registry [env:
+    /// AIRLOCK_METRICS_LISTEN; else `server.metrics_listen`; else none]
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
@@ -35,6 +42,17 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
                 },
             )
             .context("applying --listen")?;
+    }
+    if let Some(addr) = args.metrics_listen {
+        ctx.config
+            .override_value(
+                Key::ServerMetricsListen,
+                &addr.to_string(),
+                Origin::CommandLine {
+                    flag: "--metrics-listen".into(),
+                },
+            )
+            .context("applying --metrics-listen")?;
     }
     let read_only = args.read_only || ctx.config.server.read_only;
     let access = if read_only {
@@ -60,6 +78,7 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
         Access::ReadOnly => None,
     };
     let listen = ctx.config.server.listen;
+    let metrics_listen = ctx.config.server.metrics_listen;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,14 +89,39 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr().context("reading the bound address")?;
+        let metrics_listener = match metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening for metrics on {addr}"))?,
+            ),
+            None => None,
+        };
         // The first line on stdout says where the registry is, for scripts and tests.
         println!(
             "airlock registry listening on http://{local}{}",
             if read_only { " (read-only)" } else { "" }
         );
-        if !ctx.quiet {
-            eprintln!("store {}; stop with Ctrl-C", ctx.data.display());
+        match ctx.log_format {
+            // Nothing but log lines on stderr.
+            LogFormat::Json => tracing::info!(store = %ctx.data.display(), "serving the store"),
+            LogFormat::Text if !ctx.quiet => {
+                eprintln!("store {}; stop with Ctrl-C", ctx.data.display());
+            }
+            LogFormat::Text => {}
         }
+        // The metrics outlive the registry's drain and stop once it has stopped.
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = metrics_listener.map(|l| {
+            let stopped = async move {
+                let _ = metrics_stopped.await;
+            };
+            tokio::spawn(airlock_registry::serve_metrics(
+                l,
+                state.metrics().clone(),
+                stopped,
+            ))
+        });
         let shutdown = async {
             // Ctrl-C or SIGTERM (systemd, container runtimes) stop accepting and drain.
             let mut term =
@@ -95,10 +139,16 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
                 _ = term => {}
             }
         };
-        airlock_registry::serve(listener, state, shutdown)
+        let served = airlock_registry::serve(listener, state, shutdown)
             .await
-            .context("serving")?;
-        Ok::<(), anyhow::Error>(())
+            .context("serving");
+        let _ = stop_metrics.send(());
+        if let Some(task) = metrics {
+            task.await
+                .context("serving metrics")?
+                .context("serving metrics")?;
+        }
+        served
     });
     // Nothing is half done at any point of an ingest; the one in progress rolls back.
     if let Some(ingest) = ingest {

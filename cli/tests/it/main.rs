@@ -21,6 +21,8 @@ mod config;
 mod content;
 /// `airlock diff`: app versions image by image (changed layers, added, removed), the delta's size.
 mod diff;
+/// Issue 15: health, metrics after a push and a pull, JSON logs, the systemd unit's command line.
+mod ops;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.
 mod serve;
 /// Issue 14: serve killed during pushes and ingests; du, verify and export with staged blobs.
