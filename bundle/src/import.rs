@@ -13,6 +13,7 @@
 //! still be read.
 
 mod checks;
+mod given;
 mod report;
 
 use std::{
@@ -24,19 +25,25 @@ use std::{
 use airlock_store::{ChunkId, Digest, Frame, RepoChange, Store};
 use rayon::prelude::*;
 
-use self::checks::{Checks, Shared};
 pub use self::report::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, ref_text};
+use self::{
+    checks::{Checks, Shared},
+    given::{Given, IndexFile},
+};
 use crate::{
     error::{Error, Result},
     export::description,
     index::{Base, BundleId, BundleIndex},
-    names::list_volume_files,
     progress::Progress,
     state::ImportState,
     volume::VolumeReader,
 };
 
-/// Imports the volumes found at `paths` (files or directories of them).
+/// Imports the volumes found at `paths`: volume files, directories of them, and whatever else
+/// lies beside them on a disc. A bundle's index file is used when no volume of its bundle
+/// carries an intact copy; files that are no volume are named (a note each, and
+/// [`ImportReport::ignored`]) and left alone. A path that is, or is named as, a volume but
+/// cannot be read is [`ImportReport::unreadable`]. Nothing to import at all is an error.
 pub fn import(
     store: &Store,
     paths: &[PathBuf],
@@ -45,7 +52,8 @@ pub fn import(
 ) -> Result<ImportReport> {
     let mut report = ImportReport::default();
     let mut groups: BTreeMap<BundleId, Vec<VolumeReader>> = BTreeMap::new();
-    for path in expand(paths)? {
+    let given = Given::sort(paths);
+    for path in given.volumes {
         match VolumeReader::open(&path) {
             Ok(v) => groups.entry(v.header().bundle_id).or_default().push(v),
             Err(e) => {
@@ -53,6 +61,26 @@ pub fn import(
                 report.unreadable.push((path, e.to_string()));
             }
         }
+    }
+    for (path, why) in given.ignored {
+        progress.note(&format!("ignoring {}: {why}", path.display()));
+        report.ignored.push((path, why));
+    }
+    let mut fallbacks: HashMap<BundleId, BundleIndex> = HashMap::new();
+    for file in given.indexes {
+        let (why, used) = index_file_role(&file, &groups);
+        progress.note(&format!("{}: {why}", file.path.display()));
+        if used {
+            fallbacks.insert(file.index.bundle_id, file.index);
+        } else {
+            report.ignored.push((file.path, why));
+        }
+    }
+    if groups.is_empty() && report.unreadable.is_empty() {
+        return Err(match paths {
+            [dir] if dir.is_dir() => Error::NoVolumes { path: dir.clone() },
+            _ => Error::NothingToImport { given: paths.len() },
+        });
     }
     if groups.len() > 1 {
         let names: Vec<String> = groups
@@ -74,27 +102,56 @@ pub fn import(
         ));
     }
     for (id, volumes) in groups {
-        let outcome = Importer::new(store, id, volumes, opts, progress)?.run()?;
+        let fallback = fallbacks.remove(&id);
+        let outcome = Importer::new(store, id, volumes, fallback, opts, progress)?.run()?;
         report.bundles.push(outcome);
     }
     Ok(report)
 }
 
-/// Files named by `paths`: volumes as given, directories by their volume files.
-fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let found = list_volume_files(p)?;
-            if found.is_empty() {
-                return Err(Error::NoVolumes { path: p.clone() });
-            }
-            out.extend(found.into_iter().map(|f| f.path));
-        } else {
-            out.push(p.clone());
-        }
+/// What a bundle index file given among the volumes is to the import, in words, and whether
+/// the import reads it: only when no volume of its bundle carries an intact copy and it is the
+/// very index their headers name.
+fn index_file_role(
+    file: &IndexFile,
+    groups: &BTreeMap<BundleId, Vec<VolumeReader>>,
+) -> (String, bool) {
+    let ix = &file.index;
+    let Some(volumes) = groups.get(&ix.bundle_id) else {
+        return (
+            format!(
+                "the index of bundle {} ({}), none of whose volumes were given; nothing to \
+                 import from it",
+                ix.name, ix.bundle_id
+            ),
+            false,
+        );
+    };
+    if volumes.iter().any(|v| v.index().is_some()) {
+        return (
+            format!(
+                "the index of bundle {}; not needed, each volume carries a copy",
+                ix.name
+            ),
+            false,
+        );
     }
-    Ok(out)
+    if volumes.iter().any(|v| v.header().index_check == file.check) {
+        return (
+            format!(
+                "the index of bundle {}, read because the volumes' own copies are damaged",
+                ix.name
+            ),
+            true,
+        );
+    }
+    (
+        format!(
+            "an index of bundle {} other than the one its volumes name; not used",
+            ix.name
+        ),
+        false,
+    )
 }
 
 struct Importer<'a> {
@@ -113,11 +170,12 @@ impl<'a> Importer<'a> {
         store: &'a Store,
         id: BundleId,
         volumes: Vec<VolumeReader>,
+        fallback: Option<BundleIndex>,
         opts: &'a ImportOptions<'a>,
         progress: &'a dyn Progress,
     ) -> Result<Importer<'a>> {
         let dir = store.root().join("imports").join(id.to_string());
-        let own = volumes.iter().find_map(|v| v.index().cloned());
+        let own = volumes.iter().find_map(|v| v.index().cloned()).or(fallback);
         let (state, index) = ImportState::open(&dir, id, own, opts.dry_run)?;
         let outcome = BundleOutcome {
             bundle_id: id,
@@ -240,7 +298,12 @@ impl<'a> Importer<'a> {
                 self.outcome.missing_volumes = missing;
                 return Ok(false);
             };
-            for path in expand(&[next])? {
+            let given = Given::sort(&[next]);
+            for (path, why) in &given.ignored {
+                self.progress
+                    .note(&format!("ignoring {}: {why}", path.display()));
+            }
+            for path in given.volumes {
                 match VolumeReader::open(&path) {
                     Ok(v) if v.header().bundle_id == self.index.bundle_id => self.admit(v),
                     Ok(v) => self.progress.note(&format!(
