@@ -305,3 +305,85 @@ fn issue_15_log_format_comes_from_the_config_and_errors_are_json_too() {
         crate::common::stderr(&o)
     );
 }
+
+/// The `key=value` settings of a unit file, comments left out.
+fn unit_settings(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .collect()
+}
+
+#[test]
+fn issue_15_the_systemd_unit_runs_a_command_line_airlock_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/airlock.service");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let settings = unit_settings(&text);
+    let get = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    let exec = get("ExecStart");
+    assert_eq!(exec.len(), 1, "{exec:?}");
+    let words: Vec<&str> = exec[0].split_whitespace().collect();
+    assert_eq!(words[0], "/usr/local/bin/airlock");
+    // The real parser: every flag and value of ExecStart parses, or `--help` would not be
+    // reached (a bad flag or value exits 2 before it).
+    let o = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(&words[1..])
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--metrics-listen"));
+    let data = words
+        .windows(2)
+        .find(|w| w[0] == "--data")
+        .map(|w| w[1])
+        .expect("--data in ExecStart");
+    assert_eq!(data, "/var/lib/airlock");
+    assert!(words.contains(&"serve") && words.contains(&"--listen"));
+    for (key, value) in [
+        ("User", "airlock"),
+        ("Restart", "on-failure"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ReadWritePaths", data),
+        ("KillSignal", "SIGTERM"),
+    ] {
+        assert_eq!(get(key), vec![value], "{key}");
+    }
+    assert!(get("LimitNOFILE")[0].parse::<u64>().unwrap() >= 4096);
+    // TLS files are named in a comment, for builds that serve HTTPS.
+    assert!(text.contains("--tls-cert /etc/airlock/tls/cert.pem --tls-key"));
+
+    // systemd's own check, where it is installed: the unit with ExecStart pointing at the
+    // binary just built.
+    let analyze = Command::new("systemd-analyze").arg("--version").output();
+    if analyze.is_err() {
+        eprintln!(
+            "SKIPPED (extra check): systemd-analyze not found; the unit was parsed by airlock only"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("airlock.service");
+    let built = text.replace("/usr/local/bin/airlock", env!("CARGO_BIN_EXE_airlock"));
+    std::fs::write(&copy, built).unwrap();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{said}");
+    assert!(!said.contains("Unknown"), "{said}");
+}
