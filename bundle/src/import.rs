@@ -28,7 +28,7 @@ use rayon::prelude::*;
 pub use self::report::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, ref_text};
 use self::{
     checks::{Checks, Shared},
-    given::{Given, IndexFile},
+    given::Given,
 };
 use crate::{
     error::{Error, Result},
@@ -68,7 +68,7 @@ pub fn import(
     }
     let mut fallbacks: HashMap<BundleId, BundleIndex> = HashMap::new();
     for file in given.indexes {
-        let (why, used) = index_file_role(&file, &groups);
+        let (why, used) = file.role(&groups);
         progress.note(&format!("{}: {why}", file.path.display()));
         if used {
             fallbacks.insert(file.index.bundle_id, file.index);
@@ -107,51 +107,6 @@ pub fn import(
         report.bundles.push(outcome);
     }
     Ok(report)
-}
-
-/// What a bundle index file given among the volumes is to the import, in words, and whether
-/// the import reads it: only when no volume of its bundle carries an intact copy and it is the
-/// very index their headers name.
-fn index_file_role(
-    file: &IndexFile,
-    groups: &BTreeMap<BundleId, Vec<VolumeReader>>,
-) -> (String, bool) {
-    let ix = &file.index;
-    let Some(volumes) = groups.get(&ix.bundle_id) else {
-        return (
-            format!(
-                "the index of bundle {} ({}), none of whose volumes were given; nothing to \
-                 import from it",
-                ix.name, ix.bundle_id
-            ),
-            false,
-        );
-    };
-    if volumes.iter().any(|v| v.index().is_some()) {
-        return (
-            format!(
-                "the index of bundle {}; not needed, each volume carries a copy",
-                ix.name
-            ),
-            false,
-        );
-    }
-    if volumes.iter().any(|v| v.header().index_check == file.check) {
-        return (
-            format!(
-                "the index of bundle {}, read because the volumes' own copies are damaged",
-                ix.name
-            ),
-            true,
-        );
-    }
-    (
-        format!(
-            "an index of bundle {} other than the one its volumes name; not used",
-            ix.name
-        ),
-        false,
-    )
 }
 
 struct Importer<'a> {

@@ -9,6 +9,7 @@
 //! named and ignored. A directory gives its volume files; one without any is named and ignored.
 
 use std::{
+    collections::BTreeMap,
     fs::File,
     io::Read,
     path::{Path, PathBuf},
@@ -17,10 +18,10 @@ use std::{
 use crate::{
     codec::{INDEX_MAGIC, index_check},
     error::Result,
-    index::BundleIndex,
+    index::{BundleId, BundleIndex},
     inventory::INVENTORY_MAGIC,
     names::{list_volume_files, parse_volume_file_name},
-    volume::VOLUME_MAGIC,
+    volume::{VOLUME_MAGIC, VolumeReader},
 };
 
 /// A bundle index file met among the paths.
@@ -30,6 +31,50 @@ pub(super) struct IndexFile {
     pub(super) index: BundleIndex,
     /// BLAKE3 of its bytes, as every volume header of its bundle names it.
     pub(super) check: [u8; 32],
+}
+
+impl IndexFile {
+    /// What a bundle index file given among the volumes is to the import, in words, and whether
+    /// the import reads it: only when no volume of its bundle carries an intact copy and it is the
+    /// very index their headers name.
+    pub(super) fn role(&self, groups: &BTreeMap<BundleId, Vec<VolumeReader>>) -> (String, bool) {
+        let ix = &self.index;
+        let Some(volumes) = groups.get(&ix.bundle_id) else {
+            return (
+                format!(
+                    "the index of bundle {} ({}), none of whose volumes were given; nothing to \
+                     import from it",
+                    ix.name, ix.bundle_id
+                ),
+                false,
+            );
+        };
+        if volumes.iter().any(|v| v.index().is_some()) {
+            return (
+                format!(
+                    "the index of bundle {}; not needed, each volume carries a copy",
+                    ix.name
+                ),
+                false,
+            );
+        }
+        if volumes.iter().any(|v| v.header().index_check == self.check) {
+            return (
+                format!(
+                    "the index of bundle {}, read because the volumes' own copies are damaged",
+                    ix.name
+                ),
+                true,
+            );
+        }
+        (
+            format!(
+                "an index of bundle {} other than the one its volumes name; not used",
+                ix.name
+            ),
+            false,
+        )
+    }
 }
 
 /// The paths given, sorted.
