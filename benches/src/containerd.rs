@@ -103,6 +103,41 @@ impl Containerd {
         );
     }
 
+    /// As [`Containerd::pull`], returning what went wrong instead of panicking.
+    pub fn try_pull(&self, reference: &str, snapshotter: &str) -> Result<(), String> {
+        let out = self
+            .ctr_command()
+            .args([
+                "images",
+                "pull",
+                "--plain-http",
+                "--snapshotter",
+                snapshotter,
+                reference,
+            ])
+            .output()
+            .map_err(|e| format!("running ctr: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ctr images pull {reference}: {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// `ctr images rm --sync REFERENCE`: the image goes, and its content with containerd's
+    /// GC, so the next pull fetches every blob again.
+    pub fn remove_image(&self, reference: &str) {
+        must(
+            self.ctr_command()
+                .args(["images", "rm", "--sync", reference]),
+            "ctr images rm",
+        );
+    }
+
     /// The digest `ctr images ls` shows for `reference`.
     pub fn image_digest(&self, reference: &str) -> Option<String> {
         let out = must(self.ctr_command().args(["images", "ls"]), "ctr images ls");

@@ -48,6 +48,10 @@ pub const INDEX_HEADER_LEN: usize = 48;
 /// A decompressed index body larger than this is refused whatever its header claims
 /// (about 25 million chunks).
 pub const MAX_INDEX_RAW_BYTES: u64 = 1 << 30;
+/// Index bytes (header and compressed body) larger than this are refused before they are read:
+/// zstd's worst case for a body of [`MAX_INDEX_RAW_BYTES`] is 1/256 larger, plus a little.
+pub(crate) const MAX_INDEX_BYTES: u64 =
+    INDEX_HEADER_LEN as u64 + MAX_INDEX_RAW_BYTES + MAX_INDEX_RAW_BYTES / 128;
 /// zstd level of the index body (its chunk table is random bytes: more effort gains nothing).
 const INDEX_ZSTD_LEVEL: i32 = 3;
 

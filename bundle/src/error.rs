@@ -169,7 +169,8 @@ pub enum Error {
     },
     /// The volume size cannot hold a bundle's index and one frame.
     #[error(
-        "a volume of {size} bytes is too small for this bundle: it needs at least {needed} bytes          (header, trailer, the bundle index, and one frame)"
+        "a volume of {size} bytes is too small for this bundle: it needs at least {needed} bytes \
+         (header, trailer, the bundle index, and one frame)"
     )]
     VolumeTooSmall {
         /// The volume size asked for.
@@ -201,15 +202,40 @@ pub enum Error {
     /// No readable index for a bundle: every volume given has a damaged index copy and no
     /// earlier run saved one.
     #[error(
-        "bundle {bundle_id}: no readable bundle index in the volumes given; give another volume          of this bundle (each carries a copy)"
+        "bundle {bundle_id}: no readable bundle index in the volumes given ({problems}); give \
+         another volume of this bundle (each carries a copy)"
     )]
     NoIndex {
         /// The bundle.
         bundle_id: crate::index::BundleId,
+        /// Why each volume's copy is unusable, naming the file, volume and offset.
+        problems: String,
+    },
+    /// A blob description in a bundle index is refused before the import writes anything: a
+    /// recipe or script segment that would expand past its limit, a length beyond the bytes
+    /// present, a recipe or script that does not add up.
+    #[error(
+        "{}{}: bundle index at offset {offset}: blob {digest} is refused",
+        path.display(),
+        volume.map(|n| format!(" (volume {n})")).unwrap_or_default()
+    )]
+    DescriptionRefused {
+        /// The volume whose index copy holds it (or the index an earlier run saved).
+        path: PathBuf,
+        /// That volume's number; `None` for a saved index.
+        volume: Option<u32>,
+        /// Offset of the index in the file.
+        offset: u64,
+        /// The blob.
+        digest: airlock_store::Digest,
+        /// Why its description is refused.
+        #[source]
+        source: Box<airlock_store::Error>,
     },
     /// A delta bundle whose base is not in the store.
     #[error(
-        "bundle {bundle} is a delta: {blobs} blob(s) need {chunks} chunk(s) it does not carry and          this store lacks (images: {images}); it was made against {base}"
+        "bundle {bundle} is a delta: {blobs} blob(s) need {chunks} chunk(s) it does not carry and \
+         this store lacks (images: {images}); it was made against {base}"
     )]
     BaseMissing {
         /// The delta bundle's name.

@@ -14,7 +14,7 @@ use std::{
 };
 
 use airlock_oci::ImageRef;
-use airlock_store::{BlobDescription, ChunkId, Digest, Frame, Store};
+use airlock_store::{ChunkId, Digest, Frame, Store};
 use rayon::prelude::*;
 
 use crate::{
@@ -490,21 +490,4 @@ pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Parses a blob's description from an index (checked: a bundle is never trusted).
-pub(crate) fn description(blob: &BlobEntry) -> Result<BlobDescription> {
-    let desc = BlobDescription::from_bytes(&blob.description)
-        .map_err(|e| Error::store(format!("description of blob {}", blob.digest), e))?;
-    if desc.digest() != &blob.digest || desc.size() != blob.size {
-        return Err(Error::IndexCorrupt {
-            what: format!(
-                "blob {} is described as {} ({} bytes)",
-                blob.digest,
-                desc.digest(),
-                desc.size()
-            ),
-        });
-    }
-    Ok(desc)
 }

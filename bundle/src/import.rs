@@ -1,5 +1,9 @@
 //! `airlock import`: volumes in any order, one at a time, straight into the store.
 //!
+//! Before anything is written, every blob description of the index is checked (`check`): a
+//! segment that would expand past the store's limits, or any length that does not hold, stops
+//! the import naming the volume file, its number and the index's offset.
+//!
 //! Each frame of a volume is read, checked whole (checksum, every chunk's BLAKE3) and handed to
 //! the store, which keeps it as it is when it lacks all its chunks; nothing is staged or
 //! concatenated on disk. A damaged frame is named (volume, offset, what) and skipped: the rest
@@ -12,6 +16,7 @@
 //! is kept under the store's `imports/<bundle id>/`, so volumes whose own copy is damaged can
 //! still be read.
 
+mod check;
 mod checks;
 mod given;
 mod report;
@@ -25,6 +30,7 @@ use std::{
 use airlock_store::{ChunkId, Digest, Frame, RepoChange, Store};
 use rayon::prelude::*;
 
+use self::check::{IndexAt, check_descriptions, description};
 pub use self::report::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, ref_text};
 use self::{
     checks::{Checks, Shared},
@@ -32,7 +38,6 @@ use self::{
 };
 use crate::{
     error::{Error, Result},
-    export::description,
     index::{Base, BundleId, BundleIndex},
     progress::Progress,
     state::ImportState,
@@ -50,6 +55,8 @@ pub fn import(
     opts: &ImportOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
+    // GC waits for this import: its chunks are stored before the blobs that use them.
+    let _hold = store.hold_chunks();
     let mut report = ImportReport::default();
     let mut groups: BTreeMap<BundleId, Vec<VolumeReader>> = BTreeMap::new();
     let given = Given::sort(paths);
@@ -66,12 +73,12 @@ pub fn import(
         progress.note(&format!("ignoring {}: {why}", path.display()));
         report.ignored.push((path, why));
     }
-    let mut fallbacks: HashMap<BundleId, BundleIndex> = HashMap::new();
+    let mut fallbacks: HashMap<BundleId, (PathBuf, BundleIndex)> = HashMap::new();
     for file in given.indexes {
         let (why, used) = file.role(&groups);
         progress.note(&format!("{}: {why}", file.path.display()));
         if used {
-            fallbacks.insert(file.index.bundle_id, file.index);
+            fallbacks.insert(file.index.bundle_id, (file.path, file.index));
         } else {
             report.ignored.push((file.path, why));
         }
@@ -109,6 +116,18 @@ pub fn import(
     Ok(report)
 }
 
+/// Why each volume's index copy is unusable, by volume, for an import that found none.
+fn index_problems(volumes: &[VolumeReader]) -> String {
+    let problems: Vec<String> = volumes
+        .iter()
+        .filter_map(|v| {
+            let e = v.index_problem()?;
+            Some(format!("volume {}: {e}", v.header().number))
+        })
+        .collect();
+    problems.join("; ")
+}
+
 struct Importer<'a> {
     store: &'a Store,
     index: BundleIndex,
@@ -125,13 +144,32 @@ impl<'a> Importer<'a> {
         store: &'a Store,
         id: BundleId,
         volumes: Vec<VolumeReader>,
-        fallback: Option<BundleIndex>,
+        fallback: Option<(PathBuf, BundleIndex)>,
         opts: &'a ImportOptions<'a>,
         progress: &'a dyn Progress,
     ) -> Result<Importer<'a>> {
         let dir = store.root().join("imports").join(id.to_string());
-        let own = volumes.iter().find_map(|v| v.index().cloned()).or(fallback);
-        let (state, index) = ImportState::open(&dir, id, own, opts.dry_run)?;
+        // Every blob description is checked before anything is written, the index included:
+        // a volume's copy, else an index file given beside the volumes.
+        let own = volumes.iter().find(|v| v.index().is_some());
+        let own_index = own.and_then(|v| v.index());
+        let given = match (own, own_index, fallback) {
+            (Some(v), Some(ix), _) => {
+                check_descriptions(ix, IndexAt::Volume(v))?;
+                Some(ix.clone())
+            }
+            (_, _, Some((path, ix))) => {
+                check_descriptions(&ix, IndexAt::File(&path))?;
+                Some(ix)
+            }
+            _ => None,
+        };
+        let checked = given.is_some();
+        let (state, index) =
+            ImportState::open(&dir, id, given, opts.dry_run, || index_problems(&volumes))?;
+        if !checked {
+            check_descriptions(&index, IndexAt::Saved(&state.saved_index()))?;
+        }
         let outcome = BundleOutcome {
             bundle_id: id,
             name: index.name.clone(),
@@ -504,7 +542,10 @@ impl<'a> Importer<'a> {
             .par_iter()
             .map(|&i| {
                 let blob = &self.index.blobs[i];
-                let desc = description(blob)?;
+                let desc = description(blob).map_err(|e| Error::BlobRejected {
+                    digest: blob.digest.clone(),
+                    source: e,
+                })?;
                 let out = self
                     .store
                     .put_described(&desc)

@@ -6,6 +6,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     fmt,
+    io::Read,
     path::Path,
     str::FromStr,
 };
@@ -13,6 +14,7 @@ use std::{
 use airlock_store::{ChunkId, Digest};
 
 use crate::{
+    codec::MAX_INDEX_BYTES,
     error::{Error, Result, io_error},
     wire,
 };
@@ -263,9 +265,26 @@ impl BundleIndex {
         wire::write_atomically(path, &self.encode()?)
     }
 
-    /// Reads and decodes an index file written by [`BundleIndex::write_file`].
+    /// Reads and decodes an index file written by [`BundleIndex::write_file`]; a file larger
+    /// than any index can be is refused without reading it whole.
     pub fn read_file(path: &Path) -> Result<BundleIndex> {
-        let bytes = std::fs::read(path).map_err(io_error(path))?;
+        let file = std::fs::File::open(path).map_err(io_error(path))?;
+        let len = file.metadata().map_err(io_error(path))?.len();
+        let mut bytes = Vec::new();
+        if len <= MAX_INDEX_BYTES {
+            // Bounded again: the file may grow while it is read.
+            file.take(MAX_INDEX_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io_error(path))?;
+        }
+        if len > MAX_INDEX_BYTES || bytes.len() as u64 > MAX_INDEX_BYTES {
+            return Err(Error::IndexCorrupt {
+                what: format!(
+                    "{}: larger than the limit of {MAX_INDEX_BYTES} bytes of an index",
+                    path.display()
+                ),
+            });
+        }
         BundleIndex::decode(&bytes).map_err(|e| match e {
             Error::IndexCorrupt { what } => Error::IndexCorrupt {
                 what: format!("{}: {what}", path.display()),

@@ -7,7 +7,9 @@
 //! It knows nothing of HTTP, and nothing of how frames are chosen or chunks inserted: export
 //! and import sit on top of it. Frames are the store's (`airlock_store::Frame`); only `volume`
 //! knows the volume layout, only `codec` the index encoding, only `inventory` the inventory
-//! file; every codec reads hostile input without panicking or allocating beyond its input.
+//! file; every codec reads hostile input without panicking or allocating beyond its input or
+//! a stated limit, and an import checks every blob description (its segments bounded by the
+//! store's limits) before it writes anything.
 //!
 //! # Overview
 //! - [`VolumeWriter`] writes `NAME.NNN.airlock`, never past its capacity; [`VolumeReader`]

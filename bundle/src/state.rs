@@ -21,12 +21,15 @@ pub(crate) struct ImportState {
 
 impl ImportState {
     /// Opens (or, unless `dry_run`, starts) the state of bundle `id`, and returns the index to
-    /// use: the one read from a volume, else the copy an earlier run saved.
+    /// use: the one read from a volume (the caller has checked it: it is saved as it is), else
+    /// the copy an earlier run saved. With neither, the error says why no volume's copy was
+    /// usable (`problems`).
     pub(crate) fn open(
         dir: &Path,
         id: BundleId,
         from_volume: Option<BundleIndex>,
         dry_run: bool,
+        problems: impl FnOnce() -> String,
     ) -> Result<(ImportState, BundleIndex)> {
         let saved = dir.join(INDEX_FILE);
         let index = match from_volume {
@@ -38,7 +41,12 @@ impl ImportState {
                 ix
             }
             None if saved.exists() => BundleIndex::read_file(&saved)?,
-            None => return Err(Error::NoIndex { bundle_id: id }),
+            None => {
+                return Err(Error::NoIndex {
+                    bundle_id: id,
+                    problems: problems(),
+                });
+            }
         };
         if index.bundle_id != id {
             return Err(Error::IndexCorrupt {
@@ -52,6 +60,11 @@ impl ImportState {
             },
             index,
         ))
+    }
+
+    /// The copy of the index an earlier run saved (or this one will).
+    pub(crate) fn saved_index(&self) -> PathBuf {
+        self.dir.join(INDEX_FILE)
     }
 
     /// Forgets the import (it completed).

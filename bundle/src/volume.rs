@@ -33,7 +33,7 @@ use std::{
 use airlock_store::{FRAME_HEADER_LEN, frame_len};
 
 use crate::{
-    codec::{MAX_INDEX_RAW_BYTES, index_check},
+    codec::{MAX_INDEX_BYTES, index_check},
     error::{Error, Result, io_error},
     index::{BundleId, BundleIndex},
     names::{check_bundle_name, volume_file_name},
@@ -403,7 +403,7 @@ impl VolumeReader {
             ));
         }
         self.frames_end = offset;
-        if index_len > MAX_INDEX_RAW_BYTES {
+        if index_len > MAX_INDEX_BYTES {
             return Err(self.corrupt(offset, format!("index of {index_len} bytes is too large")));
         }
         if check != self.header.index_check {
@@ -450,9 +450,14 @@ impl VolumeReader {
         self.index.as_ref().err()
     }
 
+    /// Where the index copy starts in the file, when it is intact.
+    pub fn index_offset(&self) -> Option<u64> {
+        self.index.is_ok().then_some(self.frames_end)
+    }
+
     /// Reads the frame of `len` bytes at `offset` (from the index), checking it lies among the
-    /// frames and that its header agrees on its length. Check its content with
-    /// `airlock_store::Frame::decode`.
+    /// frames and that its header agrees on its length before reading the rest. Check its
+    /// content with `airlock_store::Frame::decode`.
     pub fn read_frame(&self, offset: u64, len: u32) -> Result<Vec<u8>> {
         let corrupt = |what: String| Error::FrameCorrupt {
             path: self.path.clone(),
@@ -474,14 +479,14 @@ impl VolumeReader {
         if (len as usize) < FRAME_HEADER_LEN {
             return Err(corrupt(format!("{len} bytes cannot hold a frame header")));
         }
-        let bytes = self.read_at(offset, u64::from(len))?;
-        let expected = frame_len(&bytes[..FRAME_HEADER_LEN]).map_err(|e| corrupt(e.to_string()))?;
+        let header = self.read_at(offset, FRAME_HEADER_LEN as u64)?;
+        let expected = frame_len(&header).map_err(|e| corrupt(e.to_string()))?;
         if expected != len as usize {
             return Err(corrupt(format!(
                 "the index says {len} bytes, the frame header says {expected}"
             )));
         }
-        Ok(bytes)
+        self.read_at(offset, u64::from(len))
     }
 }
 

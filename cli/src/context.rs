@@ -16,6 +16,8 @@ pub struct Context {
     pub verbose: u8,
     /// How log lines are written; set once logging starts.
     pub log_format: crate::output::LogFormat,
+    /// The store a running server has open, when the command runs in it (`remote`).
+    pub shared: Option<Store>,
 }
 
 impl Context {
@@ -47,7 +49,28 @@ impl Context {
             quiet,
             verbose,
             log_format: crate::output::LogFormat::default(),
+            shared: None,
         })
+    }
+
+    /// The context of a command a client handed to the running server: the server's
+    /// configuration and store, the client's output flags.
+    pub fn in_server(
+        shared: &crate::remote::Shared,
+        json: bool,
+        quiet: bool,
+        verbose: u8,
+    ) -> Context {
+        Context {
+            config: shared.config.clone(),
+            data: shared.data.clone(),
+            json,
+            quiet,
+            verbose,
+            // Only `serve` reads it, and it never runs for a client.
+            log_format: crate::output::LogFormat::default(),
+            shared: Some(shared.store.clone()),
+        }
     }
 
     /// Store options from the configuration.
@@ -75,6 +98,15 @@ impl Context {
     /// Opens the store; a missing store is an error for read-only access. Explicit settings
     /// that conflict with the store's recorded format are reported, not applied.
     pub fn open_store(&self, access: Access) -> Result<Store> {
+        if let Some(store) = &self.shared {
+            if access == Access::ReadWrite && store.access() == Access::ReadOnly {
+                anyhow::bail!(
+                    "the running airlock serve has the store open read-only (serve --read-only): \
+                     run it read-write, or stop it, to change the store"
+                );
+            }
+            return Ok(store.clone());
+        }
         let store = match Store::open(&self.data, self.store_options(access)?) {
             Ok(s) => s,
             Err(e @ airlock_store::Error::Locked { .. }) => {
@@ -87,7 +119,7 @@ impl Context {
         for conflict in store.format_conflicts() {
             let key = Key::from_name(conflict.key);
             if key.is_some_and(|k| self.config.is_explicit(k)) {
-                eprintln!(
+                crate::output::errln!(
                     "warning: {} = {} is ignored: the store at {} was created with {} (format \
                      parameters are fixed when a store is created)",
                     conflict.key,
@@ -123,7 +155,7 @@ impl Context {
         }
         pb.finish_and_clear();
         if !self.json && !self.quiet {
-            eprintln!(
+            crate::output::errln!(
                 "ingested {} staged blob(s) ({})",
                 staged.len(),
                 crate::output::bytes(total)

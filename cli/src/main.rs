@@ -6,8 +6,12 @@
 mod cmd;
 mod context;
 mod output;
+mod remote;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use clap::{Parser, Subcommand};
 
@@ -92,20 +96,63 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| output::LogFormat::from_config(ctx.config.server.log_format));
     output::init_logging(cli.quiet, cli.verbose, format);
     ctx.log_format = format;
-    let result = match cli.command {
-        Command::Serve(args) => cmd::serve::run(&mut ctx, args),
-        Command::Add(args) => cmd::add::run(&ctx, args),
-        Command::Ls(args) => cmd::ls::run(&ctx, args),
-        Command::Du(args) => cmd::du::run(&ctx, args),
-        Command::Diff(args) => cmd::diff::run(&ctx, args),
-        Command::Verify(args) => cmd::verify::run(&ctx, args),
-        Command::Gc(args) => cmd::gc::run(&ctx, args),
-        Command::Export(args) => cmd::export::run(&ctx, args),
-        Command::Import(args) => cmd::import::run(&ctx, args),
-        Command::Inventory(args) => cmd::inventory::run(&ctx, args),
+    // A running `airlock serve` owns the store: it runs the command (see `remote`).
+    if !matches!(cli.command, Command::Serve(_))
+        && let Some(code) = remote::hand_over(&ctx.data, std::env::args_os().skip(1).collect())
+    {
+        return code;
+    }
+    run(&mut ctx, cli.command)
+}
+
+fn run(ctx: &mut Context, command: Command) -> ExitCode {
+    let result = match command {
+        Command::Serve(args) => cmd::serve::run(ctx, args),
+        Command::Add(args) => cmd::add::run(ctx, args),
+        Command::Ls(args) => cmd::ls::run(ctx, args),
+        Command::Du(args) => cmd::du::run(ctx, args),
+        Command::Diff(args) => cmd::diff::run(ctx, args),
+        Command::Verify(args) => cmd::verify::run(ctx, args),
+        Command::Gc(args) => cmd::gc::run(ctx, args),
+        Command::Export(args) => cmd::export::run(ctx, args),
+        Command::Import(args) => cmd::import::run(ctx, args),
+        Command::Inventory(args) => cmd::inventory::run(ctx, args),
     };
     match result {
         Ok(code) => code,
         Err(e) => output::fail(&e, ctx.json),
     }
+}
+
+/// Runs a client's command in the server (see `remote`), with the server's configuration and
+/// store; relative paths are the client's, from `cwd`. Returns the exit code.
+fn run_in_server(args: &[String], cwd: &Path, shared: &remote::Shared) -> u8 {
+    let cli = match Cli::try_parse_from(
+        std::iter::once("airlock").chain(args.iter().map(String::as_str)),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            // The client parsed the same arguments already; only a bug gets here.
+            output::errln!("{}", e.render());
+            return output::EXIT_ERROR;
+        }
+    };
+    let mut command = cli.command;
+    match &mut command {
+        Command::Serve(_) => {
+            output::errln!("error: airlock serve is already running on this store");
+            return output::EXIT_ERROR;
+        }
+        Command::Add(a) => a.absolutize(cwd),
+        Command::Export(a) => a.absolutize(cwd),
+        Command::Import(a) => a.absolutize(cwd),
+        Command::Inventory(a) => a.absolutize(cwd),
+        Command::Ls(_)
+        | Command::Du(_)
+        | Command::Diff(_)
+        | Command::Verify(_)
+        | Command::Gc(_) => {}
+    }
+    let mut ctx = Context::in_server(shared, cli.json, cli.quiet, cli.verbose);
+    remote::exit_number(run(&mut ctx, command))
 }

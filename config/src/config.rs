@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use crate::{ByteSize, Error, Key, Origin, Setting, Value, value::parse_checked_text};
+use crate::{
+    AccessRule, ByteSize, CHALLENGES, Error, Key, Origin, Setting, Value, access,
+    value::parse_checked_text,
+};
 
 /// The whole configuration: built-in defaults, overlaid by `airlock.toml`, overlaid by
 /// `AIRLOCK_*` environment variables, each value checked against its allowed range.
@@ -32,6 +35,16 @@ pub struct Config {
     pub layers: LayersConfig,
     /// `[gc]`: what garbage collection keeps.
     pub gc: GcConfig,
+    /// `[tls]`: the registry's certificate.
+    pub tls: TlsConfig,
+    /// `[auth]`: accounts and how clients log in.
+    pub auth: AuthConfig,
+    /// `[limits]`: what one client or request may take.
+    pub limits: LimitsConfig,
+    /// `[groups]`: group name to account names, for access rules.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// `[[access]]`: who may pull, push or delete which repositories.
+    pub access: Vec<AccessRule>,
     origins: BTreeMap<Key, Origin>,
     file: Option<PathBuf>,
 }
@@ -191,6 +204,83 @@ pub struct GcConfig {
     pub upload_grace: Duration,
 }
 
+/// `[tls]`: HTTPS for the registry; both keys or neither.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// `cert`: the certificate chain, PEM, server certificate first (default none: plain HTTP).
+    pub cert: Option<PathBuf>,
+    /// `key`: the certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// `[auth]`: accounts and how clients log in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthConfig {
+    /// `htpasswd`: accounts, one `name:bcrypt-hash` per line (default none: no accounts).
+    pub htpasswd: Option<PathBuf>,
+    /// `anonymous_pull`: with accounts, anyone may pull without logging in (default false).
+    pub anonymous_pull: bool,
+    /// `anonymous_write`: without accounts on a non-loopback address, anyone may push and
+    /// delete (default false: such a registry serves pulls only).
+    pub anonymous_write: bool,
+    /// `challenge`: `bearer` (the token flow, default) or `basic`.
+    pub challenge: String,
+    /// `token_lifetime`: validity of a bearer token (default 5m, 1m to 24h).
+    pub token_lifetime: Duration,
+}
+
+/// `[limits]`: what one client or request may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimitsConfig {
+    /// `max_blob_size`: largest blob accepted on push (default 32GiB, 1MiB to 16TiB).
+    pub max_blob_size: ByteSize,
+    /// `max_upload_sessions`: upload sessions open at once (default 256).
+    pub max_upload_sessions: u32,
+    /// `max_upload_sessions_per_client`: sessions open at once per client address (default 16).
+    pub max_upload_sessions_per_client: u32,
+    /// `max_connections`: connections served at once; more wait in the listen backlog
+    /// (default 1024).
+    pub max_connections: u32,
+    /// `header_timeout`: time to send a request's headers or finish a TLS handshake; also how
+    /// long an idle keep-alive connection stays open (default 30s).
+    pub header_timeout: Duration,
+    /// `body_timeout`: a request body or response that moves no data this long is dropped
+    /// (default 60s).
+    pub body_timeout: Duration,
+    /// `shutdown_timeout`: how long a stopping server waits for requests in flight (default
+    /// 30s).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            htpasswd: None,
+            anonymous_pull: false,
+            anonymous_write: false,
+            challenge: "bearer".to_owned(),
+            token_lifetime: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_blob_size: ByteSize::gib(32),
+            max_upload_sessions: 256,
+            max_upload_sessions_per_client: 16,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
@@ -281,6 +371,28 @@ impl Config {
             Key::LayersMaxDecompressedSize => Value::Bytes(self.layers.max_decompressed_size),
             Key::GcKeepTagHistory => Value::Duration(self.gc.keep_tag_history),
             Key::GcUploadGrace => Value::Duration(self.gc.upload_grace),
+            Key::TlsCert => optional_path(&self.tls.cert),
+            Key::TlsKey => optional_path(&self.tls.key),
+            Key::AuthHtpasswd => optional_path(&self.auth.htpasswd),
+            Key::AuthAnonymousPull => Value::Bool(self.auth.anonymous_pull),
+            Key::AuthAnonymousWrite => Value::Bool(self.auth.anonymous_write),
+            Key::AuthChallenge => Value::Word(
+                CHALLENGES
+                    .iter()
+                    .copied()
+                    .find(|w| *w == self.auth.challenge)
+                    .unwrap_or("bearer"),
+            ),
+            Key::AuthTokenLifetime => Value::Duration(self.auth.token_lifetime),
+            Key::LimitsMaxBlobSize => Value::Bytes(self.limits.max_blob_size),
+            Key::LimitsMaxUploadSessions => Value::Integer(self.limits.max_upload_sessions.into()),
+            Key::LimitsMaxUploadSessionsPerClient => {
+                Value::Integer(self.limits.max_upload_sessions_per_client.into())
+            }
+            Key::LimitsMaxConnections => Value::Integer(self.limits.max_connections.into()),
+            Key::LimitsHeaderTimeout => Value::Duration(self.limits.header_timeout),
+            Key::LimitsBodyTimeout => Value::Duration(self.limits.body_timeout),
+            Key::LimitsShutdownTimeout => Value::Duration(self.limits.shutdown_timeout),
         }
     }
 
@@ -357,7 +469,23 @@ impl Config {
                 &[Key::StoreFrameSize, Key::StorePackSize],
             ));
         }
-        Ok(())
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(self.conflict(
+                "tls.cert and tls.key are set together or not at all",
+                &[Key::TlsCert, Key::TlsKey],
+            ));
+        }
+        let l = &self.limits;
+        if l.max_upload_sessions_per_client > l.max_upload_sessions {
+            return Err(self.conflict(
+                "limits.max_upload_sessions_per_client must not exceed limits.max_upload_sessions",
+                &[
+                    Key::LimitsMaxUploadSessionsPerClient,
+                    Key::LimitsMaxUploadSessions,
+                ],
+            ));
+        }
+        access::validate(&self.groups, &self.access)
     }
 
     /// Stores a value that has passed its key's checks.
@@ -365,6 +493,8 @@ impl Config {
         // Integer ranges are checked before this point and all fit the field types; the
         // fallbacks below are never taken.
         let int = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        let path = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
         match (key, value) {
             (Key::StoreData, Value::Path(p)) => self.store.data = p,
             (Key::StorePackSize, Value::Bytes(b)) => self.store.pack_size = b,
@@ -399,6 +529,26 @@ impl Config {
             }
             (Key::GcKeepTagHistory, Value::Duration(d)) => self.gc.keep_tag_history = d,
             (Key::GcUploadGrace, Value::Duration(d)) => self.gc.upload_grace = d,
+            (Key::TlsCert, Value::Path(p)) => self.tls.cert = path(p),
+            (Key::TlsKey, Value::Path(p)) => self.tls.key = path(p),
+            (Key::AuthHtpasswd, Value::Path(p)) => self.auth.htpasswd = path(p),
+            (Key::AuthAnonymousPull, Value::Bool(b)) => self.auth.anonymous_pull = b,
+            (Key::AuthAnonymousWrite, Value::Bool(b)) => self.auth.anonymous_write = b,
+            (Key::AuthChallenge, Value::Word(w)) => self.auth.challenge = w.to_owned(),
+            (Key::AuthTokenLifetime, Value::Duration(d)) => self.auth.token_lifetime = d,
+            (Key::LimitsMaxBlobSize, Value::Bytes(b)) => self.limits.max_blob_size = b,
+            (Key::LimitsMaxUploadSessions, Value::Integer(n)) => {
+                self.limits.max_upload_sessions = count(n)
+            }
+            (Key::LimitsMaxUploadSessionsPerClient, Value::Integer(n)) => {
+                self.limits.max_upload_sessions_per_client = count(n)
+            }
+            (Key::LimitsMaxConnections, Value::Integer(n)) => {
+                self.limits.max_connections = count(n)
+            }
+            (Key::LimitsHeaderTimeout, Value::Duration(d)) => self.limits.header_timeout = d,
+            (Key::LimitsBodyTimeout, Value::Duration(d)) => self.limits.body_timeout = d,
+            (Key::LimitsShutdownTimeout, Value::Duration(d)) => self.limits.shutdown_timeout = d,
             (key, value) => unreachable!("{key} was parsed as {value:?}, not its own kind"),
         }
         self.origins.insert(key, origin);
@@ -422,6 +572,11 @@ impl Config {
             settings: keys.iter().map(|&key| self.setting(key)).collect(),
         }
     }
+}
+
+/// An optional path as a value: the empty path stands for none.
+fn optional_path(path: &Option<PathBuf>) -> Value {
+    Value::Path(path.clone().unwrap_or_default())
 }
 
 #[cfg(test)]

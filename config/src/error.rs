@@ -85,6 +85,14 @@ pub enum Error {
         /// What is wrong with it and what is allowed.
         reason: String,
     },
+    /// A `[groups]` entry or an `[[access]]` rule that is malformed or names something unknown.
+    #[error("{origin}: {what}")]
+    InvalidAccess {
+        /// Where it is written.
+        origin: Origin,
+        /// What is wrong, naming the group, rule or field.
+        what: String,
+    },
     /// A dotted key name that is not a [`Key`].
     #[error("unknown config key `{name}`; known keys: {}", known_keys())]
     UnknownKeyName {

@@ -56,15 +56,54 @@ pub enum Key {
     GcKeepTagHistory,
     /// `gc.upload_grace`: how long unreferenced new data is safe from GC.
     GcUploadGrace,
+    /// `tls.cert`: the server's certificate chain (PEM); empty serves plain HTTP.
+    TlsCert,
+    /// `tls.key`: the private key of `tls.cert` (PEM).
+    TlsKey,
+    /// `auth.htpasswd`: the accounts file (bcrypt hashes); empty means no accounts.
+    AuthHtpasswd,
+    /// `auth.anonymous_pull`: with accounts, whether anyone may pull without logging in.
+    AuthAnonymousPull,
+    /// `auth.anonymous_write`: without accounts on a non-loopback address, let anyone write.
+    AuthAnonymousWrite,
+    /// `auth.challenge`: the scheme clients are asked for, `bearer` (tokens) or `basic`.
+    AuthChallenge,
+    /// `auth.token_lifetime`: how long a bearer token from the token endpoint is valid.
+    AuthTokenLifetime,
+    /// `limits.max_blob_size`: largest blob accepted on push.
+    LimitsMaxBlobSize,
+    /// `limits.max_upload_sessions`: upload sessions open at once, all clients together.
+    LimitsMaxUploadSessions,
+    /// `limits.max_upload_sessions_per_client`: upload sessions open at once per client address.
+    LimitsMaxUploadSessionsPerClient,
+    /// `limits.max_connections`: client connections served at once.
+    LimitsMaxConnections,
+    /// `limits.header_timeout`: time to send a request's headers (and finish a TLS handshake).
+    LimitsHeaderTimeout,
+    /// `limits.body_timeout`: a request body or response that moves no data this long is dropped.
+    LimitsBodyTimeout,
+    /// `limits.shutdown_timeout`: how long a stopping server waits for requests in flight.
+    LimitsShutdownTimeout,
 }
 
 /// The sections of `airlock.toml`, in file order.
-pub(crate) const SECTIONS: &[&str] = &["store", "chunker", "server", "cache", "layers", "gc"];
+pub(crate) const SECTIONS: &[&str] = &[
+    "store", "chunker", "server", "cache", "layers", "gc", "tls", "auth", "limits",
+];
+
+/// The sections that hold lists rather than keys: `[groups]` (group name = member list) and
+/// `[[access]]` (one table per access rule); see `access`.
+pub(crate) const LIST_SECTIONS: &[&str] = &["groups", "access"];
+
+/// The values `auth.challenge` takes.
+pub const CHALLENGES: &[&str] = &["bearer", "basic"];
 
 /// What values a key takes; ranges are inclusive.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Kind {
     Path,
+    /// A path, or the empty string for none.
+    OptionalPath,
     Bytes {
         min: u64,
         max: u64,
@@ -112,7 +151,7 @@ const fn chunk_bytes(min: ByteSize, max: ByteSize) -> Kind {
 
 impl Key {
     /// Every key, in the order of the example file.
-    pub const ALL: [Key; 21] = [
+    pub const ALL: [Key; 35] = [
         Key::StoreData,
         Key::StorePackSize,
         Key::StoreFrameSize,
@@ -134,6 +173,20 @@ impl Key {
         Key::LayersMaxDecompressedSize,
         Key::GcKeepTagHistory,
         Key::GcUploadGrace,
+        Key::TlsCert,
+        Key::TlsKey,
+        Key::AuthHtpasswd,
+        Key::AuthAnonymousPull,
+        Key::AuthAnonymousWrite,
+        Key::AuthChallenge,
+        Key::AuthTokenLifetime,
+        Key::LimitsMaxBlobSize,
+        Key::LimitsMaxUploadSessions,
+        Key::LimitsMaxUploadSessionsPerClient,
+        Key::LimitsMaxConnections,
+        Key::LimitsHeaderTimeout,
+        Key::LimitsBodyTimeout,
+        Key::LimitsShutdownTimeout,
     ];
 
     /// The section and the field name within it, e.g. `("store", "zstd_level")`.
@@ -160,6 +213,20 @@ impl Key {
             Key::LayersMaxDecompressedSize => ("layers", "max_decompressed_size"),
             Key::GcKeepTagHistory => ("gc", "keep_tag_history"),
             Key::GcUploadGrace => ("gc", "upload_grace"),
+            Key::TlsCert => ("tls", "cert"),
+            Key::TlsKey => ("tls", "key"),
+            Key::AuthHtpasswd => ("auth", "htpasswd"),
+            Key::AuthAnonymousPull => ("auth", "anonymous_pull"),
+            Key::AuthAnonymousWrite => ("auth", "anonymous_write"),
+            Key::AuthChallenge => ("auth", "challenge"),
+            Key::AuthTokenLifetime => ("auth", "token_lifetime"),
+            Key::LimitsMaxBlobSize => ("limits", "max_blob_size"),
+            Key::LimitsMaxUploadSessions => ("limits", "max_upload_sessions"),
+            Key::LimitsMaxUploadSessionsPerClient => ("limits", "max_upload_sessions_per_client"),
+            Key::LimitsMaxConnections => ("limits", "max_connections"),
+            Key::LimitsHeaderTimeout => ("limits", "header_timeout"),
+            Key::LimitsBodyTimeout => ("limits", "body_timeout"),
+            Key::LimitsShutdownTimeout => ("limits", "shutdown_timeout"),
         }
     }
 
@@ -187,6 +254,20 @@ impl Key {
             Key::LayersMaxDecompressedSize => "layers.max_decompressed_size",
             Key::GcKeepTagHistory => "gc.keep_tag_history",
             Key::GcUploadGrace => "gc.upload_grace",
+            Key::TlsCert => "tls.cert",
+            Key::TlsKey => "tls.key",
+            Key::AuthHtpasswd => "auth.htpasswd",
+            Key::AuthAnonymousPull => "auth.anonymous_pull",
+            Key::AuthAnonymousWrite => "auth.anonymous_write",
+            Key::AuthChallenge => "auth.challenge",
+            Key::AuthTokenLifetime => "auth.token_lifetime",
+            Key::LimitsMaxBlobSize => "limits.max_blob_size",
+            Key::LimitsMaxUploadSessions => "limits.max_upload_sessions",
+            Key::LimitsMaxUploadSessionsPerClient => "limits.max_upload_sessions_per_client",
+            Key::LimitsMaxConnections => "limits.max_connections",
+            Key::LimitsHeaderTimeout => "limits.header_timeout",
+            Key::LimitsBodyTimeout => "limits.body_timeout",
+            Key::LimitsShutdownTimeout => "limits.shutdown_timeout",
         }
     }
 
@@ -214,6 +295,20 @@ impl Key {
             Key::LayersMaxDecompressedSize => "AIRLOCK_MAX_DECOMPRESSED_SIZE",
             Key::GcKeepTagHistory => "AIRLOCK_KEEP_TAG_HISTORY",
             Key::GcUploadGrace => "AIRLOCK_UPLOAD_GRACE",
+            Key::TlsCert => "AIRLOCK_TLS_CERT",
+            Key::TlsKey => "AIRLOCK_TLS_KEY",
+            Key::AuthHtpasswd => "AIRLOCK_HTPASSWD",
+            Key::AuthAnonymousPull => "AIRLOCK_ANONYMOUS_PULL",
+            Key::AuthAnonymousWrite => "AIRLOCK_ANONYMOUS_WRITE",
+            Key::AuthChallenge => "AIRLOCK_AUTH_CHALLENGE",
+            Key::AuthTokenLifetime => "AIRLOCK_TOKEN_LIFETIME",
+            Key::LimitsMaxBlobSize => "AIRLOCK_MAX_BLOB_SIZE",
+            Key::LimitsMaxUploadSessions => "AIRLOCK_MAX_UPLOAD_SESSIONS",
+            Key::LimitsMaxUploadSessionsPerClient => "AIRLOCK_MAX_UPLOAD_SESSIONS_PER_CLIENT",
+            Key::LimitsMaxConnections => "AIRLOCK_MAX_CONNECTIONS",
+            Key::LimitsHeaderTimeout => "AIRLOCK_HEADER_TIMEOUT",
+            Key::LimitsBodyTimeout => "AIRLOCK_BODY_TIMEOUT",
+            Key::LimitsShutdownTimeout => "AIRLOCK_SHUTDOWN_TIMEOUT",
         }
     }
 
@@ -236,6 +331,7 @@ impl Key {
     pub fn allowed(self) -> String {
         match self.kind() {
             Kind::Path => "a path, as a string".to_owned(),
+            Kind::OptionalPath => "a path, as a string, or \"\" for none".to_owned(),
             Kind::Bytes { min, max, even } => {
                 let range = if max == u64::MAX {
                     "any size".to_owned()
@@ -311,6 +407,34 @@ impl Key {
                 min: secs(MINUTE),
                 max: secs(30 * DAY),
             },
+            Key::TlsCert | Key::TlsKey | Key::AuthHtpasswd => Kind::OptionalPath,
+            Key::AuthAnonymousPull | Key::AuthAnonymousWrite => Kind::Bool,
+            Key::AuthChallenge => Kind::Choice(CHALLENGES),
+            Key::AuthTokenLifetime => Kind::Duration {
+                min: secs(MINUTE),
+                max: secs(DAY),
+            },
+            Key::LimitsMaxBlobSize => bytes(ByteSize::mib(1), ByteSize::tib(16)),
+            Key::LimitsMaxUploadSessions | Key::LimitsMaxUploadSessionsPerClient => Kind::Integer {
+                min: 1,
+                max: 100_000,
+            },
+            Key::LimitsMaxConnections => Kind::Integer {
+                min: 1,
+                max: 1_000_000,
+            },
+            Key::LimitsHeaderTimeout => Kind::Duration {
+                min: secs(1),
+                max: secs(10 * MINUTE),
+            },
+            Key::LimitsBodyTimeout => Kind::Duration {
+                min: secs(1),
+                max: secs(HOUR),
+            },
+            Key::LimitsShutdownTimeout => Kind::Duration {
+                min: secs(0),
+                max: secs(HOUR),
+            },
         }
     }
 
@@ -357,7 +481,7 @@ mod tests {
         for (i, key) in Key::ALL.into_iter().enumerate() {
             assert_eq!(key as usize, i, "{key}");
         }
-        assert_eq!(Key::ALL.len(), Key::GcUploadGrace as usize + 1);
+        assert_eq!(Key::ALL.len(), Key::LimitsShutdownTimeout as usize + 1);
     }
 
     #[test]

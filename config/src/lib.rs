@@ -19,8 +19,10 @@
 //!
 //! # Overview
 //! - [`Config`]: the whole configuration, in sections [`StoreConfig`], [`ChunkerConfig`],
-//!   [`ServerConfig`] (with [`LogFormat`]), [`CacheConfig`] (with [`Materialize`]), [`LayersConfig`], [`GcConfig`]
-//!   with public fields.
+//!   [`ServerConfig`] (with [`LogFormat`]), [`CacheConfig`] (with [`Materialize`]),
+//!   [`LayersConfig`], [`GcConfig`], [`TlsConfig`], [`AuthConfig`], [`LimitsConfig`] with public
+//!   fields, and the list sections `[groups]` and `[[access]]` ([`AccessRule`]), which have no
+//!   environment variables.
 //! - [`Config::load`]: file discovery, environment overrides and validation in one call;
 //!   [`Config::load_with`] takes the directory and the environment as arguments.
 //! - [`Key`]: every key, its dotted name and environment variable; [`Value`], [`Origin`] and
@@ -56,6 +58,7 @@
 //! assert_eq!(config.origin(Key::ServerReadOnly), &Origin::Env { var: "AIRLOCK_READ_ONLY" });
 //! ```
 
+mod access;
 mod config;
 mod error;
 mod key;
@@ -65,12 +68,13 @@ mod size;
 mod value;
 
 pub use crate::{
+    access::{ACTIONS, AccessRule},
     config::{
-        CacheConfig, ChunkerConfig, Config, GcConfig, LayersConfig, LogFormat, Materialize,
-        ServerConfig, StoreConfig,
+        AuthConfig, CacheConfig, ChunkerConfig, Config, GcConfig, LayersConfig, LimitsConfig,
+        LogFormat, Materialize, ServerConfig, StoreConfig, TlsConfig,
     },
     error::Error,
-    key::Key,
+    key::{CHALLENGES, Key},
     load::CONFIG_FILE_NAME,
     origin::{Origin, Setting},
     size::ByteSize,

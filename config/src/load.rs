@@ -17,10 +17,23 @@ use toml::{
 };
 
 use crate::{
-    Config, Error, Key, Origin, Value,
-    key::{Kind, SECTIONS},
+    Config, Error, Key, Origin, Value, access,
+    key::{Kind, LIST_SECTIONS, SECTIONS},
     value::article,
 };
+
+/// The config file's path and text, for locating what a list section says.
+pub(crate) struct FileText<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+}
+
+impl FileText<'_> {
+    /// Where byte `at` of the file is.
+    pub fn origin(&self, at: usize) -> Origin {
+        Origin::in_file(self.path, self.text, at)
+    }
+}
 
 /// The file [`Config::load`] looks for in the working directory when no path is given.
 pub const CONFIG_FILE_NAME: &str = "airlock.toml";
@@ -82,12 +95,17 @@ impl Config {
         let at = |span: Range<usize>| Origin::in_file(path, text, span.start);
         for (name, value) in in_file_order(doc.get_ref()) {
             let name_text: &str = name.get_ref();
+            if LIST_SECTIONS.contains(&name_text) {
+                let file = FileText { path, text };
+                access::read_list_section(&mut config, name_text, value, &file)?;
+                continue;
+            }
             let Some(section) = SECTIONS.iter().copied().find(|s| *s == name_text) else {
                 return Err(Error::UnknownKey {
                     origin: at(name.span()),
                     key: name_text.to_owned(),
                     section: None,
-                    allowed: SECTIONS.to_vec(),
+                    allowed: SECTIONS.iter().chain(LIST_SECTIONS).copied().collect(),
                     suggestion: suggest_top_level(name_text),
                 });
             };
@@ -121,7 +139,9 @@ impl Config {
                         reason,
                     })?;
                 let parsed = match parsed {
-                    Value::Path(p) => Value::Path(relative_to_file(path, p)),
+                    Value::Path(p) if !p.as_os_str().is_empty() => {
+                        Value::Path(relative_to_file(path, p))
+                    }
                     other => other,
                 };
                 config.set(key, parsed, at(field.span()));
@@ -137,7 +157,7 @@ impl Config {
                 continue;
             };
             let origin = Origin::Env { var };
-            if let Kind::Path = key.kind() {
+            if let Kind::Path | Kind::OptionalPath = key.kind() {
                 // Paths need not be UTF-8; take them as they are.
                 self.set(key, Value::Path(PathBuf::from(raw)), origin);
                 continue;
@@ -192,7 +212,7 @@ fn relative_to_file(file: &Path, p: PathBuf) -> PathBuf {
 }
 
 /// The source text of a value, shortened for a message.
-fn excerpt(text: &str, span: Range<usize>) -> String {
+pub(crate) fn excerpt(text: &str, span: Range<usize>) -> String {
     const MAX_CHARS: usize = 60;
     let source = text.get(span).unwrap_or("").trim();
     match source.char_indices().nth(MAX_CHARS) {
@@ -207,7 +227,7 @@ fn suggest_top_level(name: &str) -> Option<&'static str> {
     if let Some(key) = Key::ALL.into_iter().find(|key| key.path().1 == name) {
         return Some(key.name());
     }
-    closest(name, SECTIONS.iter().copied())
+    closest(name, SECTIONS.iter().chain(LIST_SECTIONS).copied())
 }
 
 /// For an unknown field of `section`: the key it misspells, or the key of that name in another

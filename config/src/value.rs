@@ -78,7 +78,8 @@ impl Kind {
         let found = || format!("found {}", article(value.type_str()));
         match (self, value) {
             (Kind::Path, DeValue::String(s)) => Ok(Value::Path(PathBuf::from(s.as_ref()))),
-            (Kind::Path, _) => Err(format!("expected a string, {}", found())),
+            (Kind::OptionalPath, DeValue::String(s)) => Ok(Value::Path(PathBuf::from(s.as_ref()))),
+            (Kind::Path | Kind::OptionalPath, _) => Err(format!("expected a string, {}", found())),
             (Kind::Bytes { .. }, DeValue::Integer(n)) => {
                 let n = i64::from_str_radix(n.as_str(), n.radix())
                     .map_err(|_| "integer out of range".to_owned())?;
@@ -119,7 +120,7 @@ impl Kind {
     pub(crate) fn parse_text(self, text: &str) -> Result<Value, String> {
         match self {
             Kind::Path if text.is_empty() => Err("empty path".to_owned()),
-            Kind::Path => Ok(Value::Path(PathBuf::from(text))),
+            Kind::Path | Kind::OptionalPath => Ok(Value::Path(PathBuf::from(text))),
             Kind::Bytes { .. } => parse_bytes(text).map(|n| Value::Bytes(ByteSize::new(n))),
             Kind::Integer { .. } => text
                 .trim()

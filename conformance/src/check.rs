@@ -53,6 +53,12 @@ impl Conformance {
         }
     }
 
+    /// Runs the checks through `registry` (a client with a CA or credentials), keeping its base.
+    pub fn with_registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
     /// Uses repositories under `prefix` (a valid repository name).
     pub fn with_prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_owned();

@@ -1,22 +1,30 @@
-//! A small HTTP/1.1 client for registries over hyper-util's legacy client: whole bodies in and
-//! out, `Location` and `Link` resolution against the base URL, and push helpers that follow the
-//! spec's simplest workflows (POST then PUT for blobs, PUT for manifests).
+//! A small HTTP/1.1 client for registries over hyper-util's legacy client, over HTTP or HTTPS
+//! (rustls, the system's and webpki's roots plus any CA given), logging in as `login` says:
+//! whole bodies in and out, `Location` and `Link` resolution against the base URL, and push
+//! helpers that follow the spec's simplest workflows (POST then PUT for blobs, PUT for
+//! manifests).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, header::HeaderValue};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use rustls::{
+    ClientConfig, RootCertStore,
+    pki_types::{CertificateDer, pem::PemObject},
+};
 
 use crate::{
     check::Optional,
     content::{Blob, Image},
     error::Error,
+    login::{Login, basic, parse_bearer},
 };
 
 /// How long one request may take before the check gives up on the registry.
@@ -30,7 +38,8 @@ const BODY_EXCERPT_BYTES: usize = 300;
 #[derive(Clone, Debug)]
 pub struct Registry {
     base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    login: Login,
 }
 
 /// A whole response, with the request it answers (`"PUT http://..."`) for messages.
@@ -53,13 +62,51 @@ pub struct RequestBuilder<'a> {
 }
 
 impl Registry {
-    /// A client for the registry at `base`, e.g. `http://127.0.0.1:5000`.
+    /// A client for the registry at `base`, e.g. `http://127.0.0.1:5000` or
+    /// `https://registry.example:443` (trusting webpki's roots), anonymous.
     pub fn new(base: &str) -> Registry {
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         Registry {
             base: base.trim_end_matches('/').to_owned(),
-            client,
+            client: client(roots),
+            login: Login::Anonymous,
         }
+    }
+
+    /// Trusts the CA certificates in `pem` (PEM) for HTTPS, beside webpki's roots.
+    pub fn with_ca(mut self, pem: &[u8]) -> Result<Registry, Error> {
+        let bad = |reason: String| Error::Transport {
+            request: format!("trusting a CA for {}", self.base),
+            reason,
+        };
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| bad(format!("not PEM: {e}")))?;
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+        }
+        self.client = client(roots);
+        Ok(self)
+    }
+
+    /// Sends Basic credentials with every request (distribution's htpasswd mode).
+    pub fn with_basic(mut self, user: &str, password: &str) -> Registry {
+        self.login = Login::Basic {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        };
+        self
+    }
+
+    /// Answers `Bearer` challenges with tokens from their realm, fetched with these credentials
+    /// (anonymously when `None`): the token flow.
+    pub fn with_token_flow(mut self, credentials: Option<(&str, &str)>) -> Registry {
+        self.login = Login::Token {
+            credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            tokens: Arc::default(),
+        };
+        self
     }
 
     /// The base URL, without a trailing slash.
@@ -190,8 +237,32 @@ impl RequestBuilder<'_> {
         self
     }
 
-    /// Sends the request and reads the whole response.
+    /// Sends the request and reads the whole response. Under the token flow a 401 with a
+    /// `Bearer` challenge is answered with a token for its scope and the request sent again.
     pub async fn send(self) -> Result<Response, Error> {
+        let login = self.registry.login.clone();
+        let response = self.exchange(login.preemptive()).await?;
+        let challenge = response
+            .header("www-authenticate")
+            .and_then(parse_bearer)
+            .filter(|_| response.status == 401 && matches!(login, Login::Token { .. }));
+        let Some(challenge) = challenge else {
+            return Ok(response);
+        };
+        let scope = challenge.scope.clone().unwrap_or_default();
+        let token = match login.cached(&scope) {
+            Some(token) => token,
+            None => {
+                let token = self.registry.fetch_token(&login, &challenge).await?;
+                login.remember(&scope, &token);
+                token
+            }
+        };
+        self.exchange(Some(format!("Bearer {token}"))).await
+    }
+
+    /// One request with `authorization`, its whole response read.
+    async fn exchange(&self, authorization: Option<String>) -> Result<Response, Error> {
         let request = format!("{} {}", self.method, self.url);
         let transport = |reason: String| Error::Transport {
             request: request.clone(),
@@ -210,8 +281,11 @@ impl RequestBuilder<'_> {
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }
+        if let Some(value) = authorization {
+            builder = builder.header("authorization", value);
+        }
         let req = builder
-            .body(Full::new(self.body))
+            .body(Full::new(self.body.clone()))
             .map_err(|e| transport(e.to_string()))?;
         let exchange = async {
             let resp = self
@@ -235,6 +309,59 @@ impl RequestBuilder<'_> {
             body,
         })
     }
+}
+
+impl Registry {
+    /// A token from the challenge's realm for its service and scope.
+    async fn fetch_token(
+        &self,
+        login: &Login,
+        challenge: &crate::login::Challenge,
+    ) -> Result<String, Error> {
+        let mut url = challenge.realm.clone();
+        for (key, value) in [("service", &challenge.service), ("scope", &challenge.scope)] {
+            if let Some(value) = value {
+                url = with_query(&url, key, value);
+            }
+        }
+        let mut request = RequestBuilder {
+            registry: self,
+            method: Method::GET,
+            url,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        };
+        if let Login::Token {
+            credentials: Some((user, password)),
+            ..
+        } = login
+        {
+            request = request.header("authorization", &basic(user, password));
+        }
+        let response = request.exchange(None).await?.expect(&[200])?;
+        let json = response.json()?;
+        json["token"]
+            .as_str()
+            .or_else(|| json["access_token"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| response.violation("the token endpoint's answer holds no token"))
+    }
+}
+
+/// An HTTP client that speaks HTTPS with `roots` (ring, like the rest of airlock) or HTTP.
+fn client(roots: RootCertStore) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        // ring supports the default versions; an empty config would fail every handshake.
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"));
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 impl Response {

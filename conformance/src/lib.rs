@@ -7,15 +7,17 @@
 //! OCI layouts on disk ([`write_oci_layout`]) for the interop tests with real clients.
 //!
 //! It must not know any registry's internals: no airlock crate is a dependency (only the tests
-//! boot airlock's server), checks speak plain HTTP/1.1 through [`Registry`], and a behaviour the
+//! boot airlock's server), checks speak HTTP/1.1 through [`Registry`], and a behaviour the
 //! spec leaves optional is required only under [`Optional::Require`].
 //!
 //! # Overview
 //!
 //! - [`Conformance`]: one `pub async fn` per check, [`Conformance::run_all`] and [`CHECKS`].
 //! - [`CheckFailure`]: which check failed and what the registry answered.
-//! - [`Registry`] / [`Response`]: a small HTTP client over hyper-util, with push helpers
-//!   ([`Registry::push_blob`], [`Registry::push_image`]).
+//! - [`Registry`] / [`Response`]: a small HTTP(S) client over hyper-util, with push helpers
+//!   ([`Registry::push_blob`], [`Registry::push_image`]), a custom CA ([`Registry::with_ca`])
+//!   and both ways of logging in ([`Registry::with_basic`], [`Registry::with_token_flow`]);
+//!   [`Conformance::with_registry`] runs the checks through such a client.
 //! - [`Blob`], [`Image`], [`ImageBuilder`], [`Algorithm`]: content made for a check.
 //!
 //! ```no_run
@@ -50,3 +52,4 @@ mod content;
 mod error;
 mod http;
 mod layout;
+mod login;

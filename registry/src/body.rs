@@ -1,7 +1,7 @@
 //! Bridges between async HTTP bodies and the store's synchronous readers, in both directions,
 //! with memory bounded by a few pieces whatever the blob's size.
 //!
-//! In: [`with_body`] runs blocking work over a [`BodyReader`] while an async pump feeds it the
+//! In: [`with_body_limited`] runs blocking work over a [`BodyReader`] while an async pump feeds it the
 //! request body, checking its length against what the client declared. A body that fails, runs
 //! short or runs long reaches the reader as an error, so the work never mistakes a truncated
 //! upload for a complete one; the fault then decides the response (4xx), not the work's error.
@@ -13,6 +13,7 @@
 use std::{
     io::{self, Read},
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use airlock_store::BlobReader;
@@ -38,6 +39,8 @@ enum Fault {
     Long { expected: u64 },
     /// Fewer bytes than declared.
     Short { expected: u64, received: u64 },
+    /// More bytes than the blob size limit allows (issue 16).
+    TooLarge { limit: u64 },
 }
 
 impl Fault {
@@ -55,6 +58,7 @@ impl Fault {
                 ErrorCode::SizeInvalid,
                 format!("the request body has {received} bytes, {expected} were declared"),
             ),
+            Fault::TooLarge { limit } => too_large(limit),
         }
     }
 }
@@ -70,7 +74,7 @@ enum Piece {
     Fault(io::Error),
 }
 
-/// A blocking `Read` over a request body fed by [`with_body`].
+/// A blocking `Read` over a request body fed by [`with_body_limited`].
 #[derive(Debug)]
 pub(crate) struct BodyReader {
     rx: mpsc::Receiver<Piece>,
@@ -102,17 +106,31 @@ impl Read for BodyReader {
     }
 }
 
+/// SIZE_INVALID for a blob over the size limit.
+fn too_large(limit: u64) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::SizeInvalid,
+        format!("the blob exceeds this registry's limit of {limit} bytes (limits.max_blob_size)"),
+    )
+}
+
 /// Runs `work` on the blocking pool over the request `body`, which must hold exactly `expected`
-/// bytes when that is known. A body fault wins over whatever `work` returned.
-pub(crate) async fn with_body<T, F>(
+/// bytes when that is known, and at most `limit` bytes: SIZE_INVALID before reading when
+/// `expected` is larger, and as soon as the bytes received pass it (the work then sees a failed
+/// read and stores nothing). A body fault wins over whatever `work` returned.
+pub(crate) async fn with_body_limited<T, F>(
     body: Body,
     expected: Option<u64>,
+    limit: u64,
     work: F,
 ) -> Result<T, RegistryError>
 where
     T: Send + 'static,
     F: FnOnce(BodyReader) -> Result<T, RegistryError> + Send + 'static,
 {
+    if expected.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
     let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
     let fault = Arc::new(Mutex::new(None));
     let reader = BodyReader {
@@ -122,7 +140,7 @@ where
     };
     let span = tracing::Span::current();
     let mut worker = tokio::task::spawn_blocking(move || span.in_scope(|| work(reader)));
-    let pump = pump(body, expected, tx, fault.clone());
+    let pump = pump(body, expected, limit, tx, fault.clone());
     tokio::pin!(pump);
     let mut pumping = true;
     // Once the work is done the body is not needed: stop reading it.
@@ -143,6 +161,7 @@ where
 async fn pump(
     body: Body,
     expected: Option<u64>,
+    limit: u64,
     tx: mpsc::Sender<Piece>,
     fault: Arc<Mutex<Option<Fault>>>,
 ) {
@@ -167,6 +186,10 @@ async fn pump(
             let _ = tx.send(fail(Fault::Long { expected })).await;
             return;
         }
+        if received > limit {
+            let _ = tx.send(fail(Fault::TooLarge { limit })).await;
+            return;
+        }
         if tx.send(Piece::Data(piece)).await.is_err() {
             // The work stopped reading; its result decides.
             return;
@@ -182,11 +205,25 @@ async fn pump(
 /// A response body streaming `reader` from the blocking pool. A read failure is logged (in the
 /// request's span) and aborts the body, so the client sees a truncated response, never wrong
 /// bytes. The reader is this response's alone (a cache file, or a file a shared rebuild is
-/// writing, or a rebuild of its own), so a slow client holds up nobody else.
-pub(crate) fn blob_body(reader: BlobReader) -> Body {
+/// writing, or a rebuild of its own), so a slow client holds up nobody else; a client that
+/// takes no piece for `stall` is dropped, so it never holds the blocking thread longer (issue
+/// 16).
+pub(crate) fn blob_body(reader: BlobReader, stall: Duration) -> Body {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_PIECES);
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(|| produce(reader, &tx)));
+    let runtime = tokio::runtime::Handle::current();
+    let send = move |piece: io::Result<Bytes>| {
+        let sent = runtime.block_on(tokio::time::timeout(stall, tx.send(piece)));
+        match sent {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                tracing::info!("the client took no data for {stall:?}: dropping the response");
+                false
+            }
+        }
+    };
+    tokio::task::spawn_blocking(move || span.in_scope(|| produce(reader, send)));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|piece| (piece, rx))
     });
@@ -214,7 +251,7 @@ impl Drop for Lent {
     }
 }
 
-fn produce(mut reader: BlobReader, tx: &mpsc::Sender<io::Result<Bytes>>) {
+fn produce(mut reader: BlobReader, mut send: impl FnMut(io::Result<Bytes>) -> bool) {
     let (back, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
     while !reader.is_empty() {
         let want = usize::try_from(reader.len()).map_or(PIECE_BYTES, |n| n.min(PIECE_BYTES));
@@ -231,12 +268,12 @@ fn produce(mut reader: BlobReader, tx: &mpsc::Sender<io::Result<Bytes>>) {
             Err(e) => {
                 let cause = airlock_store::unwrap_io(reader.digest(), e);
                 tracing::error!(digest = %reader.digest(), "serving blob: {cause}");
-                let _ = tx.blocking_send(Err(io::Error::other("blob read failed")));
+                send(Err(io::Error::other("blob read failed")));
                 return;
             }
         };
-        if tx.blocking_send(Ok(piece)).is_err() {
-            // The client went away.
+        if !send(Ok(piece)) {
+            // The client went away or stalled.
             return;
         }
     }
@@ -278,7 +315,7 @@ mod tests {
     }
 
     async fn read_all(body: Body, expected: Option<u64>) -> Result<Vec<u8>, RegistryError> {
-        with_body(body, expected, |mut r| {
+        with_body_limited(body, expected, u64::MAX, |mut r| {
             let mut out = Vec::new();
             r.read_to_end(&mut out).map_err(RegistryError::internal)?;
             Ok(out)
@@ -310,6 +347,24 @@ mod tests {
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     }
 
+    #[tokio::test]
+    async fn issue_16_bodies_over_the_limit_are_size_invalid() {
+        let err = with_body_limited(chunks(vec![Ok(b"abc")]), Some(3), 2, |_| Ok(()))
+            .await
+            .expect_err("declared too large");
+        assert_eq!(err.code(), Some(ErrorCode::SizeInvalid));
+        let body = chunks(vec![Ok(b"ab"), Ok(b"cd")]);
+        let err = with_body_limited(body, None, 3, |mut r| {
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).map_err(RegistryError::internal)?;
+            Ok(out)
+        })
+        .await
+        .expect_err("streamed past the limit");
+        assert_eq!(err.code(), Some(ErrorCode::SizeInvalid));
+        assert!(err.message().contains("limit of 3 bytes"), "{err}");
+    }
+
     #[test]
     fn a_dropped_request_is_not_a_complete_body() {
         let (tx, rx) = mpsc::channel(1);
@@ -330,7 +385,7 @@ mod tests {
     #[tokio::test]
     async fn work_may_stop_early() {
         let body = chunks((0..64).map(|_| Ok(&b"abc"[..])).collect());
-        let got = with_body(body, None, |mut r| {
+        let got = with_body_limited(body, None, u64::MAX, |mut r| {
             let mut one = [0u8; 1];
             r.read_exact(&mut one).map_err(RegistryError::internal)?;
             Ok(one[0])

@@ -44,29 +44,40 @@
 //! ```
 
 pub use crate::{
+    audit::AUDIT_TARGET,
+    auth::{AccessRule, Action, Auth, AuthMode, AuthSettings, Challenge, SERVICE, TOKEN_PATH},
     endpoint::{Access, Endpoint, Route, RouteName},
     error::{ErrorCause, ErrorCode, RegistryError, Result},
     health::{LIVE_PATH, READY_PATH, READY_TIMEOUT},
+    limits::{BODY_PROGRESS_BYTES, DEFAULT_MAX_BLOB_BYTES, Limits},
     manifest::{manifest_digest, referrers_index},
     metrics::{ImportPhase, METRICS_PATH, Metrics, serve_metrics},
     pagination::{MAX_PAGE_ENTRIES, Page, Paginated, paginate},
     range::{ByteRange, parse_range, parse_upload_range, upload_range_header},
-    server::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI_BYTES, router, serve},
+    serve_error::ServeError,
+    server::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI_BYTES, router, serve, serve_tls},
     state::{AppState, DEFAULT_UPLOAD_EXPIRY, RegistryConfig},
+    tls::TlsFiles,
     upload_id::{MAX_UPLOAD_ID_BYTES, UploadId},
 };
 
+mod accept;
+mod audit;
+mod auth;
 mod body;
 mod endpoint;
 mod error;
 mod handlers;
 mod health;
+mod limits;
 mod manifest;
 mod metrics;
 mod pagination;
 mod query;
 mod range;
+mod serve_error;
 mod server;
 mod state;
+mod tls;
 mod upload_id;
 mod uploads;

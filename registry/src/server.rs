@@ -1,11 +1,11 @@
-//! The router, its middleware and the server loop.
+//! The router, its middleware and the entry points of the server loop (`accept`).
 //!
 //! One middleware wraps every request: it opens the request's span (method, path, then endpoint
 //! id and status), refuses oversized request lines and headers, turns a handler panic into a
 //! 500, adds `Docker-Distribution-API-Version`, and is the one place that logs the cause of a
 //! 5xx, which the response body never shows.
 
-use std::{any::Any, future::Future, io, panic::AssertUnwindSafe};
+use std::{any::Any, future::Future, io, panic::AssertUnwindSafe, sync::Arc};
 
 use axum::{
     Router,
@@ -15,18 +15,20 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
-    serve::ListenerExt,
 };
 use futures_util::FutureExt;
 use tokio::net::TcpListener;
 use tracing::{Instrument, field::Empty};
 
 use crate::{
+    accept,
+    auth::TOKEN_PATH,
     endpoint::RouteName,
     error::{ErrorCause, ErrorCode, RegistryError},
-    handlers::{API_VERSION, dispatch},
+    handlers::{API_VERSION, dispatch, token},
     health::{self, LIVE_PATH, READY_PATH},
     state::AppState,
+    tls::TlsFiles,
 };
 
 /// Longest request target (path and query) accepted; longer gets 414.
@@ -42,11 +44,12 @@ pub const MAX_HEADER_COUNT: usize = 100;
 const SPAN_PATH_CHARS: usize = 256;
 
 /// The registry's HTTP API: one fallback handler that parses every request into an
-/// [`Endpoint`](crate::Endpoint), and beside it the health endpoints (`/healthz`, `/readyz`,
-/// outside `/v2/` and its access rules), under the logging, metrics and limits middleware.
-/// Test it with `tower::ServiceExt::oneshot`; serve it with [`serve`].
+/// [`Endpoint`](crate::Endpoint), the token endpoint, and beside them the health endpoints
+/// (`/healthz`, `/readyz`, outside `/v2/` and its access rules), under the logging, metrics and
+/// limits middleware. Test it with `tower::ServiceExt::oneshot`; serve it with [`serve`].
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route(TOKEN_PATH, get(token::get).post(token::post))
         .route(LIVE_PATH, get(health::live))
         .route(READY_PATH, get(health::ready))
         .fallback(dispatch)
@@ -54,21 +57,42 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the registry on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish; meanwhile expired upload sessions are forgotten periodically. This is what
-/// `airlock serve` runs.
+/// Serves the registry over plain HTTP/1.1 on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish (up to the configured shutdown timeout); meanwhile expired upload
+/// sessions are forgotten periodically. This is what `airlock serve` runs without TLS.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_with(listener, state, None, shutdown).await
+}
+
+/// [`serve`] over HTTPS with the certificate of `tls` (HTTP/2 or HTTP/1.1 by ALPN); SIGHUP
+/// reloads the certificate (and the accounts).
+pub async fn serve_tls(
+    listener: TcpListener,
+    state: AppState,
+    tls: Arc<TlsFiles>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_with(listener, state, Some(tls), shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<Arc<TlsFiles>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, read_only = state.config().read_only, "registry listening");
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("setting TCP_NODELAY: {e}");
-        }
-    });
+    tracing::info!(
+        %addr,
+        tls = tls.is_some(),
+        read_only = state.config().read_only,
+        access = %state.auth().summary(),
+        "registry listening"
+    );
     let sweeper = tokio::spawn(state.clone().expire_uploads());
     // Ready from here until a stop begins: a balancer stops sending before connections drain.
     state.set_serving(true);
@@ -77,13 +101,12 @@ pub async fn serve(
         shutdown.await;
         draining.set_serving(false);
     };
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = router(state.clone());
+    accept::run(listener, state, app, tls, shutdown).await;
     sweeper.abort();
     // Wait for it to let go of its state, and with it the store.
     let _ = sweeper.await;
-    served
+    Ok(())
 }
 
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -15,7 +15,13 @@ use std::{
 use airlock_oci::MAX_MANIFEST_BYTES;
 use airlock_store::Store;
 
-use crate::{error::RegistryError, metrics::Metrics, uploads::Uploads};
+use crate::{
+    auth::Auth,
+    error::RegistryError,
+    limits::{Limits, SessionQuota},
+    metrics::Metrics,
+    uploads::Uploads,
+};
 
 /// How the registry serves: what the CLI's `airlock serve` fills in from flags and `airlock.toml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +33,8 @@ pub struct RegistryConfig {
     pub max_manifest_bytes: u64,
     /// An upload session idle for longer than this is forgotten and its data deleted.
     pub upload_expiry: Duration,
+    /// What one client or request may take.
+    pub limits: Limits,
 }
 
 impl Default for RegistryConfig {
@@ -35,6 +43,7 @@ impl Default for RegistryConfig {
             read_only: false,
             max_manifest_bytes: MAX_MANIFEST_BYTES,
             upload_expiry: DEFAULT_UPLOAD_EXPIRY,
+            limits: Limits::default(),
         }
     }
 }
@@ -57,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     config: RegistryConfig,
     pub(crate) uploads: Uploads,
+    auth: Auth,
+    quota: SessionQuota,
     metrics: Metrics,
     /// Whether [`serve`](crate::serve) accepts requests: readiness.
     serving: AtomicBool,
@@ -68,6 +79,7 @@ impl fmt::Debug for AppState {
             .field("store", &self.inner.store.root())
             .field("config", &self.inner.config)
             .field("uploads", &self.inner.uploads.len())
+            .field("auth", &self.inner.auth.mode())
             .finish()
     }
 }
@@ -76,7 +88,17 @@ impl AppState {
     /// Builds the state over an open store, recovering the upload sessions of a previous run
     /// (their data lives in `<store root>/uploads/<id>`) and dropping those idle for longer than
     /// [`RegistryConfig::upload_expiry`]. A read-only registry or store leaves sessions alone.
+    /// Everyone may do everything ([`Auth::open`]); [`AppState::with_auth`] says otherwise.
     pub fn new(store: Store, config: RegistryConfig) -> Result<AppState, airlock_store::Error> {
+        AppState::with_auth(store, config, Auth::open())
+    }
+
+    /// [`AppState::new`] with the accounts and access decisions of `auth`.
+    pub fn with_auth(
+        store: Store,
+        config: RegistryConfig,
+        auth: Auth,
+    ) -> Result<AppState, airlock_store::Error> {
         let writable = !config.read_only && store.access() == airlock_store::Access::ReadWrite;
         let uploads = if writable {
             Uploads::recover(&store, config.upload_expiry)?
@@ -89,6 +111,8 @@ impl AppState {
             store,
             config,
             uploads,
+            auth,
+            quota: SessionQuota::default(),
             metrics: Metrics::new(me.clone()),
             serving: AtomicBool::new(false),
         });
@@ -107,6 +131,15 @@ impl AppState {
 
     pub(crate) fn uploads(&self) -> &Uploads {
         &self.inner.uploads
+    }
+
+    /// Who may do what.
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    pub(crate) fn quota(&self) -> &SessionQuota {
+        &self.inner.quota
     }
 
     /// The registry's metrics: serve them with [`serve_metrics`](crate::serve_metrics); an

@@ -150,6 +150,11 @@ impl Uploads {
         self.map().len()
     }
 
+    /// Whether session `id` is open (issue 16: per-client session counts).
+    pub(crate) fn is_open(&self, id: &UploadId) -> bool {
+        self.map().contains_key(id)
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<UploadId, Arc<Session>>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }

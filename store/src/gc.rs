@@ -5,6 +5,8 @@
 //! manifest. Blobs stored, put again or linked as a blob within the upload grace period are
 //! kept too: their manifest may still be on its way. Staged blobs (issue 14) follow the same
 //! rules; one collected loses its record, then its file. [`Store::plan_gc`] only reads and says what would go; [`Store::apply_gc`]
+//! waits for transfers in progress ([`Store::hold_chunks`]: an import's chunks are stored
+//! before the blobs that reference them), then
 //! marks again under the store's GC lock (puts wait meanwhile, they never fail), deletes what
 //! is still unreachable, drops chunks no recipe uses, and deletes or rewrites packs.
 
@@ -146,6 +148,12 @@ impl Store {
     /// was made is kept.
     pub fn apply_gc(&self, plan: &GcPlan) -> Result<GcReport> {
         self.check_writable()?;
+        // After every transfer in progress: their chunks are not referenced yet.
+        let _transfers = self
+            .inner
+            .chunks_lock
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let _exclusive = self
             .inner
             .gc_lock

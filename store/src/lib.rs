@@ -88,10 +88,12 @@ pub use crate::{
     layer::{Encoding, OpaqueReason, StoredAs},
     put::{PutOptions, PutOutcome},
     read::{BlobReader, BlobStat, Layout, unwrap_io},
+    recipe::MAX_SEGMENT_RAW_BYTES,
     repo::{Link, RepoChange, TagChange},
+    script::MAX_STEP_PLAIN_BYTES,
     staged::{DIRECT_PUT_MAX_BYTES, Staged, StagedBlob},
     store::{Access, FormatConflict, STORE_FORMAT_VERSION, Store, StoreFormat, StoreOptions},
-    transfer::{BlobDescription, DESCRIPTION_FORMAT_VERSION, InsertOutcome},
+    transfer::{BlobDescription, ChunkHold, DESCRIPTION_FORMAT_VERSION, InsertOutcome},
     verify::{Defect, Verify, VerifyReport},
 };
 

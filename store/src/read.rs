@@ -499,13 +499,14 @@ impl PlainReader {
         };
         let seg = (self.segments).segment(&self.store, &self.digest, SegmentList::Recipe, at)?;
         let rtx = self.store.inner.index.read()?;
-        let damaged = |what: &str| Error::Index {
+        let damaged = |what: String| Error::Index {
             path: self.store.inner.root.join("index.redb"),
             what: format!("recipe of blob {} {what}", self.digest),
         };
-        let (start, bytes) = seg.ok_or_else(|| damaged("ends before the blob's size"))?;
-        let entries =
-            decode_segment(&bytes).ok_or_else(|| damaged("has an undecodable segment"))?;
+        let (start, bytes) =
+            seg.ok_or_else(|| damaged("ends before the blob's size".to_owned()))?;
+        let entries = decode_segment(&bytes)
+            .map_err(|e| damaged(format!("has an undecodable segment at {start}: {e}")))?;
         let mut offset = start;
         for e in entries {
             let len = e.len();

@@ -92,8 +92,12 @@ impl Ctx {
         let Some((start, bytes)) = seg else {
             return Ok(None);
         };
-        let ops = decode_script_segment(&bytes)
-            .ok_or_else(|| self.failed(start, "its script does not decode"))?;
+        let ops = decode_script_segment(&bytes).map_err(|e| {
+            self.failed(
+                start,
+                format!("its script segment at {start} does not decode: {e}"),
+            )
+        })?;
         Ok(Some((start, ops)))
     }
 

@@ -11,11 +11,23 @@
 //! entry := 0x01 chunk_id:[u8;32] len:u32      a chunk of len bytes
 //!        | 0x02 len:u32 bytes{len}            bytes kept inline
 //! ```
+//!
+//! A segment decompresses to at most [`MAX_SEGMENT_RAW_BYTES`], whatever its zstd frame
+//! claims or holds: segments come from bundles too ([`crate::BlobDescription`]).
 
 use airlock_chunker::ChunkId;
 
+use crate::zstd_ctx::{Capped, decompress_capped};
+
 /// Version of the segment byte layout above.
 pub const RECIPE_FORMAT_VERSION: u32 = 2;
+
+/// A recipe or script segment that would decompress to more bytes than this is refused
+/// before they are produced. The builders close a segment at 2048 entries (1024 ops) or once
+/// it holds 1 MiB of inline bytes, and no inline piece exceeds about 1 MiB (the chunker's
+/// inline runs, 2 MiB before issue 3's store; regzip's raw pieces are at most 64 KiB), so a
+/// segment any airlock wrote is under 4 MiB.
+pub const MAX_SEGMENT_RAW_BYTES: usize = 16 * 1024 * 1024;
 
 /// A segment closes after this many entries...
 const SEGMENT_ENTRIES: usize = 2048;
@@ -143,18 +155,86 @@ pub(crate) fn encode_segment(raw: Vec<u8>) -> Vec<u8> {
     }
 }
 
-/// Decodes a segment; `None` if it is damaged.
-pub fn decode_segment(bytes: &[u8]) -> Option<Vec<Entry>> {
-    let raw = zstd::stream::decode_all(bytes).ok()?;
+/// Why a recipe or script segment does not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentError {
+    /// It would decompress to more than [`MAX_SEGMENT_RAW_BYTES`]; `claimed` is what its zstd
+    /// frame header says, when it says.
+    TooLarge {
+        /// The size its frame header claims.
+        claimed: Option<u64>,
+    },
+    /// It is not a zstd frame, or damaged.
+    Undecodable {
+        /// zstd's complaint.
+        why: String,
+    },
+    /// Its decompressed bytes hold an entry or op that is cut short, unknown, or out of bounds.
+    Malformed {
+        /// Offset of the entry in the decompressed segment.
+        at: usize,
+        /// What is wrong with it.
+        what: &'static str,
+    },
+}
+
+impl std::fmt::Display for SegmentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SegmentError::TooLarge { claimed: Some(n) } => write!(
+                f,
+                "its zstd frame claims {n} bytes, over the limit of {MAX_SEGMENT_RAW_BYTES}"
+            ),
+            SegmentError::TooLarge { claimed: None } => write!(
+                f,
+                "it expands past the limit of {MAX_SEGMENT_RAW_BYTES} bytes"
+            ),
+            SegmentError::Undecodable { why } => write!(f, "it does not decompress: {why}"),
+            SegmentError::Malformed { at, what } => write!(f, "{what} at byte {at}"),
+        }
+    }
+}
+
+impl std::error::Error for SegmentError {}
+
+/// Decompresses a recipe or script segment, bounded by [`MAX_SEGMENT_RAW_BYTES`].
+pub(crate) fn inflate_segment(bytes: &[u8]) -> Result<Vec<u8>, SegmentError> {
+    decompress_capped(bytes, MAX_SEGMENT_RAW_BYTES).map_err(|e| match e {
+        Capped::Over { claimed } => SegmentError::TooLarge { claimed },
+        Capped::Damaged(why) => SegmentError::Undecodable { why },
+    })
+}
+
+/// `n` bytes of `raw` at `at`, or the entry is cut short.
+pub(crate) fn field(raw: &[u8], at: usize, n: usize) -> Result<&[u8], SegmentError> {
+    at.checked_add(n)
+        .and_then(|end| raw.get(at..end))
+        .ok_or(SegmentError::Malformed {
+            at,
+            what: "an entry cut short",
+        })
+}
+
+/// A little-endian u32 of `raw` at `at`.
+pub(crate) fn field_u32(raw: &[u8], at: usize) -> Result<u32, SegmentError> {
+    let b = field(raw, at, 4)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Decodes a segment.
+pub fn decode_segment(bytes: &[u8]) -> Result<Vec<Entry>, SegmentError> {
+    let raw = inflate_segment(bytes)?;
     let mut out = Vec::new();
     let mut i = 0;
     while i < raw.len() {
+        let at = i;
         let tag = raw[i];
         i += 1;
         match tag {
             TAG_CHUNK => {
-                let id: [u8; 32] = raw.get(i..i + 32)?.try_into().ok()?;
-                let len = u32::from_le_bytes(raw.get(i + 32..i + 36)?.try_into().ok()?);
+                let mut id = [0u8; 32];
+                id.copy_from_slice(field(&raw, i, 32)?);
+                let len = field_u32(&raw, i + 32)?;
                 i += 36;
                 out.push(Entry::Chunk {
                     id: ChunkId::from_bytes(id),
@@ -162,15 +242,20 @@ pub fn decode_segment(bytes: &[u8]) -> Option<Vec<Entry>> {
                 });
             }
             TAG_INLINE => {
-                let len = u32::from_le_bytes(raw.get(i..i + 4)?.try_into().ok()?) as usize;
+                let len = field_u32(&raw, i)? as usize;
                 i += 4;
-                out.push(Entry::Inline(raw.get(i..i + len)?.to_vec()));
+                out.push(Entry::Inline(field(&raw, i, len)?.to_vec()));
                 i += len;
             }
-            _ => return None,
+            _ => {
+                return Err(SegmentError::Malformed {
+                    at,
+                    what: "an entry of unknown kind",
+                });
+            }
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -211,8 +296,55 @@ mod tests {
 
     #[test]
     fn damaged_segment_is_refused() {
-        assert!(decode_segment(b"not zstd").is_none());
+        assert!(matches!(
+            decode_segment(b"not zstd"),
+            Err(SegmentError::Undecodable { .. })
+        ));
         let bad = zstd::bulk::compress(&[TAG_CHUNK, 1, 2], 3).unwrap();
-        assert!(decode_segment(&bad).is_none());
+        assert!(matches!(
+            decode_segment(&bad),
+            Err(SegmentError::Malformed { at: 1, .. })
+        ));
+        let bad = zstd::bulk::compress(&[TAG_INLINE, 0xff, 0xff, 0xff, 0xff, 1], 3).unwrap();
+        assert!(matches!(
+            decode_segment(&bad),
+            Err(SegmentError::Malformed { at: 5, .. })
+        ));
+        let bad = zstd::bulk::compress(&[9], 3).unwrap();
+        assert!(matches!(
+            decode_segment(&bad),
+            Err(SegmentError::Malformed { at: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn issue_16_a_segment_expanding_past_the_limit_is_refused() {
+        // Inline entries of 1 MiB each, more of them than the limit holds: a zstd bomb.
+        let mut raw = Vec::new();
+        while raw.len() <= MAX_SEGMENT_RAW_BYTES {
+            raw.push(TAG_INLINE);
+            raw.extend_from_slice(&(1u32 << 20).to_le_bytes());
+            raw.resize(raw.len() + (1 << 20), 0);
+        }
+        let sized = zstd::bulk::compress(&raw, 1).unwrap();
+        assert!(sized.len() < 10_000, "{} bytes", sized.len());
+        let err = decode_segment(&sized).unwrap_err();
+        assert_eq!(
+            err,
+            SegmentError::TooLarge {
+                claimed: Some(raw.len() as u64)
+            }
+        );
+        assert!(
+            err.to_string().contains("over the limit of 16777216"),
+            "{err}"
+        );
+        let streamed = zstd::stream::encode_all(&raw[..], 1).unwrap();
+        let err = decode_segment(&streamed).unwrap_err();
+        assert_eq!(err, SegmentError::TooLarge { claimed: None });
+        assert!(err.to_string().contains("expands past"), "{err}");
+        // Just under the limit decodes.
+        raw.truncate(MAX_SEGMENT_RAW_BYTES - (MAX_SEGMENT_RAW_BYTES % ((1 << 20) + 5)));
+        assert!(decode_segment(&zstd::stream::encode_all(&raw[..], 1).unwrap()).is_ok());
     }
 }

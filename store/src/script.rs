@@ -42,8 +42,16 @@
 use airlock_chunker::ChunkId;
 use airlock_regzip::is_goflate;
 
+use crate::recipe::{SegmentError, field, field_u32, inflate_segment};
+
 /// Version of the script byte layout above.
 pub const SCRIPT_FORMAT_VERSION: u32 = 3;
+
+/// A deflate step never consumes more payload bytes than this: a reader holds a step's
+/// payload whole, so a script (from a bundle) claiming more is refused as it is decoded.
+/// regzip's steps hold at most 64 MiB (preflate-rs over slices of at most 64 MiB of stored
+/// blocks, 16 MiB of Huffman ones; goflate 8 MiB plus a block of at most 8 MiB).
+pub const MAX_STEP_PLAIN_BYTES: u32 = 128 * 1024 * 1024;
 
 /// A segment closes after this many ops...
 const SEGMENT_OPS: usize = 1024;
@@ -241,33 +249,38 @@ impl ScriptBuilder {
     }
 }
 
-fn u32_at(raw: &[u8], i: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(raw.get(i..i + 4)?.try_into().ok()?))
-}
-
-/// Decodes a script segment; `None` if it is damaged.
-pub fn decode_script_segment(bytes: &[u8]) -> Option<Vec<Op>> {
-    let raw = zstd::stream::decode_all(bytes).ok()?;
+/// Decodes a script segment (bounded like a recipe segment, and every step by
+/// [`MAX_STEP_PLAIN_BYTES`]).
+pub fn decode_script_segment(bytes: &[u8]) -> Result<Vec<Op>, SegmentError> {
+    let raw = inflate_segment(bytes)?;
     let mut out = Vec::new();
     let mut i = 0;
     while i < raw.len() {
+        let at = i;
         let tag = raw[i];
         i += 1;
+        let malformed = |what| SegmentError::Malformed { at, what };
         match tag {
             TAG_RAW => {
-                let len = u32_at(&raw, i)? as usize;
+                let len = field_u32(&raw, i)? as usize;
                 i += 4;
-                out.push(Op::Raw(raw.get(i..i + len)?.to_vec()));
+                out.push(Op::Raw(field(&raw, i, len)?.to_vec()));
                 i += len;
             }
             TAG_STEP_INLINE | TAG_GOFLATE_INLINE => {
-                let (plain, o, len) =
-                    (u32_at(&raw, i)?, u32_at(&raw, i + 4)?, u32_at(&raw, i + 8)?);
+                let (plain, o, len) = (
+                    field_u32(&raw, i)?,
+                    field_u32(&raw, i + 4)?,
+                    field_u32(&raw, i + 8)?,
+                );
                 i += 12;
-                let bytes = raw.get(i..i + len as usize)?.to_vec();
+                let bytes = field(&raw, i, len as usize)?.to_vec();
                 i += len as usize;
                 if (tag == TAG_GOFLATE_INLINE) != is_goflate(&bytes) {
-                    return None;
+                    return Err(malformed("a step whose data is not of its kind"));
+                }
+                if plain > MAX_STEP_PLAIN_BYTES {
+                    return Err(malformed("a step over the payload limit"));
                 }
                 out.push(Op::Step {
                     plain,
@@ -276,10 +289,12 @@ pub fn decode_script_segment(bytes: &[u8]) -> Option<Vec<Op>> {
                 });
             }
             TAG_CHECKPOINT => {
-                let plain_offset = u64::from_le_bytes(raw.get(i..i + 8)?.try_into().ok()?);
-                let len = u32_at(&raw, i + 8)? as usize;
+                let mut offset = [0u8; 8];
+                offset.copy_from_slice(field(&raw, i, 8)?);
+                let plain_offset = u64::from_le_bytes(offset);
+                let len = field_u32(&raw, i + 8)? as usize;
                 i += 12;
-                let state = raw.get(i..i + len)?.to_vec();
+                let state = field(&raw, i, len)?.to_vec();
                 i += len;
                 out.push(Op::Checkpoint {
                     plain_offset,
@@ -287,10 +302,14 @@ pub fn decode_script_segment(bytes: &[u8]) -> Option<Vec<Op>> {
                 });
             }
             TAG_STEP_CHUNK => {
-                let (plain, o) = (u32_at(&raw, i)?, u32_at(&raw, i + 4)?);
-                let id: [u8; 32] = raw.get(i + 8..i + 40)?.try_into().ok()?;
-                let len = u32_at(&raw, i + 40)?;
+                let (plain, o) = (field_u32(&raw, i)?, field_u32(&raw, i + 4)?);
+                let mut id = [0u8; 32];
+                id.copy_from_slice(field(&raw, i + 8, 32)?);
+                let len = field_u32(&raw, i + 40)?;
                 i += 44;
+                if plain > MAX_STEP_PLAIN_BYTES {
+                    return Err(malformed("a step over the payload limit"));
+                }
                 out.push(Op::Step {
                     plain,
                     out: o,
@@ -300,10 +319,10 @@ pub fn decode_script_segment(bytes: &[u8]) -> Option<Vec<Op>> {
                     },
                 });
             }
-            _ => return None,
+            _ => return Err(malformed("an op of unknown kind")),
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -402,22 +421,49 @@ mod tests {
 
     #[test]
     fn damaged_script_is_refused() {
-        assert!(decode_script_segment(b"junk").is_none());
+        assert!(decode_script_segment(b"junk").is_err());
         let bad = zstd::bulk::compress(&[TAG_STEP_CHUNK, 1, 0, 0, 0], 3).unwrap();
-        assert!(decode_script_segment(&bad).is_none());
+        assert!(decode_script_segment(&bad).is_err());
         let bad = zstd::bulk::compress(&[9], 3).unwrap();
-        assert!(decode_script_segment(&bad).is_none());
+        assert!(decode_script_segment(&bad).is_err());
         // A checkpoint claiming more state than there is.
         let bad = zstd::bulk::compress(&[TAG_CHECKPOINT, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1], 3)
             .unwrap();
-        assert!(decode_script_segment(&bad).is_none());
+        assert!(decode_script_segment(&bad).is_err());
         // A goflate op must hold goflate data.
         let mut op = vec![TAG_GOFLATE_INLINE, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 7, 7];
         let bad = zstd::bulk::compress(&op, 3).unwrap();
-        assert!(decode_script_segment(&bad).is_none());
+        let err = decode_script_segment(&bad).unwrap_err();
+        assert!(err.to_string().contains("not of its kind"), "{err}");
         op.truncate(9);
         op.extend([3, 0, 0, 0, b'G', b'O', b'F']);
         let good = zstd::bulk::compress(&op, 3).unwrap();
-        assert!(decode_script_segment(&good).is_some());
+        assert!(decode_script_segment(&good).is_ok());
+    }
+
+    #[test]
+    fn issue_16_a_step_claiming_more_payload_than_any_step_holds_is_refused() {
+        let mut b = ScriptBuilder::default();
+        let id = ChunkId::of(b"corrections");
+        b.step(MAX_STEP_PLAIN_BYTES, 10, &Corrections::Chunk { id, len: 9 });
+        let segs = b.finish();
+        assert!(decode_script_segment(&segs[0].1).is_ok());
+        for corrections in [
+            Corrections::Chunk { id, len: 9 },
+            Corrections::Inline(vec![1]),
+        ] {
+            let mut b = ScriptBuilder::default();
+            b.raw(b"gzip header");
+            b.step(MAX_STEP_PLAIN_BYTES + 1, 10, &corrections);
+            let segs = b.finish();
+            let err = decode_script_segment(&segs[0].1).unwrap_err();
+            assert_eq!(
+                err,
+                SegmentError::Malformed {
+                    at: 16,
+                    what: "a step over the payload limit"
+                }
+            );
+        }
     }
 }

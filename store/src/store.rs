@@ -210,6 +210,10 @@ pub(crate) struct Inner {
     /// Puts hold it shared from their first dedup lookup to their commit; GC's deletion takes
     /// it exclusively, so no put can count on a chunk that is being deleted.
     pub(crate) gc_lock: RwLock<()>,
+    /// Held shared by a transfer in progress ([`Store::hold_chunks`]: a bundle import stores
+    /// chunks before the blobs that use them); GC takes it exclusively first, so it waits for
+    /// the transfer to end instead of dropping chunks it is about to reference.
+    pub(crate) chunks_lock: RwLock<()>,
     /// Materialized gzip blobs.
     pub(crate) cache: BlobCache,
     /// Materializations into `cache` running now.
@@ -399,6 +403,7 @@ impl Store {
                 next_pack: Mutex::new(next),
                 files: Mutex::new(HashMap::new()),
                 gc_lock: RwLock::new(()),
+                chunks_lock: RwLock::new(()),
                 cache: BlobCache::new(root, opts.blob_cache_size, opts.materialize, opts.access),
                 inflight: Inflight::new(Inflight::max_producers()),
                 stage_lock: Mutex::new(()),

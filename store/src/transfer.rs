@@ -44,7 +44,28 @@ pub struct InsertOutcome {
     pub stored_bytes: u64,
 }
 
+/// Keeps GC waiting while a transfer stores chunks ahead of the blobs that reference them
+/// (see [`Store::hold_chunks`]); dropped when the transfer ends.
+#[derive(Debug)]
+pub struct ChunkHold<'a> {
+    _shared: std::sync::RwLockReadGuard<'a, ()>,
+}
+
 impl Store {
+    /// Holds off GC for the life of the guard: a transfer (a bundle import) takes it before
+    /// its first [`Store::insert_frame`] and drops it after its last [`Store::put_described`]
+    /// and tag, so a GC that starts meanwhile waits for it rather than dropping chunks that
+    /// no blob references yet. Never take it twice on one thread while a GC may be waiting.
+    pub fn hold_chunks(&self) -> ChunkHold<'_> {
+        ChunkHold {
+            _shared: self
+                .inner
+                .chunks_lock
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+
     /// Describes a stored blob for another store (see [`BlobDescription`]).
     pub fn describe_blob(&self, digest: &Digest) -> Result<BlobDescription> {
         let rtx = self.inner.index.read()?;
@@ -249,7 +270,7 @@ impl Store {
         if self.inner.index.read()?.blob(digest)?.is_some() {
             return Ok(outcome);
         }
-        desc.check_cover()?;
+        desc.check()?;
         let ids = desc.chunk_ids()?;
         let missing = self.missing_chunks(&ids)?;
         if let Some(first) = missing.first() {

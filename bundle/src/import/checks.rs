@@ -24,9 +24,9 @@ use std::{
 
 use airlock_store::{ChunkId, Store};
 
+use super::check::description;
 use crate::{
     error::{Error, Result},
-    export::description,
     index::{BlobEntry, BundleIndex},
     progress::Progress,
 };
@@ -177,12 +177,14 @@ fn check_until_closed(store: &Store, progress: &dyn Progress, shared: &Shared) {
         if shared.failed.load(Ordering::Relaxed) {
             continue;
         }
-        let outcome = description(&blob).and_then(|desc| {
-            store.put_described(&desc).map_err(|e| Error::BlobRejected {
-                digest: blob.digest.clone(),
-                source: e,
-            })
-        });
+        let outcome = description(&blob)
+            .map_err(|e| Error::store(format!("description of blob {}", blob.digest), e))
+            .and_then(|desc| {
+                store.put_described(&desc).map_err(|e| Error::BlobRejected {
+                    digest: blob.digest.clone(),
+                    source: e,
+                })
+            });
         let mut t = lock(&shared.tally);
         t.done_bytes += blob.size;
         match outcome {

@@ -12,6 +12,8 @@ pub struct Bars {
     bar: Mutex<Option<ProgressBar>>,
     hidden: bool,
     quiet: bool,
+    /// The client, when the command runs in the server (phases begin on other threads).
+    remote: Option<crate::output::Remote>,
 }
 
 impl Bars {
@@ -21,6 +23,7 @@ impl Bars {
             bar: Mutex::new(None),
             hidden,
             quiet,
+            remote: crate::output::remote(),
         }
     }
 
@@ -45,7 +48,7 @@ impl Progress for Bars {
         let target = if self.hidden {
             ProgressDrawTarget::hidden()
         } else {
-            ProgressDrawTarget::stderr()
+            crate::output::within(self.remote.as_ref(), crate::output::draw_target)
         };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         bar.set_style(
@@ -76,7 +79,9 @@ impl Progress for Bars {
         }
         match self.lock().as_ref() {
             Some(b) if !self.hidden => b.println(message),
-            _ => eprintln!("{message}"),
+            _ => crate::output::within(self.remote.as_ref(), || {
+                crate::output::errln!("{message}");
+            }),
         }
     }
 }

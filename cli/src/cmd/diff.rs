@@ -99,7 +99,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     .context("planning the delta")?;
     let changed_layer_bytes = changed_layer_bytes(&report, &delta);
     if ctx.json {
-        println!(
+        crate::output::outln!(
             "{}",
             report_json(&args, &report, &delta, changed_layer_bytes)
         );
@@ -333,7 +333,7 @@ fn print_report(
     changed_layer_bytes: u64,
     verbose: u8,
 ) {
-    println!(
+    crate::output::outln!(
         "{} -> {}: {} changed, {} added, {} removed, {} unchanged",
         args.a,
         args.b,
@@ -357,7 +357,7 @@ fn print_report(
         } else {
             format!("{} -> {}", c.a.repo, c.b.repo)
         };
-        println!(
+        crate::output::outln!(
             "  changed  {repo:width$}  {} -> {}  layers: {} new ({}), {} removed, {} unchanged; \
              config {}",
             version(&c.a),
@@ -373,15 +373,15 @@ fn print_report(
             }
         );
         for (d, s) in &c.added {
-            println!("             + {d}  {}", output::bytes(*s));
+            crate::output::outln!("             + {d}  {}", output::bytes(*s));
         }
         for (d, s) in &c.removed {
-            println!("             - {d}  {}", output::bytes(*s));
+            crate::output::outln!("             - {d}  {}", output::bytes(*s));
         }
     }
     for (what, list) in [("added  ", &report.added), ("removed", &report.removed)] {
         for (i, l) in list {
-            println!(
+            crate::output::outln!(
                 "  {what}  {:width$}  {}  {} layers, {}",
                 i.repo,
                 version(i),
@@ -392,10 +392,10 @@ fn print_report(
     }
     if verbose > 0 {
         for i in &report.unchanged {
-            println!("  same     {}  {}", i.name, short(&i.digest));
+            crate::output::outln!("  same     {}  {}", i.name, short(&i.digest));
         }
     }
-    println!(
+    crate::output::outln!(
         "delta for a site that has {}: {} chunk(s), {} before compression",
         args.a,
         delta.chunks,
@@ -404,7 +404,7 @@ fn print_report(
     let ratio = percent(delta.chunk_bytes, delta.new_blob_bytes).map_or(String::new(), |p| {
         format!("; the chunk delta is {p:.1}% of it")
     });
-    println!(
+    crate::output::outln!(
         "  a blob-level delta ships {} blob(s), {} (changed layers {}){ratio}",
         delta.new_blobs.len(),
         output::bytes(delta.new_blob_bytes),

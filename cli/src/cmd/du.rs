@@ -17,7 +17,7 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
     if ctx.json {
         let mut v = serde_json::to_value(&du)?;
         v["stored_bytes"] = du.stored_bytes().into();
-        println!("{v}");
+        crate::output::outln!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
     let ratio = if du.stored_bytes() > 0 {
@@ -25,32 +25,34 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
     } else {
         0.0
     };
-    println!("store      {}", ctx.data.display());
-    println!(
+    crate::output::outln!("store      {}", ctx.data.display());
+    crate::output::outln!(
         "blobs      {} ({} logical)",
         du.blobs,
         bytes(du.logical_bytes)
     );
-    println!(
+    crate::output::outln!(
         "chunks     {} ({} raw, {} inline in recipes)",
         du.chunks,
         bytes(du.chunk_bytes),
         bytes(du.inline_bytes)
     );
-    println!(
+    crate::output::outln!(
         "stored     {} ({} in {} packs, {} index)",
         bytes(du.stored_bytes()),
         bytes(du.pack_bytes),
         du.packs,
         bytes(du.index_bytes)
     );
-    println!("dedup      {ratio:.2}x logical/stored");
-    println!(
+    crate::output::outln!("dedup      {ratio:.2}x logical/stored");
+    crate::output::outln!(
         "cut as     {} tar, {} tar then plain, {} plain",
-        du.tar_blobs, du.tar_then_plain_blobs, du.plain_blobs
+        du.tar_blobs,
+        du.tar_then_plain_blobs,
+        du.plain_blobs
     );
     let opaque = du.opaque_total();
-    println!(
+    crate::output::outln!(
         "layers     {} compressed ({}): {} as chunks of their content ({}), {} as opaque \
          compressed bytes ({})",
         du.compressed.blobs,
@@ -61,7 +63,7 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
         bytes(opaque.bytes)
     );
     if du.rebuilt.blobs > 0 {
-        println!(
+        crate::output::outln!(
             "rebuilt    {} of content rebuilt with {} of reconstruction data ({:.3}%)",
             bytes(du.rebuilt_payload_bytes),
             bytes(du.rebuild_bytes),
@@ -69,14 +71,14 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
         );
     }
     for (reason, usage) in &du.opaque {
-        println!(
+        crate::output::outln!(
             "opaque     {} ({}): {reason}",
             usage.blobs,
             bytes(usage.bytes)
         );
     }
     if du.staged.blobs > 0 {
-        println!(
+        crate::output::outln!(
             "staged     {} ({}) awaiting ingest, kept as received (`airlock serve` cuts them \
              into chunks)",
             du.staged.blobs,
@@ -84,7 +86,7 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
         );
     }
     // Apart from the store: the cache is never a source of truth, and not counted in `stored`.
-    println!(
+    crate::output::outln!(
         "cache      {} in {} files of rebuilt gzip layers, outside `stored`",
         bytes(du.cache_bytes),
         du.cache_files

@@ -56,6 +56,16 @@ pub struct Args {
     dry_run: bool,
 }
 
+impl Args {
+    /// Paths taken from `cwd` (a command run in the server for a client, see `remote`).
+    pub fn absolutize(&mut self, cwd: &std::path::Path) {
+        self.out = crate::remote::absolute(cwd, &self.out);
+        for p in [&mut self.since, &mut self.have].into_iter().flatten() {
+            *p = crate::remote::absolute(cwd, p);
+        }
+    }
+}
+
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     // Recipes are what a bundle ships: staged blobs are ingested first (issue 14).
     let store = ctx.open_store_ingested()?;
@@ -98,9 +108,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     }
     if args.dry_run {
         if ctx.json {
-            println!("{}", plan_json(&plan, &opts, None));
+            crate::output::outln!("{}", plan_json(&plan, &opts, None));
         } else if !ctx.quiet {
-            println!("dry run: nothing written");
+            crate::output::outln!("dry run: nothing written");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -116,9 +126,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     if ctx.json {
         let mut v = summary;
         v["written"] = report_json(&report);
-        println!("{v}");
+        crate::output::outln!("{v}");
     } else if !ctx.quiet {
-        println!(
+        crate::output::outln!(
             "wrote bundle {} ({}) in {:.1}s: {} volume(s), {} in all",
             opts.name,
             report.bundle_id,
@@ -127,9 +137,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             output::bytes(report.bytes)
         );
         for v in &report.volumes {
-            println!("  {}", v.display());
+            crate::output::outln!("  {}", v.display());
         }
-        println!(
+        crate::output::outln!(
             "  {} (keep it: `airlock export --since` makes the next delta from it)",
             report.index_file.display()
         );
@@ -159,7 +169,7 @@ fn default_name(r: &ImageRef) -> String {
 
 fn print_plan(plan: &ExportPlan, opts: &ExportOptions, verbose: u8) {
     let ix = &plan.index;
-    println!(
+    crate::output::outln!(
         "bundle {}: {} reference(s), {} manifest(s), {} blob(s), {}",
         opts.name,
         ix.refs.len(),
@@ -168,12 +178,15 @@ fn print_plan(plan: &ExportPlan, opts: &ExportOptions, verbose: u8) {
         output::bytes(plan.blob_bytes)
     );
     match &opts.have {
-        Have::Nothing => println!("full bundle: the site needs nothing it does not get"),
-        Have::Bundle(b) => println!(
+        Have::Nothing => {
+            crate::output::outln!("full bundle: the site needs nothing it does not get")
+        }
+        Have::Bundle(b) => crate::output::outln!(
             "delta over bundle {} ({}): the site must have imported it",
-            b.name, b.bundle_id
+            b.name,
+            b.bundle_id
         ),
-        Have::Inventory(inv) => println!(
+        Have::Inventory(inv) => crate::output::outln!(
             "delta over the site's inventory {} ({} chunks, {} blobs)",
             inv.id(),
             inv.chunks().len(),
@@ -182,7 +195,7 @@ fn print_plan(plan: &ExportPlan, opts: &ExportOptions, verbose: u8) {
     }
     for image in &plan.images {
         let new: u64 = image.new_blobs.iter().map(|(_, s)| s).sum();
-        println!(
+        crate::output::outln!(
             "  {}: {} blobs, {}; new or changed: {} blobs, {}",
             ref_text(&image.reference),
             image.blobs,
@@ -192,11 +205,11 @@ fn print_plan(plan: &ExportPlan, opts: &ExportOptions, verbose: u8) {
         );
         if verbose > 0 {
             for (d, s) in &image.new_blobs {
-                println!("    {d} {}", output::bytes(*s));
+                crate::output::outln!("    {d} {}", output::bytes(*s));
             }
         }
     }
-    println!(
+    crate::output::outln!(
         "ships {} chunk(s), {} of new data before compression (of {} in changed blobs); at \
          most {} volume(s) of {}",
         plan.chunks.len(),

@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let plan = store.plan_gc(options)?;
     let blob_bytes: u64 = plan.blobs.iter().map(|(_, s)| s).sum();
     if !ctx.json && !ctx.quiet {
-        println!(
+        crate::output::outln!(
             "plan: {} unreachable blobs ({}), {} chunks ({}) no longer used, {} packs to delete, {} to rewrite",
             plan.blobs.len(),
             output::bytes(blob_bytes),
@@ -40,15 +40,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         );
         if ctx.verbose > 0 {
             for (d, s) in &plan.blobs {
-                println!("  remove {d} ({})", output::bytes(*s));
+                crate::output::outln!("  remove {d} ({})", output::bytes(*s));
             }
         }
     }
     if args.dry_run {
         if ctx.json {
-            println!("{}", plan_json(&plan, None));
+            crate::output::outln!("{}", plan_json(&plan, None));
         } else if !ctx.quiet {
-            println!("dry run: nothing changed");
+            crate::output::outln!("dry run: nothing changed");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -56,9 +56,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let report = store.apply_gc(&plan)?;
     pb.finish_and_clear();
     if ctx.json {
-        println!("{}", plan_json(&plan, Some(&report)));
+        crate::output::outln!("{}", plan_json(&plan, Some(&report)));
     } else if !ctx.quiet {
-        println!(
+        crate::output::outln!(
             "removed {} blobs and {} chunks; deleted {} packs, rewrote {}; freed {}; pruned {} tag-history entries",
             report.blobs,
             report.chunks,

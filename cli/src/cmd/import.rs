@@ -5,11 +5,7 @@
 //! (a later run with them completes the import), 2 on error, and when no path given is a
 //! volume.
 
-use std::{
-    io::{BufRead, IsTerminal, Write},
-    path::PathBuf,
-    process::ExitCode,
-};
+use std::{path::PathBuf, process::ExitCode};
 
 use airlock_bundle::{BundleOutcome, ImportOptions, ImportReport, Prompt, import, ref_text};
 use airlock_store::Access;
@@ -40,20 +36,27 @@ pub struct Args {
     no_prompt: bool,
 }
 
+impl Args {
+    /// Paths taken from `cwd` (a command run in the server for a client, see `remote`).
+    pub fn absolutize(&mut self, cwd: &std::path::Path) {
+        for p in &mut self.paths {
+            *p = crate::remote::absolute(cwd, p);
+        }
+    }
+}
+
 /// Asks on the terminal for the next disc.
 struct AskOnTerminal;
 
 impl Prompt for AskOnTerminal {
     fn next_volume(&self, bundle: &str, missing: &[u32], count: u32) -> Option<PathBuf> {
         let list: Vec<String> = missing.iter().map(u32::to_string).collect();
-        eprint!(
+        crate::output::write_err_str(&format!(
             "bundle {bundle}: volume(s) {} of {count} still needed.\nInsert the next one and \
              type its path or mount directory (empty line or q: stop here): ",
             list.join(", ")
-        );
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).ok()?;
+        ));
+        let line = crate::output::read_line()?;
         let line = line.trim();
         if line.is_empty() || line == "q" {
             return None;
@@ -69,11 +72,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         Access::ReadWrite
     };
     let store = ctx.open_store(access)?;
-    let interactive = !args.no_prompt
-        && !args.dry_run
-        && !ctx.json
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal();
+    let interactive = !args.no_prompt && !args.dry_run && !ctx.json && crate::output::interactive();
     let opts = ImportOptions {
         prompt: interactive.then_some(&AskOnTerminal as &dyn Prompt),
         dry_run: args.dry_run,
@@ -88,11 +87,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     if ctx.json {
         let mut v = report_json(&report);
         v["cached_blobs"] = cached.into();
-        println!("{v}");
+        crate::output::outln!("{v}");
     } else if !ctx.quiet || !report.is_complete() {
         print_report(&report, args.dry_run);
         if cached > 0 && !ctx.quiet {
-            println!(
+            crate::output::outln!(
                 "cached {cached} rebuilt gzip layer(s) for pulls (`airlock du` shows the cache)"
             );
         }
@@ -112,7 +111,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
 
 fn print_report(report: &ImportReport, dry_run: bool) {
     for (path, why) in &report.unreadable {
-        println!("unreadable: {}: {why}", path.display());
+        crate::output::outln!("unreadable: {}: {why}", path.display());
     }
     for b in &report.bundles {
         print_bundle(b, dry_run);
@@ -128,7 +127,7 @@ fn print_bundle(b: &BundleOutcome, dry_run: bool) {
         let n = shown.entry(&d.path).or_default();
         *n += 1;
         if *n <= DAMAGE_LINES_PER_VOLUME {
-            println!(
+            crate::output::outln!(
                 "damaged: {} (volume {}) at offset {}: {}",
                 d.path.display(),
                 d.volume,
@@ -139,7 +138,7 @@ fn print_bundle(b: &BundleOutcome, dry_run: bool) {
     }
     for (path, n) in shown {
         if n > DAMAGE_LINES_PER_VOLUME {
-            println!(
+            crate::output::outln!(
                 "damaged: {} has {} more damaged frames",
                 path.display(),
                 n - DAMAGE_LINES_PER_VOLUME
@@ -148,7 +147,7 @@ fn print_bundle(b: &BundleOutcome, dry_run: bool) {
     }
     let refs: Vec<String> = b.refs.iter().map(ref_text).collect();
     if b.complete {
-        println!(
+        crate::output::outln!(
             "imported bundle {} ({}): {} reference(s) in {:.1}s; read {}, {} new ({} chunks), \
              {} blob(s) verified and committed",
             b.name,
@@ -161,13 +160,13 @@ fn print_bundle(b: &BundleOutcome, dry_run: bool) {
             b.new_blobs
         );
         for r in refs {
-            println!("  {r}");
+            crate::output::outln!("  {r}");
         }
         return;
     }
     let missing: Vec<String> = b.missing_volumes.iter().map(u32::to_string).collect();
     if dry_run {
-        println!(
+        crate::output::outln!(
             "bundle {} ({}): {} volume(s); checked {} of frames; {}",
             b.name,
             b.bundle_id,
@@ -180,11 +179,11 @@ fn print_bundle(b: &BundleOutcome, dry_run: bool) {
             }
         );
         for r in refs {
-            println!("  {r}");
+            crate::output::outln!("  {r}");
         }
         return;
     }
-    println!(
+    crate::output::outln!(
         "bundle {} ({}) is not complete: volume(s) {} of {} still needed{}",
         b.name,
         b.bundle_id,
@@ -197,9 +196,9 @@ fn print_bundle(b: &BundleOutcome, dry_run: bool) {
         }
     );
     if !b.affected.is_empty() {
-        println!("  waiting for them: {}", b.affected.join(", "));
+        crate::output::outln!("  waiting for them: {}", b.affected.join(", "));
     }
-    println!(
+    crate::output::outln!(
         "  everything verified so far is kept: run `airlock import` with the missing volume(s) \
          to finish; no tag has moved"
     );

@@ -18,6 +18,13 @@ pub struct Args {
     out: PathBuf,
 }
 
+impl Args {
+    /// Paths taken from `cwd` (a command run in the server for a client, see `remote`).
+    pub fn absolutize(&mut self, cwd: &std::path::Path) {
+        self.out = crate::remote::absolute(cwd, &self.out);
+    }
+}
+
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let store = ctx.open_store(Access::ReadOnly)?;
     let format = serde_json::to_string(store.format()).unwrap_or_default();
@@ -38,7 +45,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     pb.finish_and_clear();
     let size = std::fs::metadata(&args.out).map_or(0, |m| m.len());
     if ctx.json {
-        println!(
+        crate::output::outln!(
             "{}",
             json!({
                 "path": args.out,
@@ -49,7 +56,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             })
         );
     } else if !ctx.quiet {
-        println!(
+        crate::output::outln!(
             "wrote inventory {} ({}): {} chunks, {} blobs, {}; give it to the vendor's \
              `airlock export --have`",
             args.out.display(),

@@ -42,15 +42,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", json!({ "repositories": v }));
+        crate::output::outln!("{}", json!({ "repositories": v }));
         return Ok(ExitCode::SUCCESS);
     }
     for (repo, tags) in &repos {
         if tags.is_empty() {
-            println!("{repo}  (no tags)");
+            crate::output::outln!("{repo}  (no tags)");
         }
         for (tag, digest, media_type) in tags {
-            println!(
+            crate::output::outln!(
                 "{repo}:{tag}  {digest}  {}",
                 media_type.as_deref().map_or("", kind)
             );

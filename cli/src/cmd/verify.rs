@@ -57,17 +57,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 })).collect::<Vec<_>>(),
             },
         });
-        println!("{v}");
+        crate::output::outln!("{v}");
         return Ok(code);
     }
     for d in &report.defects {
-        println!("problem: {d}");
+        crate::output::outln!("problem: {d}");
     }
     for d in &report.cache.dropped {
-        println!("warning: {d} (a copy, not stored data: the next pull rebuilds it)");
+        crate::output::outln!("warning: {d} (a copy, not stored data: the next pull rebuilds it)");
     }
     if !ctx.quiet {
-        println!(
+        crate::output::outln!(
             "checked {} packs, {} frames, {} chunks, {} blobs ({} rebuilt and hashed), {} \
              cache files ({}): {}",
             report.packs,

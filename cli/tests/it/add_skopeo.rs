@@ -3,7 +3,7 @@
 //! verifying every digest. Skipped (loudly) when skopeo is not installed; CI installs it.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
@@ -15,33 +15,9 @@ use crate::{
     content::{add, ls, read_blob, sha256, tag_digest},
 };
 
-/// The variable that turns a missing skopeo into a test failure (`.ci/run` sets it).
-const REQUIRE_TOOLS: &str = "AIRLOCK_REQUIRE_TOOLS";
-
-/// skopeo's path when it is on PATH. When it is not, the test fails under [`REQUIRE_TOOLS`]
-/// (set to anything but `0`), naming the package; otherwise it skips, with a note written
-/// straight to stderr because libtest captures `eprintln!` of passing tests.
+/// skopeo's path when it is on PATH (see [`crate::common::find_tool`]).
 pub(crate) fn find_skopeo() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("skopeo"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let what = "`skopeo` is not on PATH (Debian: package skopeo)";
-        let required = std::env::var_os(REQUIRE_TOOLS).is_some_and(|v| !v.is_empty() && v != "0");
-        assert!(
-            !required,
-            "{what}, and {REQUIRE_TOOLS} is set: install it (.ci/run does)"
-        );
-        let test = std::thread::current().name().unwrap_or("a test").to_owned();
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n######## SKIPPED in {test}: {what}, so its skopeo steps did not run. Install it, \
-             or set {REQUIRE_TOOLS}=1 to make this a failure ########\n"
-        );
-    }
-    found
+    crate::common::find_tool("skopeo", "skopeo")
 }
 
 pub(crate) fn skopeo(bin: &Path, args: &[&str]) -> String {

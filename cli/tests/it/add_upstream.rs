@@ -38,7 +38,7 @@ const BASIC: &str = "Basic dXNlcjpwYXNz";
 
 /// How the upstream guards pulls.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Auth {
+pub(crate) enum Auth {
     /// Anonymous Bearer tokens from `/token`.
     Token,
     /// Basic auth as `user:pass`.
@@ -129,8 +129,8 @@ async fn token(State(g): State<Guard>, Query(q): Query<HashMap<String, String>>)
 }
 
 /// The upstream: a registry over its own store, pulls guarded by tokens.
-struct Upstream {
-    addr: SocketAddr,
+pub(crate) struct Upstream {
+    pub(crate) addr: SocketAddr,
     scopes: Arc<Mutex<Vec<String>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -142,7 +142,7 @@ impl Upstream {
         Upstream::start_with(Auth::Token, false)
     }
 
-    fn start_with(auth: Auth, no_referrers: bool) -> Upstream {
+    pub(crate) fn start_with(auth: Auth, no_referrers: bool) -> Upstream {
         let data = tempfile::tempdir().unwrap();
         let store = Store::open(data.path(), StoreOptions::default()).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -205,14 +205,14 @@ impl Drop for Upstream {
 }
 
 /// A two-platform index (pushed as `team/app:v1`) and an SBOM referring to it.
-struct Pushed {
+pub(crate) struct Pushed {
     index: Blob,
     amd64: airlock_conformance::Image,
-    arm64: airlock_conformance::Image,
+    pub(crate) arm64: airlock_conformance::Image,
     sbom: airlock_conformance::Image,
 }
 
-async fn push(base: &str) -> Pushed {
+pub(crate) async fn push(base: &str) -> Pushed {
     let r = Registry::new(base);
     let amd64 = ImageBuilder::new().layers(2).layer_bytes(200_000).build();
     let arm64 = ImageBuilder::new().build();

@@ -90,10 +90,20 @@ fn image(layers: &[Vec<u8>], label: &str) -> Image {
         .map(|l| Blob::new(OCI_LAYER_GZIP, l.clone()))
         .collect();
     let (os, arch) = airlock_conformance::host_platform();
+    // Real diff ids: containerd unpacks what it pulls (the live-site test) and checks them.
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            let mut tar = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&l.bytes[..]), &mut tar)
+                .unwrap();
+            airlock_conformance::Algorithm::Sha256.digest(&tar)
+        })
+        .collect();
     let config = Blob::json(
         OCI_CONFIG,
         &json!({"architecture": arch, "os": os, "config": {"Labels": {"service": label}},
-                "rootfs": {"type": "layers", "diff_ids": []}}),
+                "rootfs": {"type": "layers", "diff_ids": diff_ids}}),
     );
     let manifest = Blob::json(
         OCI_MANIFEST,
@@ -158,7 +168,7 @@ pub(crate) fn add_shop(dir: &Path, data: &Path, version: u64) -> Vec<Image> {
     images
 }
 
-fn volumes(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn volumes(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -178,7 +188,7 @@ fn dir_bytes(paths: &[PathBuf]) -> u64 {
         .sum()
 }
 
-fn export(cwd: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<PathBuf> {
+pub(crate) fn export(cwd: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<PathBuf> {
     let mut args = vec![
         "export",
         "airlock/apps/shop:1.0",
@@ -615,6 +625,136 @@ fn issue_5_bad_export_arguments_are_refused_clearly() {
         !out.exists() || volumes(&out).is_empty(),
         "nothing half-written"
     );
+}
+
+/// Replaces the first script segment of a blob description (layout in airlock-store's
+/// `transfer/description.rs`) with `segment`; `None` when the blob has no script.
+fn with_first_script_segment(desc: &[u8], segment: &[u8]) -> Option<Vec<u8>> {
+    let u32_at = |at: usize| u32::from_le_bytes(desc[at..at + 4].try_into().unwrap()) as usize;
+    // magic, version, meta_len, meta; then the recipe's segments (start u64, len u32, bytes).
+    let mut at = 12 + u32_at(8);
+    let recipe = u32_at(at);
+    at += 4;
+    for _ in 0..recipe {
+        at += 12 + u32_at(at + 8);
+    }
+    if u32_at(at) == 0 {
+        return None;
+    }
+    let first = at + 4;
+    let len = u32_at(first + 8);
+    let mut out = desc[..first + 8].to_vec();
+    out.extend_from_slice(&(segment.len() as u32).to_le_bytes());
+    out.extend_from_slice(segment);
+    out.extend_from_slice(&desc[first + 12 + len..]);
+    Some(out)
+}
+
+/// A zstd frame of one raw block of `content` whose header claims `claimed` bytes.
+fn zstd_frame_claiming(claimed: u64, content: &[u8]) -> Vec<u8> {
+    // Magic; descriptor: an 8-byte content size, no checksum; a window of 1 MiB.
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0b1100_0000, 10 << 3];
+    f.extend_from_slice(&claimed.to_le_bytes());
+    // One raw block, the last: (size << 3) | (type 0 << 1) | last.
+    let header = ((content.len() as u32) << 3) | 1;
+    f.extend_from_slice(&header.to_le_bytes()[..3]);
+    f.extend_from_slice(content);
+    f
+}
+
+/// Rewrites every volume as an attacker would: the same frames, and an index whose first
+/// scripted blob's first script segment claims a terabyte (every check recomputed). Returns
+/// that blob.
+fn rewrite_with_a_terabyte_segment(vols: &[PathBuf]) -> String {
+    use airlock_bundle::{VolumeReader, VolumeWriter, parse_volume_file_name};
+    let readers: Vec<VolumeReader> = vols
+        .iter()
+        .map(|v| VolumeReader::open(v).unwrap())
+        .collect();
+    let mut index = readers[0].index().unwrap().clone();
+    let bomb = zstd_frame_claiming(1 << 40, b"\x01\x01\x00\x00\x00x");
+    let blob = index
+        .blobs
+        .iter_mut()
+        .find_map(|b| {
+            let desc = with_first_script_segment(&b.description, &bomb)?;
+            b.description = desc;
+            Some(b.digest.to_string())
+        })
+        .expect("a gzip layer rebuilt by a script");
+    let mut pending = Vec::new();
+    for v in &readers {
+        let file = v.path().file_name().unwrap().to_str().unwrap();
+        let (name, number) = parse_volume_file_name(file).unwrap();
+        let frames: Vec<Vec<u8>> = index
+            .volumes
+            .iter()
+            .find(|e| e.number == number)
+            .map(|e| {
+                e.frames
+                    .iter()
+                    .map(|f| v.read_frame(f.offset, f.len).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dir = v.path().parent().unwrap();
+        let mut w = VolumeWriter::create(dir, &name, number, index.bundle_id, 1 << 30).unwrap();
+        for f in &frames {
+            w.append_frame(f).unwrap();
+        }
+        pending.push(w.close_frames().unwrap());
+    }
+    let bytes = index.encode().unwrap();
+    for p in pending {
+        p.finish(index.volume_count, &bytes).unwrap();
+    }
+    blob
+}
+
+/// Issue 16: a bundle whose script segment would expand past the limit is refused by
+/// `airlock import` and by its dry run (exit 2), naming the file, the volume, the index's
+/// offset and the segment; nothing is written: no chunk, no blob, no tag, and the store
+/// verifies.
+#[test]
+fn issue_16_a_segment_that_would_expand_past_the_limit_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, vols) = exported(tmp.path());
+    let blob = rewrite_with_a_terabyte_segment(&vols);
+    let index_at = airlock_bundle::VolumeReader::open(&vols[0])
+        .unwrap()
+        .index_offset()
+        .unwrap();
+    let site = tmp.path().join("site");
+    let paths: Vec<&str> = vols.iter().map(|v| v.to_str().unwrap()).collect();
+    // The import creates the store; the dry run then reads it.
+    for dry_run in [false, true] {
+        let mut args = vec!["import", "--no-prompt"];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        args.extend(&paths);
+        let o = run(tmp.path(), &site, &args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "dry run {dry_run}: {err}");
+        let named = format!(
+            "error: {} (volume 1): bundle index at offset {index_at}: blob {blob} is refused: \
+             blob description is corrupt: script segment at 0 of blob {blob}: its zstd frame \
+             claims 1099511627776 bytes, over the limit of 16777216",
+            vols[0].display()
+        );
+        assert!(err.contains(&named), "{named}\nnot in\n{err}");
+    }
+    let listed = ls(tmp.path(), &site);
+    assert_eq!(crate::content::repo_count(&listed), 0, "{listed}");
+    assert_verifies(tmp.path(), &site);
+    let store = airlock_store::Store::open(&site, airlock_store::StoreOptions::default()).unwrap();
+    assert!(store.blob_digests().unwrap().is_empty());
+    assert_eq!(
+        store.for_each_chunk_id(|_| {}).unwrap(),
+        0,
+        "no chunk stored"
+    );
+    assert!(!site.join("imports").exists(), "no index saved");
 }
 
 /// A "disc": copies of `vols`, the bundle's index file, and what else burns onto media.

@@ -67,3 +67,35 @@ pub fn filled_store(dir: &Path, n: u64) -> Vec<(Digest, Vec<u8>)> {
     }
     out
 }
+
+/// The variable that turns a missing tool into a test failure (`.ci/run` sets it).
+const REQUIRE_TOOLS: &str = "AIRLOCK_REQUIRE_TOOLS";
+
+/// A tool's path when it is on PATH. When it is not, the test fails under [`REQUIRE_TOOLS`]
+/// (set to anything but `0`), naming the Debian package; otherwise it skips, with a note
+/// written straight to stderr because libtest captures `eprintln!` of passing tests.
+pub fn find_tool(name: &str, package: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let what = format!("`{name}` is not on PATH (Debian: package {package})");
+        let required = std::env::var_os(REQUIRE_TOOLS).is_some_and(|v| !v.is_empty() && v != "0");
+        assert!(
+            !required,
+            "{what}, and {REQUIRE_TOOLS} is set: install it (.ci/run does)"
+        );
+        let test = std::thread::current().name().unwrap_or("a test").to_owned();
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!(
+                "\n######## SKIPPED in {test}: {what}, so its steps did not run. Install it, \
+                 or set {REQUIRE_TOOLS}=1 to make this a failure ########\n\n"
+            )
+            .as_bytes(),
+        );
+    }
+    found
+}

@@ -21,6 +21,8 @@ mod config;
 mod content;
 /// `airlock diff`: app versions image by image (changed layers, added, removed), the delta's size.
 mod diff;
+/// Issue 15: commands handed to a running server; containerd pulls through an import and a GC.
+mod live;
 /// Issue 15: health, metrics after a push and a pull, JSON logs, the systemd unit's command line.
 mod ops;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.

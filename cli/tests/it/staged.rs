@@ -37,14 +37,15 @@ const PUSHED_BEFORE_PAUSE: u64 = 2;
 type Acked = BTreeMap<Digest, (String, Vec<u8>)>;
 
 /// `airlock serve` on an ephemeral port, its stderr lines collected.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
+    pub(crate) addr: String,
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Serve {
-    fn start(cwd: &Path) -> Serve {
+    /// Serves the store `data` under `cwd`.
+    pub(crate) fn start(cwd: &Path) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
             .args(["-v", "--data", "data", "serve", "--listen", "127.0.0.1:0"])
             .current_dir(cwd)
@@ -84,7 +85,7 @@ impl Serve {
     }
 
     /// SIGTERM, then the exit status must be success.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")

@@ -68,3 +68,52 @@ fn every_key_appears_once_in_its_section_with_its_env_var() {
         );
     }
 }
+
+/// The example's commented access rules (from `# [groups]` to the end) parse as written.
+#[test]
+fn issue_16_example_access_rules_parse() {
+    let start = EXAMPLE.find("\n# [groups]\n").expect("an access example");
+    let rules: String = EXAMPLE[start + 1..]
+        .lines()
+        .map(|line| {
+            line.strip_prefix("# ")
+                .unwrap_or(line.trim_start_matches('#'))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let config = Config::parse(&rules, Path::new("airlock.example.toml")).unwrap();
+    assert_eq!(config.groups["ops"], ["alice", "bob"]);
+    assert_eq!(config.access.len(), 2);
+    assert_eq!(config.access[1].repositories, ["apps/*", "docker.io/**"]);
+}
+
+/// The `airlock.toml` of README.md's "Serving a site" section is a valid configuration and
+/// says what the text around it says.
+#[test]
+fn issue_16_readme_serving_example_is_a_valid_config() {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .find("## Serving a site")
+        .expect("README has a section on serving a site");
+    let body = &readme[section..];
+    let start = body.find("```toml\n").expect("with an airlock.toml") + "```toml\n".len();
+    let text = &body[start..start + body[start..].find("```").unwrap()];
+    let config = Config::parse(text, Path::new("/etc/airlock/airlock.toml")).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:5000");
+    assert_eq!(
+        config.tls.cert.as_deref(),
+        Some(Path::new("/etc/airlock/registry.crt"))
+    );
+    assert_eq!(
+        config.auth.htpasswd.as_deref(),
+        Some(Path::new("/etc/airlock/htpasswd"))
+    );
+    assert!(config.auth.anonymous_pull);
+    assert_eq!(config.limits.max_blob_size.as_u64(), 16 << 30);
+    assert_eq!(config.limits.max_upload_sessions_per_client, 8);
+    assert_eq!(config.groups["ops"], ["alice", "bob"]);
+    assert_eq!(config.access.len(), 2);
+    assert_eq!(config.access[1].repositories, ["ci/**"]);
+    assert_eq!(config.access[1].users, ["ci"]);
+}

@@ -39,6 +39,39 @@ max_decompressed_size = "1TiB"
 [gc]
 keep_tag_history = "30d"
 upload_grace = "90m"
+
+[tls]
+cert = "/etc/airlock/tls.crt"
+key = "tls.key"
+
+[auth]
+htpasswd = "/etc/airlock/htpasswd"
+anonymous_pull = true
+anonymous_write = true
+challenge = "basic"
+token_lifetime = "10m"
+
+[limits]
+max_blob_size = "8GiB"
+max_upload_sessions = 64
+max_upload_sessions_per_client = 4
+max_connections = 100
+header_timeout = "10s"
+body_timeout = "2m"
+shutdown_timeout = "5s"
+
+[groups]
+ops = ["alice", "bob"]
+
+[[access]]
+repositories = ["apps/**"]
+groups = ["ops"]
+actions = ["pull", "push"]
+
+[[access]]
+repositories = ["*"]
+users = ["*"]
+actions = ["pull"]
 "#;
     let c = Config::parse(text, Path::new("airlock.toml")).unwrap();
     assert_eq!(c.store.data, Path::new("/srv/airlock"));
@@ -65,6 +98,31 @@ upload_grace = "90m"
     assert_eq!(c.layers.max_decompressed_size, ByteSize::tib(1));
     assert_eq!(c.gc.keep_tag_history, Duration::from_secs(30 * 86_400));
     assert_eq!(c.gc.upload_grace, Duration::from_secs(5400));
+    assert_eq!(
+        c.tls.cert.as_deref(),
+        Some(Path::new("/etc/airlock/tls.crt"))
+    );
+    assert_eq!(c.tls.key.as_deref(), Some(Path::new("tls.key")));
+    assert_eq!(
+        c.auth.htpasswd.as_deref(),
+        Some(Path::new("/etc/airlock/htpasswd"))
+    );
+    assert!(c.auth.anonymous_pull && c.auth.anonymous_write);
+    assert_eq!(c.auth.challenge, "basic");
+    assert_eq!(c.auth.token_lifetime, Duration::from_secs(600));
+    assert_eq!(c.limits.max_blob_size, ByteSize::gib(8));
+    assert_eq!(c.limits.max_upload_sessions, 64);
+    assert_eq!(c.limits.max_upload_sessions_per_client, 4);
+    assert_eq!(c.limits.max_connections, 100);
+    assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.limits.body_timeout, Duration::from_secs(120));
+    assert_eq!(c.limits.shutdown_timeout, Duration::from_secs(5));
+    assert_eq!(c.groups["ops"], ["alice", "bob"]);
+    assert_eq!(c.access.len(), 2);
+    assert_eq!(c.access[0].repositories, ["apps/**"]);
+    assert_eq!(c.access[0].groups, ["ops"]);
+    assert_eq!(c.access[0].actions, ["pull", "push"]);
+    assert_eq!(c.access[1].users, ["*"]);
     for key in Key::ALL {
         assert!(c.is_explicit(key), "{key}");
     }
@@ -95,12 +153,14 @@ fn unknown_top_level_key_names_key_line_and_sections() {
     assert_eq!(
         parse_err("# comment\n\n[stor]\ndata = \"x\"\n"),
         "airlock.toml:3:2: unknown key `stor`; allowed at the top level: sections store, \
-         chunker, server, cache, layers, gc; did you mean `store`?"
+         chunker, server, cache, layers, gc, tls, auth, limits, groups, access; did you mean \
+         `store`?"
     );
     assert_eq!(
         parse_err("data = \"x\"\n"),
         "airlock.toml:1:1: unknown key `data`; allowed at the top level: sections store, \
-         chunker, server, cache, layers, gc; did you mean `store.data`?"
+         chunker, server, cache, layers, gc, tls, auth, limits, groups, access; did you mean \
+         `store.data`?"
     );
 }
 
@@ -302,4 +362,59 @@ fn issue_14_materialize_takes_its_words() {
     );
     let err = parse_err("[cache]\nmaterialize = true\n");
     assert!(err.contains("expected a string, found a boolean"), "{err}");
+}
+
+#[test]
+fn issue_16_access_rules_are_checked_with_their_line() {
+    let rule = |body: &str| format!("[groups]\nops = [\"a\"]\n\n[[access]]\n{body}\n");
+    let cases = [
+        (
+            rule("repositories = [\"x\"]\nusers = [\"a\"]\nactions = [\"pull\", \"fly\"]"),
+            "airlock.toml:4:1: access rule 1: unknown action \"fly\"; allowed: pull, push, delete",
+        ),
+        (
+            rule("repositories = [\"x\"]\nactions = [\"pull\"]"),
+            "airlock.toml:4:1: access rule 1: names no `users` and no `groups`",
+        ),
+        (
+            rule("repositories = [\"x\"]\ngroups = [\"dev\"]\nactions = [\"pull\"]"),
+            "airlock.toml:4:1: access rule 1: group \"dev\" is not defined in [groups]",
+        ),
+        (
+            rule("repos = [\"x\"]"),
+            "airlock.toml:5:1: unknown field `repos` in access rule 1; allowed: repositories, \
+             users, groups, actions",
+        ),
+        (
+            rule("repositories = \"x\""),
+            "airlock.toml:5:16: `repositories` of access rule 1: expected an array of strings, \
+             found a string",
+        ),
+        (
+            "[groups]\nops = [\"a\", 3]\n".to_owned(),
+            "airlock.toml:2:13: group `ops`: expected a string, found an integer",
+        ),
+        (
+            "access = 3\n".to_owned(),
+            "airlock.toml:1:10: `access` must be an array of tables ([[access]]), found an \
+             integer",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_err(&text), expected, "{text}");
+    }
+}
+
+#[test]
+fn issue_16_tls_needs_both_files() {
+    let err = parse_err("[tls]\ncert = \"c.pem\"\n");
+    assert!(
+        err.starts_with("conflicting settings: tls.cert and tls.key are set together"),
+        "{err}"
+    );
+    let err = parse_err("[auth]\nchallenge = \"digest\"\n");
+    assert!(
+        err.contains("not one of the allowed words; allowed: one of \"bearer\", \"basic\""),
+        "{err}"
+    );
 }

@@ -130,13 +130,14 @@ fn every_env_var_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::load_with(None, dir.path(), env(&vars)).unwrap();
     for key in Key::ALL {
-        // An empty variable counts as unset: a default of "" (no metrics listener) cannot be
-        // given by the environment, only left alone.
-        let origin = match defaults.value(key).to_string().as_str() {
-            "\"\"" => Origin::Default,
-            _ => Origin::Env { var: key.env_var() },
+        // An empty variable counts as unset, so an optional path or
+        // address (no metrics listener) cannot be set to none.
+        let unset = defaults.value(key).to_string() == "\"\"";
+        let expected = match unset {
+            true => Origin::Default,
+            false => Origin::Env { var: key.env_var() },
         };
-        assert_eq!(config.origin(key), &origin, "{key}");
+        assert_eq!(config.origin(key), &expected, "{key}");
         assert_eq!(config.value(key), defaults.value(key), "{key}");
     }
     let vars = [("AIRLOCK_METRICS_LISTEN", "[::1]:9100")];

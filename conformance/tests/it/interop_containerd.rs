@@ -18,21 +18,21 @@ use airlock_conformance::{Image, ImageBuilder, Registry};
 
 use crate::{
     server::TestServer,
-    tools::{Output, find, run},
+    tools::{Output, find, run, run_failing},
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const STARTUP: Duration = Duration::from_secs(30);
 
 /// A containerd daemon, killed when dropped (also when the test panics).
-struct Containerd {
+pub(crate) struct Containerd {
     child: Child,
     socket: PathBuf,
     log: PathBuf,
 }
 
 impl Containerd {
-    fn start(bin: &Path, ctr: &Path, dir: &Path) -> Containerd {
+    pub(crate) fn start(bin: &Path, ctr: &Path, dir: &Path) -> Containerd {
         let socket = dir.join("c.sock");
         let config = dir.join("config.toml");
         let log = dir.join("containerd.log");
@@ -121,10 +121,17 @@ disabled_plugins = [
         }
     }
 
-    fn ctr(&self, ctr: &Path, args: &[&str]) -> Output {
+    pub(crate) fn ctr(&self, ctr: &Path, args: &[&str]) -> Output {
         let mut command = Command::new(ctr);
         command.arg("--address").arg(&self.socket).args(args);
         run(&mut command, DEADLINE)
+    }
+
+    /// `ctr ARGS`, which must fail.
+    pub(crate) fn ctr_fails(&self, ctr: &Path, args: &[&str]) -> Output {
+        let mut command = Command::new(ctr);
+        command.arg("--address").arg(&self.socket).args(args);
+        run_failing(&mut command, DEADLINE)
     }
 
     fn log_text(&self) -> String {
@@ -143,7 +150,7 @@ impl Drop for Containerd {
 }
 
 /// The image digests `ctr images ls` shows for `reference`.
-fn listed_digest(images: &Output, reference: &str) -> Option<String> {
+pub(crate) fn listed_digest(images: &Output, reference: &str) -> Option<String> {
     images.stdout.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
         (fields.next() == Some(reference))

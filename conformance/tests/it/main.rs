@@ -13,5 +13,9 @@ mod wrong_registry;
 mod interop_skopeo;
 // containerd 1.6 pulls from airlock directly and as a docker.io mirror (`?ns=docker.io`).
 mod interop_containerd;
+// Issue 16: every check over HTTPS with Basic and token-flow logins; denied actions.
+mod secured;
+// Issue 16: skopeo and containerd logged in over HTTPS; what they are refused.
+mod interop_secured;
 // Helpers for the real-client tests: finding binaries, running them, skipping loudly.
 mod tools;

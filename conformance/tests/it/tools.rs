@@ -24,6 +24,7 @@ fn package(binary: &str) -> &'static str {
     match binary {
         "skopeo" => "skopeo",
         "containerd" | "ctr" => "containerd",
+        "htpasswd" => "apache2-utils",
         _ => "unknown",
     }
 }
@@ -62,6 +63,34 @@ pub fn find(binary: &str) -> Option<PathBuf> {
 /// Runs `command` to completion within `deadline`; panics, showing the command and its output,
 /// when it fails or overruns.
 pub fn run(command: &mut Command, deadline: Duration) -> Output {
+    match run_any(command, deadline) {
+        (Ok(()), output) => output,
+        (Err(why), output) => panic!(
+            "{why}\n--- stdout\n{}\n--- stderr\n{}",
+            output.stdout, output.stderr
+        ),
+    }
+}
+
+/// Runs `command`, which must fail (a refused login, a denied push); panics when it succeeds
+/// or overruns. Returns what it printed.
+pub fn run_failing(command: &mut Command, deadline: Duration) -> Output {
+    let shown = format!("{command:?}");
+    match run_any(command, deadline) {
+        (Ok(()), output) => panic!(
+            "{shown} succeeded but must fail\n--- stdout\n{}\n--- stderr\n{}",
+            output.stdout, output.stderr
+        ),
+        (Err(why), output) if why.contains("did not finish") => panic!(
+            "{why}\n--- stdout\n{}\n--- stderr\n{}",
+            output.stdout, output.stderr
+        ),
+        (Err(_), output) => output,
+    }
+}
+
+/// Runs `command` within `deadline`: whether it succeeded (else why not) and what it printed.
+fn run_any(command: &mut Command, deadline: Duration) -> (Result<(), String>, Output) {
     let shown = format!("{command:?}");
     let mut child = command
         .stdin(Stdio::null())
@@ -107,15 +136,24 @@ pub fn run(command: &mut Command, deadline: Duration) -> Output {
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     };
-    match status {
-        Some(status) if status.success() => output,
-        Some(status) => panic!(
-            "{shown} failed ({status})\n--- stdout\n{}\n--- stderr\n{}",
-            output.stdout, output.stderr
-        ),
-        None => panic!(
-            "{shown} did not finish within {deadline:?}\n--- stdout\n{}\n--- stderr\n{}",
-            output.stdout, output.stderr
-        ),
+    let result = match status {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(format!("{shown} failed ({status})")),
+        None => Err(format!("{shown} did not finish within {deadline:?}")),
+    };
+    (result, output)
+}
+
+/// An htpasswd file of bcrypt hashes made by apache2-utils' `htpasswd -B`, as a site would
+/// make it; `None` (skipped loudly, or a failure under [`REQUIRE_TOOLS`]) without htpasswd.
+pub fn htpasswd(dir: &std::path::Path, accounts: &[(&str, &str)]) -> Option<PathBuf> {
+    let bin = find("htpasswd")?;
+    let file = dir.join("htpasswd");
+    for (i, (user, password)) in accounts.iter().enumerate() {
+        let mut command = Command::new(&bin);
+        command.arg(if i == 0 { "-cbB" } else { "-bB" });
+        command.arg(&file).arg(user).arg(password);
+        run(&mut command, Duration::from_secs(30));
     }
+    Some(file)
 }

@@ -52,7 +52,7 @@ pub(super) async fn get(
     .header(header::ACCEPT_RANGES, "bytes")
     .header(DOCKER_CONTENT_DIGEST, &digest);
     Ok(match reader {
-        Some(reader) => reply.body(blob_body(reader)),
+        Some(reader) => reply.body(blob_body(reader, state.config().limits.body_timeout)),
         None => reply,
     }
     .into_response())

@@ -73,9 +73,20 @@ struct Catalog<'a> {
     repositories: &'a [String],
 }
 
-/// `GET /v2/_catalog[?n=&last=]`: every repository, sorted and paginated like the tags list.
-pub(super) async fn catalog(state: &AppState, page: Page) -> Result<Response, RegistryError> {
-    let repos = state.blocking(|s| Ok(s.store().repositories()?)).await?;
+/// `GET /v2/_catalog[?n=&last=]`: every repository the caller may pull (`visible`), sorted and
+/// paginated like the tags list.
+pub(super) async fn catalog(
+    state: &AppState,
+    page: Page,
+    visible: impl Fn(&str) -> bool + Send + 'static,
+) -> Result<Response, RegistryError> {
+    let repos = state
+        .blocking(move |s| {
+            let mut repos = s.store().repositories()?;
+            repos.retain(|r| visible(r));
+            Ok(repos)
+        })
+        .await?;
     let page = paginate(repos, &page);
     let body = Catalog {
         repositories: &page.items,

@@ -1,6 +1,8 @@
-//! The one fallback handler: parses a request into a [`Route`] and dispatches on its
-//! [`Endpoint`] to a handler per spec endpoint. Handlers extract, call the store through
-//! [`AppState`], and return a typed response; every failure leaves as a [`RegistryError`].
+//! The one fallback handler: parses a request into a [`Route`], admits its caller (the one
+//! place auth is checked: handlers never see credentials), and dispatches on its [`Endpoint`]
+//! to a handler per spec endpoint. Handlers extract, call the store through [`AppState`], and
+//! return a typed response; every failure leaves as a [`RegistryError`]. The token endpoint
+//! (`token`) is the one route outside `/v2/`.
 
 use std::fmt;
 
@@ -12,6 +14,9 @@ use axum::{
 };
 
 use crate::{
+    accept::ConnInfo,
+    audit::Audit,
+    auth::{Caller, Credentials, realm},
     endpoint::{Access, Endpoint, Route},
     error::{ErrorCode, RegistryError},
     state::AppState,
@@ -20,6 +25,7 @@ use crate::{
 mod blobs;
 mod listing;
 mod manifests;
+pub(crate) mod token;
 mod uploads;
 
 /// `Docker-Content-Digest`: the digest of the content a response is about.
@@ -48,10 +54,11 @@ pub(crate) enum Want {
     Head,
 }
 
-/// Parses the request, enforces read-only mode, and runs the endpoint's handler.
+/// Parses the request, enforces read-only mode, admits the caller (auth), caps upload
+/// sessions, runs the endpoint's handler and writes the audit line of a write.
 pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let route = match Route::parse(&parts.method, parts.uri.path(), parts.uri.query()) {
+    let mut route = match Route::parse(&parts.method, parts.uri.path(), parts.uri.query()) {
         Ok(route) => route,
         Err(e) => return e.into_response(),
     };
@@ -59,56 +66,54 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
     if state.config().read_only && route.endpoint.access() == Access::Write {
         return RegistryError::read_only().into_response();
     }
-    let headers = &parts.headers;
-    let result = match route.endpoint {
-        Endpoint::Base => Ok(listing::base()),
-        Endpoint::Catalog { page } => listing::catalog(&state, page).await,
-        Endpoint::Tags { name, page } => listing::tags(&state, name, page).await,
-        Endpoint::Referrers {
-            name,
-            digest,
-            artifact_type,
-        } => listing::referrers(&state, name, digest, artifact_type).await,
-        Endpoint::GetManifest { name, reference } => {
-            manifests::get(&state, name, reference, Want::Body).await
+    let conn = parts
+        .extensions
+        .get::<ConnInfo>()
+        .copied()
+        .unwrap_or_default();
+    let audit = Audit::of(&route.endpoint);
+    let realm = realm(&parts.headers, &parts.uri, conn.tls);
+    let admitted = state
+        .auth()
+        .admit(&parts.headers, &realm, &mut route.endpoint)
+        .await;
+    let caller = match admitted {
+        Ok(caller) => caller,
+        Err(e) => {
+            if let Some(audit) = &audit {
+                audit.log(e.status(), &claimed_user(&parts.headers), conn.peer);
+            }
+            return e.into_response();
         }
-        Endpoint::HeadManifest { name, reference } => {
-            manifests::get(&state, name, reference, Want::Head).await
-        }
-        Endpoint::PutManifest {
-            name,
-            reference,
-            tags,
-        } => manifests::put(&state, name, reference, tags, headers, body).await,
-        Endpoint::DeleteManifest { name, reference } => {
-            manifests::delete(&state, name, reference).await
-        }
-        Endpoint::GetBlob { name, digest } => {
-            blobs::get(&state, name, digest, Want::Body, headers).await
-        }
-        Endpoint::HeadBlob { name, digest } => {
-            blobs::get(&state, name, digest, Want::Head, headers).await
-        }
-        Endpoint::DeleteBlob { name, digest } => blobs::delete(&state, name, digest).await,
-        Endpoint::StartUpload {
-            name,
-            digest,
-            mount,
-            from,
-            ..
-        } => match (mount, digest) {
-            (Some(mount), _) => uploads::mount(&state, name, mount, from).await,
-            (None, Some(digest)) => uploads::post_blob(&state, name, digest, headers, body).await,
-            (None, None) => uploads::start(&state, name).await,
-        },
-        Endpoint::PatchUpload { name, id } => uploads::patch(&state, name, id, headers, body).await,
-        Endpoint::PutUpload { name, id, digest } => {
-            uploads::put(&state, name, id, digest, headers, body).await
-        }
-        Endpoint::GetUpload { name, id } => uploads::status(&state, name, id).await,
-        Endpoint::DeleteUpload { name, id } => uploads::cancel(&state, name, id).await,
     };
-    let mut response = result.into_response();
+    let reservation = match opens_session(&route.endpoint) {
+        true => {
+            let uploads = state.uploads();
+            let client = conn.peer.map(|p| p.ip());
+            let limits = &state.config().limits;
+            match state
+                .quota()
+                .reserve(client, limits, uploads.len(), |id| uploads.is_open(id))
+            {
+                Ok(reservation) => Some(reservation),
+                Err(e) => return e.into_response(),
+            }
+        }
+        false => None,
+    };
+    let mut response = handle(&state, route.endpoint, &caller, &parts.headers, body).await;
+    if let Some(reservation) = reservation
+        && let Some(id) = response
+            .headers()
+            .get(DOCKER_UPLOAD_UUID)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    {
+        reservation.opened(id);
+    }
+    if let Some(audit) = &audit {
+        audit.log(response.status(), caller.name(), conn.peer);
+    }
     if let Some(value) = route
         .namespace
         .and_then(|ns| HeaderValue::try_from(ns.as_str()).ok())
@@ -116,6 +121,82 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
         response.headers_mut().insert(OCI_NAMESPACE, value);
     }
     response
+}
+
+/// Whether the request may open an upload session (end-4a, or a mount that falls back to one).
+fn opens_session(endpoint: &Endpoint) -> bool {
+    matches!(endpoint, Endpoint::StartUpload { digest: None, .. })
+}
+
+/// The account a refused request claimed, for the audit line.
+fn claimed_user(headers: &HeaderMap) -> String {
+    match Credentials::of(headers) {
+        Ok(Some(Credentials::Basic(user, _))) if !user.is_empty() => user,
+        Ok(Some(Credentials::Bearer(_))) => "(token)".to_owned(),
+        _ => "-".to_owned(),
+    }
+}
+
+/// Runs the endpoint's handler.
+async fn handle(
+    state: &AppState,
+    endpoint: Endpoint,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let result = match endpoint {
+        Endpoint::Base => Ok(listing::base()),
+        Endpoint::Catalog { page } => {
+            let (s, c) = (state.clone(), caller.clone());
+            listing::catalog(state, page, move |repo| s.auth().may_pull(&c, repo)).await
+        }
+        Endpoint::Tags { name, page } => listing::tags(state, name, page).await,
+        Endpoint::Referrers {
+            name,
+            digest,
+            artifact_type,
+        } => listing::referrers(state, name, digest, artifact_type).await,
+        Endpoint::GetManifest { name, reference } => {
+            manifests::get(state, name, reference, Want::Body).await
+        }
+        Endpoint::HeadManifest { name, reference } => {
+            manifests::get(state, name, reference, Want::Head).await
+        }
+        Endpoint::PutManifest {
+            name,
+            reference,
+            tags,
+        } => manifests::put(state, name, reference, tags, headers, body).await,
+        Endpoint::DeleteManifest { name, reference } => {
+            manifests::delete(state, name, reference).await
+        }
+        Endpoint::GetBlob { name, digest } => {
+            blobs::get(state, name, digest, Want::Body, headers).await
+        }
+        Endpoint::HeadBlob { name, digest } => {
+            blobs::get(state, name, digest, Want::Head, headers).await
+        }
+        Endpoint::DeleteBlob { name, digest } => blobs::delete(state, name, digest).await,
+        Endpoint::StartUpload {
+            name,
+            digest,
+            mount,
+            from,
+            ..
+        } => match (mount, digest) {
+            (Some(mount), _) => uploads::mount(state, name, mount, from).await,
+            (None, Some(digest)) => uploads::post_blob(state, name, digest, headers, body).await,
+            (None, None) => uploads::start(state, name).await,
+        },
+        Endpoint::PatchUpload { name, id } => uploads::patch(state, name, id, headers, body).await,
+        Endpoint::PutUpload { name, id, digest } => {
+            uploads::put(state, name, id, digest, headers, body).await
+        }
+        Endpoint::GetUpload { name, id } => uploads::status(state, name, id).await,
+        Endpoint::DeleteUpload { name, id } => uploads::cancel(state, name, id).await,
+    };
+    result.into_response()
 }
 
 /// A successful response under construction.

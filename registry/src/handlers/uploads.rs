@@ -19,7 +19,7 @@ use axum::{
 
 use super::{DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Reply, content_length, header_text};
 use crate::{
-    body::with_body,
+    body::with_body_limited,
     error::RegistryError,
     range::{parse_upload_range, upload_range_header},
     state::AppState,
@@ -49,10 +49,11 @@ pub(super) async fn post_blob(
 ) -> Result<Response, RegistryError> {
     state.store().defer_ingest();
     let declared = content_length(headers)?;
+    let limit = state.config().limits.max_blob_bytes;
     let (store, repo, d) = (state.store().clone(), name.to_string(), digest.clone());
-    with_body(body, declared, move |reader| {
+    with_body_limited(body, declared, limit, move |reader| {
         let put = PutOptions {
-            max_size: None,
+            max_size: Some(limit),
             expected_size: declared,
         };
         let link = [RepoChange::LinkBlob {
@@ -110,7 +111,8 @@ pub(super) async fn patch(
     let session = state.uploads().get(&id, &name)?;
     let writing = session.lock().await?;
     let expected = chunk_length(headers, session.offset())?;
-    let end = append(&session, &writing, body, expected).await?;
+    let room = room(state, &session);
+    let end = append(&session, &writing, body, expected, room).await?;
     state.store().defer_ingest();
     Ok(session_reply(StatusCode::ACCEPTED, &session, end))
 }
@@ -130,7 +132,8 @@ pub(super) async fn put(
     let session = state.uploads().get(&id, &name)?;
     let writing = session.lock().await?;
     let before = session.offset();
-    let size = append(&session, &writing, body, chunk_length(headers, before)?).await?;
+    let expected = chunk_length(headers, before)?;
+    let size = append(&session, &writing, body, expected, room(state, &session)).await?;
     state.store().defer_ingest();
     let (s, repo, d) = (session.clone(), name.clone(), digest.clone());
     state
@@ -152,7 +155,7 @@ fn finish(
 ) -> Result<(), RegistryError> {
     let store = state.store();
     let put = PutOptions {
-        max_size: None,
+        max_size: Some(state.config().limits.max_blob_bytes),
         expected_size: Some(size),
     };
     let link = [RepoChange::LinkBlob {
@@ -216,15 +219,23 @@ fn chunk_length(headers: &HeaderMap, offset: u64) -> Result<Option<u64>, Registr
     }
 }
 
-/// Streams the request body onto the session's file; its length must be `expected` if known.
+/// Bytes a session may still grow by under the blob size limit (issue 16).
+fn room(state: &AppState, session: &Session) -> u64 {
+    let limit = state.config().limits.max_blob_bytes;
+    limit.saturating_sub(session.offset())
+}
+
+/// Streams the request body onto the session's file; its length must be `expected` if known,
+/// and at most `room` (SIZE_INVALID, the chunk undone).
 async fn append(
     session: &Arc<Session>,
     writing: &Writing,
     body: Body,
     expected: Option<u64>,
+    room: u64,
 ) -> Result<u64, RegistryError> {
     let (s, writing) = (session.clone(), writing.clone());
-    with_body(body, expected, move |reader| {
+    with_body_limited(body, expected, room, move |reader| {
         s.append(&writing, reader).map_err(|source| {
             RegistryError::internal(airlock_store::Error::Io {
                 op: "appending to upload file",

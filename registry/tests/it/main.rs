@@ -36,6 +36,15 @@ mod server;
 /// Issue 14: concurrent pulls of one uncached gzip layer on a real server share one rebuild.
 mod fanout;
 
+/// Issue 16: accounts, access rules, the token flow, mounts across access.
+mod auth;
+
+/// Issue 16: blob size, session, connection and body limits, slowloris, shutdown.
+mod limits;
+
+/// Issue 16: HTTPS with HTTP/2 by ALPN, TLS 1.2 and 1.3, certificate reload.
+mod tls;
+
 /// Issue 15: /healthz, /readyz, and the Prometheus metrics on their own listener after pushes
 /// and pulls on a real server.
 mod ops;

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use airlock_registry::{AppState, RegistryConfig, router};
+use airlock_registry::{AppState, Auth, AuthSettings, RegistryConfig, router};
 use airlock_store::{Algorithm, Digest, Store, StoreOptions};
 use axum::{
     Router,
@@ -22,6 +22,8 @@ pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub struct Registry {
     dir: tempfile::TempDir,
     config: RegistryConfig,
+    /// Accounts and access, and the address the registry pretends to listen on.
+    auth: Option<(AuthSettings, std::net::SocketAddr)>,
     state: Option<AppState>,
     router: Option<Router>,
 }
@@ -93,6 +95,21 @@ impl Registry {
         let mut registry = Registry {
             dir,
             config,
+            auth: None,
+            state: None,
+            router: None,
+        };
+        registry.open();
+        registry
+    }
+
+    /// A registry deciding access by `settings`, as if it listened on `listen`.
+    pub fn with_auth(settings: AuthSettings, listen: &str) -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut registry = Registry {
+            dir,
+            config: RegistryConfig::default(),
+            auth: Some((settings, listen.parse().expect("listen address"))),
             state: None,
             router: None,
         };
@@ -102,7 +119,13 @@ impl Registry {
 
     fn open(&mut self) {
         let store = Store::open(self.dir.path(), StoreOptions::default()).expect("open store");
-        let state = AppState::new(store, self.config.clone()).expect("state");
+        let auth = match &self.auth {
+            Some((settings, listen)) => {
+                Auth::load(settings, *listen, self.dir.path()).expect("auth settings")
+            }
+            None => Auth::open(),
+        };
+        let state = AppState::with_auth(store, self.config.clone(), auth).expect("state");
         self.router = Some(router(state.clone()));
         self.state = Some(state);
     }

@@ -16,8 +16,8 @@
 //!   levels 2-3 skip the inside of long matches, which the canonical state hashes, at the cost
 //!   of a few differences.
 //! - Go's level 1 (`Fast`): a fresh model run over the blocks right before `pos` (those that
-//!   fit in 128 KiB, their lengths recorded: see [`FAST_WARM_BLOCKS`]), which rebuilds its
-//!   table and previous chunk from them.
+//!   fit in 128 KiB and that the splitter still holds, their lengths recorded: see
+//!   [`FAST_WARM_BLOCKS`]), which rebuilds its table and previous chunk from them.
 //! - pgzip: its blocks are independent, so checkpoints sit only right after a flush, where
 //!   the model restarts anyway with the previous block's tail as its dictionary (whose length
 //!   is recorded): no difference is added.
@@ -60,7 +60,12 @@ pub(crate) const CHECKPOINT_MAGIC: [u8; 3] = *b"GOC";
 /// Blocks before a level-1 checkpoint its model is run over: the last ones that fit in
 /// [`FAST_WARM_BYTES`] (two chunks; more, shorter ones after flushes: Go matches the four bytes
 /// of any table entry within 32 KiB, whichever block it came from, and the table converges to
-/// Go's only over the blocks before), at most this many.
+/// Go's only over the blocks before), at most this many, and only those the splitter's window
+/// still holds. That window keeps at least 100 KiB behind `pos` (the 32 KiB the model reads
+/// and 68 KiB more), not always 128 KiB: after flushes every 10,000 bytes, a warm-up over
+/// 13 blocks was refused at every step after which the window dropped history, so such
+/// streams got no checkpoint; one over the 10 blocks it holds costs no more differences there
+/// (issue 14). A rebuild passing the checkpoint trims its window by the same rule.
 pub(crate) const FAST_WARM_BLOCKS: usize = 64;
 const FAST_WARM_BYTES: usize = 2 * 65535;
 
@@ -104,6 +109,8 @@ pub(crate) struct At<'a> {
     pub(crate) recent: &'a [usize],
     /// The dictionary the model restarted with at `pos`, after a flush.
     pub(crate) flushed: Option<usize>,
+    /// The oldest payload position the splitter still holds.
+    pub(crate) held: usize,
 }
 
 impl GoCheckpoint {
@@ -115,7 +122,10 @@ impl GoCheckpoint {
             (Producer::Go(1), Model::Fast(_)) => {
                 let (mut n, mut sum) = (0, 0);
                 for &len in at.recent.iter().rev() {
-                    if n == FAST_WARM_BLOCKS || sum + len > FAST_WARM_BYTES {
+                    if n == FAST_WARM_BLOCKS
+                        || sum + len > FAST_WARM_BYTES
+                        || at.pos < at.held + sum + len
+                    {
                         break;
                     }
                     (n, sum) = (n + 1, sum + len);

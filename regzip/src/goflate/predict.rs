@@ -54,6 +54,10 @@ impl Window {
     pub(crate) fn slice(&self, from: usize, to: usize) -> &[u8] {
         &self.buf[from - self.base..to - self.base]
     }
+    /// The oldest position still held.
+    pub(crate) fn first(&self) -> usize {
+        self.base
+    }
     /// Whether `pos` is still held.
     pub(crate) fn holds(&self, pos: usize) -> bool {
         pos >= self.base

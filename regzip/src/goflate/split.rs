@@ -317,9 +317,11 @@ impl GoStage {
                 partial: ((first & ((1 << s.carry) - 1)) as u8, s.carry),
                 recent: s.recent.make_contiguous(),
                 flushed: (s.origin == s.pos).then_some(s.dict),
+                held: s.win.first(),
             };
-            // The window keeps what the model may still read: a restart that would read more
-            // (a model far from its producer, with long blocks) waits for a later step.
+            // The window keeps what the model may still read (a level-1 warm-up takes only the
+            // blocks it holds): a restart that would read more (a model far from its producer,
+            // with long blocks) waits for a later step.
             GoCheckpoint::capture(self.producer, &s.model, &at)
                 .filter(|cp| s.win.holds(cp.history_start()))
         } else {
@@ -598,6 +600,70 @@ pub(crate) mod tests {
         assert!(
             most <= STEP_PLAIN_BYTES + super::super::deflate::MAX_BLOCK_PLAIN,
             "{most}"
+        );
+    }
+
+    #[test]
+    fn issue_14_level_1_streams_flushed_often_get_checkpoints() {
+        // A level-1 checkpoint warms its model over the blocks before it; after flushes every
+        // 10,000 bytes those reach further back than the model reads, so the warm-up takes
+        // only the blocks the splitter still holds (else steps long enough for the window to
+        // drop what it no longer reads started at no checkpoint). zlib wrote this stream: the
+        // model records differences, and the rebuild is exact through every checkpoint.
+        let plain = plain_of(&fixture("gzip_1.gz")).repeat(20);
+        let gz = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+            for piece in plain.chunks(10_000) {
+                e.write_all(piece).unwrap();
+                e.flush().unwrap();
+            }
+            e.finish().unwrap()
+        };
+        let step = 96 * 1024;
+        let mut sp =
+            GoSplitter::with_step(Producer::Go(1), NO_LIMITS, step).with_checkpoints(step as u64);
+        // Each step's payload offset, data and bytes, and the checkpoint before it.
+        let mut events = Vec::new();
+        let (mut plain_at, mut pending, mut cp) = (0, 0, None);
+        let mut sink = |e: Event<'_>| {
+            match e {
+                Event::Raw(_) => {}
+                Event::Checkpoint(c) => cp = Some(GoCheckpoint::decode(&c).unwrap()),
+                Event::Plain(p) => pending += p.len(),
+                Event::Step { data, .. } => {
+                    events.push((plain_at, pending, data, cp.take()));
+                    plain_at += std::mem::take(&mut pending);
+                }
+            }
+            true
+        };
+        sp.feed(&gz, &mut sink).unwrap();
+        sp.finish(&mut sink).unwrap();
+        let mut rb = GoRebuilder::default();
+        let mut deflate = Vec::new();
+        for (at, len, data, cp) in &events {
+            if let Some(cp) = cp {
+                rb.checkpoint(cp, None).unwrap();
+            }
+            let bytes = rb.rebuild_step(&plain[*at..at + len], data).unwrap();
+            if let Some(cp) = cp {
+                // The same step, from the checkpoint and the history it names alone.
+                let mut alone = GoRebuilder::default();
+                let h = &plain[at - cp.history()..*at];
+                alone.checkpoint(cp, Some(h)).unwrap();
+                assert!(alone.rebuild_step(&plain[*at..at + len], data).unwrap() == bytes);
+            }
+            deflate.extend(bytes);
+        }
+        let header = 10;
+        assert!(deflate[..] == gz[header..gz.len() - 8]);
+        // Every step but the first starts at a checkpoint.
+        let n = events.iter().filter(|e| e.3.is_some()).count();
+        assert!(
+            events.len() > 8 && n + 1 == events.len(),
+            "{n} of {}",
+            events.len()
         );
     }
 

@@ -154,8 +154,11 @@ macro_rules! reads {
                     if start != offset {
                         return Ok(Err(format!("segment starts at {start}, expected {offset}")));
                     }
-                    let Some(entries) = decode_segment(&bytes) else {
-                        return Ok(Err(format!("segment at {start} does not decode")));
+                    let entries = match decode_segment(&bytes) {
+                        Ok(entries) => entries,
+                        Err(e) => {
+                            return Ok(Err(format!("segment at {start} does not decode: {e}")));
+                        }
                     };
                     for e in entries {
                         offset += e.len();
@@ -187,8 +190,13 @@ macro_rules! reads {
                             "script segment starts at {start}, expected {offset}"
                         )));
                     }
-                    let Some(ops) = decode_script_segment(&bytes) else {
-                        return Ok(Err(format!("script segment at {start} does not decode")));
+                    let ops = match decode_script_segment(&bytes) {
+                        Ok(ops) => ops,
+                        Err(e) => {
+                            return Ok(Err(format!(
+                                "script segment at {start} does not decode: {e}"
+                            )));
+                        }
                     };
                     for op in ops {
                         offset += op.out_len();

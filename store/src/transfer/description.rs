@@ -20,7 +20,10 @@
 //! version instead. Every other description is still written as version 2.
 //!
 //! Parsing checks every length against the bytes present and the segment count against
-//! [`MAX_SEGMENTS`]; a description from a bundle is never trusted.
+//! [`MAX_SEGMENTS`], then decodes every segment, each bounded by `MAX_SEGMENT_RAW_BYTES` and
+//! every deflate step by `MAX_STEP_PLAIN_BYTES`, and checks that the recipe covers the content
+//! and the script makes the blob: a description from a bundle is never trusted, and one that
+//! would make a reader allocate past those limits is refused before anything is stored.
 
 use std::collections::HashSet;
 
@@ -31,7 +34,7 @@ use crate::{
     Digest, Error, Result,
     index::{CutLayout, RecipeKind},
     layer::{Encoding, OpaqueReason},
-    recipe::{Entry, decode_segment},
+    recipe::{Entry, SegmentError, decode_segment},
     script::{Corrections, Op, decode_script_segment},
 };
 
@@ -99,14 +102,17 @@ impl BlobDescription {
             }
         };
         for (start, bytes) in &self.recipe {
-            for e in decode_segment(bytes).ok_or_else(|| self.damaged("recipe", *start))? {
+            let entries = decode_segment(bytes).map_err(|e| self.damaged("recipe", *start, &e))?;
+            for e in entries {
                 if let Entry::Chunk { id, len } = e {
                     add(id, len);
                 }
             }
         }
         for (start, bytes) in &self.script {
-            for op in decode_script_segment(bytes).ok_or_else(|| self.damaged("script", *start))? {
+            let ops =
+                decode_script_segment(bytes).map_err(|e| self.damaged("script", *start, &e))?;
+            for op in ops {
                 if let Op::Step {
                     corrections: Corrections::Chunk { id, len },
                     ..
@@ -125,17 +131,18 @@ impl BlobDescription {
         self.meta.inline_bytes + self.meta.script_bytes
     }
 
-    fn damaged(&self, what: &str, start: u64) -> Error {
+    fn damaged(&self, what: &str, start: u64, e: &SegmentError) -> Error {
         Error::DescriptionCorrupt {
             what: format!(
-                "{what} segment at {start} of blob {} does not decode",
+                "{what} segment at {start} of blob {}: {e}",
                 self.meta.digest
             ),
         }
     }
 
-    /// Checks that the recipe's segments cover the content exactly, in order.
-    pub(super) fn check_cover(&self) -> Result<()> {
+    /// Checks that every segment decodes within its limits, that the recipe's segments cover
+    /// the content exactly, in order, and that the script's make the blob from it.
+    pub(super) fn check(&self) -> Result<()> {
         let content = match self.meta.kind {
             RecipeKind::Plain => self.meta.size,
             RecipeKind::Deflate { plain_size } => plain_size,
@@ -150,7 +157,7 @@ impl BlobDescription {
                     ),
                 });
             }
-            let entries = decode_segment(bytes).ok_or_else(|| self.damaged("recipe", *start))?;
+            let entries = decode_segment(bytes).map_err(|e| self.damaged("recipe", *start, &e))?;
             offset = entries
                 .iter()
                 .fold(offset, |o, e| o.saturating_add(e.len()));
@@ -163,17 +170,33 @@ impl BlobDescription {
                 ),
             });
         }
-        let mut last = None;
-        for (start, _) in &self.script {
-            if last.is_some_and(|l| *start <= l) {
+        let (mut out, mut plain) = (0u64, 0u64);
+        for (start, bytes) in &self.script {
+            if *start != out {
                 return Err(Error::DescriptionCorrupt {
                     what: format!(
-                        "script of blob {} is out of order at {start}",
+                        "script of blob {} has a segment at {start}, expected {out}",
                         self.meta.digest
                     ),
                 });
             }
-            last = Some(*start);
+            let ops =
+                decode_script_segment(bytes).map_err(|e| self.damaged("script", *start, &e))?;
+            for op in &ops {
+                out = out.saturating_add(op.out_len());
+                plain = plain.saturating_add(op.plain_len());
+            }
+        }
+        if let RecipeKind::Deflate { plain_size } = self.meta.kind
+            && (out != self.meta.size || plain != plain_size)
+        {
+            return Err(Error::DescriptionCorrupt {
+                what: format!(
+                    "script of blob {} makes {out} bytes from {plain} payload bytes, the blob \
+                     has {} from {plain_size}",
+                    self.meta.digest, self.meta.size
+                ),
+            });
         }
         Ok(())
     }
@@ -183,7 +206,7 @@ impl BlobDescription {
     fn version(&self) -> u32 {
         let checkpointed = self.script.iter().any(|(_, bytes)| {
             decode_script_segment(bytes)
-                .is_some_and(|ops| matches!(ops.first(), Some(Op::Checkpoint { .. })))
+                .is_ok_and(|ops| matches!(ops.first(), Some(Op::Checkpoint { .. })))
         });
         if checkpointed { 3 } else { 2 }
     }
@@ -213,7 +236,8 @@ impl BlobDescription {
         out
     }
 
-    /// Parses a description's bytes (from a bundle: checked, never trusted).
+    /// Parses a description's bytes and checks it whole (see the module docs): from a bundle,
+    /// never trusted.
     pub fn from_bytes(bytes: &[u8]) -> Result<BlobDescription> {
         let mut r = Cursor { bytes, at: 0 };
         if r.take(4)? != MAGIC {
@@ -247,11 +271,13 @@ impl BlobDescription {
                 meta.digest
             )));
         }
-        Ok(BlobDescription {
+        let desc = BlobDescription {
             meta,
             recipe,
             script,
-        })
+        };
+        desc.check()?;
+        Ok(desc)
     }
 }
 
@@ -308,9 +334,16 @@ impl<'a> Cursor<'a> {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::index::CutLayout;
+    use crate::{
+        index::CutLayout,
+        recipe::{MAX_SEGMENT_RAW_BYTES, RecipeBuilder},
+        script::ScriptBuilder,
+    };
 
+    /// A gzip stream of no content: 12 bytes of header and trailer, copied by its script.
     fn deflate_description(preflate: Option<&str>) -> BlobDescription {
+        let mut script = ScriptBuilder::default();
+        script.raw(b"a gzip layer");
         BlobDescription {
             meta: Meta {
                 digest: Digest::sha256(b"a gzip layer"),
@@ -325,7 +358,7 @@ mod tests {
                 preflate: preflate.map(str::to_owned),
             },
             recipe: Vec::new(),
-            script: vec![(0, b"script".to_vec())],
+            script: script.finish(),
         }
     }
 
@@ -356,14 +389,17 @@ mod tests {
 
     #[test]
     fn issue_13_version_1_descriptions_are_read_as_preflate_rs_0_7() {
-        let v1 = version_1_bytes(&deflate_description(None));
-        let back = BlobDescription::from_bytes(&v1).unwrap();
+        let d = deflate_description(None);
+        let back = BlobDescription::from_bytes(&version_1_bytes(&d)).unwrap();
         assert_eq!(back.meta.preflate.as_deref(), Some(LEGACY_PREFLATE_VERSION));
-        assert_eq!(back.script, vec![(0, b"script".to_vec())]);
+        assert_eq!(back.script, d.script);
         // A plain blob has no script, so no preflate-rs version.
         let mut plain = deflate_description(None);
         plain.meta.kind = RecipeKind::Plain;
         plain.script.clear();
+        let mut recipe = RecipeBuilder::default();
+        recipe.inline(b"a gzip layer");
+        plain.recipe = recipe.finish();
         let back = BlobDescription::from_bytes(&version_1_bytes(&plain)).unwrap();
         assert_eq!(back.meta.preflate, None);
     }
@@ -388,5 +424,72 @@ mod tests {
         assert_eq!(bytes[4..8], 3u32.to_le_bytes());
         let back = BlobDescription::from_bytes(&bytes).unwrap();
         assert_eq!(back.script, d.script);
+    }
+
+    fn refused(bytes: &[u8]) -> String {
+        match BlobDescription::from_bytes(bytes) {
+            Err(Error::DescriptionCorrupt { what }) => what,
+            other => panic!("expected DescriptionCorrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn issue_16_a_segment_expanding_past_the_limit_is_refused_when_parsed() {
+        let mut d = deflate_description(None);
+        let bomb = zstd::stream::encode_all(&vec![0u8; MAX_SEGMENT_RAW_BYTES + 1][..], 19).unwrap();
+        assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+        d.script = vec![(0, bomb)];
+        let what = refused(&d.to_bytes());
+        assert!(
+            what.contains("script segment at 0 of blob sha256:")
+                && what.contains("expands past the limit of 16777216 bytes"),
+            "{what}"
+        );
+        let mut d = deflate_description(None);
+        d.meta.kind = RecipeKind::Deflate { plain_size: 5 };
+        let claims = zstd::bulk::compress(&vec![0u8; MAX_SEGMENT_RAW_BYTES + 1], 19).unwrap();
+        d.recipe = vec![(0, claims)];
+        let what = refused(&d.to_bytes());
+        assert!(
+            what.contains("recipe segment at 0")
+                && what.contains("frame claims 16777217 bytes, over the limit"),
+            "{what}"
+        );
+    }
+
+    #[test]
+    fn issue_16_lengths_and_counts_of_u32_max_are_refused_before_allocating() {
+        let bytes = deflate_description(None).to_bytes();
+        let meta_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let recipe_count = 12 + meta_len;
+        // The script's segment: count, then start u64, then len u32.
+        let script_count = recipe_count + 4;
+        let script_len = script_count + 4 + 8;
+        for (at, what) in [
+            (8, "inside a field"),
+            (recipe_count, "claims 4294967295 segments"),
+            (script_count, "claims 4294967295 segments"),
+            (script_len, "inside a field"),
+        ] {
+            let mut forged = bytes.clone();
+            forged[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            let got = refused(&forged);
+            assert!(got.contains(what), "u32::MAX at {at}: {got}");
+        }
+    }
+
+    #[test]
+    fn issue_16_a_script_that_does_not_make_the_blob_is_refused() {
+        let mut d = deflate_description(None);
+        d.meta.size = 13;
+        let what = refused(&d.to_bytes());
+        assert!(
+            what.contains("makes 12 bytes from 0 payload bytes"),
+            "{what}"
+        );
+        let mut d = deflate_description(None);
+        d.script[0].0 = 1;
+        let what = refused(&d.to_bytes());
+        assert!(what.contains("has a segment at 1, expected 0"), "{what}");
     }
 }

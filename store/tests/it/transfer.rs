@@ -243,3 +243,42 @@ fn issue_13_a_described_blob_of_another_preflate_version_is_named() {
     assert!(!to.put_described(&desc).unwrap().existed);
     assert_reads(&to, &d, &gz);
 }
+
+/// Issue 15: a GC that starts while a transfer holds its chunks (a bundle import against a
+/// live server) waits for it; the chunks stored ahead of their blob are not dropped under it.
+#[test]
+fn issue_15_gc_waits_for_a_transfer_holding_its_chunks() {
+    let (_a, from) = store_with(small_opts(1 << 20));
+    let (_b, to) = store_with(small_opts(1 << 20));
+    let (_, gz, _) = layers();
+    let d = Digest::sha256(&gz);
+    from.put_blob(&d, &gz[..], Default::default()).unwrap();
+    let desc = from.describe_blob(&d).unwrap();
+    let ids = desc.chunk_ids().unwrap();
+
+    let hold = to.hold_chunks();
+    for frame in frames_of(&from, &ids, 7, 3) {
+        to.insert_frame(Frame::decode(frame).unwrap()).unwrap();
+    }
+    // Nothing references the chunks yet: a GC keeping nothing would drop every one.
+    let options = airlock_store::GcOptions {
+        keep_tag_history: std::time::Duration::ZERO,
+        upload_grace: std::time::Duration::ZERO,
+    };
+    let gc = {
+        let to = to.clone();
+        std::thread::spawn(move || {
+            let plan = to.plan_gc(options).unwrap();
+            to.apply_gc(&plan).unwrap()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!gc.is_finished(), "GC ran while a transfer held its chunks");
+    assert!(!to.put_described(&desc).unwrap().existed);
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut to.open_blob(&d).unwrap(), &mut back).unwrap();
+    assert!(back == gz, "the blob rebuilt from the held chunks");
+    drop(hold);
+    gc.join().unwrap();
+    assert!(to.verify(Verify::Full).unwrap().defects.is_empty());
+}

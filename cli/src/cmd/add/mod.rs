@@ -1,7 +1,7 @@
 //! `airlock add`: images from docker save archives, OCI layouts and archives, upstream
 //! registries, or an app file listing them.
 
-use std::{io::Read as _, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use airlock_oci::{Platform, Target};
 use airlock_store::Access;
@@ -84,13 +84,30 @@ pub struct Args {
     jobs: u16,
 }
 
+impl Args {
+    /// Paths taken from `cwd` (a command run in the server for a client, see `remote`): the
+    /// app file, and the file or directory of each local source.
+    pub fn absolutize(&mut self, cwd: &std::path::Path) {
+        if let Some(f) = &mut self.file {
+            *f = crate::remote::absolute(cwd, f);
+        }
+        for source in &mut self.sources {
+            for prefix in ["docker-archive:", "oci-archive:", "oci:"] {
+                if let Some(rest) = source.strip_prefix(prefix) {
+                    let path = crate::remote::absolute(cwd, std::path::Path::new(rest));
+                    *source = format!("{prefix}{}", path.display());
+                    break;
+                }
+            }
+        }
+    }
+}
+
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let credentials = match args.username {
         Some(username) => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("reading the password from standard input")?;
+            let password =
+                crate::output::read_all().context("reading the password from standard input")?;
             Some(Credentials {
                 username,
                 password: password.trim_end_matches(['\r', '\n']).to_owned(),

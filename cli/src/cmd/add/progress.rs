@@ -2,7 +2,7 @@
 //! (hidden with `-q` and off a terminal), or one JSON object per line with `--json`. The
 //! library reports through [`airlock_ingest::Progress`]; this is where it is drawn and printed.
 
-use std::{collections::HashMap, io, sync::Mutex, time::Duration};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use airlock_ingest::{AppReport, Committed, ImageReport, Summary};
 use airlock_oci::Descriptor;
@@ -31,13 +31,15 @@ pub struct Progress {
     overall: ProgressBar,
     /// The bar of each blob in flight, by digest.
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// The client, when the command runs in the server (callbacks come on other threads).
+    remote: Option<output::Remote>,
 }
 
 impl Progress {
     /// A reporter in `mode`; bars only in human mode.
     pub fn new(mode: Mode) -> Progress {
         let target = match mode {
-            Mode::Human => ProgressDrawTarget::stderr(),
+            Mode::Human => output::draw_target(),
             Mode::Quiet | Mode::Json => ProgressDrawTarget::hidden(),
         };
         let multi = MultiProgress::with_draw_target(target);
@@ -55,22 +57,31 @@ impl Progress {
             multi,
             overall,
             bars: Mutex::new(HashMap::new()),
+            remote: output::remote(),
         }
     }
 
     /// A result: one line for humans on stdout, or the JSON event.
     fn result(&self, human: &str, event: Value) {
+        output::within(self.remote.as_ref(), || self.print_result(human, event));
+    }
+
+    fn print_result(&self, human: &str, event: Value) {
         match self.mode {
             Mode::Quiet => {}
-            Mode::Human => self.multi.suspend(|| println!("{human}")),
-            Mode::Json => println!("{event}"),
+            Mode::Human => self.multi.suspend(|| crate::output::outln!("{human}")),
+            Mode::Json => crate::output::outln!("{event}"),
         }
     }
 
     /// An event for JSON mode only.
     fn event(&self, event: Value) {
+        output::within(self.remote.as_ref(), || self.print_event(event));
+    }
+
+    fn print_event(&self, event: Value) {
         if self.mode == Mode::Json {
-            println!("{event}");
+            crate::output::outln!("{event}");
         }
     }
 
@@ -156,7 +167,9 @@ impl airlock_ingest::Progress for Progress {
 
     fn note(&self, text: &str) {
         if self.mode == Mode::Human {
-            let _ = self.multi.suspend(|| writeln_stderr(text));
+            output::within(self.remote.as_ref(), || {
+                self.multi.suspend(|| crate::output::errln!("{text}"));
+            });
         }
     }
 
@@ -216,11 +229,6 @@ impl airlock_ingest::Progress for Progress {
             "bytes_stored": s.bytes_stored,
         }));
     }
-}
-
-fn writeln_stderr(text: &str) -> io::Result<()> {
-    use io::Write as _;
-    writeln!(io::stderr(), "{text}")
 }
 
 /// The first hex digits of a digest, for bars.
