@@ -3,7 +3,9 @@
 
 use std::{io::Write, net::SocketAddr, time::Duration};
 
-use airlock_registry::{AppState, ImportPhase, METRICS_PATH, RegistryConfig, serve, serve_metrics};
+use airlock_registry::{
+    AppState, AuthSettings, ImportPhase, METRICS_PATH, RegistryConfig, serve, serve_metrics,
+};
 use airlock_store::{Digest, Materialize, PutOptions, RepoChange, Store, StoreOptions};
 use axum::http::{Method, Request, StatusCode, header};
 use bytes::Bytes;
@@ -106,6 +108,32 @@ async fn issue_15_health_is_outside_v2_and_readiness_waits_for_serve() {
         ..RegistryConfig::default()
     });
     r.get("/healthz").await.expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn issue_15_health_needs_no_credentials_where_v2_does() {
+    let files = tempfile::tempdir().expect("tempdir");
+    let htpasswd = files.path().join("htpasswd");
+    let hash = bcrypt::hash("alice-pw", 4).expect("bcrypt");
+    std::fs::write(&htpasswd, format!("alice:{hash}\n")).expect("htpasswd");
+    let settings = AuthSettings {
+        htpasswd: Some(htpasswd),
+        ..AuthSettings::default()
+    };
+    let r = Registry::with_auth(settings, "0.0.0.0:5000");
+    r.get("/v2/").await.expect(StatusCode::UNAUTHORIZED);
+    r.get("/healthz").await.expect(StatusCode::OK);
+    // Not ready only because no listener serves this router: never 401.
+    r.get("/readyz")
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE);
+    let text = r.state().metrics().encode();
+    let series = |endpoint: &str, status: u16| {
+        format!("airlock_http_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}}")
+    };
+    assert_eq!(sample(&text, &series("base", 401)), Some(1.0), "{text}");
+    assert_eq!(sample(&text, &series("health", 200)), Some(1.0), "{text}");
+    assert_eq!(sample(&text, &series("health", 503)), Some(1.0), "{text}");
 }
 
 #[tokio::test]
