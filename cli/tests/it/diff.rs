@@ -79,8 +79,8 @@ fn issue_5_diff_of_two_versions_names_changed_layers_and_a_small_delta() {
             assert_eq!(added, [new.layers[0].digest.as_str()], "{s}: the base");
             assert_eq!((removed, c["layers_unchanged"].as_u64()), (1, Some(1)));
         }
-        // The configs carry only the service's label: the same in both versions.
-        assert_eq!(c["config_changed"], false, "{s}");
+        // The configs carry the layers' diff ids: they change with the layers.
+        assert_eq!(c["config_changed"], true, "{s}");
     }
     let delta = &v["delta"];
     let chunk_bytes = delta["chunk_bytes"].as_u64().unwrap();
