@@ -22,7 +22,7 @@ mod given;
 mod report;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -58,11 +58,19 @@ pub fn import(
     // GC waits for this import: its chunks are stored before the blobs that use them.
     let _hold = store.hold_chunks();
     let mut report = ImportReport::default();
-    let mut groups: BTreeMap<BundleId, Vec<VolumeReader>> = BTreeMap::new();
+    // Bundles in the order their first volume was given: the foreign volume at the end of a
+    // list is imported after the bundle before it, whatever their random ids.
+    let mut groups: Vec<(BundleId, Vec<VolumeReader>)> = Vec::new();
     let given = Given::sort(paths);
     for path in given.volumes {
         match VolumeReader::open(&path) {
-            Ok(v) => groups.entry(v.header().bundle_id).or_default().push(v),
+            Ok(v) => {
+                let id = v.header().bundle_id;
+                match groups.iter_mut().find(|(g, _)| *g == id) {
+                    Some((_, volumes)) => volumes.push(v),
+                    None => groups.push((id, vec![v])),
+                }
+            }
             Err(e) => {
                 progress.note(&format!("skipping {}: {e}", path.display()));
                 report.unreadable.push((path, e.to_string()));

@@ -9,7 +9,6 @@
 //! named and ignored. A directory gives its volume files; one without any is named and ignored.
 
 use std::{
-    collections::BTreeMap,
     fs::File,
     io::Read,
     path::{Path, PathBuf},
@@ -37,9 +36,9 @@ impl IndexFile {
     /// What a bundle index file given among the volumes is to the import, in words, and whether
     /// the import reads it: only when no volume of its bundle carries an intact copy and it is the
     /// very index their headers name.
-    pub(super) fn role(&self, groups: &BTreeMap<BundleId, Vec<VolumeReader>>) -> (String, bool) {
+    pub(super) fn role(&self, groups: &[(BundleId, Vec<VolumeReader>)]) -> (String, bool) {
         let ix = &self.index;
-        let Some(volumes) = groups.get(&ix.bundle_id) else {
+        let Some((_, volumes)) = groups.iter().find(|(id, _)| *id == ix.bundle_id) else {
             return (
                 format!(
                     "the index of bundle {} ({}), none of whose volumes were given; nothing to \
