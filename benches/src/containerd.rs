@@ -128,6 +128,31 @@ impl Containerd {
         }
     }
 
+    /// `ctr images pull --http-dump --snapshotter SNAPSHOTTER --hosts-dir HOSTS REFERENCE`: a pull
+    /// whose hosts (a mirror, a plain-HTTP registry) the `hosts.toml` files under `hosts` say;
+    /// what ctr printed, its HTTP requests among it.
+    pub fn pull_with_hosts(&self, reference: &str, snapshotter: &str, hosts: &Path) -> String {
+        let out = must(
+            self.ctr_command()
+                .args([
+                    "images",
+                    "pull",
+                    "--http-dump",
+                    "--snapshotter",
+                    snapshotter,
+                ])
+                .arg("--hosts-dir")
+                .arg(hosts)
+                .arg(reference),
+            "ctr images pull",
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
     /// `ctr images rm --sync REFERENCE`: the image goes, and its content with containerd's
     /// GC, so the next pull fetches every blob again.
     pub fn remove_image(&self, reference: &str) {

@@ -20,7 +20,10 @@
 //! bytes depend only on the file's content and the images' digests: adding it again changes
 //! nothing.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
 
 use airlock_oci::{Descriptor, ImageRef, OCI_INDEX, Platform, RepoName, Tag, Target};
 use airlock_store::{Digest, RepoChange, Store};
@@ -105,6 +108,12 @@ pub fn add_app(
         return Err(app_error(path, "images: the list is empty".into()));
     }
     let base = path.parent().unwrap_or(Path::new("."));
+    // `as:` names a repository as `add --as` does: where a pull of that name reads.
+    let held: BTreeSet<String> = store
+        .repositories()
+        .context(|| "listing the store's repositories".into())?
+        .into_iter()
+        .collect();
     let mut plans: Vec<ImagePlan> = Vec::new();
     for (i, image) in app.images.iter().enumerate() {
         let (source, target, platform) = match image {
@@ -118,7 +127,7 @@ pub fn add_app(
         let what = format!("{}: images[{i}] ({source})", path.display());
         let source = Source::parse(source, Some(base)).context(|| what.clone())?;
         let target = target
-            .map(str::parse::<Target>)
+            .map(|t| Target::place::<airlock_oci::Error>(t, |n| Ok(held.contains(n.as_str()))))
             .transpose()
             .context(|| what.clone())?;
         let mut opts = opts.clone();

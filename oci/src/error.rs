@@ -47,6 +47,18 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
+    /// A repository name that means more than one stored repository (the name itself, pushed,
+    /// and docker's normalization of it, added): see [`crate::RepoQuery`].
+    #[error(
+        "ambiguous repository name {name:?}: the store holds both {}",
+        both(stored)
+    )]
+    AmbiguousName {
+        /// The name as asked for.
+        name: String,
+        /// The repositories it means, in the order the rule tries them.
+        stored: Vec<crate::RepoName>,
+    },
     /// A platform that is not `os/arch[/variant]`.
     #[error("invalid platform {text:?}: expected os/arch[/variant], e.g. linux/arm64/v8")]
     InvalidPlatform {
@@ -103,6 +115,18 @@ fn unsupported_why(media_type: &str) -> &'static str {
         "Docker schema 1 manifests are not supported"
     } else {
         "unsupported manifest media type"
+    }
+}
+
+/// `a and b`, `a, b and c`.
+fn both(names: &[crate::RepoName]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => {
+            let rest: Vec<&str> = rest.iter().map(crate::RepoName::as_str).collect();
+            format!("{} and {last}", rest.join(", "))
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! References to manifests, in the three forms airlock reads, through one splitter:
 //! - [`Reference`]: a tag or a digest, what `/v2/<name>/manifests/<reference>` names;
-//! - [`ImageRef`]: `REPO:TAG`, `REPO@DIGEST` or `REPO:TAG@DIGEST`, the repository taken
-//!   literally (what `export`, `diff` and an application's index name); [`Target`], `REPO[:TAG]`,
-//!   is its digest-less form (`add --as`);
+//! - [`ImageRef`]: `REPO:TAG`, `REPO@DIGEST` or `REPO:TAG@DIGEST`, the repository as stored
+//!   (what an application's index names); [`Target`], `REPO[:TAG]`, is its digest-less form.
+//!   [`ImageRef::resolve`] and [`Target::place`] read what a user writes (`export`, `diff`,
+//!   `add --as`) in docker's forms and name the stored repository by the rule of `resolve`;
 //! - [`DockerRef`]: an image reference as docker reads it (`nginx:1.27`,
 //!   `registry.local:5000/team/app@sha256:...`), normalized by [`normalize_docker_reference`].
 //!
@@ -15,6 +16,7 @@ use crate::{
     digest::Digest,
     error::Error,
     name::{Namespace, RepoName, Tag},
+    resolve::RepoQuery,
 };
 
 /// Docker Hub's name in references.
@@ -121,6 +123,14 @@ fn parse_repo(text: &str, name: &str) -> Result<RepoName, Error> {
         })
 }
 
+fn parse_query(text: &str, name: &str) -> Result<RepoQuery, Error> {
+    name.parse::<RepoQuery>()
+        .map_err(|e| Error::InvalidReference {
+            text: text.to_owned(),
+            why: e.to_string(),
+        })
+}
+
 /// `REPO:TAG`, `REPO@DIGEST` or `REPO:TAG@DIGEST`: a manifest in a repository, named as it is
 /// stored (no normalization).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -149,6 +159,35 @@ impl FromStr for ImageRef {
         }
         Ok(ImageRef {
             repo,
+            tag,
+            digest: parts.digest,
+        })
+    }
+}
+
+impl ImageRef {
+    /// Reads an image reference as a user writes it, in docker's forms (`nginx:1.27`,
+    /// `acme/gateway:1.0.0`, `registry.example.com/x/y:1`, `REPO@DIGEST`), and names the stored
+    /// repository it means by the one rule, [`RepoQuery::place`]: `acme/gateway` is
+    /// `docker.io/acme/gateway` when only that is stored, an error naming both when both are.
+    /// A repository not stored keeps the name as written, for the caller to report unknown.
+    /// Needs a tag or a digest.
+    pub fn resolve<E: From<Error>>(
+        text: &str,
+        is_stored: impl FnMut(&RepoName) -> Result<bool, E>,
+    ) -> Result<ImageRef, E> {
+        let parts = split(text)?;
+        let query = parse_query(text, parts.name)?;
+        let tag = parse_tag(text, parts.tag)?;
+        if tag.is_none() && parts.digest.is_none() {
+            return Err(Error::InvalidReference {
+                text: text.to_owned(),
+                why: "name a tag (REPO:TAG) or a digest (REPO@DIGEST)".into(),
+            }
+            .into());
+        }
+        Ok(ImageRef {
+            repo: query.place(is_stored)?,
             tag,
             digest: parts.digest,
         })
@@ -193,6 +232,30 @@ impl FromStr for Target {
         Ok(Target {
             repo: parse_repo(s, parts.name)?,
             tag: parse_tag(s, parts.tag)?,
+        })
+    }
+}
+
+impl Target {
+    /// Reads `REPO[:TAG]` as a user writes it (docker's forms, as [`ImageRef::resolve`]) and
+    /// names the repository to store into by [`RepoQuery::place`]: the stored repository a pull
+    /// of that name reads, else the name itself.
+    pub fn place<E: From<Error>>(
+        text: &str,
+        is_stored: impl FnMut(&RepoName) -> Result<bool, E>,
+    ) -> Result<Target, E> {
+        let parts = split(text)?;
+        if parts.digest.is_some() {
+            return Err(Error::InvalidReference {
+                text: text.to_owned(),
+                why: "a digest names content, not where to store it: give REPO[:TAG]".into(),
+            }
+            .into());
+        }
+        let query = parse_query(text, parts.name)?;
+        Ok(Target {
+            tag: parse_tag(text, parts.tag)?,
+            repo: query.place(is_stored)?,
         })
     }
 }
@@ -247,37 +310,13 @@ impl fmt::Display for DockerRef {
 /// `registry.hub.docker.com`), where a one-component path is in `library/`. The repository it is
 /// kept under is its path in the host's namespace.
 pub fn normalize_docker_reference(text: &str) -> Result<DockerRef, Error> {
-    let invalid = |why: String| Error::InvalidReference {
-        text: text.to_owned(),
-        why,
-    };
     let parts = split(text)?;
     let tag = parse_tag(text, parts.tag)?;
-    let (host, path) = match parts.name.split_once('/') {
-        Some((first, path))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            (first, path)
-        }
-        _ => (DOCKER_HUB, parts.name),
-    };
-    let host = match host {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB,
-        other => other,
-    };
-    if path.is_empty() {
-        return Err(invalid("no repository".into()));
-    }
-    let path = if host == DOCKER_HUB && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path.to_owned()
-    };
-    let path: RepoName = path.parse().map_err(|e: Error| invalid(e.to_string()))?;
-    let namespace: Namespace = host.parse().map_err(|e: Error| invalid(e.to_string()))?;
-    let repository = path
-        .in_namespace(&namespace)
-        .map_err(|e| invalid(e.to_string()))?;
+    let (host, path, repository) =
+        docker_name(parts.name).map_err(|why| Error::InvalidReference {
+            text: text.to_owned(),
+            why,
+        })?;
     Ok(DockerRef {
         host: host.to_owned(),
         path,
@@ -285,6 +324,35 @@ pub fn normalize_docker_reference(text: &str) -> Result<DockerRef, Error> {
         digest: parts.digest,
         repository,
     })
+}
+
+/// Docker's normalization of a name without tag or digest: its registry host, its path there,
+/// and the repository airlock keeps it under; or why it is not a name.
+pub(crate) fn docker_name(name: &str) -> Result<(&str, RepoName, RepoName), String> {
+    let (host, path) = match name.split_once('/') {
+        Some((first, path))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first, path)
+        }
+        _ => (DOCKER_HUB, name),
+    };
+    let host = match host {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB,
+        other => other,
+    };
+    if path.is_empty() {
+        return Err("no repository".into());
+    }
+    let path = if host == DOCKER_HUB && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path.to_owned()
+    };
+    let path: RepoName = path.parse().map_err(|e: Error| e.to_string())?;
+    let namespace: Namespace = host.parse().map_err(|e: Error| e.to_string())?;
+    let repository = path.in_namespace(&namespace).map_err(|e| e.to_string())?;
+    Ok((host, path, repository))
 }
 
 #[cfg(test)]
@@ -365,6 +433,62 @@ mod tests {
         assert!(format!("a@{D}").parse::<Target>().is_err());
     }
 
+    #[test]
+    fn issue_15_user_references_resolve_to_stored_repositories() {
+        let stored = |names: &'static [&'static str]| {
+            move |n: &RepoName| Ok::<_, Error>(names.contains(&n.as_str()))
+        };
+        let added = stored(&[
+            "docker.io/acme/gateway",
+            "docker.io/library/nginx",
+            "cli/app",
+        ]);
+        let resolve = |text: &str| ImageRef::resolve(text, added).map(|r| r.to_string());
+        assert_eq!(
+            resolve("acme/gateway:1.0.0").as_deref(),
+            Ok("docker.io/acme/gateway:1.0.0")
+        );
+        assert_eq!(
+            resolve(&format!("nginx@{D}")),
+            Ok(format!("docker.io/library/nginx@{D}"))
+        );
+        assert_eq!(
+            resolve("docker.io/library/nginx:1.27").as_deref(),
+            Ok("docker.io/library/nginx:1.27")
+        );
+        assert_eq!(resolve("cli/app:v1").as_deref(), Ok("cli/app:v1"));
+        // Not stored: the name as written (in a repository name's spelling).
+        assert_eq!(resolve("other/app:1").as_deref(), Ok("other/app:1"));
+        assert_eq!(
+            resolve("registry.local:5000/team/app:1").as_deref(),
+            Ok("registry.local_5000/team/app:1")
+        );
+        for bad in [
+            "acme/gateway",
+            "Acme/gateway:1",
+            "nginx:.x",
+            "nginx@sha256:zz",
+        ] {
+            assert!(
+                matches!(resolve(bad), Err(Error::InvalidReference { .. })),
+                "{bad}"
+            );
+        }
+        let both = stored(&["acme/gateway", "docker.io/acme/gateway"]);
+        let err = ImageRef::resolve("acme/gateway:1.0.0", both).expect_err("ambiguous");
+        assert!(matches!(err, Error::AmbiguousName { .. }), "{err}");
+
+        let t = Target::place("acme/gateway:2", added).expect("target");
+        assert_eq!(
+            (t.repo.as_str(), t.tag.as_ref().map(Tag::as_str)),
+            ("docker.io/acme/gateway", Some("2"))
+        );
+        let t = Target::place("vendor/app", added).expect("new name");
+        assert_eq!((t.repo.as_str(), t.tag), ("vendor/app", None));
+        assert!(Target::place(&format!("a@{D}"), added).is_err());
+        assert!(Target::place("acme/gateway", both).is_err());
+    }
+
     fn docker(s: &str) -> (String, Option<String>) {
         let r = normalize_docker_reference(s).expect(s);
         (r.repository().to_string(), r.tag.map(|t| t.to_string()))
@@ -411,6 +535,8 @@ mod tests {
             let _ = s.parse::<ImageRef>();
             let _ = s.parse::<Target>();
             let _ = normalize_docker_reference(&s);
+            let _ = s.parse::<crate::RepoQuery>();
+            let _ = ImageRef::resolve(&s, |_| Ok::<_, Error>(true));
         }
 
         #[test]

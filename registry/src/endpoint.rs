@@ -7,7 +7,9 @@
 //!
 //! containerd's mirror parameter `ns` (`?ns=docker.io`) scopes the name:
 //! `/v2/library/nginx/manifests/x?ns=docker.io` reads repository `docker.io/library/nginx`
-//! (see [`RepoName::in_namespace`]).
+//! (see [`RepoName::in_namespace`]). A name without `ns` is the path as asked; which stored
+//! repository it means (`acme/gateway` may be `docker.io/acme/gateway`) is decided after parsing,
+//! against the store, by `airlock_oci::RepoQuery`.
 
 use airlock_oci::{Namespace, Reference, RepoName, Tag};
 use airlock_store::{Algorithm, Digest};
@@ -561,6 +563,28 @@ impl Endpoint {
             | Endpoint::DeleteUpload { name, .. }
             | Endpoint::Tags { name, .. }
             | Endpoint::Referrers { name, .. } => Some(name),
+        }
+    }
+
+    /// The repository the endpoint is about and, for a mount (end-11), the one mounted from,
+    /// to name the stored repositories they mean.
+    pub(crate) fn names_mut(&mut self) -> (Option<&mut RepoName>, Option<&mut Option<RepoName>>) {
+        match self {
+            Endpoint::Base | Endpoint::Catalog { .. } => (None, None),
+            Endpoint::StartUpload { name, from, .. } => (Some(name), Some(from)),
+            Endpoint::GetManifest { name, .. }
+            | Endpoint::HeadManifest { name, .. }
+            | Endpoint::PutManifest { name, .. }
+            | Endpoint::DeleteManifest { name, .. }
+            | Endpoint::GetBlob { name, .. }
+            | Endpoint::HeadBlob { name, .. }
+            | Endpoint::DeleteBlob { name, .. }
+            | Endpoint::PatchUpload { name, .. }
+            | Endpoint::PutUpload { name, .. }
+            | Endpoint::GetUpload { name, .. }
+            | Endpoint::DeleteUpload { name, .. }
+            | Endpoint::Tags { name, .. }
+            | Endpoint::Referrers { name, .. } => (Some(name), None),
         }
     }
 }

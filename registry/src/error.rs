@@ -418,6 +418,19 @@ impl RegistryError {
             e @ (E::InvalidName { .. } | E::InvalidReference { .. }) => {
                 RegistryError::new(ErrorCode::NameInvalid, e.to_string())
             }
+            // The spec has no code for a name that means two repositories. NAME_UNKNOWN (404)
+            // says what is true, that the name does not name one repository the registry
+            // knows, and clients show its message: NAME_INVALID would claim the name breaks the
+            // grammar, and DENIED would send the user looking at credentials.
+            E::AmbiguousName { name, stored } => {
+                let message = E::AmbiguousName {
+                    name: name.clone(),
+                    stored: stored.clone(),
+                }
+                .to_string();
+                RegistryError::new(ErrorCode::NameUnknown, message)
+                    .with_detail(serde_json::json!({ "name": name, "repositories": stored }))
+            }
             E::InvalidHost { text } => RegistryError::new(
                 ErrorCode::NameInvalid,
                 format!("invalid ns {text:?}: expected a registry host[:port]"),
@@ -645,6 +658,20 @@ mod tests {
         assert_eq!(
             code(".x".parse::<Tag>().expect_err("tag")),
             Some(ErrorCode::ManifestInvalid)
+        );
+        let both = |n: &RepoName| Ok::<_, airlock_oci::Error>(n.as_str() != "other");
+        let query: airlock_oci::RepoQuery = "acme/gateway".parse().expect("query");
+        let err = RegistryError::from(query.resolve(both).expect_err("ambiguous"));
+        assert_eq!(
+            (err.code(), err.status()),
+            (Some(ErrorCode::NameUnknown), StatusCode::NOT_FOUND)
+        );
+        assert_eq!(
+            err.detail(),
+            Some(&serde_json::json!({
+                "name": "acme/gateway",
+                "repositories": ["acme/gateway", "docker.io/acme/gateway"],
+            }))
         );
         for bad in ["sha256:zz", "md5:d41d8cd98f00b204e9800998ecf8427e"] {
             let err = RegistryError::from(bad.parse::<OciDigest>().expect_err(bad));

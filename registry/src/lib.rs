@@ -1,7 +1,8 @@
 //! The OCI Distribution v1.1 HTTP surface of airlock: every endpoint of the spec (pull, push,
 //! chunked and mounted uploads, tags, referrers, deletes) plus the catalog and containerd's `ns`
 //! mirror parameter, with the spec's error codes, manifest validation, Range requests and
-//! pagination. Docker schema 2 manifests and lists are served with their own media types and
+//! pagination. A name without `ns` means the stored repository airlock's one naming rule
+//! (`airlock_oci::RepoQuery`) finds: `acme/gateway` reads an added `docker.io/acme/gateway`. Docker schema 2 manifests and lists are served with their own media types and
 //! exact bytes.
 //!
 //! It must not know how content is stored: no pack, chunk or index details. Handlers reach the

@@ -169,6 +169,11 @@ impl Store {
         self.inner.index.read()?.repos()
     }
 
+    /// Whether `repo` is one of [`Store::repositories`], by one lookup.
+    pub fn has_repository(&self, repo: &str) -> Result<bool> {
+        self.inner.index.read()?.has_repo(repo)
+    }
+
     /// Digests a manifest was recorded as referencing.
     pub fn manifest_children(&self, digest: &Digest) -> Result<Vec<Digest>> {
         self.inner.index.read()?.edges(digest)

@@ -18,13 +18,14 @@ use airlock_store::{Digest, Store};
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use crate::{context::Context, output};
+use crate::{cmd::names, context::Context, output};
 
 /// Arguments of `airlock diff`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// What the site has: an image, index or application version, REPO:TAG or REPO@DIGEST (an
-    /// application added with `airlock add -f` is `airlock/apps/NAME:VERSION`)
+    /// What the site has: an image, index or application version, REPO:TAG or REPO@DIGEST as
+    /// docker names them (an application added with `airlock add -f` is
+    /// `airlock/apps/NAME:VERSION`)
     #[arg(value_name = "REF_A")]
     a: String,
 
@@ -111,7 +112,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
 
 /// Parses and resolves one side: its reference, its images, and whether it is an application.
 fn side(store: &Store, text: &str) -> Result<(ImageRef, Vec<Image>, bool)> {
-    let r: ImageRef = text.parse()?;
+    let r = names::image_ref(store, text)?;
     let resolved = resolve(store, &r)?;
     let Some(entries) = read_app(store, &r)? else {
         let image = Image {

@@ -12,13 +12,18 @@ use airlock_oci::ImageRef;
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
-use crate::{cmd::bars::Bars, context::Context, output};
+use crate::{
+    cmd::{bars::Bars, names},
+    context::Context,
+    output,
+};
 
 /// Arguments of `airlock export`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Images, indexes or application versions to export: REPO:TAG or REPO@DIGEST (an
-    /// application added with `airlock add -f` is `airlock/apps/NAME:VERSION`)
+    /// Images, indexes or application versions to export: REPO:TAG or REPO@DIGEST, as docker
+    /// names them (nginx:1.27 is docker.io/library/nginx:1.27; an application added with
+    /// `airlock add -f` is `airlock/apps/NAME:VERSION`)
     #[arg(required = true, value_name = "REF")]
     refs: Vec<String>,
 
@@ -71,7 +76,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let store = ctx.open_store_ingested()?;
     let mut refs = Vec::new();
     for text in &args.refs {
-        let r: ImageRef = text.parse()?;
+        let r = names::image_ref(&store, text)?;
         let images = app_images(&store, &r)?;
         refs.push(r);
         refs.extend(images);

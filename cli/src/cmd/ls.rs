@@ -1,9 +1,12 @@
-//! `airlock ls`: repositories, their tags and the manifests they point at.
+//! `airlock ls`: repositories, their tags and the manifests they point at, each repository by
+//! the name a pull reads it by directly (`acme/gateway` for the stored
+//! `docker.io/acme/gateway`, by `airlock_oci::direct_name`), and by its stored name.
 
-use std::process::ExitCode;
+use std::{collections::BTreeSet, process::ExitCode};
 
-use airlock_store::Access;
-use anyhow::Result;
+use airlock_oci::{RepoName, RepoQuery, direct_name};
+use airlock_store::{Access, Digest};
+use anyhow::{Context as _, Result};
 use serde_json::json;
 
 use crate::context::Context;
@@ -11,32 +14,73 @@ use crate::context::Context;
 /// Arguments of `airlock ls`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only repositories whose name starts with this
+    /// Only repositories whose stored or direct name starts with this
     #[arg(value_name = "PREFIX")]
     prefix: Option<String>,
 }
 
+/// One repository as listed.
+struct Listed {
+    stored: String,
+    /// The shortest name a direct pull reads it by; `None` when every name is ambiguous.
+    direct: Option<RepoName>,
+    /// The other repositories its stored name also means, when it has no direct name.
+    shadowed_by: Vec<String>,
+    tags: Vec<(String, Digest, Option<String>)>,
+}
+
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let store = ctx.open_store(Access::ReadOnly)?;
+    let all = store.repositories()?;
+    let held: BTreeSet<&str> = all.iter().map(String::as_str).collect();
+    let is_stored = |name: &RepoName| Ok::<_, anyhow::Error>(held.contains(name.as_str()));
     let mut repos = Vec::new();
-    for repo in store.repositories()? {
-        if args.prefix.as_deref().is_some_and(|p| !repo.starts_with(p)) {
+    for repo in &all {
+        // Names written by earlier versions are valid names; one that is not has no other.
+        let (direct, shadowed_by) = match repo.parse::<RepoName>() {
+            Ok(name) => {
+                let direct = direct_name(&name, is_stored)?;
+                let others = match direct {
+                    Some(_) => Vec::new(),
+                    None => RepoQuery::from(name.clone())
+                        .candidates()
+                        .filter(|c| *c != &name && held.contains(c.as_str()))
+                        .map(ToString::to_string)
+                        .collect(),
+                };
+                (direct, others)
+            }
+            Err(_) => (None, Vec::new()),
+        };
+        let shown = direct.as_ref().map_or(repo.as_str(), RepoName::as_str);
+        if let Some(p) = args.prefix.as_deref()
+            && !repo.starts_with(p)
+            && !shown.starts_with(p)
+        {
             continue;
         }
         let mut tags = Vec::new();
-        for (tag, digest) in store.tags(&repo)? {
-            let media_type = store.manifest_media_type(&digest)?;
+        for (tag, digest) in store.tags(repo)? {
+            let media_type = store
+                .manifest_media_type(&digest)
+                .with_context(|| format!("reading {repo}:{tag}"))?;
             tags.push((tag, digest, media_type));
         }
-        repos.push((repo, tags));
+        repos.push(Listed {
+            stored: repo.clone(),
+            direct,
+            shadowed_by,
+            tags,
+        });
     }
     if ctx.json {
         let v: Vec<_> = repos
             .iter()
-            .map(|(repo, tags)| {
+            .map(|r| {
                 json!({
-                    "repository": repo,
-                    "tags": tags.iter().map(|(t, d, m)| json!({
+                    "repository": r.stored,
+                    "direct": r.direct,
+                    "tags": r.tags.iter().map(|(t, d, m)| json!({
                         "tag": t, "digest": d, "media_type": m,
                     })).collect::<Vec<_>>(),
                 })
@@ -45,18 +89,37 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         crate::output::outln!("{}", json!({ "repositories": v }));
         return Ok(ExitCode::SUCCESS);
     }
-    for (repo, tags) in &repos {
-        if tags.is_empty() {
-            crate::output::outln!("{repo}  (no tags)");
+    for r in &repos {
+        let (name, note) = shown(r);
+        if r.tags.is_empty() {
+            crate::output::outln!("{name}  (no tags){note}");
         }
-        for (tag, digest, media_type) in tags {
+        for (tag, digest, media_type) in &r.tags {
             crate::output::outln!(
-                "{repo}:{tag}  {digest}  {}",
+                "{name}:{tag}  {digest}  {}{note}",
                 media_type.as_deref().map_or("", kind)
             );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The name a line starts with and what follows it: the stored name when it differs (the name
+/// to pull by through a mirror), or why there is no direct name.
+fn shown(r: &Listed) -> (&str, String) {
+    match &r.direct {
+        Some(direct) if direct.as_str() == r.stored => (&r.stored, String::new()),
+        Some(direct) => (direct.as_str(), format!("  (stored as {})", r.stored)),
+        None if r.shadowed_by.is_empty() => (&r.stored, String::new()),
+        None => (
+            &r.stored,
+            format!(
+                "  (no direct pull: {} also means {})",
+                r.stored,
+                r.shadowed_by.join(", ")
+            ),
+        ),
+    }
 }
 
 /// A short name for a manifest media type.

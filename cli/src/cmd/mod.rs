@@ -9,5 +9,6 @@ pub mod gc;
 pub mod import;
 pub mod inventory;
 pub mod ls;
+pub mod names;
 pub mod serve;
 pub mod verify;

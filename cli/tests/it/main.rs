@@ -23,6 +23,9 @@ mod content;
 mod diff;
 /// Issue 15: commands handed to a running server; containerd pulls through an import and a GC.
 mod live;
+/// Issue 15: short names (`acme/gateway:1.0.0`) in ls, export, diff, add --as and a containerd
+/// pull; ambiguous names; golden stores list the same.
+mod names;
 /// Issue 15: health, metrics after a push and a pull, JSON logs, the systemd unit's command line.
 mod ops;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.

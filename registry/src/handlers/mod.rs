@@ -1,11 +1,14 @@
-//! The one fallback handler: parses a request into a [`Route`], admits its caller (the one
-//! place auth is checked: handlers never see credentials), and dispatches on its [`Endpoint`]
+//! The one fallback handler: parses a request into a [`Route`], names the stored repositories
+//! it means, admits its caller (the one place auth is checked: handlers never see credentials),
+//! and dispatches on its [`Endpoint`]
 //! to a handler per spec endpoint. Handlers extract, call the store through [`AppState`], and
 //! return a typed response; every failure leaves as a [`RegistryError`]. The token endpoint
 //! (`token`) is the one route outside `/v2/`.
 
 use std::fmt;
 
+use airlock_oci::{RepoName, RepoQuery};
+use airlock_store::Store;
 use axum::{
     body::Body,
     extract::{Request, State},
@@ -54,7 +57,8 @@ pub(crate) enum Want {
     Head,
 }
 
-/// Parses the request, enforces read-only mode, admits the caller (auth), caps upload
+/// Parses the request, enforces read-only mode, names the repositories (`place_names`), admits
+/// the caller (auth), caps upload
 /// sessions, runs the endpoint's handler and writes the audit line of a write.
 pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
@@ -66,6 +70,14 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
     if state.config().read_only && route.endpoint.access() == Access::Write {
         return RegistryError::read_only().into_response();
     }
+    // Names are placed before the caller is admitted, so access rules and token scopes apply
+    // to the repository read, as they do for `ns` requests (and challenges name it). A failed
+    // placement leaves the names as asked and is answered only once the caller is admitted to
+    // them: who may not pull a name does not learn that it is ambiguous.
+    let placed = match route.namespace {
+        None => place_names(&state, &mut route.endpoint).await,
+        Some(_) => Ok(()),
+    };
     let conn = parts
         .extensions
         .get::<ConnInfo>()
@@ -86,6 +98,12 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
             return e.into_response();
         }
     };
+    if let Err(e) = placed {
+        if let Some(audit) = &audit {
+            audit.log(e.status(), caller.name(), conn.peer);
+        }
+        return e.into_response();
+    }
     let reservation = match opens_session(&route.endpoint) {
         true => {
             let uploads = state.uploads();
@@ -121,6 +139,49 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
         response.headers_mut().insert(OCI_NAMESPACE, value);
     }
     response
+}
+
+/// Names the stored repositories a request without `ns` means, by airlock's one naming rule
+/// ([`RepoQuery::place`]): the path itself when stored, else docker's normalization of it when
+/// stored (a pull of `acme/gateway` reads the added `docker.io/acme/gateway`), else the path
+/// itself (a push of a new repository creates it as pushed). A path that means two stored
+/// repositories is refused naming both, the names left as asked; a mount from one falls back to
+/// an upload, as any mount the registry cannot make does.
+async fn place_names(state: &AppState, endpoint: &mut Endpoint) -> Result<(), RegistryError> {
+    let (Some(name), from) = endpoint.names_mut() else {
+        return Ok(());
+    };
+    let asked = (name.clone(), from.as_deref().cloned().flatten());
+    let (placed, from_placed) = state
+        .blocking(move |s| {
+            let name = place(s.store(), asked.0)??;
+            let from = match asked.1 {
+                Some(from) => place(s.store(), from)?.ok(),
+                None => None,
+            };
+            Ok((name, from))
+        })
+        .await?;
+    *name = placed;
+    if let Some(from) = from {
+        *from = from_placed;
+    }
+    Ok(())
+}
+
+/// [`RepoQuery::place`] against the store: a store failure apart from the rule's answer.
+fn place(
+    store: &Store,
+    asked: RepoName,
+) -> Result<Result<RepoName, airlock_oci::Error>, RegistryError> {
+    let query = RepoQuery::from(asked);
+    let mut held = Vec::with_capacity(2);
+    for candidate in query.candidates() {
+        if store.has_repository(candidate.as_str())? {
+            held.push(candidate.clone());
+        }
+    }
+    Ok(query.place(|c| Ok(held.contains(c))))
 }
 
 /// Whether the request may open an upload session (end-4a, or a mount that falls back to one).

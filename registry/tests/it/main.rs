@@ -24,6 +24,9 @@ mod delete;
 /// containerd's `ns` mirror parameter, read-only mode, restarts with open upload sessions.
 mod modes;
 
+/// Issue 15: names without `ns`: short paths of added images, pushes, ambiguous paths, access.
+mod names;
+
 /// Random requests thrown at the router: never a 5xx, never a panic.
 mod fuzz;
 

@@ -379,6 +379,12 @@ macro_rules! reads {
                 Ok(out)
             }
 
+            /// Whether `repo` is a repository of the store.
+            pub fn has_repo(&self, repo: &str) -> Result<bool> {
+                let t = ix!(self, self.tx.open_table(REPOS))?;
+                Ok(ix!(self, t.get(repo))?.is_some())
+            }
+
             /// How `repo` holds `digest`, if at all.
             pub fn link(&self, repo: &str, digest: &Digest) -> Result<Option<LinkKind>> {
                 let t = ix!(self, self.tx.open_table(LINKS))?;

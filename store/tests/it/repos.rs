@@ -96,6 +96,11 @@ fn links_tags_and_history() {
         store.repositories().unwrap(),
         vec!["a/b/c".to_owned(), "library/app".to_owned()]
     );
+    assert!(store.has_repository("a/b/c").unwrap());
+    assert!(
+        !store.has_repository("a/b").unwrap(),
+        "a prefix is not a repository"
+    );
     // A blob link and a manifest link of the same digest are independent bits.
     store
         .apply_repo_changes(&[
@@ -235,6 +240,7 @@ fn changes_apply_all_or_nothing() {
         "{err}"
     );
     assert_eq!(store.repositories().unwrap(), Vec::<String>::new());
+    assert!(!store.has_repository("app").unwrap());
     assert_eq!(store.link("app", &layer).unwrap(), None);
     assert_eq!(store.link("app", &m1).unwrap(), None);
     assert_eq!(store.tag("app", "v1").unwrap(), None);

@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use airlock_oci::{Platform, Target};
+use airlock_oci::Platform;
 use airlock_store::Access;
 use anyhow::{Context as _, Result, bail};
 
@@ -13,7 +13,7 @@ use airlock_ingest::{
 };
 
 use self::progress::{Mode, Progress};
-use crate::context::Context;
+use crate::{cmd::names, context::Context};
 
 mod progress;
 
@@ -51,7 +51,8 @@ pub struct Args {
     #[arg(short = 'f', long = "file", value_name = "APP.yaml", conflicts_with_all = ["sources", "target"])]
     file: Option<PathBuf>,
 
-    /// Store the image as REPO[:TAG] instead of the name it comes with
+    /// Store the image as REPO[:TAG] instead of the name it comes with (in the repository a pull
+    /// of that name reads, else under the name as given)
     #[arg(long = "as", value_name = "REPO[:TAG]")]
     target: Option<String>,
 
@@ -120,14 +121,6 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         .as_deref()
         .map(str::parse::<Platform>)
         .transpose()?;
-    let target = args
-        .target
-        .as_deref()
-        .map(|t| {
-            t.parse::<Target>()
-                .with_context(|| format!("invalid --as {t:?}"))
-        })
-        .transpose()?;
     let opts = AddOptions {
         format: match args.format {
             Format::Oci => ManifestFormat::Oci,
@@ -158,6 +151,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         .map(|s| Source::parse(s, None))
         .collect::<Result<Vec<_>, _>>()?;
     let store = ctx.open_store(Access::ReadWrite)?;
+    let target = args
+        .target
+        .as_deref()
+        .map(|t| names::target(&store, t))
+        .transpose()?;
     if let Some(file) = &args.file {
         add_app(&store, file, &opts, &progress)?;
         return Ok(ExitCode::SUCCESS);
