@@ -190,6 +190,15 @@ pub enum Error {
         /// The directory.
         path: PathBuf,
     },
+    /// None of the paths given to import is a volume or a directory holding volumes.
+    #[error(
+        "none of the {given} path(s) given is an airlock volume (NAME.NNN.airlock) or a \
+         directory holding volumes"
+    )]
+    NothingToImport {
+        /// How many paths were given.
+        given: usize,
+    },
     /// No readable index for a bundle: every volume given has a damaged index copy and no
     /// earlier run saved one.
     #[error(

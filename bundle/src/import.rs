@@ -24,6 +24,7 @@
 
 mod check;
 mod checks;
+mod given;
 mod report;
 
 use std::{
@@ -36,18 +37,24 @@ use airlock_store::{ChunkId, Digest, Frame, RepoChange, Store};
 use rayon::prelude::*;
 
 use self::check::{IndexAt, check_descriptions, description};
-use self::checks::{Checks, Shared};
 pub use self::report::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, ref_text};
+use self::{
+    checks::{Checks, Shared},
+    given::Given,
+};
 use crate::{
     error::{Error, Result},
     index::{Base, BundleId, BundleIndex},
-    names::list_volume_files,
     progress::Progress,
     state::ImportState,
     volume::VolumeReader,
 };
 
-/// Imports the volumes found at `paths` (files or directories of them).
+/// Imports the volumes found at `paths`: volume files, directories of them, and whatever else
+/// lies beside them on a disc. A bundle's index file is used when no volume of its bundle
+/// carries an intact copy; files that are no volume are named (a note each, and
+/// [`ImportReport::ignored`]) and left alone. A path that is, or is named as, a volume but
+/// cannot be read is [`ImportReport::unreadable`]. Nothing to import at all is an error.
 pub fn import(
     store: &Store,
     paths: &[PathBuf],
@@ -60,12 +67,13 @@ pub fn import(
     // In the order given, not by (random) bundle id: bundles may share chunks, and the one
     // imported first is the one whose volumes provide them.
     let mut groups: Vec<(BundleId, Vec<VolumeReader>)> = Vec::new();
-    for path in expand(paths)? {
+    let given = Given::sort(paths);
+    for path in given.volumes {
         match VolumeReader::open(&path) {
             Ok(v) => {
                 let id = v.header().bundle_id;
                 match groups.iter_mut().find(|(g, _)| *g == id) {
-                    Some((_, vols)) => vols.push(v),
+                    Some((_, volumes)) => volumes.push(v),
                     None => groups.push((id, vec![v])),
                 }
             }
@@ -74,6 +82,26 @@ pub fn import(
                 report.unreadable.push((path, e.to_string()));
             }
         }
+    }
+    for (path, why) in given.ignored {
+        progress.note(&format!("ignoring {}: {why}", path.display()));
+        report.ignored.push((path, why));
+    }
+    let mut fallbacks: HashMap<BundleId, (PathBuf, BundleIndex)> = HashMap::new();
+    for file in given.indexes {
+        let (why, used) = file.role(&groups);
+        progress.note(&format!("{}: {why}", file.path.display()));
+        if used {
+            fallbacks.insert(file.index.bundle_id, (file.path, file.index));
+        } else {
+            report.ignored.push((file.path, why));
+        }
+    }
+    if groups.is_empty() && report.unreadable.is_empty() {
+        return Err(match paths {
+            [dir] if dir.is_dir() => Error::NoVolumes { path: dir.clone() },
+            _ => Error::NothingToImport { given: paths.len() },
+        });
     }
     if groups.len() > 1 {
         let names: Vec<String> = groups
@@ -95,7 +123,8 @@ pub fn import(
         ));
     }
     for (id, volumes) in groups {
-        let outcome = Importer::new(store, id, volumes, opts, progress)?.run()?;
+        let fallback = fallbacks.remove(&id);
+        let outcome = Importer::new(store, id, volumes, fallback, opts, progress)?.run()?;
         report.bundles.push(outcome);
     }
     Ok(report)
@@ -111,23 +140,6 @@ fn index_problems(volumes: &[VolumeReader]) -> String {
         })
         .collect();
     problems.join("; ")
-}
-
-/// Files named by `paths`: volumes as given, directories by their volume files.
-fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let found = list_volume_files(p)?;
-            if found.is_empty() {
-                return Err(Error::NoVolumes { path: p.clone() });
-            }
-            out.extend(found.into_iter().map(|f| f.path));
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
 }
 
 struct Importer<'a> {
@@ -146,20 +158,30 @@ impl<'a> Importer<'a> {
         store: &'a Store,
         id: BundleId,
         volumes: Vec<VolumeReader>,
+        fallback: Option<(PathBuf, BundleIndex)>,
         opts: &'a ImportOptions<'a>,
         progress: &'a dyn Progress,
     ) -> Result<Importer<'a>> {
         let dir = store.root().join("imports").join(id.to_string());
-        // Every blob description is checked before anything is written, the index included.
+        // Every blob description is checked before anything is written, the index included:
+        // a volume's copy, else an index file given beside the volumes.
         let own = volumes.iter().find(|v| v.index().is_some());
         let own_index = own.and_then(|v| v.index());
-        if let (Some(v), Some(ix)) = (own, own_index) {
-            check_descriptions(ix, IndexAt::Volume(v))?;
-        }
-        let (state, index) = ImportState::open(&dir, id, own_index.cloned(), opts.dry_run, || {
-            index_problems(&volumes)
-        })?;
-        if own.is_none() {
+        let given = match (own, own_index, fallback) {
+            (Some(v), Some(ix), _) => {
+                check_descriptions(ix, IndexAt::Volume(v))?;
+                Some(ix.clone())
+            }
+            (_, _, Some((path, ix))) => {
+                check_descriptions(&ix, IndexAt::File(&path))?;
+                Some(ix)
+            }
+            _ => None,
+        };
+        let checked = given.is_some();
+        let (state, index) =
+            ImportState::open(&dir, id, given, opts.dry_run, || index_problems(&volumes))?;
+        if !checked {
             check_descriptions(&index, IndexAt::Saved(&state.saved_index()))?;
         }
         let outcome = BundleOutcome {
@@ -278,7 +300,12 @@ impl<'a> Importer<'a> {
                 self.outcome.missing_volumes = missing;
                 return Ok(false);
             };
-            for path in expand(&[next])? {
+            let given = Given::sort(&[next]);
+            for (path, why) in &given.ignored {
+                self.progress
+                    .note(&format!("ignoring {}: {why}", path.display()));
+            }
+            for path in given.volumes {
                 match VolumeReader::open(&path) {
                     Ok(v) if v.header().bundle_id == self.index.bundle_id => self.admit(v),
                     Ok(v) => self.progress.note(&format!(

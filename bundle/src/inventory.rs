@@ -27,7 +27,7 @@ use crate::{
 
 /// Version of the inventory file this build writes and reads.
 pub const INVENTORY_FORMAT_VERSION: u32 = 1;
-const INVENTORY_MAGIC: &[u8; 8] = b"AIRLKINV";
+pub(crate) const INVENTORY_MAGIC: &[u8; 8] = b"AIRLKINV";
 const CHECK_LEN: usize = 32;
 /// Fixed bytes of an inventory: magic, version, flags, created, the three counts, the check.
 const FIXED_LEN: usize = 8 + 4 + 4 + 8 + 4 + 8 + 4 + CHECK_LEN;

@@ -14,8 +14,12 @@ pub struct Context {
     pub json: bool,
     pub quiet: bool,
     pub verbose: u8,
+    /// How log lines are written; set once logging starts.
+    pub log_format: crate::output::LogFormat,
     /// The store a running server has open, when the command runs in it (`remote`).
     pub shared: Option<Store>,
+    /// The running server's metrics, when the command runs in it.
+    pub metrics: Option<airlock_registry::Metrics>,
 }
 
 impl Context {
@@ -46,7 +50,9 @@ impl Context {
             json,
             quiet,
             verbose,
+            log_format: crate::output::LogFormat::default(),
             shared: None,
+            metrics: None,
         })
     }
 
@@ -64,7 +70,10 @@ impl Context {
             json,
             quiet,
             verbose,
+            // Only `serve` reads it, and it never runs for a client.
+            log_format: crate::output::LogFormat::default(),
             shared: Some(shared.store.clone()),
+            metrics: Some(shared.metrics.clone()),
         }
     }
 

@@ -41,6 +41,11 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// Log lines on stderr as text or JSON objects, one per line [env: AIRLOCK_LOG_FORMAT; else
+    /// `server.log_format`; else text]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<output::LogFormat>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -71,7 +76,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    output::init_logging(cli.quiet, cli.verbose);
+    // Logging starts once the configuration says which format, unless it cannot be read.
     let mut ctx = match Context::new(
         cli.data,
         cli.config.as_deref(),
@@ -80,8 +85,17 @@ fn main() -> ExitCode {
         cli.verbose,
     ) {
         Ok(c) => c,
-        Err(e) => return output::fail(&e, cli.json),
+        Err(e) => {
+            let format = cli.log_format.unwrap_or_default();
+            output::init_logging(cli.quiet, cli.verbose, format);
+            return output::fail(&e, cli.json);
+        }
     };
+    let format = cli
+        .log_format
+        .unwrap_or_else(|| output::LogFormat::from_config(ctx.config.server.log_format));
+    output::init_logging(cli.quiet, cli.verbose, format);
+    ctx.log_format = format;
     // A running `airlock serve` owns the store: it runs the command (see `remote`).
     if !matches!(cli.command, Command::Serve(_))
         && let Some(code) = remote::hand_over(&ctx.data, std::env::args_os().skip(1).collect())

@@ -12,7 +12,7 @@ use std::{
     io::{self, BufRead, IsTerminal, Write},
     os::unix::net::UnixStream,
     process::ExitCode,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -304,9 +304,33 @@ pub const EXIT_PROBLEMS: u8 = 1;
 /// Exit code on error.
 pub const EXIT_ERROR: u8 = 2;
 
-/// Logs go to stderr: warnings, `airlock serve`'s audit log and what its accept loop did on
-/// SIGHUP or stop; `-v` shows info, `-vv` debug; `RUST_LOG` overrides.
-pub fn init_logging(quiet: bool, verbose: u8) {
+/// How log lines are written (`--log-format`, `server.log_format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event for people.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's
+    /// fields, and `span` with the fields of the request it belongs to.
+    Json,
+}
+
+impl LogFormat {
+    /// The format `airlock.toml` (or `AIRLOCK_LOG_FORMAT`) asks for.
+    pub fn from_config(format: airlock_config::LogFormat) -> LogFormat {
+        match format {
+            airlock_config::LogFormat::Json => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
+    }
+}
+
+/// The format logging was started with.
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Logs go to stderr, as text or JSON lines: warnings, `airlock serve`'s audit log and what its
+/// accept loop did on SIGHUP or stop; `-v` shows info, `-vv` debug; `RUST_LOG` overrides.
+pub fn init_logging(quiet: bool, verbose: u8, format: LogFormat) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         // The registry's audit log (issue 16) is on unless -q, and so is the answer to a SIGHUP
@@ -317,19 +341,37 @@ pub fn init_logging(quiet: bool, verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+    let _ = LOG_FORMAT.set(format);
 }
 
-/// Prints an error with its cause chain and returns exit code 2.
+/// Prints an error with its cause chain and returns exit code 2. With JSON logs the error is a
+/// log line too, so that stderr holds nothing but JSON.
 pub fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
     if json {
         let v = serde_json::json!({ "error": format!("{e:#}") });
         outln!("{v}");
     }
-    errln!("error: {e:#}");
+    // A command run for a client of the server (`remote`) tells its client, whatever the
+    // server's log format.
+    let remote = REMOTE.with(|r| r.borrow().is_some());
+    match LOG_FORMAT.get() {
+        Some(LogFormat::Json) if !remote => {
+            tracing::error!(error = %format!("{e:#}"), "command failed")
+        }
+        _ => errln!("error: {e:#}"),
+    }
     ExitCode::from(EXIT_ERROR)
 }
 

@@ -154,11 +154,13 @@ fn client(mut stream: UnixStream, args: Vec<OsString>) -> Result<ExitCode> {
 }
 
 /// What a command run in the server is given: the server's configuration and open store.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Shared {
     pub config: Config,
     pub data: PathBuf,
     pub store: Store,
+    /// The registry's metrics (an import shows its progress there).
+    pub metrics: airlock_registry::Metrics,
 }
 
 /// The server's socket, removed when dropped.

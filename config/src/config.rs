@@ -93,6 +93,41 @@ pub struct ServerConfig {
     /// `ingest_jobs`: staged blobs (pushed, acknowledged) cut into chunks at once in the
     /// background (default 1, 1 to 64).
     pub ingest_jobs: u32,
+    /// `metrics_listen`: address and port of the Prometheus metrics (`GET /metrics`), a
+    /// listener apart from the registry's (default none: no metrics served).
+    pub metrics_listen: Option<SocketAddr>,
+    /// `log_format`: log lines as text or JSON (default text).
+    pub log_format: LogFormat,
+}
+
+/// `server.log_format`: how log lines are written to standard error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// `"text"`: one line per event for people.
+    #[default]
+    Text,
+    /// `"json"`: one JSON object per line, for a log collector.
+    Json,
+}
+
+impl LogFormat {
+    /// The words of the file, in variant order.
+    pub(crate) const WORDS: &'static [&'static str] = &["text", "json"];
+
+    /// The word for this format in `airlock.toml` and `--log-format`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+
+    fn from_word(word: &str) -> Option<LogFormat> {
+        [LogFormat::Text, LogFormat::Json]
+            .into_iter()
+            .find(|f| f.as_str() == word)
+    }
 }
 
 /// `[cache]`: cache sizes, and when the blob cache is filled.
@@ -275,6 +310,8 @@ impl Default for ServerConfig {
             max_manifest_size: ByteSize::mib(4),
             upload_expiry: Duration::from_secs(24 * 3600),
             ingest_jobs: 1,
+            metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -323,6 +360,8 @@ impl Config {
             Key::ServerMaxManifestSize => Value::Bytes(self.server.max_manifest_size),
             Key::ServerUploadExpiry => Value::Duration(self.server.upload_expiry),
             Key::ServerIngestJobs => Value::Integer(self.server.ingest_jobs.into()),
+            Key::ServerMetricsListen => Value::OptionalSocketAddr(self.server.metrics_listen),
+            Key::ServerLogFormat => Value::Word(self.server.log_format.as_str()),
             Key::CacheBlobCacheSize => Value::Bytes(self.cache.blob_cache_size),
             Key::CacheIndexCacheSize => Value::Bytes(self.cache.index_cache_size),
             Key::CacheMaterialize => Value::Word(self.cache.materialize.as_str()),
@@ -470,6 +509,12 @@ impl Config {
             (Key::ServerUploadExpiry, Value::Duration(d)) => self.server.upload_expiry = d,
             (Key::ServerIngestJobs, Value::Integer(n)) => {
                 self.server.ingest_jobs = u32::try_from(n).unwrap_or(u32::MAX)
+            }
+            (Key::ServerMetricsListen, Value::OptionalSocketAddr(a)) => {
+                self.server.metrics_listen = a
+            }
+            (Key::ServerLogFormat, Value::Word(w)) => {
+                self.server.log_format = LogFormat::from_word(w).unwrap_or_default()
             }
             (Key::CacheBlobCacheSize, Value::Bytes(b)) => self.cache.blob_cache_size = b,
             (Key::CacheIndexCacheSize, Value::Bytes(b)) => self.cache.index_cache_size = b,

@@ -5,7 +5,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use crate::{ByteSize, Error, Materialize, value::format_duration};
+use crate::{ByteSize, Error, LogFormat, Materialize, value::format_duration};
 
 /// One setting of `airlock.toml`, named by its dotted path such as `store.zstd_level`.
 ///
@@ -38,6 +38,10 @@ pub enum Key {
     ServerUploadExpiry,
     /// `server.ingest_jobs`: staged blobs cut into chunks at once, in the background.
     ServerIngestJobs,
+    /// `server.metrics_listen`: the socket address of the Prometheus metrics, off when empty.
+    ServerMetricsListen,
+    /// `server.log_format`: log lines as text or JSON.
+    ServerLogFormat,
     /// `cache.blob_cache_size`: on-disk cache of materialized blobs, 0 disables.
     CacheBlobCacheSize,
     /// `cache.index_cache_size`: memory the index database may use as cache.
@@ -111,6 +115,8 @@ pub(crate) enum Kind {
     },
     Bool,
     SocketAddr,
+    /// A socket address, or `""` for none.
+    OptionalSocketAddr,
     Duration {
         min: Duration,
         max: Duration,
@@ -145,7 +151,7 @@ const fn chunk_bytes(min: ByteSize, max: ByteSize) -> Kind {
 
 impl Key {
     /// Every key, in the order of the example file.
-    pub const ALL: [Key; 33] = [
+    pub const ALL: [Key; 35] = [
         Key::StoreData,
         Key::StorePackSize,
         Key::StoreFrameSize,
@@ -158,6 +164,8 @@ impl Key {
         Key::ServerMaxManifestSize,
         Key::ServerUploadExpiry,
         Key::ServerIngestJobs,
+        Key::ServerMetricsListen,
+        Key::ServerLogFormat,
         Key::CacheBlobCacheSize,
         Key::CacheIndexCacheSize,
         Key::CacheMaterialize,
@@ -196,6 +204,8 @@ impl Key {
             Key::ServerMaxManifestSize => ("server", "max_manifest_size"),
             Key::ServerUploadExpiry => ("server", "upload_expiry"),
             Key::ServerIngestJobs => ("server", "ingest_jobs"),
+            Key::ServerMetricsListen => ("server", "metrics_listen"),
+            Key::ServerLogFormat => ("server", "log_format"),
             Key::CacheBlobCacheSize => ("cache", "blob_cache_size"),
             Key::CacheIndexCacheSize => ("cache", "index_cache_size"),
             Key::CacheMaterialize => ("cache", "materialize"),
@@ -235,6 +245,8 @@ impl Key {
             Key::ServerMaxManifestSize => "server.max_manifest_size",
             Key::ServerUploadExpiry => "server.upload_expiry",
             Key::ServerIngestJobs => "server.ingest_jobs",
+            Key::ServerMetricsListen => "server.metrics_listen",
+            Key::ServerLogFormat => "server.log_format",
             Key::CacheBlobCacheSize => "cache.blob_cache_size",
             Key::CacheIndexCacheSize => "cache.index_cache_size",
             Key::CacheMaterialize => "cache.materialize",
@@ -274,6 +286,8 @@ impl Key {
             Key::ServerMaxManifestSize => "AIRLOCK_MAX_MANIFEST_SIZE",
             Key::ServerUploadExpiry => "AIRLOCK_UPLOAD_EXPIRY",
             Key::ServerIngestJobs => "AIRLOCK_INGEST_JOBS",
+            Key::ServerMetricsListen => "AIRLOCK_METRICS_LISTEN",
+            Key::ServerLogFormat => "AIRLOCK_LOG_FORMAT",
             Key::CacheBlobCacheSize => "AIRLOCK_BLOB_CACHE_SIZE",
             Key::CacheIndexCacheSize => "AIRLOCK_INDEX_CACHE_SIZE",
             Key::CacheMaterialize => "AIRLOCK_CACHE_MATERIALIZE",
@@ -340,6 +354,11 @@ impl Key {
             Kind::SocketAddr => {
                 "an IP address and port such as \"127.0.0.1:5000\" or \"[::]:5000\"".to_owned()
             }
+            Kind::OptionalSocketAddr => {
+                "an IP address and port such as \"127.0.0.1:9100\", or \"\" \
+                                         for none"
+                    .to_owned()
+            }
             Kind::Duration { min, max } => format!(
                 "a duration from {} to {}, as a string such as \"90s\", \"30m\", \"24h\" or \"7d\"",
                 format_duration(min),
@@ -370,6 +389,8 @@ impl Key {
                 max: secs(30 * DAY),
             },
             Key::ServerIngestJobs => Kind::Integer { min: 1, max: 64 },
+            Key::ServerMetricsListen => Kind::OptionalSocketAddr,
+            Key::ServerLogFormat => Kind::Choice(LogFormat::WORDS),
             Key::CacheBlobCacheSize => bytes(ByteSize::new(0), ByteSize::new(u64::MAX)),
             Key::CacheIndexCacheSize => bytes(ByteSize::mib(1), ByteSize::gib(64)),
             Key::CacheMaterialize => Kind::Choice(Materialize::WORDS),

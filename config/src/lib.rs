@@ -19,9 +19,10 @@
 //!
 //! # Overview
 //! - [`Config`]: the whole configuration, in sections [`StoreConfig`], [`ChunkerConfig`],
-//!   [`ServerConfig`], [`CacheConfig`] (with [`Materialize`]), [`LayersConfig`], [`GcConfig`], [`TlsConfig`],
-//!   [`AuthConfig`], [`LimitsConfig`] with public fields, and the list sections `[groups]` and
-//!   `[[access]]` ([`AccessRule`]), which have no environment variables.
+//!   [`ServerConfig`] (with [`LogFormat`]), [`CacheConfig`] (with [`Materialize`]),
+//!   [`LayersConfig`], [`GcConfig`], [`TlsConfig`], [`AuthConfig`], [`LimitsConfig`] with public
+//!   fields, and the list sections `[groups]` and `[[access]]` ([`AccessRule`]), which have no
+//!   environment variables.
 //! - [`Config::load`]: file discovery, environment overrides and validation in one call;
 //!   [`Config::load_with`] takes the directory and the environment as arguments.
 //! - [`Key`]: every key, its dotted name and environment variable; [`Value`], [`Origin`] and
@@ -45,7 +46,8 @@
 //! assert_eq!(
 //!     err.unwrap_err().to_string(),
 //!     "airlock.toml:2:1: unknown key `server.lisen`; allowed keys in [server]: listen, \
-//!      read_only, max_manifest_size, upload_expiry, ingest_jobs; did you mean `server.listen`?"
+//!      read_only, max_manifest_size, upload_expiry, ingest_jobs, metrics_listen, log_format; \
+//!      did you mean `server.listen`?"
 //! );
 //!
 //! // Environment overrides win over the file and defaults.
@@ -69,7 +71,7 @@ pub use crate::{
     access::{ACTIONS, AccessRule},
     config::{
         AuthConfig, CacheConfig, ChunkerConfig, Config, GcConfig, LayersConfig, LimitsConfig,
-        Materialize, ServerConfig, StoreConfig, TlsConfig,
+        LogFormat, Materialize, ServerConfig, StoreConfig, TlsConfig,
     },
     error::Error,
     key::{CHALLENGES, Key},

@@ -27,6 +27,8 @@ pub enum Value {
     Bool(bool),
     /// An IP address and port.
     SocketAddr(SocketAddr),
+    /// An IP address and port, or none (`""`).
+    OptionalSocketAddr(Option<SocketAddr>),
     /// A length of time.
     Duration(Duration),
     /// One of the words a key allows, such as `"import"`.
@@ -42,6 +44,9 @@ impl fmt::Display for Value {
             Value::Integer(n) => write!(f, "{n}"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::SocketAddr(addr) => f.write_str(&quoted(addr.to_string())),
+            Value::OptionalSocketAddr(addr) => {
+                f.write_str(&quoted(addr.map(|a| a.to_string()).unwrap_or_default()))
+            }
             Value::Duration(d) => f.write_str(&quoted(format_duration(*d))),
             Value::Word(w) => f.write_str(&quoted((*w).to_owned())),
         }
@@ -94,12 +99,20 @@ impl Kind {
             (Kind::Integer { .. }, _) => Err(format!("expected an integer, {}", found())),
             (Kind::Bool, DeValue::Boolean(b)) => Ok(Value::Bool(*b)),
             (Kind::Bool, _) => Err(format!("expected a boolean, {}", found())),
-            (Kind::SocketAddr | Kind::Duration { .. } | Kind::Choice(_), DeValue::String(s)) => {
-                self.parse_text(s)
-            }
-            (Kind::SocketAddr | Kind::Duration { .. } | Kind::Choice(_), _) => {
-                Err(format!("expected a string, {}", found()))
-            }
+            (
+                Kind::SocketAddr
+                | Kind::OptionalSocketAddr
+                | Kind::Duration { .. }
+                | Kind::Choice(_),
+                DeValue::String(s),
+            ) => self.parse_text(s),
+            (
+                Kind::SocketAddr
+                | Kind::OptionalSocketAddr
+                | Kind::Duration { .. }
+                | Kind::Choice(_),
+                _,
+            ) => Err(format!("expected a string, {}", found())),
         }
     }
 
@@ -123,6 +136,14 @@ impl Kind {
                 .trim()
                 .parse()
                 .map(Value::SocketAddr)
+                .map_err(|_| "not an IP address and port".to_owned()),
+            Kind::OptionalSocketAddr if text.trim().is_empty() => {
+                Ok(Value::OptionalSocketAddr(None))
+            }
+            Kind::OptionalSocketAddr => text
+                .trim()
+                .parse()
+                .map(|a| Value::OptionalSocketAddr(Some(a)))
                 .map_err(|_| "not an IP address and port".to_owned()),
             Kind::Duration { .. } => humantime::parse_duration(text.trim())
                 .map(Value::Duration)
@@ -255,5 +276,21 @@ mod tests {
             Err("not one of the allowed words".to_owned())
         );
         assert_eq!(Value::Word("never").to_string(), "\"never\"");
+        assert_eq!(
+            parse_checked_text(Key::ServerMetricsListen, ""),
+            Ok(Value::OptionalSocketAddr(None))
+        );
+        let addr: SocketAddr = "127.0.0.1:9100".parse().unwrap();
+        assert_eq!(
+            parse_checked_text(Key::ServerMetricsListen, "127.0.0.1:9100"),
+            Ok(Value::OptionalSocketAddr(Some(addr)))
+        );
+        assert!(parse_checked_text(Key::ServerMetricsListen, "localhost:9100").is_err());
+        assert_eq!(Value::OptionalSocketAddr(None).to_string(), "\"\"");
+        assert_eq!(
+            parse_checked_text(Key::ServerLogFormat, "json"),
+            Ok(Value::Word("json"))
+        );
+        assert!(parse_checked_text(Key::ServerLogFormat, "yaml").is_err());
     }
 }

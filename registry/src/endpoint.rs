@@ -214,6 +214,84 @@ impl Route {
     }
 }
 
+/// What a request is counted as in the metrics: a small fixed set of routes, never a raw path
+/// (paths hold repository names and digests, which would make a series per image).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RouteName {
+    /// `/v2/`.
+    Base,
+    /// `/v2/<name>/manifests/<reference>`.
+    Manifest,
+    /// `/v2/<name>/blobs/<digest>`.
+    Blob,
+    /// `/v2/<name>/blobs/uploads/...`: upload sessions, monolithic pushes and mounts.
+    Upload,
+    /// `/v2/<name>/tags/list`.
+    Tags,
+    /// `/v2/<name>/referrers/<digest>`.
+    Referrers,
+    /// `/v2/_catalog`.
+    Catalog,
+    /// The token endpoint of registry accounts (issue 16), `/auth/token`.
+    Token,
+    /// `/healthz` and `/readyz`.
+    Health,
+    /// Anything else (a 404).
+    Other,
+}
+
+impl RouteName {
+    /// Every route, in the order the metrics list them.
+    pub const ALL: [RouteName; 10] = [
+        RouteName::Base,
+        RouteName::Manifest,
+        RouteName::Blob,
+        RouteName::Upload,
+        RouteName::Tags,
+        RouteName::Referrers,
+        RouteName::Catalog,
+        RouteName::Token,
+        RouteName::Health,
+        RouteName::Other,
+    ];
+
+    /// The route of a request's path, whatever its method and query.
+    pub fn of_path(path: &str) -> RouteName {
+        match path {
+            crate::health::LIVE_PATH | crate::health::READY_PATH => return RouteName::Health,
+            "/auth/token" => return RouteName::Token,
+            _ => {}
+        }
+        match shape(path) {
+            Some((Shape::Base, _)) => RouteName::Base,
+            Some((Shape::Catalog, _)) => RouteName::Catalog,
+            Some((Shape::Manifest(_), _)) => RouteName::Manifest,
+            Some((Shape::Blob(_), _)) => RouteName::Blob,
+            Some((Shape::StartUpload | Shape::Upload(_), _)) => RouteName::Upload,
+            Some((Shape::Tags, _)) => RouteName::Tags,
+            Some((Shape::Referrers(_), _)) => RouteName::Referrers,
+            None => RouteName::Other,
+        }
+    }
+
+    /// The label value: `base`, `manifest`, `blob`, `upload`, `tags`, `referrers`, `catalog`,
+    /// `token`, `health` or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteName::Base => "base",
+            RouteName::Manifest => "manifest",
+            RouteName::Blob => "blob",
+            RouteName::Upload => "upload",
+            RouteName::Tags => "tags",
+            RouteName::Referrers => "referrers",
+            RouteName::Catalog => "catalog",
+            RouteName::Token => "token",
+            RouteName::Health => "health",
+            RouteName::Other => "other",
+        }
+    }
+}
+
 /// Splits `path` into its shape and the raw name before the tail.
 fn shape(path: &str) -> Option<(Shape<'_>, Option<&str>)> {
     let rest = path.strip_prefix("/v2")?;
@@ -532,6 +610,34 @@ mod tests {
 
     fn err(method: Method, path: &str, query: Option<&str>) -> RegistryError {
         Endpoint::parse(&method, path, query).expect_err(path)
+    }
+
+    #[test]
+    fn route_names_never_carry_the_path() {
+        let d = digest();
+        let cases = [
+            ("/v2/", RouteName::Base),
+            ("/v2", RouteName::Base),
+            ("/v2/_catalog", RouteName::Catalog),
+            ("/v2/a/b/manifests/v1", RouteName::Manifest),
+            (&format!("/v2/a/blobs/{d}"), RouteName::Blob),
+            ("/v2/a/blobs/uploads/", RouteName::Upload),
+            ("/v2/a/blobs/uploads/some-id", RouteName::Upload),
+            ("/v2/a/tags/list", RouteName::Tags),
+            (&format!("/v2/a/referrers/{d}"), RouteName::Referrers),
+            ("/auth/token", RouteName::Token),
+            ("/healthz", RouteName::Health),
+            ("/readyz", RouteName::Health),
+            ("/metrics", RouteName::Other),
+            ("/v2/a/nothing", RouteName::Other),
+            ("/", RouteName::Other),
+        ];
+        for (path, want) in cases {
+            assert_eq!(RouteName::of_path(path), want, "{path}");
+        }
+        let words: std::collections::HashSet<&str> =
+            RouteName::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(words.len(), RouteName::ALL.len());
     }
 
     #[test]

@@ -24,6 +24,11 @@
 //!   the referrers response.
 //! - [`parse_range`] / [`parse_upload_range`]: blob GET ranges and upload chunk ranges.
 //! - [`paginate`] / [`Page`]: `n`/`last` and the `Link` header for tags and the catalog.
+//! - `/healthz` and `/readyz` ([`LIVE_PATH`], [`READY_PATH`]): liveness and readiness, outside
+//!   `/v2/`.
+//! - [`Metrics`] ([`AppState::metrics`]): Prometheus metrics, requests by [`RouteName`] and
+//!   status, bytes served, the blob cache, rebuilds, uploads, staged blobs and import progress
+//!   ([`ImportPhase`]), served apart by [`serve_metrics`].
 //!
 //! ```
 //! use airlock_oci::Reference;
@@ -42,10 +47,12 @@
 pub use crate::{
     audit::AUDIT_TARGET,
     auth::{AccessRule, Action, Auth, AuthMode, AuthSettings, Challenge, SERVICE, TOKEN_PATH},
-    endpoint::{Access, Endpoint, Route},
+    endpoint::{Access, Endpoint, Route, RouteName},
     error::{ErrorCause, ErrorCode, RegistryError, Result},
+    health::{LIVE_PATH, READY_PATH, READY_TIMEOUT},
     limits::{BODY_PROGRESS_BYTES, DEFAULT_MAX_BLOB_BYTES, Limits},
     manifest::{manifest_digest, referrers_index},
+    metrics::{ImportPhase, METRICS_PATH, Metrics, serve_metrics},
     pagination::{MAX_PAGE_ENTRIES, Page, Paginated, paginate},
     range::{ByteRange, parse_range, parse_upload_range, upload_range_header},
     serve_error::ServeError,
@@ -62,8 +69,10 @@ mod body;
 mod endpoint;
 mod error;
 mod handlers;
+mod health;
 mod limits;
 mod manifest;
+mod metrics;
 mod pagination;
 mod query;
 mod range;

@@ -10,6 +10,7 @@ use std::{any::Any, future::Future, io, panic::AssertUnwindSafe, sync::Arc};
 use axum::{
     Router,
     extract::Request,
+    extract::State,
     http::{HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -22,8 +23,10 @@ use tracing::{Instrument, field::Empty};
 use crate::{
     accept,
     auth::TOKEN_PATH,
+    endpoint::RouteName,
     error::{ErrorCause, ErrorCode, RegistryError},
     handlers::{API_VERSION, dispatch, token},
+    health::{self, LIVE_PATH, READY_PATH},
     state::AppState,
     tls::TlsFiles,
 };
@@ -41,13 +44,16 @@ pub const MAX_HEADER_COUNT: usize = 100;
 const SPAN_PATH_CHARS: usize = 256;
 
 /// The registry's HTTP API: one fallback handler that parses every request into an
-/// [`Endpoint`](crate::Endpoint), and the token endpoint, under the logging and limits
-/// middleware. Test it with `tower::ServiceExt::oneshot`; serve it with [`serve`].
+/// [`Endpoint`](crate::Endpoint), the token endpoint, and beside them the health endpoints
+/// (`/healthz`, `/readyz`, outside `/v2/` and its access rules), under the logging, metrics and
+/// limits middleware. Test it with `tower::ServiceExt::oneshot`; serve it with [`serve`].
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(TOKEN_PATH, get(token::get).post(token::post))
+        .route(LIVE_PATH, get(health::live))
+        .route(READY_PATH, get(health::ready))
         .fallback(dispatch)
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -88,6 +94,13 @@ async fn serve_with(
         "registry listening"
     );
     let sweeper = tokio::spawn(state.clone().expire_uploads());
+    // Ready from here until a stop begins: a balancer stops sending before connections drain.
+    state.set_serving(true);
+    let draining = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        draining.set_serving(false);
+    };
     let app = router(state.clone());
     accept::run(listener, state, app, tls, shutdown).await;
     sweeper.abort();
@@ -96,8 +109,9 @@ async fn serve_with(
     Ok(())
 }
 
-async fn observe(request: Request, next: Next) -> Response {
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
+    let route = RouteName::of_path(path);
     let shown = path.get(..SPAN_PATH_CHARS).unwrap_or(path);
     let span = tracing::info_span!(
         "request",
@@ -129,7 +143,9 @@ async fn observe(request: Request, next: Next) -> Response {
         response
             .headers_mut()
             .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
-        response
+        let metrics = state.metrics();
+        metrics.count_request(route, status);
+        response.map(|body| metrics.count_body(route, body))
     }
     .instrument(span)
     .await

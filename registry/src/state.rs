@@ -3,7 +3,14 @@
 //! The store is synchronous; handlers reach it only through [`AppState::blocking`], which runs a
 //! closure on tokio's blocking pool so no store call ever stalls the async workers.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use airlock_oci::MAX_MANIFEST_BYTES;
 use airlock_store::Store;
@@ -12,6 +19,7 @@ use crate::{
     auth::Auth,
     error::RegistryError,
     limits::{Limits, SessionQuota},
+    metrics::Metrics,
     uploads::Uploads,
 };
 
@@ -54,12 +62,15 @@ pub struct AppState {
     inner: Arc<Shared>,
 }
 
-struct Shared {
-    store: Store,
+pub(crate) struct Shared {
+    pub(crate) store: Store,
     config: RegistryConfig,
-    uploads: Uploads,
+    pub(crate) uploads: Uploads,
     auth: Auth,
     quota: SessionQuota,
+    metrics: Metrics,
+    /// Whether [`serve`](crate::serve) accepts requests: readiness.
+    serving: AtomicBool,
 }
 
 impl fmt::Debug for AppState {
@@ -94,15 +105,18 @@ impl AppState {
         } else {
             Uploads::disabled()
         };
-        Ok(AppState {
-            inner: Arc::new(Shared {
-                store,
-                config,
-                uploads,
-                auth,
-                quota: SessionQuota::default(),
-            }),
-        })
+        // The metrics read the state at each scrape through a weak reference: they never keep
+        // the store open.
+        let inner = Arc::new_cyclic(|me| Shared {
+            store,
+            config,
+            uploads,
+            auth,
+            quota: SessionQuota::default(),
+            metrics: Metrics::new(me.clone()),
+            serving: AtomicBool::new(false),
+        });
+        Ok(AppState { inner })
     }
 
     /// The store served.
@@ -126,6 +140,21 @@ impl AppState {
 
     pub(crate) fn quota(&self) -> &SessionQuota {
         &self.inner.quota
+    }
+
+    /// The registry's metrics: serve them with [`serve_metrics`](crate::serve_metrics); an
+    /// import run inside the server reports its progress to them.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Whether the registry accepts requests (readiness).
+    pub(crate) fn serving(&self) -> bool {
+        self.inner.serving.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_serving(&self, serving: bool) {
+        self.inner.serving.store(serving, Ordering::Relaxed);
     }
 
     /// Forgets expired upload sessions every quarter of the expiry (at least every 10 minutes),

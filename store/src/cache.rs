@@ -73,6 +73,12 @@ pub struct CacheStats {
     pub filled_at_store: u64,
     /// Materializations that failed (their followers got an error).
     pub failures: u64,
+    /// Time spent by materializations that ended (failed ones included), from the start of
+    /// their rebuild to its end.
+    pub materialize_time: Duration,
+    /// Time spent inside the reads of direct rebuilds (`direct_rebuilds`), summed over the
+    /// readers: what rebuilding cost the pulls that could not use the cache.
+    pub direct_rebuild_time: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +89,13 @@ struct Counters {
     hits: AtomicU64,
     filled_at_store: AtomicU64,
     failures: AtomicU64,
+    materialize_nanos: AtomicU64,
+    direct_rebuild_nanos: AtomicU64,
+}
+
+fn add_nanos(counter: &AtomicU64, spent: Duration) {
+    let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+    counter.fetch_add(nanos, Ordering::Relaxed);
 }
 
 /// A cache file `verify` removed.
@@ -341,6 +354,16 @@ impl BlobCache {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds the time a materialization took.
+    pub(crate) fn count_materialize_time(&self, spent: Duration) {
+        add_nanos(&self.counters.materialize_nanos, spent);
+    }
+
+    /// Adds time a direct rebuild's reads took.
+    pub(crate) fn count_direct_time(&self, spent: Duration) {
+        add_nanos(&self.counters.direct_rebuild_nanos, spent);
+    }
+
     pub(crate) fn stats(&self) -> CacheStats {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -351,6 +374,8 @@ impl BlobCache {
             hits: get(&c.hits),
             filled_at_store: get(&c.filled_at_store),
             failures: get(&c.failures),
+            materialize_time: Duration::from_nanos(get(&c.materialize_nanos)),
+            direct_rebuild_time: Duration::from_nanos(get(&c.direct_rebuild_nanos)),
         }
     }
 

@@ -143,7 +143,8 @@ impl Store {
     }
 
     /// What the blob cache did since the store was opened: materializations, reads that
-    /// followed one, reads that rebuilt on their own, hits, files written as blobs were stored.
+    /// followed one, reads that rebuilt on their own, hits, files written as blobs were stored,
+    /// and the time the rebuilds took.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()
     }

@@ -168,18 +168,21 @@ fn run_producer(
     let inflight = &store.inner.inflight;
     let produced = {
         let _slot = inflight.slots.acquire();
+        let started = std::time::Instant::now();
         // A panic in a rebuilder must still end the production, or its followers would wait
         // for ever.
         let run = std::panic::AssertUnwindSafe(|| {
             produce(&store, &prod, &mut fill, (plain_size, &preflate))
         });
-        std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        let produced = std::panic::catch_unwind(run).unwrap_or_else(|_| {
             Err(Error::Rebuild {
                 digest: prod.digest.clone(),
                 offset: prod.written(),
                 what: "its rebuild panicked".into(),
             })
-        })
+        });
+        store.inner.cache.count_materialize_time(started.elapsed());
+        produced
     };
     let cache = &store.inner.cache;
     let outcome = match produced {

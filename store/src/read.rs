@@ -12,6 +12,7 @@ use std::{
     io::{self, Read, Seek, SeekFrom},
     ops::Range,
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use airlock_chunker::ChunkId;
@@ -147,6 +148,7 @@ impl Store {
                 size: rec.size,
             });
         }
+        let mut clock = None;
         let src = match rec.kind {
             RecipeKind::Plain => Source::Plain(PlainReader::new(self, digest, range.start)),
             RecipeKind::Deflate { plain_size } => {
@@ -170,6 +172,10 @@ impl Store {
                     None => {
                         if cached {
                             cache.count_direct();
+                            clock = Some(RebuildClock {
+                                store: self.clone(),
+                                spent: Duration::ZERO,
+                            });
                         }
                         let plain = PlainReader::new(self, digest, 0);
                         let mut r = DeflateReader::new(self, digest, plain, script, range.start);
@@ -187,6 +193,7 @@ impl Store {
             end: range.end,
             size: rec.size,
             src,
+            clock,
         })
     }
 
@@ -251,6 +258,23 @@ pub struct BlobReader {
     /// The blob's size.
     size: u64,
     src: Source,
+    /// The time a direct rebuild spends in its reads, added to the cache's counters when the
+    /// reader goes.
+    clock: Option<RebuildClock>,
+}
+
+#[derive(Debug)]
+struct RebuildClock {
+    store: Store,
+    spent: Duration,
+}
+
+impl Drop for BlobReader {
+    fn drop(&mut self) {
+        if let Some(clock) = &self.clock {
+            clock.store.inner.cache.count_direct_time(clock.spent);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -276,6 +300,7 @@ impl BlobReader {
             end: range.end,
             size,
             src: Source::Staged(file),
+            clock: None,
         }
     }
 
@@ -314,7 +339,14 @@ impl Read for BlobReader {
         }
         let n = match &mut self.src {
             Source::Plain(r) => r.read(&mut out[..max])?,
-            Source::Deflate(r) => r.read(&mut out[..max])?,
+            Source::Deflate(r) => {
+                let started = Instant::now();
+                let n = r.read(&mut out[..max]);
+                if let Some(clock) = &mut self.clock {
+                    clock.spent += started.elapsed();
+                }
+                n?
+            }
             Source::Follow(r) => r.read(&mut out[..max])?,
             Source::Staged(r) => r.read(&mut out[..max])?,
             Source::File(f) => f.read(&mut out[..max]).map_err(|e| {

@@ -23,6 +23,8 @@ pub(super) enum IndexAt<'a> {
     Volume(&'a VolumeReader),
     /// The file an earlier run of the import saved in the store.
     Saved(&'a Path),
+    /// A bundle index file given beside the volumes (`NAME.index.airlock`).
+    File(&'a Path),
 }
 
 /// Checks every blob description of `index` (in parallel); the first refused is named.
@@ -35,7 +37,7 @@ pub(super) fn check_descriptions(index: &BundleIndex, at: IndexAt<'_>) -> Result
                     Some(v.header().number),
                     v.index_offset().unwrap_or(0),
                 ),
-                IndexAt::Saved(path) => (path, None, 0),
+                IndexAt::Saved(path) | IndexAt::File(path) => (path, None, 0),
             };
             Error::DescriptionRefused {
                 path: path.to_owned(),

@@ -85,12 +85,17 @@ pub struct BundleOutcome {
 pub struct ImportReport {
     /// One entry per bundle met.
     pub bundles: Vec<BundleOutcome>,
-    /// Files that are not readable volumes (path, why).
+    /// Files that are, or are named as, volumes but cannot be read (path, why): damaged,
+    /// truncated, missing.
     pub unreadable: Vec<(PathBuf, String)>,
+    /// Paths given that are no volume, left alone (path, why): the bundle's index file when
+    /// not needed, a README, checksums, `lost+found`.
+    pub ignored: Vec<(PathBuf, String)>,
 }
 
 impl ImportReport {
-    /// Whether every bundle met is complete and every file was readable.
+    /// Whether every bundle met is complete and every volume was readable (what was ignored
+    /// does not count).
     pub fn is_complete(&self) -> bool {
         self.unreadable.is_empty() && self.bundles.iter().all(|b| b.complete)
     }

@@ -4,6 +4,7 @@
 use std::{path::Path, sync::Mutex, time::Duration};
 
 use airlock_bundle::Progress;
+use airlock_registry::ImportPhase;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Bars on stderr for one command.
@@ -14,6 +15,34 @@ pub struct Bars {
     quiet: bool,
     /// The client, when the command runs in the server (phases begin on other threads).
     remote: Option<crate::output::Remote>,
+    /// The server's import gauges, when an import runs in the server.
+    gauges: Option<Gauges>,
+}
+
+/// An import's progress as the server's metrics show it (issue 15): the phase and its bytes.
+struct Gauges {
+    metrics: airlock_registry::Metrics,
+    at: Mutex<(ImportPhase, u64, u64)>,
+}
+
+impl std::fmt::Debug for Gauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gauges")
+    }
+}
+
+impl Gauges {
+    fn set(&self, change: impl FnOnce(&mut (ImportPhase, u64, u64))) {
+        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut at);
+        self.metrics.import_progress(at.0, at.1, at.2);
+    }
+}
+
+impl Drop for Gauges {
+    fn drop(&mut self) {
+        self.metrics.import_finished();
+    }
 }
 
 impl Bars {
@@ -24,7 +53,18 @@ impl Bars {
             hidden,
             quiet,
             remote: crate::output::remote(),
+            gauges: None,
         }
+    }
+
+    /// Also shows the work in the server's import gauges (an import run in the server); they
+    /// are cleared when the bars go.
+    pub fn with_import_gauges(mut self, metrics: Option<airlock_registry::Metrics>) -> Bars {
+        self.gauges = metrics.map(|metrics| Gauges {
+            metrics,
+            at: Mutex::new((ImportPhase::Read, 0, 0)),
+        });
+        self
     }
 
     /// Clears the current bar.
@@ -41,6 +81,15 @@ impl Bars {
 
 impl Progress for Bars {
     fn begin(&self, phase: &str, total: u64) {
+        if let Some(g) = &self.gauges {
+            // Volumes read and checked, then blobs rebuilt and checked.
+            let kind = if phase.starts_with("volume") || phase.starts_with("check") {
+                ImportPhase::Read
+            } else {
+                ImportPhase::Verify
+            };
+            g.set(|at| *at = (kind, 0, total));
+        }
         let mut slot = self.lock();
         if let Some(b) = slot.take() {
             b.finish_and_clear();
@@ -64,6 +113,9 @@ impl Progress for Bars {
     }
 
     fn advance(&self, bytes: u64) {
+        if let Some(g) = &self.gauges {
+            g.set(|at| at.1 = at.1.saturating_add(bytes));
+        }
         if let Some(b) = self.lock().as_ref() {
             b.inc(bytes);
         }

@@ -1,6 +1,9 @@
-//! `airlock import PATH...`: volumes or directories of them, in any order; resumable. Exit 0
-//! when every bundle met is complete, 1 when volumes are still missing or damaged (a later
-//! run with them completes the import), 2 on error.
+//! `airlock import PATH...`: volumes or directories of them, in any order; resumable. Whatever
+//! else is on a disc (`airlock import /media/cdrom/*`) is told apart by its first bytes: the
+//! bundle's index file is used when needed, anything else is named in a note and ignored (issue
+//! 15). Exit 0 when every bundle met is complete, 1 when volumes are still missing or damaged
+//! (a later run with them completes the import), 2 on error, and when no path given is a
+//! volume.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -18,7 +21,8 @@ use crate::{
 /// Arguments of `airlock import`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Volumes (NAME.NNN.airlock) or directories holding them, in any order
+    /// Volumes (NAME.NNN.airlock) or directories holding them, in any order; other files
+    /// (the bundle's index, a README) are named and ignored
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
 
@@ -73,7 +77,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         prompt: interactive.then_some(&AskOnTerminal as &dyn Prompt),
         dry_run: args.dry_run,
     };
-    let bars = Bars::new(ctx.json || ctx.quiet, ctx.quiet || ctx.json);
+    let bars = Bars::new(ctx.json || ctx.quiet, ctx.quiet || ctx.json)
+        .with_import_gauges(ctx.metrics.clone());
     let report = import(&store, &args.paths, &opts, &bars);
     bars.clear();
     let report = report?;
@@ -204,6 +209,7 @@ fn report_json(report: &ImportReport) -> serde_json::Value {
     json!({
         "complete": report.is_complete(),
         "unreadable": report.unreadable.iter().map(|(p, w)| json!({"path": p, "error": w})).collect::<Vec<_>>(),
+        "ignored": report.ignored.iter().map(|(p, w)| json!({"path": p, "why": w})).collect::<Vec<_>>(),
         "bundles": report.bundles.iter().map(|b| json!({
             "name": b.name,
             "bundle_id": b.bundle_id.to_string(),

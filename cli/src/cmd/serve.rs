@@ -2,8 +2,9 @@
 //! access rules and limits of `airlock.toml`; (read-write) the background ingest of pushed
 //! blobs (issue 14): a push is acknowledged once its bytes are durable, and
 //! `server.ingest_jobs` workers cut staged blobs into chunks meanwhile (a stop abandons the one
-//! in progress, it stays staged, and the next start resumes); and the socket other commands on
-//! the data directory are handed to (`remote`, issue 15).
+//! in progress, it stays staged, and the next start resumes); the socket other commands on
+//! the data directory are handed to (`remote`, issue 15); and, with `server.metrics_listen`,
+//! the Prometheus metrics on a listener of their own until the registry has stopped (issue 15).
 
 use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -14,7 +15,7 @@ use airlock_registry::{
 use airlock_store::Access;
 use anyhow::{Context as _, Result};
 
-use crate::context::Context;
+use crate::{context::Context, output::LogFormat};
 
 /// Arguments of `airlock serve`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +35,11 @@ pub struct Args {
     /// The private key of --tls-cert (PEM) [else `tls.key`]
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics, apart from the registry [env:
+    /// AIRLOCK_METRICS_LISTEN; else `server.metrics_listen`; else none]
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
@@ -45,6 +51,11 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
         ),
         (Key::TlsCert, path_text(&args.tls_cert), "--tls-cert"),
         (Key::TlsKey, path_text(&args.tls_key), "--tls-key"),
+        (
+            Key::ServerMetricsListen,
+            args.metrics_listen.map(|a| a.to_string()),
+            "--metrics-listen",
+        ),
     ];
     for (key, value, flag) in flags {
         if let Some(value) = value {
@@ -77,6 +88,7 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
         Access::ReadOnly => None,
     };
     let listen = ctx.config.server.listen;
+    let metrics_listen = ctx.config.server.metrics_listen;
     let auth = Auth::load(&auth_settings(&ctx.config)?, listen, store.root())
         .context("setting up accounts and access")?;
     let tls = match (&ctx.config.tls.cert, &ctx.config.tls.key) {
@@ -91,18 +103,28 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let served = runtime.block_on(async move {
+        let summary = auth.summary();
+        let shared_store = store.clone();
+        let state = AppState::with_auth(store, config, auth).context("starting the registry")?;
         // Other commands on this data directory are handed to this process (`remote`).
         let _socket = crate::remote::Listener::start(crate::remote::Shared {
             config: ctx.config.clone(),
             data: ctx.data.clone(),
-            store: store.clone(),
+            store: shared_store,
+            metrics: state.metrics().clone(),
         })?;
-        let summary = auth.summary();
-        let state = AppState::with_auth(store, config, auth).context("starting the registry")?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr().context("reading the bound address")?;
+        let metrics_listener = match metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening for metrics on {addr}"))?,
+            ),
+            None => None,
+        };
         // The first line on stdout says where the registry is and who may do what, for people,
         // scripts and tests.
         crate::output::outln!(
@@ -110,13 +132,36 @@ pub fn run(ctx: &mut Context, args: Args) -> Result<ExitCode> {
             if tls.is_some() { "https" } else { "http" },
             if read_only { " (read-only)" } else { "" }
         );
-        if !ctx.quiet {
-            crate::output::errln!("store {}; stop with Ctrl-C", ctx.data.display());
+        match ctx.log_format {
+            // Nothing but log lines on stderr.
+            LogFormat::Json => tracing::info!(store = %ctx.data.display(), "serving the store"),
+            LogFormat::Text if !ctx.quiet => {
+                crate::output::errln!("store {}; stop with Ctrl-C", ctx.data.display());
+            }
+            LogFormat::Text => {}
         }
+        // The metrics outlive the registry's drain and stop once it has stopped.
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = metrics_listener.map(|l| {
+            let stopped = async move {
+                let _ = metrics_stopped.await;
+            };
+            tokio::spawn(airlock_registry::serve_metrics(
+                l,
+                state.metrics().clone(),
+                stopped,
+            ))
+        });
         let served = match tls {
             Some(tls) => airlock_registry::serve_tls(listener, state, tls, shutdown()).await,
             None => airlock_registry::serve(listener, state, shutdown()).await,
         };
+        let _ = stop_metrics.send(());
+        if let Some(task) = metrics {
+            task.await
+                .context("serving metrics")?
+                .context("serving metrics")?;
+        }
         served.context("serving")
     });
     // Nothing is half done at any point of an ingest; the one in progress rolls back.

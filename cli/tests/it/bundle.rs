@@ -759,3 +759,159 @@ fn issue_16_a_segment_that_would_expand_past_the_limit_is_refused_and_nothing_is
     );
     assert!(!site.join("imports").exists(), "no index saved");
 }
+
+/// A "disc": copies of `vols`, the bundle's index file, and what else burns onto media.
+fn disc(tmp: &Path, name: &str, vols: &[PathBuf], edit: impl Fn(usize, &mut Vec<u8>)) -> PathBuf {
+    let disc = tmp.join(name);
+    std::fs::create_dir_all(disc.join("lost+found")).unwrap();
+    for (i, v) in vols.iter().enumerate() {
+        let mut bytes = std::fs::read(v).unwrap();
+        edit(i, &mut bytes);
+        std::fs::write(disc.join(v.file_name().unwrap()), bytes).unwrap();
+    }
+    let index = out_dir(vols).join("shop-1.0.index.airlock");
+    std::fs::copy(&index, disc.join("shop-1.0.index.airlock")).unwrap();
+    std::fs::write(
+        disc.join("README.txt"),
+        "Import with: airlock import /media/cdrom/*\n",
+    )
+    .unwrap();
+    std::fs::write(disc.join("SHA256SUMS"), "0000  shop-1.0.001.airlock\n").unwrap();
+    disc
+}
+
+/// Every entry of `dir`, as the shell expands `dir/*`.
+fn glob(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn issue_15_import_takes_everything_on_the_disc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, vols) = exported(tmp.path());
+    let site = tmp.path().join("site");
+    let cdrom = disc(tmp.path(), "cdrom", &vols, |_, _| {});
+    let given = glob(&cdrom);
+    let paths: Vec<&Path> = given.iter().map(PathBuf::as_path).collect();
+    let (code, out) = import(tmp.path(), &site, &paths);
+    eprintln!("{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("imported bundle shop-1.0"), "{out}");
+    for name in ["README.txt", "SHA256SUMS", "lost+found"] {
+        let note = out
+            .lines()
+            .find(|l| l.starts_with("ignoring ") && l.contains(name))
+            .unwrap_or_else(|| panic!("no note on {name}: {out}"));
+        assert!(!note.contains("damaged"), "{note}");
+    }
+    assert!(
+        out.contains("shop-1.0.index.airlock: the index of bundle shop-1.0; not needed"),
+        "{out}"
+    );
+    assert!(!out.contains("not an airlock volume: shop"), "{out}");
+    assert_verifies(tmp.path(), &site);
+    assert!(tag_digest(&ls(tmp.path(), &site), "airlock/apps/shop", "1.0").is_some());
+
+    // --json lists what was ignored.
+    let mut args = vec!["--json", "import", "--no-prompt"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let o = run(tmp.path(), &site, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let ignored: Vec<&str> = report["ignored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(ignored.len(), 4, "{report}");
+    assert!(report["unreadable"].as_array().unwrap().is_empty());
+
+    // Only files that are no volume: nothing to import is an error.
+    let (code, out) = import(
+        tmp.path(),
+        &tmp.path().join("other-site"),
+        &[&cdrom.join("README.txt")],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("none of the 1 path(s) given is an airlock volume"),
+        "{out}"
+    );
+}
+
+#[test]
+fn issue_15_a_damaged_volume_on_the_disc_is_still_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, vols) = exported(tmp.path());
+    let site = tmp.path().join("site");
+    // Volume 2 cut short, volume 3 renamed: both still volumes by their first bytes.
+    let cdrom = disc(tmp.path(), "cdrom", &vols, |i, bytes| {
+        if i == 1 {
+            bytes.truncate(bytes.len() / 2);
+        }
+    });
+    let renamed = cdrom.join("disc-3.bin");
+    std::fs::rename(cdrom.join(vols[2].file_name().unwrap()), &renamed).unwrap();
+    let given = glob(&cdrom);
+    let paths: Vec<&Path> = given.iter().map(PathBuf::as_path).collect();
+    let (code, out) = import(tmp.path(), &site, &paths);
+    assert_eq!(code, 1, "{out}");
+    let cut = vols[1].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("damaged:") && l.contains(&cut)),
+        "the truncated volume is named as damaged: {out}"
+    );
+    assert!(
+        !out.contains(&format!("ignoring {}", cdrom.join(&cut).display())),
+        "{out}"
+    );
+    assert!(!out.contains("disc-3.bin: not an airlock volume"), "{out}");
+    assert!(out.contains("volume(s) 2 of"), "{out}");
+    assert!(
+        out.contains("ignoring") && out.contains("README.txt"),
+        "{out}"
+    );
+}
+
+#[test]
+fn issue_15_the_index_file_stands_in_for_damaged_index_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, vols) = exported(tmp.path());
+    let site = tmp.path().join("site");
+    // Every volume's copy of the index damaged (a byte just before the trailer), the frames
+    // intact.
+    let trailer = airlock_bundle::VOLUME_TRAILER_LEN as usize;
+    let cdrom = disc(tmp.path(), "cdrom", &vols, |_, bytes| {
+        let at = bytes.len() - trailer - 3;
+        bytes[at] ^= 0x40;
+    });
+    // Without the index file there is no index to import by.
+    let volumes_only: Vec<PathBuf> = glob(&cdrom)
+        .into_iter()
+        .filter(|p| {
+            p.to_string_lossy().ends_with("airlock") && !p.to_string_lossy().contains(".index.")
+        })
+        .collect();
+    let paths: Vec<&Path> = volumes_only.iter().map(PathBuf::as_path).collect();
+    let (code, out) = import(tmp.path(), &site, &paths);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no readable bundle index"), "{out}");
+    // With it, the import reads it and completes.
+    let given = glob(&cdrom);
+    let paths: Vec<&Path> = given.iter().map(PathBuf::as_path).collect();
+    let (code, out) = import(tmp.path(), &site, &paths);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("read because the volumes' own copies are damaged"),
+        "{out}"
+    );
+    assert!(out.contains("imported bundle shop-1.0"), "{out}");
+    assert_verifies(tmp.path(), &site);
+}

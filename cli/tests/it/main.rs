@@ -26,6 +26,8 @@ mod live;
 /// Issue 15: short names (`acme/gateway:1.0.0`) in ls, export, diff, add --as and a containerd
 /// pull; ambiguous names; golden stores list the same.
 mod names;
+/// Issue 15: health, metrics after a push and a pull, JSON logs, the systemd unit's command line.
+mod ops;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.
 mod serve;
 /// Issue 14: serve killed during pushes and ingests; du, verify and export with staged blobs.

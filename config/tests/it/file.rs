@@ -1,6 +1,6 @@
 use std::{path::Path, time::Duration};
 
-use airlock_config::{ByteSize, Config, Error, Key, Materialize, Origin};
+use airlock_config::{ByteSize, Config, Error, Key, LogFormat, Materialize, Origin};
 
 use crate::{parse_err, parse_error};
 
@@ -24,6 +24,8 @@ read_only = true
 max_manifest_size = "8MiB"
 upload_expiry = "2h"
 ingest_jobs = 3
+metrics_listen = "127.0.0.1:9100"
+log_format = "json"
 
 [cache]
 blob_cache_size = 0
@@ -84,6 +86,11 @@ actions = ["pull"]
     assert_eq!(c.server.max_manifest_size, ByteSize::mib(8));
     assert_eq!(c.server.upload_expiry, Duration::from_secs(7200));
     assert_eq!(c.server.ingest_jobs, 3);
+    assert_eq!(
+        c.server.metrics_listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9100")
+    );
+    assert_eq!(c.server.log_format, LogFormat::Json);
     assert_eq!(c.cache.blob_cache_size, ByteSize::new(0));
     assert_eq!(c.cache.index_cache_size, ByteSize::gib(1));
     assert_eq!(c.cache.materialize, Materialize::Pull);

@@ -130,7 +130,8 @@ fn every_env_var_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::load_with(None, dir.path(), env(&vars)).unwrap();
     for key in Key::ALL {
-        // An empty variable counts as unset, so an optional path cannot be set to none.
+        // An empty variable counts as unset, so an optional path or
+        // address (no metrics listener) cannot be set to none.
         let unset = defaults.value(key).to_string() == "\"\"";
         let expected = match unset {
             true => Origin::Default,
@@ -139,6 +140,16 @@ fn every_env_var_is_read() {
         assert_eq!(config.origin(key), &expected, "{key}");
         assert_eq!(config.value(key), defaults.value(key), "{key}");
     }
+    let vars = [("AIRLOCK_METRICS_LISTEN", "[::1]:9100")];
+    let config = Config::load_with(None, dir.path(), env(&vars)).unwrap();
+    assert_eq!(
+        config
+            .server
+            .metrics_listen
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("[::1]:9100")
+    );
 }
 
 #[test]

@@ -47,3 +47,7 @@ mod limits;
 
 /// Issue 16: HTTPS with HTTP/2 by ALPN, TLS 1.2 and 1.3, certificate reload.
 mod tls;
+
+/// Issue 15: /healthz, /readyz, and the Prometheus metrics on their own listener after pushes
+/// and pulls on a real server.
+mod ops;

@@ -7,6 +7,7 @@
 use std::{
     io::Read,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use airlock_store::{
@@ -62,7 +63,7 @@ fn cache_files(store: &Store) -> u64 {
 /// Waits until no materialization runs (they go on after their readers are gone).
 fn settle(store: &Store) {
     while store.materializations_running() > 0 {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -186,10 +187,15 @@ fn issue_14_policies_import_pull_and_never() {
             Materialize::Pull => {
                 assert_eq!((stats.materializations, stats.hits), (1, 1), "{stats:?}");
                 assert_eq!(stats.direct_rebuilds, 0);
+                // The rebuild's time is counted once it ended (issue 15's metrics).
+                assert!(stats.materialize_time > Duration::ZERO, "{stats:?}");
+                assert_eq!(stats.direct_rebuild_time, Duration::ZERO);
             }
             Materialize::Never => {
                 assert_eq!((stats.materializations, stats.hits), (0, 0), "{stats:?}");
                 assert_eq!(stats.direct_rebuilds, 2);
+                assert!(stats.direct_rebuild_time > Duration::ZERO, "{stats:?}");
+                assert_eq!(stats.materialize_time, Duration::ZERO);
             }
         }
         let expected = u64::from(policy != Materialize::Never);
