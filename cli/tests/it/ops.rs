@@ -398,3 +398,98 @@ fn issue_15_the_systemd_unit_runs_a_command_line_airlock_parses() {
     assert!(o.status.success(), "{said}");
     assert!(!said.contains("Unknown"), "{said}");
 }
+
+/// Issue 15: an import handed to the running server asks for the next disc on the client's
+/// terminal (a pty from `script`), and meanwhile the server's import gauges show it running
+/// with its read phase; answering `q` ends it (exit 1, volumes missing) and clears them.
+#[test]
+fn issue_15_an_import_in_the_server_prompts_on_the_client_and_shows_in_the_metrics() {
+    let Some(script) = crate::common::find_tool("script", "bsdutils") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let vendor = dir.join("vendor");
+    crate::bundle::add_shop(dir, &vendor, 1);
+    let out = dir.join("out");
+    crate::bundle::export(
+        dir,
+        &vendor,
+        &out,
+        &[
+            "--name",
+            "shop-1.0",
+            "--volume-size",
+            "400K",
+            "--level",
+            "3",
+        ],
+    );
+    let volumes = crate::bundle::volumes(&out);
+    assert!(volumes.len() > 2, "{volumes:?}");
+
+    let mut served = Served::start(
+        dir,
+        &[
+            "--data",
+            "site",
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let metrics = served.log_line("metrics listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scrape = || String::from_utf8(http(&metrics, "GET", "/metrics", b"").1).unwrap();
+    assert_eq!(sample(&scrape(), "airlock_import_running"), 0.0);
+
+    // The first volume only, on a terminal: the import asks for the next one and waits.
+    let command = format!(
+        "{} --data site import {}",
+        env!("CARGO_BIN_EXE_airlock"),
+        volumes[0].display()
+    );
+    let mut client = Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir)
+        .env_remove("AIRLOCK_DATA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let running = loop {
+        let text = scrape();
+        if sample(&text, "airlock_import_running") == 1.0
+            && sample(&text, "airlock_import_done_bytes{phase=\"read\"}") > 0.0
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no import in the gauges: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        sample(&running, "airlock_import_total_bytes{phase=\"read\"}") > 0.0,
+        "{running}"
+    );
+    // Answer the prompt: stop here.
+    std::thread::sleep(Duration::from_millis(500));
+    client.stdin.as_mut().unwrap().write_all(b"q\n").unwrap();
+    let o = client.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(shown.contains("still needed"), "{shown}");
+    assert!(
+        shown.contains("Insert the next one"),
+        "the prompt reached the client's terminal: {shown}"
+    );
+    assert_eq!(o.status.code(), Some(1), "{shown}");
+    assert_eq!(sample(&scrape(), "airlock_import_running"), 0.0);
+    served.stop();
+}
