@@ -65,10 +65,14 @@ fn main() {
         let name = path
             .file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        let (before, after) = (
+        let (Some(before), Some(after)) = (
             data_bytes(&gz, 0),
             data_bytes(&gz, airlock_regzip::CHECKPOINT_OUT_BYTES),
-        );
+        ) else {
+            // Kept as opaque bytes by the store: nothing is rebuilt (issue 20's encoders).
+            println!("{name:20} not rebuilt: its encoder is not modelled (stored opaque)");
+            continue;
+        };
         let dir = tempfile::tempdir().expect("temporary directory");
         let d = Digest::sha256(&gz);
         {
@@ -127,8 +131,9 @@ fn inputs() -> Vec<PathBuf> {
 }
 
 /// Reconstruction bytes (steps' data and checkpoints) of a split with checkpoints about every
-/// `every` bytes (0: none), as the store's splitter is chosen.
-fn data_bytes(gz: &[u8], every: u64) -> u64 {
+/// `every` bytes (0: none), as the store's splitter is chosen; `None` when the splitter refuses
+/// the stream (an encoder it does not model).
+fn data_bytes(gz: &[u8], every: u64) -> Option<u64> {
     let head = &gz[..gz.len().min(airlock_regzip::DETECT_BYTES)];
     let mut sp: Box<dyn Splitter> =
         choose_splitter(head, head.len() == gz.len(), Limits::UNLIMITED);
@@ -152,10 +157,10 @@ fn data_bytes(gz: &[u8], every: u64) -> u64 {
         true
     };
     for piece in gz.chunks(1 << 20) {
-        sp.feed(piece, &mut sink).expect("split");
+        sp.feed(piece, &mut sink).ok()?;
     }
-    sp.finish(&mut sink).expect("split");
-    n
+    sp.finish(&mut sink).ok()?;
+    Some(n)
 }
 
 /// Runs one timed read in a child process (on the given cores); its wall and CPU seconds and
