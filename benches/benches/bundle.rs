@@ -401,7 +401,15 @@ impl Bench {
     fn export(&self, data: &Path, version: &str, out: &str, extra: &[Arg]) -> Export {
         let dir = self.path(out);
         let (app, name) = (format!("{APP}:{version}"), format!("shop-{version}"));
-        let mut args: Vec<Arg> = vec![&"export", &app, &"--out", &dir, &"--name", &name];
+        let mut args: Vec<Arg> = vec![
+            &"export",
+            &app,
+            &"--no-binary",
+            &"--out",
+            &dir,
+            &"--name",
+            &name,
+        ];
         args.extend_from_slice(extra);
         let run = self.airlock(data, &args);
         let (mut bytes, mut index_bytes) = (0, 0);

@@ -178,6 +178,25 @@ pub enum Error {
         /// Bytes needed at least.
         needed: u64,
     },
+    /// A file given as the airlock program for volume 1 is not one.
+    #[error("{}: cannot go on volume 1 as the airlock program: {why}", path.display())]
+    NotAProgram {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The volume size leaves volume 1 no room for the airlock program beside it.
+    #[error("a volume of {size} bytes leaves no room on volume 1 for the airlock program {} \
+             (needs {needed} bytes): give a larger --volume-size, or --no-binary", program.display())]
+    NoRoomForProgram {
+        /// The volume size asked for.
+        size: u64,
+        /// The program.
+        program: PathBuf,
+        /// Bytes volume 1 needs at least.
+        needed: u64,
+    },
     /// An export would overwrite an existing bundle file.
     #[error("{} already exists: choose another --name or --out, or remove the old bundle", path.display())]
     AlreadyExists {

@@ -24,6 +24,7 @@ use crate::{
     inventory::Inventory,
     names::{index_file_name, volume_file_name},
     progress::Progress,
+    starter::{self, PROGRAM_FILE, Program, README_FILE, SUMS_FILE},
     volume::{PendingVolume, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeWriter},
 };
 
@@ -115,6 +116,16 @@ pub struct ExportOptions {
     pub have: Have,
     /// What wrote the bundle, e.g. "airlock 0.1.0".
     pub tool: String,
+    /// The airlock program to put beside volume 1 with `README.txt` and `SHA256SUMS`, its room
+    /// taken from volume 1 (`None`: `export --no-binary`).
+    pub program: Option<Program>,
+}
+
+impl ExportOptions {
+    /// Bytes volume 1 gives up to the starter files.
+    pub fn starter_reserve(&self) -> u64 {
+        self.program.as_ref().map_or(0, Program::reserve)
+    }
 }
 
 /// One exported reference in a plan.
@@ -149,6 +160,8 @@ pub struct ExportPlan {
     pub max_volumes: u64,
     /// Bytes reserved in every volume for the header, index and trailer.
     pub overhead: u64,
+    /// Bytes volume 1 leaves to the starter files on its disc (program, README.txt, SHA256SUMS).
+    pub starter: u64,
 }
 
 /// Plans an export of `refs` (nothing is written).
@@ -236,7 +249,18 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
             needed: overhead + 64 * 1024,
         });
     }
-    let max_volumes = chunk_bytes.div_ceil(room).max(1);
+    let starter = opts.starter_reserve();
+    if let Some(program) = &opts.program
+        && room.saturating_sub(starter) < 64 * 1024
+    {
+        return Err(Error::NoRoomForProgram {
+            size: opts.volume_size,
+            program: program.path.clone(),
+            needed: overhead + starter + 64 * 1024,
+        });
+    }
+    // Volume 1 holds `room - starter` bytes of frames, every other volume `room`.
+    let max_volumes = (chunk_bytes + starter).div_ceil(room).max(1);
     Ok(ExportPlan {
         index,
         images,
@@ -246,6 +270,7 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         new_blob_bytes,
         max_volumes,
         overhead,
+        starter,
     })
 }
 
@@ -256,6 +281,8 @@ pub struct ExportReport {
     pub volumes: Vec<PathBuf>,
     /// The standalone index file (for a later `export --since`).
     pub index_file: PathBuf,
+    /// The files beside volume 1 that start a site (empty with `--no-binary`).
+    pub starter: Vec<PathBuf>,
     /// Bytes of all volumes.
     pub bytes: u64,
     /// Frames written.
@@ -272,20 +299,22 @@ pub fn write_export(
     progress: &dyn Progress,
 ) -> Result<ExportReport> {
     std::fs::create_dir_all(&opts.out_dir).map_err(io_error(&opts.out_dir))?;
-    refuse_existing(&opts.out_dir, &opts.name)?;
+    refuse_existing(&opts.out_dir, &opts.name, opts.program.is_some())?;
     let mut out = Volumes {
         dir: opts.out_dir.clone(),
         name: opts.name.clone(),
         id: plan.index.bundle_id,
         size: opts.volume_size,
         reserve: plan.overhead,
+        starter: plan.starter,
+        written: Vec::new(),
         closed: Vec::new(),
         current: None,
         entries: Vec::new(),
         frames: 0,
     };
     let result = out.fill(store, &plan, opts.level, progress);
-    match result.and_then(|()| out.finish(plan.index, progress)) {
+    match result.and_then(|()| out.finish(plan.index, opts.program.as_ref(), progress)) {
         Ok(report) => Ok(report),
         Err(e) => {
             out.abandon();
@@ -294,10 +323,15 @@ pub fn write_export(
     }
 }
 
-fn refuse_existing(dir: &Path, name: &str) -> Result<()> {
-    let first = dir.join(volume_file_name(name, 1));
-    let index = dir.join(index_file_name(name));
-    for p in [first, index] {
+fn refuse_existing(dir: &Path, name: &str, starter: bool) -> Result<()> {
+    let mut files = vec![
+        dir.join(volume_file_name(name, 1)),
+        dir.join(index_file_name(name)),
+    ];
+    if starter {
+        files.extend([PROGRAM_FILE, README_FILE, SUMS_FILE].map(|f| dir.join(f)));
+    }
+    for p in files {
         if p.exists() {
             return Err(Error::AlreadyExists { path: p });
         }
@@ -311,6 +345,10 @@ struct Volumes {
     id: BundleId,
     size: u64,
     reserve: u64,
+    /// Bytes volume 1 leaves to the starter files.
+    starter: u64,
+    /// Starter files written so far (removed if the export fails).
+    written: Vec<PathBuf>,
     /// Volumes whose frames are written, waiting for the final index.
     closed: Vec<PendingVolume>,
     /// The volume being filled.
@@ -369,12 +407,13 @@ impl Volumes {
     fn place(&mut self, chunks: &[(ChunkId, Vec<u8>)], frame: Frame, level: i32) -> Result<()> {
         let len = frame.as_bytes().len() as u64;
         if self.current.as_ref().is_none_or(|w| w.room() < len) {
-            let empty_fits = self.size.saturating_sub(self.reserve) >= len;
+            let next = self.closed.len() + usize::from(self.current.is_some()) + 1;
+            let empty_fits = self.capacity(next).saturating_sub(self.reserve) >= len;
             if !empty_fits {
                 if chunks.len() < 2 {
                     return Err(Error::VolumeTooSmall {
                         size: self.size,
-                        needed: self.reserve + len,
+                        needed: self.reserve + len + (self.size - self.capacity(next)),
                     });
                 }
                 let (a, b) = chunks.split_at(chunks.len() / 2);
@@ -405,7 +444,8 @@ impl Volumes {
             self.closed.push(done.close_frames()?);
         }
         let number = self.closed.len() as u32 + 1;
-        let mut w = VolumeWriter::create(&self.dir, &self.name, number, self.id, self.size)?;
+        let capacity = self.capacity(number as usize);
+        let mut w = VolumeWriter::create(&self.dir, &self.name, number, self.id, capacity)?;
         w.reserve_index(self.reserve - VOLUME_HEADER_LEN - VOLUME_TRAILER_LEN);
         self.current = Some(w);
         self.entries.push(VolumeEntry {
@@ -415,8 +455,23 @@ impl Volumes {
         Ok(())
     }
 
-    /// Completes every volume with the final index and writes the standalone index file.
-    fn finish(&mut self, mut index: BundleIndex, progress: &dyn Progress) -> Result<ExportReport> {
+    /// Bytes volume `number` may hold: volume 1 leaves room for the starter files.
+    fn capacity(&self, number: usize) -> u64 {
+        if number == 1 {
+            self.size - self.starter
+        } else {
+            self.size
+        }
+    }
+
+    /// Completes every volume with the final index, writes the starter files beside volume 1
+    /// and the standalone index file.
+    fn finish(
+        &mut self,
+        mut index: BundleIndex,
+        program: Option<&Program>,
+        progress: &dyn Progress,
+    ) -> Result<ExportReport> {
         if self.current.is_none() {
             // A bundle whose chunks the site has all: one volume with only the index.
             self.open_next()?;
@@ -427,6 +482,12 @@ impl Volumes {
         index.volume_count = self.closed.len() as u32;
         index.volumes = std::mem::take(&mut self.entries);
         let bytes = index.encode()?;
+        // The program and README.txt first: a failure before the volumes are whole removes them.
+        let mut sums = Vec::new();
+        if let Some(program) = program {
+            sums = starter::write_program_and_readme(&self.dir, program, &index)?;
+            self.written.extend(sums.iter().map(|(p, _)| p.clone()));
+        }
         let mut volumes = Vec::new();
         let mut total = 0;
         for w in self.closed.drain(..) {
@@ -435,11 +496,18 @@ impl Volumes {
             progress.volume(&path, volumes.len() as u32 + 1, index.volume_count);
             volumes.push(path);
         }
+        let mut starter = Vec::new();
+        if program.is_some() {
+            let sums_file = starter::write_sums(&self.dir, &self.name, sums, progress)?;
+            starter = std::mem::take(&mut self.written);
+            starter.push(sums_file);
+        }
         let index_file = self.dir.join(index_file_name(&self.name));
         index.write_file(&index_file)?;
         Ok(ExportReport {
             volumes,
             index_file,
+            starter,
             bytes: total,
             frames: self.frames,
             bundle_id: index.bundle_id,
@@ -448,6 +516,11 @@ impl Volumes {
 
     /// Removes the partial files of a failed export.
     fn abandon(&mut self) {
+        for p in self.written.drain(..) {
+            if let Err(e) = std::fs::remove_file(&p) {
+                tracing::warn!("removing {}: {e}", p.display());
+            }
+        }
         if let Some(w) = self.current.take() {
             let path = w.path().to_owned();
             if let Err(e) = w.abandon() {

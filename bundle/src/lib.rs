@@ -50,6 +50,7 @@ mod inventory;
 mod names;
 mod progress;
 mod size;
+mod starter;
 mod state;
 mod volume;
 mod wire;
@@ -74,7 +75,8 @@ pub use crate::{
         parse_volume_file_name, volume_file_name,
     },
     progress::{NoProgress, Progress},
-    size::VolumeSize,
+    size::{DISCS, VolumeSize},
+    starter::{Arch, OLDEST_GLIBC, PROGRAM_FILE, Program, README_FILE, SUMS_FILE},
     volume::{
         PendingVolume, VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeHeader,
         VolumeReader, VolumeWriter,

@@ -5,13 +5,25 @@ use std::{fmt, str::FromStr};
 
 use crate::error::{Error, Result};
 
-/// Named media and their usable bytes. DVD is DVD-R's capacity, the smaller of the DVD±R pair.
+/// Named media and the bytes a volume of that name may hold: the smallest disc of the name
+/// (see [`DISCS`]) less at least 2 MiB for the disc's file system (ISO 9660 with Rock Ridge and
+/// Joliet takes about 0.5 MiB with xorriso's padding) and the files beside volume 1.
 const MEDIA: &[(&str, u64)] = &[
-    ("cd", 737_280_000),
-    ("dvd", 4_700_000_000),
+    ("cd", 735_000_000),
+    ("dvd", 4_698_000_000),
     ("dvd-dl", 8_500_000_000),
     ("bd", 25_000_000_000),
     ("bd-dl", 50_000_000_000),
+];
+
+/// Bytes of the smallest recordable disc of each name: 2048-byte sectors of an 80-minute CD-R
+/// (the "700 MB" CD), DVD+R (smaller than DVD-R), DVD-R DL, BD-R and BD-R DL without spare areas.
+pub const DISCS: &[(&str, u64)] = &[
+    ("cd", 360_000 * 2048),
+    ("dvd", 2_295_104 * 2048),
+    ("dvd-dl", 4_171_712 * 2048),
+    ("bd", 12_219_392 * 2048),
+    ("bd-dl", 24_438_784 * 2048),
 ];
 
 /// Unit suffixes: without `i` powers of 1000, with `i` powers of 1024 (as config's ByteSize).
@@ -92,8 +104,8 @@ mod tests {
     #[test]
     fn media_names_and_numbers_parse() {
         for (text, bytes) in [
-            ("cd", 737_280_000),
-            ("DVD", 4_700_000_000),
+            ("cd", 735_000_000),
+            ("DVD", 4_698_000_000),
             ("dvd-dl", 8_500_000_000),
             ("bd", 25_000_000_000),
             ("bd-dl", 50_000_000_000),
@@ -109,6 +121,14 @@ mod tests {
         }
         assert_eq!(VolumeSize::parse("dvd").unwrap().to_string(), "dvd");
         assert_eq!(VolumeSize(5).to_string(), "5");
+    }
+
+    #[test]
+    fn every_medium_keeps_room_for_its_file_system() {
+        for ((name, bytes), (disc, capacity)) in MEDIA.iter().zip(DISCS) {
+            assert_eq!(name, disc);
+            assert!(capacity - bytes >= 2 << 20, "{name}: {bytes} of {capacity}");
+        }
     }
 
     #[test]

@@ -83,7 +83,10 @@ pub fn vendor(bench: &Bench, v1: &Version, v2: &Version) -> Vendor {
         let out = bench.path(&format!("bundle-{}", v.version));
         let app = format!("airlock/apps/{APP_NAME}:{}", v.tag());
         let name = format!("{APP_NAME}-{}", v.tag());
-        let mut c = bench.airlock(&data, &["export", &app, "--name", &name, "--out"]);
+        let mut c = bench.airlock(
+            &data,
+            &["export", &app, "--no-binary", "--name", &name, "--out"],
+        );
         c.arg(&out);
         if let Some(level) = &bench.cfg.level {
             c.args(["--level", level]);

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use airlock_bundle::{
     BundleIndex, DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, Have, Inventory,
-    VolumeSize, plan_export, ref_text, write_export,
+    OLDEST_GLIBC, Program, VolumeSize, plan_export, ref_text, write_export,
 };
 use airlock_ingest::app_images;
 use airlock_oci::ImageRef;
@@ -56,6 +56,16 @@ pub struct Args {
     #[arg(long)]
     no_referrers: bool,
 
+    /// The airlock program to put beside volume 1, with README.txt and SHA256SUMS, so the site
+    /// can start from the first disc [default: this airlock]; build one that runs on glibc 2.17
+    /// (RHEL/CentOS 7) with tools/release/portable.sh, or an aarch64 one for ARM sites
+    #[arg(long, value_name = "FILE", conflicts_with = "no_binary")]
+    binary: Option<PathBuf>,
+
+    /// Leave the airlock program, README.txt and SHA256SUMS out of volume 1's disc
+    #[arg(long)]
+    no_binary: bool,
+
     /// Print what would be shipped, write nothing
     #[arg(long)]
     dry_run: bool,
@@ -65,7 +75,10 @@ impl Args {
     /// Paths taken from `cwd` (a command run in the server for a client, see `remote`).
     pub fn absolutize(&mut self, cwd: &std::path::Path) {
         self.out = crate::remote::absolute(cwd, &self.out);
-        for p in [&mut self.since, &mut self.have].into_iter().flatten() {
+        for p in [&mut self.since, &mut self.have, &mut self.binary]
+            .into_iter()
+            .flatten()
+        {
             *p = crate::remote::absolute(cwd, p);
         }
     }
@@ -98,6 +111,28 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         Some(n) => n.clone(),
         None => default_name(&refs[0]),
     };
+    let program = if args.no_binary {
+        None
+    } else {
+        let path = match &args.binary {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("finding this airlock program for volume 1")?,
+        };
+        let program = Program::inspect(&path).context("--binary: the program volume 1 carries")?;
+        if !program.runs_on_oldest_glibc() {
+            crate::output::errln!(
+                "warning: volume 1 carries {} built for {} Linux needing {}: it will not start \
+                 on sites with glibc {}.{} (RHEL/CentOS 7, Kylin, openEuler); give one built by \
+                 tools/release/portable.sh with --binary, or --no-binary",
+                program.path.display(),
+                program.arch.as_str(),
+                program.needs(),
+                OLDEST_GLIBC.0,
+                OLDEST_GLIBC.1
+            );
+        }
+        Some(program)
+    };
     let opts = ExportOptions {
         name,
         out_dir: args.out.clone(),
@@ -106,6 +141,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         referrers: !args.no_referrers,
         have,
         tool: format!("airlock {}", env!("CARGO_PKG_VERSION")),
+        program,
     };
     let plan = plan_export(&store, &refs, &opts)?;
     if !ctx.json && !ctx.quiet {
@@ -148,6 +184,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             "  {} (keep it: `airlock export --since` makes the next delta from it)",
             report.index_file.display()
         );
+        if !report.starter.is_empty() {
+            let names: Vec<String> = report
+                .starter
+                .iter()
+                .chain(report.volumes.first())
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            crate::output::outln!(
+                "disc 1 holds {} (the program and how to start the site)",
+                names.join(", ")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -223,6 +271,15 @@ fn print_plan(plan: &ExportPlan, opts: &ExportOptions, verbose: u8) {
         plan.max_volumes,
         output::bytes(opts.volume_size)
     );
+    if let Some(p) = &opts.program {
+        crate::output::outln!(
+            "volume 1 leaves {} for the airlock program ({} Linux, needs {}), README.txt and \
+             SHA256SUMS beside it",
+            output::bytes(plan.starter),
+            p.arch.as_str(),
+            p.needs()
+        );
+    }
 }
 
 fn plan_json(
@@ -249,6 +306,13 @@ fn plan_json(
         "chunk_bytes": plan.chunk_bytes,
         "volume_size": opts.volume_size,
         "max_volumes": plan.max_volumes,
+        "program": opts.program.as_ref().map(|p| json!({
+            "path": p.path,
+            "bytes": p.len,
+            "arch": p.arch.as_str(),
+            "glibc": p.glibc.map(|(a, b)| format!("{a}.{b}")),
+            "reserved": plan.starter,
+        })),
     })
 }
 
@@ -256,6 +320,7 @@ fn report_json(r: &ExportReport) -> serde_json::Value {
     json!({
         "volumes": r.volumes,
         "index_file": r.index_file,
+        "starter": r.starter,
         "bytes": r.bytes,
         "frames": r.frames,
     })

@@ -194,6 +194,7 @@ pub(crate) fn export(cwd: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec
         "airlock/apps/shop:1.0",
         "--out",
         out.to_str().unwrap(),
+        "--no-binary",
     ];
     args.extend_from_slice(extra);
     ok(run(cwd, data, &args));
@@ -328,6 +329,7 @@ fn issue_5_delta_after_a_base_rebuild_ships_little() {
             delta.to_str().unwrap(),
             "--since",
             index.to_str().unwrap(),
+            "--no-binary",
             "--dry-run",
         ],
     ));
@@ -349,6 +351,7 @@ fn issue_5_delta_after_a_base_rebuild_ships_little() {
             index.to_str().unwrap(),
             "--name",
             "shop-2.0",
+            "--no-binary",
         ],
     ));
     let delta_bytes = dir_bytes(&volumes(&delta));
@@ -412,6 +415,7 @@ fn issue_5_delta_after_a_base_rebuild_ships_little() {
             by_inventory.to_str().unwrap(),
             "--have",
             inventory.to_str().unwrap(),
+            "--no-binary",
         ],
     ));
     let inv_bytes = dir_bytes(&volumes(&by_inventory));
@@ -477,6 +481,7 @@ fn issue_5_damaged_truncated_and_foreign_volumes_are_named_and_the_rest_imports(
             other.to_str().unwrap(),
             "--name",
             "other",
+            "--no-binary",
             "--volume-size",
             "400K",
             "--level",

@@ -137,6 +137,7 @@ fn issue_15_containerd_pulls_through_a_delta_import_and_a_gc_on_the_live_server(
             delta.to_str().unwrap(),
             "--since",
             index.to_str().unwrap(),
+            "--no-binary",
             "--level",
             "3",
         ],

@@ -32,5 +32,7 @@ mod ops;
 mod serve;
 /// Issue 14: serve killed during pushes and ingests; du, verify and export with staged blobs.
 mod staged;
+/// Issue 17: volume 1's disc carries the program, README.txt and SHA256SUMS; a cd fits its medium.
+mod starter;
 /// `airlock du`, `verify` and `gc` over stores built by the library, incl. damaged ones.
 mod store_commands;

@@ -140,6 +140,7 @@ fn issue_15_an_image_added_as_acme_gateway_is_named_so_by_every_command() {
             "acme/gateway:1.0.0",
             "--out",
             "out",
+            "--no-binary",
             "--volume-size",
             "2GiB",
             "--level",

@@ -392,6 +392,7 @@ fn issue_14_du_verify_and_export_with_staged_blobs() {
             "app:v1",
             "--out",
             "out",
+            "--no-binary",
             "--volume-size",
             "2GiB",
             "--level",
