@@ -30,7 +30,7 @@ if ! command -v cargo-zigbuild >/dev/null 2>&1; then
 fi
 
 cargo zigbuild --profile dist -p airlock --target "$target.2.17"
-out="target/$target/dist/airlock"
+out="${CARGO_TARGET_DIR:-target}/$target/dist/airlock"
 
 # The newest glibc symbol version the program needs must be 2.17 or older.
 if command -v objdump >/dev/null 2>&1; then
