@@ -31,7 +31,18 @@ fn volumes(dir: &Path, bundle: &str) -> Vec<PathBuf> {
 
 #[test]
 fn issue_13_golden_bundle_v1_imports_exactly() {
-    let dir = golden("bundle-v1");
+    imports_exactly("bundle-v1");
+}
+
+/// Issue 17: volume and index format 1 as the airlock before issue 17's format changes wrote
+/// them (blob descriptions of version 3: rebuild scripts with checkpoints).
+#[test]
+fn issue_17_golden_bundle_v1_of_script_3_imports_exactly() {
+    imports_exactly("bundle-v1-script3");
+}
+
+fn imports_exactly(golden_dir: &str) {
+    let dir = golden(golden_dir);
     let site_dir = tempfile::tempdir().unwrap();
     let site = Store::open(
         site_dir.path(),

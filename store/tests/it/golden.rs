@@ -69,7 +69,18 @@ fn check_every_blob(store: &Store, digests: &[Digest]) -> usize {
 
 #[test]
 fn issue_13_golden_store_v2_rebuilds_exactly() {
-    let (tmp, listed) = copy_golden("store-v2");
+    rebuilds_exactly("store-v2");
+}
+
+/// Issue 17: the store as the airlock before issue 17's format 4 wrote it (format 3: rebuild
+/// scripts with checkpoints, the staged table).
+#[test]
+fn issue_17_golden_store_v3_rebuilds_exactly() {
+    rebuilds_exactly("store-v3");
+}
+
+fn rebuilds_exactly(golden: &str) {
+    let (tmp, listed) = copy_golden(golden);
     let digests = listed_digests(&listed);
     let du: serde_json::Value =
         serde_json::from_slice(&fs::read(tmp.path().join("du.json")).unwrap()).unwrap();
