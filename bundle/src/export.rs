@@ -22,9 +22,11 @@ use crate::{
     error::{Error, Result, io_error},
     index::{Base, BlobEntry, BundleId, BundleIndex, FrameEntry, RefEntry, VolumeEntry},
     inventory::Inventory,
-    names::{index_file_name, volume_file_name},
+    names::{index_file_name, signature_file_name, volume_file_name},
     progress::Progress,
+    sign::{KeyId, MAX_SIGNATURE_BYTES, SigningKey},
     volume::{PendingVolume, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeWriter},
+    wire::write_atomically,
 };
 
 /// Raw bytes of chunks per frame, at most (smaller when volumes are tiny).
@@ -115,6 +117,9 @@ pub struct ExportOptions {
     pub have: Have,
     /// What wrote the bundle, e.g. "airlock 0.1.0".
     pub tool: String,
+    /// Signs the bundle index with this key (`export --sign`): every volume carries the
+    /// signature, and `NAME.index.airlock.minisig` is written beside the index file.
+    pub signer: Option<SigningKey>,
 }
 
 /// One exported reference in a plan.
@@ -227,8 +232,15 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         volume_count: 0,
         volumes: Vec::new(),
     };
-    let overhead =
-        VOLUME_HEADER_LEN + VOLUME_TRAILER_LEN + index.encoded_len_bound(chunks.len() as u64)?;
+    let signature_room = if opts.signer.is_some() {
+        MAX_SIGNATURE_BYTES
+    } else {
+        0
+    };
+    let overhead = VOLUME_HEADER_LEN
+        + VOLUME_TRAILER_LEN
+        + signature_room
+        + index.encoded_len_bound(chunks.len() as u64)?;
     let room = opts.volume_size.saturating_sub(overhead);
     if room < 64 * 1024 {
         return Err(Error::VolumeTooSmall {
@@ -262,6 +274,8 @@ pub struct ExportReport {
     pub frames: u64,
     /// The bundle's id.
     pub bundle_id: BundleId,
+    /// `NAME.index.airlock.minisig` and the key that signed, when signed.
+    pub signature: Option<(PathBuf, KeyId)>,
 }
 
 /// Writes the volumes of a plan.
@@ -285,7 +299,7 @@ pub fn write_export(
         frames: 0,
     };
     let result = out.fill(store, &plan, opts.level, progress);
-    match result.and_then(|()| out.finish(plan.index, progress)) {
+    match result.and_then(|()| out.finish(plan.index, opts.signer.as_ref(), progress)) {
         Ok(report) => Ok(report),
         Err(e) => {
             out.abandon();
@@ -297,7 +311,8 @@ pub fn write_export(
 fn refuse_existing(dir: &Path, name: &str) -> Result<()> {
     let first = dir.join(volume_file_name(name, 1));
     let index = dir.join(index_file_name(name));
-    for p in [first, index] {
+    let signature = dir.join(signature_file_name(name));
+    for p in [first, index, signature] {
         if p.exists() {
             return Err(Error::AlreadyExists { path: p });
         }
@@ -416,7 +431,12 @@ impl Volumes {
     }
 
     /// Completes every volume with the final index and writes the standalone index file.
-    fn finish(&mut self, mut index: BundleIndex, progress: &dyn Progress) -> Result<ExportReport> {
+    fn finish(
+        &mut self,
+        mut index: BundleIndex,
+        signer: Option<&SigningKey>,
+        progress: &dyn Progress,
+    ) -> Result<ExportReport> {
         if self.current.is_none() {
             // A bundle whose chunks the site has all: one volume with only the index.
             self.open_next()?;
@@ -427,22 +447,45 @@ impl Volumes {
         index.volume_count = self.closed.len() as u32;
         index.volumes = std::mem::take(&mut self.entries);
         let bytes = index.encode()?;
+        let index_name = index_file_name(&self.name);
+        let signature = match signer {
+            Some(key) => {
+                let comment = format!(
+                    "timestamp:{}\tfile:{index_name}\tairlock bundle {} ({})",
+                    now(),
+                    self.name,
+                    index.bundle_id
+                );
+                key.sign(&bytes, &comment)?
+            }
+            None => Vec::new(),
+        };
         let mut volumes = Vec::new();
         let mut total = 0;
         for w in self.closed.drain(..) {
-            let path = w.finish(index.volume_count, &bytes)?;
+            let path = w.finish_signed(index.volume_count, &bytes, &signature)?;
             total += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             progress.volume(&path, volumes.len() as u32 + 1, index.volume_count);
             volumes.push(path);
         }
-        let index_file = self.dir.join(index_file_name(&self.name));
-        index.write_file(&index_file)?;
+        // The very bytes every volume carries (and the signature covers).
+        let index_file = self.dir.join(index_name);
+        write_atomically(&index_file, &bytes)?;
+        let signature = match signer {
+            Some(key) => {
+                let path = self.dir.join(signature_file_name(&self.name));
+                write_atomically(&path, &signature)?;
+                Some((path, key.key_id()))
+            }
+            None => None,
+        };
         Ok(ExportReport {
             volumes,
             index_file,
             bytes: total,
             frames: self.frames,
             bundle_id: index.bundle_id,
+            signature,
         })
     }
 

@@ -49,6 +49,7 @@ mod index;
 mod inventory;
 mod names;
 mod progress;
+mod sign;
 mod size;
 mod state;
 mod volume;
@@ -63,7 +64,9 @@ pub use crate::{
         DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, FRAME_RAW_BYTES, Have, ImagePlan,
         plan_export, write_export,
     },
-    import::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, import, ref_text},
+    import::{
+        BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, Signer, Trust, import, ref_text,
+    },
     index::{
         Base, BlobEntry, BundleId, BundleIndex, FrameEntry, FrameRef, InventoryId, ManifestEntry,
         RefEntry, VolumeEntry,
@@ -71,12 +74,16 @@ pub use crate::{
     inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryBuilder},
     names::{
         BUNDLE_SUFFIX, VolumeFile, check_bundle_name, index_file_name, list_volume_files,
-        parse_volume_file_name, volume_file_name,
+        parse_volume_file_name, signature_file_name, volume_file_name,
     },
     progress::{NoProgress, Progress},
+    sign::{
+        KeyId, KeyPair, MAX_SIGNATURE_BYTES, SIGNATURE_SUFFIX, SecretKeyFile, SignatureText,
+        SigningKey, TrustedKey, TrustedKeys,
+    },
     size::VolumeSize,
     volume::{
-        PendingVolume, VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeHeader,
-        VolumeReader, VolumeWriter,
+        FLAG_SIGNED, PendingVolume, SignatureCopy, VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN,
+        VOLUME_TRAILER_LEN, VOLUME_TRAILER_LEN_V1, VolumeHeader, VolumeReader, VolumeWriter,
     },
 };
