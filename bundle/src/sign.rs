@@ -136,6 +136,7 @@ impl KeyPair {
 pub struct SecretKeyFile {
     path: PathBuf,
     text: String,
+    bytes: Vec<u8>,
     key_id: KeyId,
     encrypted: bool,
 }
@@ -194,6 +195,7 @@ impl SecretKeyFile {
         Ok(SecretKeyFile {
             path: path.to_owned(),
             text,
+            bytes,
             key_id,
             encrypted,
         })
@@ -229,6 +231,11 @@ impl SecretKeyFile {
                     ),
                     _ => key_error(&self.path, e.to_string()),
                 })?
+        } else if self.bytes[SECRET_KEY_BYTES - 32..].iter().all(|&b| b == 0) {
+            // `minisign -W` (0.11) leaves the checksum of an unencrypted key empty; a damaged
+            // key is still found: its signature would not verify with its public half.
+            minisign::SecretKey::from_bytes(&self.bytes)
+                .map_err(|e| key_error(&self.path, format!("damaged key: {e}")))?
         } else {
             key_box
                 .into_unencrypted_secret_key()

@@ -77,15 +77,17 @@ fn classify(text: &str) -> Result<KeySource, String> {
         );
     }
     let base64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
-    if t.starts_with("RW") && !t.contains(['/', '.']) {
-        if t.len() != PUBLIC_KEY_CHARS || !t.chars().all(base64) {
-            return Err(format!(
-                "not a minisign public key: {PUBLIC_KEY_CHARS} base64 characters starting \
-                 with RW expected, found {} characters",
-                t.chars().count()
-            ));
-        }
+    let key_like = t.starts_with("RW") && t.chars().all(base64);
+    if key_like && t.len() == PUBLIC_KEY_CHARS {
         return Ok(KeySource::Inline(t.to_owned()));
+    }
+    // No file is named like a key (`RW`, base64, no dot): a key cut or padded by a paste.
+    if key_like && !t.contains('.') && t.len() > 20 {
+        return Err(format!(
+            "not a minisign public key: {PUBLIC_KEY_CHARS} base64 characters starting with RW \
+             expected, found {} characters",
+            t.chars().count()
+        ));
     }
     Ok(KeySource::File(PathBuf::from(text)))
 }
@@ -158,7 +160,7 @@ mod tests {
 
     use super::*;
 
-    const KEY: &str = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+    const KEY: &str = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvW/cNSCh1CBM0QTaLn73Y7GFO3";
 
     #[test]
     fn keys_are_files_or_inline_keys() {
@@ -179,7 +181,7 @@ mod tests {
     fn bad_entries_are_named_with_their_place() {
         for (text, wanted) in [
             (
-                "[trust]\nkeys = [\"RWQf6LR\"]\n",
+                "[trust]\nkeys = [\"RWQf6LRCGA9i53mlYecO4IzT51TGPpvW/ucNSCh1CBM0Q\"]\n",
                 "airlock.toml:2:9: `trust.keys`: not a minisign public key",
             ),
             (

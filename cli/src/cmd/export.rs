@@ -59,13 +59,26 @@ pub struct Args {
     /// Print what would be shipped, write nothing
     #[arg(long)]
     dry_run: bool,
+
+    /// Sign the bundle with this minisign secret key (`airlock key generate`, or `minisign
+    /// -G`): every volume carries the signature, and NAME.index.airlock.minisig is written
+    /// beside the index; an encrypted key's password is asked on the terminal
+    #[arg(long, value_name = "SECRET_KEY_FILE")]
+    sign: Option<PathBuf>,
+
+    /// Read the --sign key's password from standard input instead of asking on the terminal
+    #[arg(long, requires = "sign")]
+    password_stdin: bool,
 }
 
 impl Args {
     /// Paths taken from `cwd` (a command run in the server for a client, see `remote`).
     pub fn absolutize(&mut self, cwd: &std::path::Path) {
         self.out = crate::remote::absolute(cwd, &self.out);
-        for p in [&mut self.since, &mut self.have].into_iter().flatten() {
+        for p in [&mut self.since, &mut self.have, &mut self.sign]
+            .into_iter()
+            .flatten()
+        {
             *p = crate::remote::absolute(cwd, p);
         }
     }
@@ -94,6 +107,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         )),
         (None, None) => Have::Nothing,
     };
+    // The key first: a wrong password or file fails before any work.
+    let signer = match &args.sign {
+        Some(path) if !args.dry_run => {
+            Some(crate::cmd::key::signing_key(path, args.password_stdin)?)
+        }
+        Some(path) => {
+            airlock_bundle::SecretKeyFile::read(path).context("reading the --sign key")?;
+            None
+        }
+        None => None,
+    };
     let name = match &args.name {
         Some(n) => n.clone(),
         None => default_name(&refs[0]),
@@ -106,6 +130,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         referrers: !args.no_referrers,
         have,
         tool: format!("airlock {}", env!("CARGO_PKG_VERSION")),
+        signer,
     };
     let plan = plan_export(&store, &refs, &opts)?;
     if !ctx.json && !ctx.quiet {
@@ -148,6 +173,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             "  {} (keep it: `airlock export --since` makes the next delta from it)",
             report.index_file.display()
         );
+        match &report.signature {
+            Some((path, key_id)) => crate::output::outln!(
+                "  {} (signed by key {key_id}; every volume carries the signature; check: \
+                 minisign -Vm {} -p KEY.pub)",
+                path.display(),
+                report.index_file.display()
+            ),
+            None => crate::output::outln!(
+                "  not signed: a site that lists trusted keys imports it only with \
+                 --allow-unsigned (sign with --sign KEY)"
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -258,5 +295,9 @@ fn report_json(r: &ExportReport) -> serde_json::Value {
         "index_file": r.index_file,
         "bytes": r.bytes,
         "frames": r.frames,
+        "signature": r.signature.as_ref().map(|(path, key_id)| json!({
+            "file": path,
+            "key_id": key_id.to_string(),
+        })),
     })
 }
