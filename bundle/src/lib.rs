@@ -1,15 +1,16 @@
 //! The bundle format: how an export leaves a store as volume files that fit removable media,
 //! and how an import reads them back. This crate owns the byte layouts (bundle/FORMAT.md):
-//! volumes (a header, store pack frames verbatim, a copy of the bundle index, a trailer), the
-//! bundle index codec, the standalone index file, inventories of a site's store, and media
-//! sizes.
+//! volumes (a header, store pack frames verbatim, a copy of the bundle index, its signature, a
+//! trailer), the bundle index codec, the standalone index file and its `.minisig` signature,
+//! inventories of a site's store, and media sizes.
 //!
 //! It knows nothing of HTTP, and nothing of how frames are chosen or chunks inserted: export
 //! and import sit on top of it. Frames are the store's (`airlock_store::Frame`); only `volume`
 //! knows the volume layout, only `codec` the index encoding, only `inventory` the inventory
 //! file; every codec reads hostile input without panicking or allocating beyond its input or
 //! a stated limit, and an import checks every blob description (its segments bounded by the
-//! store's limits) before it writes anything.
+//! store's limits) and the bundle's signature (only `sign` knows minisign) before it writes
+//! anything.
 //!
 //! # Overview
 //! - [`VolumeWriter`] writes `NAME.NNN.airlock`, never past its capacity; [`VolumeReader`]
@@ -17,6 +18,9 @@
 //! - [`BundleIndex`]: refs, manifests, blobs with their chunks, frames per volume;
 //!   [`BundleIndex::encode`], [`BundleIndex::decode`], [`BundleIndex::encoded_len_bound`].
 //! - [`Inventory`]: the chunks and blobs a site has, for delta exports.
+//! - Signatures (minisign's format): [`KeyPair`], [`SecretKeyFile`] -> [`SigningKey`] for
+//!   [`ExportOptions::signer`]; [`TrustedKeys`] in [`Trust`] for [`ImportOptions::trust`];
+//!   the import's [`Signer`] says who signed.
 //! - [`plan_delta`] -> [`DeltaPlan`]: what a delta between two sets of references in one store
 //!   would ship (`airlock diff`).
 //! - [`VolumeSize`]: `cd`, `dvd`, ... or `2GiB`.
