@@ -431,7 +431,15 @@ impl Bench {
     }
 
     fn import(&self, data: &Path, dir: &str) -> Run {
-        self.airlock(data, &[&"import", &"--no-prompt", &self.path(dir)])
+        self.airlock(
+            data,
+            &[
+                &"import",
+                &"--no-prompt",
+                &"--allow-unsigned",
+                &self.path(dir),
+            ],
+        )
     }
 }
 

@@ -77,6 +77,7 @@ pub fn plan_delta(
         have: Have::Inventory(Box::new(have)),
         tool: "airlock diff".into(),
         program: None,
+        signer: None,
     };
     let plan = plan_export(store, to, &opts)?;
     let new_blobs: BTreeMap<Digest, u64> = plan

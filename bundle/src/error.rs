@@ -268,6 +268,29 @@ pub enum Error {
         /// What the bundle was made against, and what to do.
         base: String,
     },
+    /// A minisign key file that cannot be used: not a key, damaged, or a wrong password.
+    #[error("{}: {what}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// Making a key pair or a signature failed.
+    #[error("signing: {what}")]
+    Signing {
+        /// What failed.
+        what: String,
+    },
+    /// An import refused because of its signature, before anything was written: unsigned, by
+    /// a key the site does not trust, or a signature that does not verify.
+    #[error("{bundle}: {what}; nothing was imported")]
+    SignatureRefused {
+        /// The bundle's name and id.
+        bundle: String,
+        /// What is wrong, naming the volume or file and the key id, and what to do.
+        what: String,
+    },
     /// A bundle id or inventory id that is not 32 hex digits.
     #[error("invalid id {text:?}: expected 32 lowercase hex digits")]
     InvalidId {

@@ -22,10 +22,12 @@ use crate::{
     error::{Error, Result, io_error},
     index::{Base, BlobEntry, BundleId, BundleIndex, FrameEntry, RefEntry, VolumeEntry},
     inventory::Inventory,
-    names::{index_file_name, volume_file_name},
+    names::{index_file_name, signature_file_name, volume_file_name},
     progress::Progress,
-    starter::{self, PROGRAM_FILE, Program, README_FILE, SUMS_FILE},
+    sign::{KeyId, MAX_SIGNATURE_BYTES, SigningKey},
+    starter::{self, PROGRAM_FILE, Program, README_FILE, SUMS_FILE, SUMS_SIGNATURE_FILE},
     volume::{PendingVolume, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeWriter},
+    wire::write_atomically,
 };
 
 /// Raw bytes of chunks per frame, at most (smaller when volumes are tiny).
@@ -116,6 +118,9 @@ pub struct ExportOptions {
     pub have: Have,
     /// What wrote the bundle, e.g. "airlock 0.1.0".
     pub tool: String,
+    /// Signs the bundle index with this key (`export --sign`): every volume carries the
+    /// signature, and `NAME.index.airlock.minisig` is written beside the index file.
+    pub signer: Option<SigningKey>,
     /// The airlock program to put beside volume 1 with `README.txt` and `SHA256SUMS`, its room
     /// taken from volume 1 (`None`: `export --no-binary`).
     pub program: Option<Program>,
@@ -240,8 +245,15 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         volume_count: 0,
         volumes: Vec::new(),
     };
-    let overhead =
-        VOLUME_HEADER_LEN + VOLUME_TRAILER_LEN + index.encoded_len_bound(chunks.len() as u64)?;
+    let signature_room = if opts.signer.is_some() {
+        MAX_SIGNATURE_BYTES
+    } else {
+        0
+    };
+    let overhead = VOLUME_HEADER_LEN
+        + VOLUME_TRAILER_LEN
+        + signature_room
+        + index.encoded_len_bound(chunks.len() as u64)?;
     let room = opts.volume_size.saturating_sub(overhead);
     if room < 64 * 1024 {
         return Err(Error::VolumeTooSmall {
@@ -289,6 +301,8 @@ pub struct ExportReport {
     pub frames: u64,
     /// The bundle's id.
     pub bundle_id: BundleId,
+    /// `NAME.index.airlock.minisig` and the key that signed, when signed.
+    pub signature: Option<(PathBuf, KeyId)>,
 }
 
 /// Writes the volumes of a plan.
@@ -314,7 +328,14 @@ pub fn write_export(
         frames: 0,
     };
     let result = out.fill(store, &plan, opts.level, progress);
-    match result.and_then(|()| out.finish(plan.index, opts.program.as_ref(), progress)) {
+    match result.and_then(|()| {
+        out.finish(
+            plan.index,
+            opts.program.as_ref(),
+            opts.signer.as_ref(),
+            progress,
+        )
+    }) {
         Ok(report) => Ok(report),
         Err(e) => {
             out.abandon();
@@ -327,9 +348,12 @@ fn refuse_existing(dir: &Path, name: &str, starter: bool) -> Result<()> {
     let mut files = vec![
         dir.join(volume_file_name(name, 1)),
         dir.join(index_file_name(name)),
+        dir.join(signature_file_name(name)),
     ];
     if starter {
-        files.extend([PROGRAM_FILE, README_FILE, SUMS_FILE].map(|f| dir.join(f)));
+        files.extend(
+            [PROGRAM_FILE, README_FILE, SUMS_FILE, SUMS_SIGNATURE_FILE].map(|f| dir.join(f)),
+        );
     }
     for p in files {
         if p.exists() {
@@ -464,12 +488,13 @@ impl Volumes {
         }
     }
 
-    /// Completes every volume with the final index, writes the starter files beside volume 1
-    /// and the standalone index file.
+    /// Completes every volume with the final index (and its signature), writes the starter
+    /// files beside volume 1 and the standalone index file.
     fn finish(
         &mut self,
         mut index: BundleIndex,
         program: Option<&Program>,
+        signer: Option<&SigningKey>,
         progress: &dyn Progress,
     ) -> Result<ExportReport> {
         if self.current.is_none() {
@@ -485,25 +510,49 @@ impl Volumes {
         // The program and README.txt first: a failure before the volumes are whole removes them.
         let mut sums = Vec::new();
         if let Some(program) = program {
-            sums = starter::write_program_and_readme(&self.dir, program, &index)?;
+            sums = starter::write_program_and_readme(&self.dir, program, &index, signer)?;
             self.written.extend(sums.iter().map(|(p, _)| p.clone()));
         }
+        let index_name = index_file_name(&self.name);
+        let signature = match signer {
+            Some(key) => {
+                let comment = format!(
+                    "timestamp:{}\tfile:{index_name}\tairlock bundle {} ({})",
+                    now(),
+                    self.name,
+                    index.bundle_id
+                );
+                key.sign(&bytes, &comment)?
+            }
+            None => Vec::new(),
+        };
         let mut volumes = Vec::new();
         let mut total = 0;
         for w in self.closed.drain(..) {
-            let path = w.finish(index.volume_count, &bytes)?;
+            let path = w.finish_signed(index.volume_count, &bytes, &signature)?;
             total += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             progress.volume(&path, volumes.len() as u32 + 1, index.volume_count);
             volumes.push(path);
         }
         let mut starter = Vec::new();
         if program.is_some() {
-            let sums_file = starter::write_sums(&self.dir, &self.name, sums, progress)?;
+            let sums_files = starter::write_sums(&self.dir, &self.name, sums, signer, progress)?;
             starter = std::mem::take(&mut self.written);
-            starter.push(sums_file);
+            starter.extend(sums_files);
         }
         let index_file = self.dir.join(index_file_name(&self.name));
         index.write_file(&index_file)?;
+        // The very bytes every volume carries (and the signature covers).
+        let index_file = self.dir.join(index_name);
+        write_atomically(&index_file, &bytes)?;
+        let signature = match signer {
+            Some(key) => {
+                let path = self.dir.join(signature_file_name(&self.name));
+                write_atomically(&path, &signature)?;
+                Some((path, key.key_id()))
+            }
+            None => None,
+        };
         Ok(ExportReport {
             volumes,
             index_file,
@@ -511,6 +560,7 @@ impl Volumes {
             bytes: total,
             frames: self.frames,
             bundle_id: index.bundle_id,
+            signature,
         })
     }
 

@@ -26,6 +26,7 @@ mod check;
 mod checks;
 mod given;
 mod report;
+mod trust;
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -38,15 +39,17 @@ use rayon::prelude::*;
 
 use self::check::{IndexAt, check_descriptions, description};
 pub use self::report::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, ref_text};
+pub use self::trust::{Signer, Trust};
 use self::{
     checks::{Checks, Shared},
     given::Given,
+    trust::{IndexBytes, Verdict},
 };
 use crate::{
     error::{Error, Result},
     index::{Base, BundleId, BundleIndex},
     progress::Progress,
-    state::ImportState,
+    state::{self, ImportState},
     volume::VolumeReader,
 };
 
@@ -67,7 +70,8 @@ pub fn import(
     // In the order given, not by (random) bundle id: bundles may share chunks, and the one
     // imported first is the one whose volumes provide them.
     let mut groups: Vec<(BundleId, Vec<VolumeReader>)> = Vec::new();
-    let given = Given::sort(paths);
+    let mut given = Given::sort(paths);
+    let signatures = std::mem::take(&mut given.signatures);
     for path in given.volumes {
         match VolumeReader::open(&path) {
             Ok(v) => {
@@ -87,12 +91,12 @@ pub fn import(
         progress.note(&format!("ignoring {}: {why}", path.display()));
         report.ignored.push((path, why));
     }
-    let mut fallbacks: HashMap<BundleId, (PathBuf, BundleIndex)> = HashMap::new();
+    let mut fallbacks: HashMap<BundleId, Fallback> = HashMap::new();
     for file in given.indexes {
         let (why, used) = file.role(&groups);
         progress.note(&format!("{}: {why}", file.path.display()));
         if used {
-            fallbacks.insert(file.index.bundle_id, (file.path, file.index));
+            fallbacks.insert(file.index.bundle_id, (file.path, file.index, file.check));
         } else {
             report.ignored.push((file.path, why));
         }
@@ -122,12 +126,80 @@ pub fn import(
             names.join("; ")
         ));
     }
+    // Every bundle's index descriptions and signature are checked before anything is written.
+    let mut prepared = Vec::with_capacity(groups.len());
     for (id, volumes) in groups {
         let fallback = fallbacks.remove(&id);
-        let outcome = Importer::new(store, id, volumes, fallback, opts, progress)?.run()?;
+        prepared.push(prepare(store, id, volumes, fallback, &signatures, opts)?);
+    }
+    for p in prepared {
+        let outcome = Importer::new(store, p, opts, progress)?.run()?;
         report.bundles.push(outcome);
     }
     Ok(report)
+}
+
+/// A bundle index file given beside the volumes: its path, index and BLAKE3.
+type Fallback = (PathBuf, BundleIndex, [u8; 32]);
+
+/// One bundle, checked and ready to import: nothing written yet.
+struct Prepared {
+    dir: PathBuf,
+    volumes: Vec<VolumeReader>,
+    index: BundleIndex,
+    /// The index bytes to keep in the import's state (none when read from that state).
+    copy: Option<IndexBytes>,
+    verdict: Verdict,
+}
+
+/// Chooses the index of bundle `id` (a volume's copy, else the index file given, else the copy
+/// an earlier run saved), checks its blob descriptions and its signature; writes nothing.
+fn prepare(
+    store: &Store,
+    id: BundleId,
+    volumes: Vec<VolumeReader>,
+    fallback: Option<Fallback>,
+    signatures: &[(PathBuf, Vec<u8>)],
+    opts: &ImportOptions<'_>,
+) -> Result<Prepared> {
+    let dir = store.root().join("imports").join(id.to_string());
+    let own = volumes
+        .iter()
+        .find_map(|v| Some((v, v.index()?, IndexBytes::of_volume(v)?)));
+    let (index, bytes, copy) = match (own, fallback) {
+        (Some((v, ix, bytes)), _) => {
+            check_descriptions(ix, IndexAt::Volume(v))?;
+            (ix.clone(), bytes, true)
+        }
+        (None, Some((path, ix, check))) => {
+            check_descriptions(&ix, IndexAt::File(&path))?;
+            let label = path.display().to_string();
+            (ix, IndexBytes::of_file(&path, Some(check), label)?, true)
+        }
+        (None, None) => {
+            let ix = state::read_saved(&dir, id, || index_problems(&volumes))?;
+            let saved = state::saved_index_path(&dir);
+            check_descriptions(&ix, IndexAt::Saved(&saved))?;
+            let label = format!("{} (saved by an earlier run)", saved.display());
+            (ix, IndexBytes::of_file(&saved, None, label)?, false)
+        }
+    };
+    let saved_signature = state::saved_signature(&dir);
+    let verdict = trust::check(
+        &index,
+        &bytes,
+        &volumes,
+        signatures,
+        saved_signature,
+        &opts.trust,
+    )?;
+    Ok(Prepared {
+        dir,
+        volumes,
+        index,
+        copy: copy.then_some(bytes),
+        verdict,
+    })
 }
 
 /// Why each volume's index copy is unusable, by volume, for an import that found none.
@@ -151,41 +223,23 @@ struct Importer<'a> {
     progress: &'a dyn Progress,
     outcome: BundleOutcome,
     started: Instant,
+    /// BLAKE3 of the signed index, when the bundle is signed by a trusted key: every volume
+    /// must name it.
+    signed_check: Option<[u8; 32]>,
 }
 
 impl<'a> Importer<'a> {
     fn new(
         store: &'a Store,
-        id: BundleId,
-        volumes: Vec<VolumeReader>,
-        fallback: Option<(PathBuf, BundleIndex)>,
+        p: Prepared,
         opts: &'a ImportOptions<'a>,
         progress: &'a dyn Progress,
     ) -> Result<Importer<'a>> {
-        let dir = store.root().join("imports").join(id.to_string());
-        // Every blob description is checked before anything is written, the index included:
-        // a volume's copy, else an index file given beside the volumes.
-        let own = volumes.iter().find(|v| v.index().is_some());
-        let own_index = own.and_then(|v| v.index());
-        let given = match (own, own_index, fallback) {
-            (Some(v), Some(ix), _) => {
-                check_descriptions(ix, IndexAt::Volume(v))?;
-                Some(ix.clone())
-            }
-            (_, _, Some((path, ix))) => {
-                check_descriptions(&ix, IndexAt::File(&path))?;
-                Some(ix)
-            }
-            _ => None,
-        };
-        let checked = given.is_some();
-        let (state, index) =
-            ImportState::open(&dir, id, given, opts.dry_run, || index_problems(&volumes))?;
-        if !checked {
-            check_descriptions(&index, IndexAt::Saved(&state.saved_index()))?;
-        }
+        let copy = p.copy.as_ref().map(|b| (b.path.as_path(), b.offset, b.len));
+        let state = ImportState::start(&p.dir, opts.dry_run, copy, p.verdict.signature.as_deref())?;
+        let index = p.index;
         let outcome = BundleOutcome {
-            bundle_id: id,
+            bundle_id: index.bundle_id,
             name: index.name.clone(),
             volume_count: index.volume_count,
             complete: false,
@@ -193,6 +247,7 @@ impl<'a> Importer<'a> {
             damaged: Vec::new(),
             affected: Vec::new(),
             refs: index.refs.clone(),
+            signer: p.verdict.signer.clone(),
             bytes_read: 0,
             new_chunks: 0,
             new_bytes: 0,
@@ -208,8 +263,9 @@ impl<'a> Importer<'a> {
             progress,
             outcome,
             started: Instant::now(),
+            signed_check: p.verdict.signed_check,
         };
-        for v in volumes {
+        for v in p.volumes {
             me.admit(v);
         }
         Ok(me)
@@ -225,6 +281,12 @@ impl<'a> Importer<'a> {
             ))
         } else if h.number == 0 || h.number > self.index.volume_count {
             Some(format!("has number {} of {}", h.number, h.count))
+        } else if self.signed_check.is_some_and(|c| c != h.index_check) {
+            Some(
+                "names another bundle index in its header than the signed one: not a volume \
+                 of this bundle, or altered; not read"
+                    .to_owned(),
+            )
         } else {
             None
         };

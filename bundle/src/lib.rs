@@ -1,15 +1,16 @@
 //! The bundle format: how an export leaves a store as volume files that fit removable media,
 //! and how an import reads them back. This crate owns the byte layouts (bundle/FORMAT.md):
-//! volumes (a header, store pack frames verbatim, a copy of the bundle index, a trailer), the
-//! bundle index codec, the standalone index file, inventories of a site's store, and media
-//! sizes.
+//! volumes (a header, store pack frames verbatim, a copy of the bundle index, its signature, a
+//! trailer), the bundle index codec, the standalone index file and its `.minisig` signature,
+//! inventories of a site's store, and media sizes.
 //!
 //! It knows nothing of HTTP, and nothing of how frames are chosen or chunks inserted: export
 //! and import sit on top of it. Frames are the store's (`airlock_store::Frame`); only `volume`
 //! knows the volume layout, only `codec` the index encoding, only `inventory` the inventory
 //! file; every codec reads hostile input without panicking or allocating beyond its input or
 //! a stated limit, and an import checks every blob description (its segments bounded by the
-//! store's limits) before it writes anything.
+//! store's limits) and the bundle's signature (only `sign` knows minisign) before it writes
+//! anything.
 //!
 //! # Overview
 //! - [`VolumeWriter`] writes `NAME.NNN.airlock`, never past its capacity; [`VolumeReader`]
@@ -17,6 +18,9 @@
 //! - [`BundleIndex`]: refs, manifests, blobs with their chunks, frames per volume;
 //!   [`BundleIndex::encode`], [`BundleIndex::decode`], [`BundleIndex::encoded_len_bound`].
 //! - [`Inventory`]: the chunks and blobs a site has, for delta exports.
+//! - Signatures (minisign's format): [`KeyPair`], [`SecretKeyFile`] -> [`SigningKey`] for
+//!   [`ExportOptions::signer`]; [`TrustedKeys`] in [`Trust`] for [`ImportOptions::trust`];
+//!   the import's [`Signer`] says who signed.
 //! - [`plan_delta`] -> [`DeltaPlan`]: what a delta between two sets of references in one store
 //!   would ship (`airlock diff`).
 //! - [`VolumeSize`]: `cd`, `dvd`, ... or `2GiB`.
@@ -49,6 +53,7 @@ mod index;
 mod inventory;
 mod names;
 mod progress;
+mod sign;
 mod size;
 mod starter;
 mod state;
@@ -64,7 +69,9 @@ pub use crate::{
         DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, FRAME_RAW_BYTES, Have, ImagePlan,
         plan_export, write_export,
     },
-    import::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, import, ref_text},
+    import::{
+        BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, Signer, Trust, import, ref_text,
+    },
     index::{
         Base, BlobEntry, BundleId, BundleIndex, FrameEntry, FrameRef, InventoryId, ManifestEntry,
         RefEntry, VolumeEntry,
@@ -72,13 +79,19 @@ pub use crate::{
     inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryBuilder},
     names::{
         BUNDLE_SUFFIX, VolumeFile, check_bundle_name, index_file_name, list_volume_files,
-        parse_volume_file_name, volume_file_name,
+        parse_volume_file_name, signature_file_name, volume_file_name,
     },
     progress::{NoProgress, Progress},
+    sign::{
+        KeyId, KeyPair, MAX_SIGNATURE_BYTES, SIGNATURE_SUFFIX, SecretKeyFile, SignatureText,
+        SigningKey, TrustedKey, TrustedKeys,
+    },
     size::{DISCS, VolumeSize},
-    starter::{Arch, OLDEST_GLIBC, PROGRAM_FILE, Program, README_FILE, SUMS_FILE},
+    starter::{
+        Arch, OLDEST_GLIBC, PROGRAM_FILE, Program, README_FILE, SUMS_FILE, SUMS_SIGNATURE_FILE,
+    },
     volume::{
-        PendingVolume, VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN, VOLUME_TRAILER_LEN, VolumeHeader,
-        VolumeReader, VolumeWriter,
+        FLAG_SIGNED, PendingVolume, SignatureCopy, VOLUME_FORMAT_VERSION, VOLUME_HEADER_LEN,
+        VOLUME_TRAILER_LEN, VOLUME_TRAILER_LEN_V1, VolumeHeader, VolumeReader, VolumeWriter,
     },
 };

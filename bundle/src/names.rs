@@ -51,6 +51,11 @@ pub fn index_file_name(name: &str) -> String {
     format!("{name}.index{BUNDLE_SUFFIX}")
 }
 
+/// `NAME.index.airlock.minisig`: the file name of the signature of a bundle's index.
+pub fn signature_file_name(name: &str) -> String {
+    format!("{}{}", index_file_name(name), crate::sign::SIGNATURE_SUFFIX)
+}
+
 /// Splits `NAME.NNN.airlock` into its name and number; `None` for anything else (the index
 /// file, partial files, numbers with fewer than 3 digits or 0).
 pub fn parse_volume_file_name(file_name: &str) -> Option<(String, u32)> {

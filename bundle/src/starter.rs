@@ -26,6 +26,7 @@ use crate::{
     index::BundleIndex,
     names::volume_file_name,
     progress::Progress,
+    sign::{KeyId, SigningKey},
     wire::sync_parent,
 };
 
@@ -35,6 +36,8 @@ pub const PROGRAM_FILE: &str = "airlock";
 pub const README_FILE: &str = "README.txt";
 /// File name of the checksums on volume 1's disc (`sha256sum -c SHA256SUMS`).
 pub const SUMS_FILE: &str = "SHA256SUMS";
+/// File name of the checksums' minisign signature, when the bundle is signed.
+pub const SUMS_SIGNATURE_FILE: &str = "SHA256SUMS.minisig";
 /// The glibc of the oldest site airlock is built for (RHEL/CentOS 7).
 pub const OLDEST_GLIBC: (u32, u32) = (2, 17);
 
@@ -42,7 +45,7 @@ pub const OLDEST_GLIBC: (u32, u32) = (2, 17);
 const SECTOR: u64 = 2048;
 /// Most bytes of `README.txt` (its list of references is cut to fit).
 const README_MAX: usize = 8 * 1024;
-/// Bytes kept for `SHA256SUMS` (three lines).
+/// Bytes kept for `SHA256SUMS` (three lines) and for its signature.
 const SUMS_MAX: u64 = 4 * 1024;
 /// Bytes kept for the directory records of the three files (ISO 9660, Rock Ridge, Joliet).
 const DIRECTORY_MARGIN: u64 = 32 * 1024;
@@ -151,7 +154,7 @@ impl Program {
 
     /// Bytes volume 1 gives up for the starter files on its disc.
     pub fn reserve(&self) -> u64 {
-        sectors(self.len) + sectors(README_MAX as u64) + sectors(SUMS_MAX) + DIRECTORY_MARGIN
+        sectors(self.len) + sectors(README_MAX as u64) + 2 * sectors(SUMS_MAX) + DIRECTORY_MARGIN
     }
 }
 
@@ -174,6 +177,7 @@ pub(crate) fn write_program_and_readme(
     dir: &Path,
     program: &Program,
     index: &BundleIndex,
+    signer: Option<&SigningKey>,
 ) -> Result<Vec<(PathBuf, [u8; 32])>> {
     let target = dir.join(PROGRAM_FILE);
     let sum = publish(&target, |out| {
@@ -202,7 +206,7 @@ pub(crate) fn write_program_and_readme(
         Ok(hasher.finalize().into())
     })?;
     set_executable(&target)?;
-    let text = readme(program, index);
+    let text = readme(program, index, signer.map(SigningKey::key_id));
     let readme_path = dir.join(README_FILE);
     let readme_sum = publish(&readme_path, |out| {
         out.write_all(text.as_bytes())
@@ -212,13 +216,16 @@ pub(crate) fn write_program_and_readme(
     Ok(vec![(target, sum), (readme_path, readme_sum)])
 }
 
-/// Writes `SHA256SUMS` over the starter files and volume 1 (read back from disk).
+/// Writes `SHA256SUMS` over the starter files and volume 1 (read back from disk), and its
+/// minisign signature `SHA256SUMS.minisig` when the bundle is signed, so that the program can
+/// be checked with the vendor's public key before it is run. Returns the files written.
 pub(crate) fn write_sums(
     dir: &Path,
     name: &str,
     mut sums: Vec<(PathBuf, [u8; 32])>,
+    signer: Option<&SigningKey>,
     progress: &dyn Progress,
-) -> Result<PathBuf> {
+) -> Result<Vec<PathBuf>> {
     let volume = dir.join(volume_file_name(name, 1));
     let mut input = File::open(&volume).map_err(io_error(&volume))?;
     let len = input.metadata().map_err(io_error(&volume))?.len();
@@ -247,7 +254,20 @@ pub(crate) fn write_sums(
         out.write_all(text.as_bytes()).map_err(io_error(&path))?;
         Ok(())
     })?;
-    Ok(path)
+    let mut written = vec![path];
+    if let Some(key) = signer {
+        let signature = key.sign(
+            text.as_bytes(),
+            &format!("file:{SUMS_FILE}\tairlock bundle {name}, volume 1's disc"),
+        )?;
+        let path = dir.join(SUMS_SIGNATURE_FILE);
+        publish(&path, |out| {
+            out.write_all(&signature).map_err(io_error(&path))?;
+            Ok(())
+        })?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Writes `path` through `PATH.partial`: filled by `fill`, synced, renamed, parent synced.
@@ -280,20 +300,42 @@ fn set_executable(path: &Path) -> Result<()> {
 }
 
 /// The text of `README.txt`: what the disc is, how to check it, how to start the site.
-fn readme(program: &Program, index: &BundleIndex) -> String {
+fn readme(program: &Program, index: &BundleIndex, signed_by: Option<KeyId>) -> String {
     let count = index.volume_count;
     let name = &index.name;
+    let (trust, allow) = match signed_by {
+        Some(key) => (
+            format!(
+                "The bundle and SHA256SUMS are signed with minisign key {key}. Get the vendor's\n\
+                 public key apart from these discs, check that its id is {key}, and list it in\n\
+                 /etc/airlock/airlock.toml before importing:\n\
+                 \x20     [trust]\n\
+                 \x20     keys = [\"/etc/airlock/vendor.pub\"]\n\
+                 With minisign at hand, check the files first: minisign -Vm SHA256SUMS -p vendor.pub\n\
+                 \n"
+            ),
+            "",
+        ),
+        None => (
+            "The bundle is NOT signed: its origin cannot be checked, so the import needs\n\
+             --allow-unsigned.\n\
+             \n"
+            .to_owned(),
+            " --allow-unsigned",
+        ),
+    };
     let mut text = format!(
         "airlock bundle {name} ({id}), volume 1 of {count}, written by {tool}.\n\
          \n\
          This disc also carries the airlock program for {arch} Linux (it needs {needs}).\n\
          \n\
+         {trust}\
          1. Check the files of this disc:\n\
          \x20     cd /media/cdrom && sha256sum -c SHA256SUMS\n\
          2. Install the program (a disc mount may hide its executable bit):\n\
          \x20     install -m 0755 /media/cdrom/airlock /usr/local/bin/airlock\n\
          3. Import the bundle into the site's store; airlock asks for each next disc:\n\
-         \x20     airlock --data /var/lib/airlock import /media/cdrom/*\n\
+         \x20     airlock --config /etc/airlock/airlock.toml --data /var/lib/airlock import{allow} /media/cdrom/*\n\
          \x20  It can be stopped and run again: what was imported stays.\n\
          4. Serve the registry (see `airlock serve --help` for TLS and accounts):\n\
          \x20     airlock --data /var/lib/airlock serve --listen 0.0.0.0:5000\n\

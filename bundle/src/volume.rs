@@ -1,27 +1,33 @@
 //! Volume files: a header, store pack frames verbatim, a copy of the bundle index, a trailer.
 //!
 //! ```text
-//! volume  := header frame* index trailer
+//! volume  := header frame* index signature trailer        (format 1: no signature)
 //! header  (VOLUME_HEADER_LEN = 88 bytes, at offset 0)
 //!   0  8 magic "AIRLKVOL"
-//!   8  4 format u32 = VOLUME_FORMAT_VERSION
+//!   8  4 format u32 = VOLUME_FORMAT_VERSION (2; 1 is still read)
 //!  12  4 volume u32         this volume's number, from 1
 //!  16  4 count u32          volumes in the bundle
-//!  20  4 flags u32 = 0
+//!  20  4 flags u32          bit 0 (FLAG_SIGNED): the volume carries a signature; others 0
 //!  24 16 bundle_id
 //!  40 32 index_check        BLAKE3 of the index bytes (same in every volume of a bundle)
 //!  72 16 check              BLAKE3(bytes 0..72)[..16]
 //! frame   a store pack frame ("FRAM" header of 32 bytes, chunk table, zstd payload)
 //! index   the bundle index bytes (see `codec`)
-//! trailer (VOLUME_TRAILER_LEN = 72 bytes, the file's last bytes)
+//! signature  the minisign signature of the index bytes (a `.minisig` file's text; see
+//!         `sign`), signature_len bytes, none when unsigned
+//! trailer (VOLUME_TRAILER_LEN = 96 bytes, the file's last bytes; 72 in format 1)
 //!   0  8 magic "AIRLKEND"
 //!   8  8 index_offset u64
-//!  16  8 index_len u64      index_offset + index_len + 72 = file length
+//!  16  8 index_len u64      index_offset + index_len + signature_len + 96 = file length
 //!  24 32 index_check        BLAKE3 of the index bytes
-//!  56 16 check              BLAKE3(trailer bytes 0..56)[..16]
+//!  56  8 signature_len u64  0: unsigned                       (format 2 only)
+//!  64 16 signature_check    BLAKE3(signature)[..16], zeros when unsigned (format 2 only)
+//!  80 16 check              BLAKE3(trailer bytes 0..80)[..16]  (format 1: at 56, of 0..56)
 //! ```
 //! A volume is written as `NAME.NNN.airlock.partial` and renamed once complete and synced, so
-//! a file with the final name is whole unless something damaged it afterwards.
+//! a file with the final name is whole unless something damaged it afterwards. The volume's
+//! own checks find damage, not tampering: whoever rewrites a volume can recompute them. The
+//! signature, verified against a key the site trusts, is what finds tampering.
 
 use std::{
     fs::{File, OpenOptions},
@@ -37,11 +43,14 @@ use crate::{
     error::{Error, Result, io_error},
     index::{BundleId, BundleIndex},
     names::{check_bundle_name, volume_file_name},
+    sign::MAX_SIGNATURE_BYTES,
     wire::{Put, Take, check16, sync_parent},
 };
 
-/// Version of the volume layout this build writes and reads.
-pub const VOLUME_FORMAT_VERSION: u32 = 1;
+/// Version of the volume layout this build writes; it reads it and version 1 (no signature).
+pub const VOLUME_FORMAT_VERSION: u32 = 2;
+/// Header flag: the volume carries a signature of the index.
+pub const FLAG_SIGNED: u32 = 1;
 /// Magic at the start of every volume.
 pub const VOLUME_MAGIC: &[u8; 8] = b"AIRLKVOL";
 /// Magic at the start of a volume's trailer.
@@ -49,10 +58,13 @@ pub const TRAILER_MAGIC: &[u8; 8] = b"AIRLKEND";
 /// Bytes of the volume header.
 pub const VOLUME_HEADER_LEN: u64 = 88;
 /// Bytes of the volume trailer.
-pub const VOLUME_TRAILER_LEN: u64 = 72;
+pub const VOLUME_TRAILER_LEN: u64 = 96;
+/// Bytes of the trailer of a version 1 volume.
+pub const VOLUME_TRAILER_LEN_V1: u64 = 72;
 
 const _: () = assert!(VOLUME_HEADER_LEN == 8 + 4 + 4 + 4 + 4 + 16 + 32 + 16);
-const _: () = assert!(VOLUME_TRAILER_LEN == 8 + 8 + 8 + 32 + 16);
+const _: () = assert!(VOLUME_TRAILER_LEN == 8 + 8 + 8 + 32 + 8 + 16 + 16);
+const _: () = assert!(VOLUME_TRAILER_LEN_V1 == 8 + 8 + 8 + 32 + 16);
 
 /// What a volume header says: which bundle, which volume of how many, which index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +75,7 @@ pub struct VolumeHeader {
     pub number: u32,
     /// Volumes in the bundle.
     pub count: u32,
-    /// Reserved, 0.
+    /// [`FLAG_SIGNED`] or 0.
     pub flags: u32,
     /// The bundle it belongs to.
     pub bundle_id: BundleId,
@@ -264,13 +276,25 @@ impl PendingVolume {
 
     /// As [`VolumeWriter::finish`].
     pub fn finish(self, count: u32, index: &[u8]) -> Result<PathBuf> {
+        self.finish_signed(count, index, &[])
+    }
+
+    /// As [`PendingVolume::finish`], with the signature of the index (a `.minisig` file's
+    /// bytes, at most `sign::MAX_SIGNATURE_BYTES`) after it; empty for none.
+    pub fn finish_signed(self, count: u32, index: &[u8], signature: &[u8]) -> Result<PathBuf> {
+        if signature.len() as u64 > MAX_SIGNATURE_BYTES {
+            return Err(Error::Signing {
+                what: format!("a signature of {} bytes is too large", signature.len()),
+            });
+        }
         if self.number > count {
             return Err(Error::InvalidVolumeNumber {
                 number: self.number,
                 why: "greater than the volume count",
             });
         }
-        let total = self.len + index.len() as u64 + VOLUME_TRAILER_LEN;
+        let tail = index.len() as u64 + signature.len() as u64;
+        let total = self.len + tail + VOLUME_TRAILER_LEN;
         if total > self.capacity {
             return Err(Error::CapacityExceeded {
                 path: self.path,
@@ -284,13 +308,19 @@ impl PendingVolume {
         t.u64(self.len);
         t.u64(index.len() as u64);
         t.raw(&check);
+        t.u64(signature.len() as u64);
+        t.raw(&if signature.is_empty() {
+            [0; 16]
+        } else {
+            check16(signature)
+        });
         let c = check16(&t.0);
         t.raw(&c);
         let header = VolumeHeader {
             format: VOLUME_FORMAT_VERSION,
             number: self.number,
             count,
-            flags: 0,
+            flags: if signature.is_empty() { 0 } else { FLAG_SIGNED },
             bundle_id: self.bundle_id,
             index_check: check,
         };
@@ -299,7 +329,8 @@ impl PendingVolume {
             // Anything past the frames (an earlier failed finish) is replaced.
             file.set_len(self.len)?;
             file.write_all_at(index, self.len)?;
-            file.write_all_at(&t.0, self.len + index.len() as u64)?;
+            file.write_all_at(signature, self.len + index.len() as u64)?;
+            file.write_all_at(&t.0, self.len + tail)?;
             file.write_all_at(&header.encode(), 0)?;
             file.sync_all()
         })();
@@ -324,7 +355,22 @@ pub struct VolumeReader {
     header: VolumeHeader,
     /// Where frames end: the index offset, or the file's end when the trailer is unusable.
     frames_end: u64,
+    index_len: u64,
     index: std::result::Result<BundleIndex, Error>,
+    signature: SignatureCopy,
+}
+
+/// What a volume says of its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureCopy {
+    /// None: a version 1 volume, or one written unsigned.
+    Unsigned,
+    /// The signature's bytes (a `.minisig` file's text), intact by its check: what the exporter
+    /// wrote, or what someone who rewrote the volume put there.
+    Present(Vec<u8>),
+    /// The header says signed, but the signature section cannot be read (damaged, or the
+    /// trailer is).
+    Damaged(String),
 }
 
 impl VolumeReader {
@@ -346,12 +392,19 @@ impl VolumeReader {
             len,
             header,
             frames_end: len,
+            index_len: 0,
             index: Err(Error::VolumeTruncated {
                 path: path.to_owned(),
                 len,
             }),
+            signature: SignatureCopy::Unsigned,
         };
         reader.index = reader.read_index();
+        let signed = header.flags & FLAG_SIGNED != 0;
+        if let (Err(e), true, SignatureCopy::Unsigned) = (&reader.index, signed, &reader.signature)
+        {
+            reader.signature = SignatureCopy::Damaged(format!("the trailer is unusable: {e}"));
+        }
         Ok(reader)
     }
 
@@ -376,33 +429,68 @@ impl VolumeReader {
             path: self.path.clone(),
             len: self.len,
         };
-        if self.len < VOLUME_HEADER_LEN + VOLUME_TRAILER_LEN {
+        let v1 = self.header.format == 1;
+        let trailer_len = if v1 {
+            VOLUME_TRAILER_LEN_V1
+        } else {
+            VOLUME_TRAILER_LEN
+        };
+        if self.len < VOLUME_HEADER_LEN + trailer_len {
             return Err(truncated());
         }
-        let at = self.len - VOLUME_TRAILER_LEN;
-        let trailer = self.read_at(at, VOLUME_TRAILER_LEN)?;
+        let at = self.len - trailer_len;
+        let trailer = self.read_at(at, trailer_len)?;
         if &trailer[..8] != TRAILER_MAGIC {
             return Err(truncated());
         }
-        if trailer[56..] != check16(&trailer[..56]) {
+        let end = trailer_len as usize - 16;
+        if trailer[end..] != check16(&trailer[..end]) {
             return Err(self.corrupt(at, "trailer check mismatch"));
         }
-        let mut t = Take::new(&trailer[8..56]);
+        let mut t = Take::new(&trailer[8..end]);
         let fields = (|| -> std::result::Result<_, String> {
-            Ok((
-                t.u64("index offset")?,
-                t.u64("index length")?,
-                t.array::<32>("index check")?,
-            ))
+            let offset = t.u64("index offset")?;
+            let index_len = t.u64("index length")?;
+            let check = t.array::<32>("index check")?;
+            let signature = if v1 {
+                (0, [0; 16])
+            } else {
+                (
+                    t.u64("signature length")?,
+                    t.array::<16>("signature check")?,
+                )
+            };
+            Ok((offset, index_len, check, signature))
         })();
-        let (offset, index_len, check) = fields.map_err(|w| self.corrupt(at, w))?;
-        if offset < VOLUME_HEADER_LEN || offset.checked_add(index_len) != Some(at) {
+        let (offset, index_len, check, (sig_len, sig_check)) =
+            fields.map_err(|w| self.corrupt(at, w))?;
+        let sig_at = offset.checked_add(index_len);
+        if offset < VOLUME_HEADER_LEN || sig_at.and_then(|s| s.checked_add(sig_len)) != Some(at) {
             return Err(self.corrupt(
                 at,
-                format!("trailer places the index at {offset}+{index_len}, not just before it"),
+                format!(
+                    "trailer places the index at {offset}+{index_len} and a signature of \
+                     {sig_len} bytes, not just before it"
+                ),
             ));
         }
         self.frames_end = offset;
+        let sig_at = offset + index_len;
+        let signed = self.header.flags & FLAG_SIGNED != 0;
+        self.signature = if sig_len == 0 && !signed {
+            SignatureCopy::Unsigned
+        } else if sig_len == 0 {
+            SignatureCopy::Damaged("the header says signed, the trailer names no signature".into())
+        } else if sig_len > MAX_SIGNATURE_BYTES {
+            SignatureCopy::Damaged(format!("a signature of {sig_len} bytes at offset {sig_at}"))
+        } else {
+            let bytes = self.read_at(sig_at, sig_len)?;
+            if check16(&bytes) == sig_check && signed {
+                SignatureCopy::Present(bytes)
+            } else {
+                SignatureCopy::Damaged(format!("signature check mismatch at offset {sig_at}"))
+            }
+        };
         if index_len > MAX_INDEX_BYTES {
             return Err(self.corrupt(offset, format!("index of {index_len} bytes is too large")));
         }
@@ -417,6 +505,7 @@ impl VolumeReader {
         if index.bundle_id != self.header.bundle_id || index.volume_count != self.header.count {
             return Err(self.corrupt(offset, "index copy is of another bundle than the header"));
         }
+        self.index_len = index_len;
         Ok(index)
     }
 
@@ -453,6 +542,18 @@ impl VolumeReader {
     /// Where the index copy starts in the file, when it is intact.
     pub fn index_offset(&self) -> Option<u64> {
         self.index.is_ok().then_some(self.frames_end)
+    }
+
+    /// What the volume carries of a signature of its index.
+    pub fn signature(&self) -> &SignatureCopy {
+        &self.signature
+    }
+
+    /// Where the index copy lies in the file (offset, length), when it is intact.
+    pub(crate) fn index_range(&self) -> Option<(u64, u64)> {
+        self.index
+            .is_ok()
+            .then_some((self.frames_end, self.index_len))
     }
 
     /// Reads the frame of `len` bytes at `offset` (from the index), checking it lies among the
@@ -523,7 +624,7 @@ fn parse_header(path: &Path, head: &[u8], len: u64) -> Result<VolumeHeader> {
         })
     })()
     .map_err(corrupt)?;
-    if header.format != VOLUME_FORMAT_VERSION {
+    if header.format != VOLUME_FORMAT_VERSION && header.format != 1 {
         return Err(Error::UnsupportedVersion {
             path: path.to_owned(),
             kind: "volume",
@@ -660,7 +761,7 @@ mod tests {
             matches!(
                 err,
                 Error::CapacityExceeded {
-                    len: 1060,
+                    len: 1084,
                     capacity: 1000,
                     ..
                 }

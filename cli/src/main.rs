@@ -72,6 +72,8 @@ enum Command {
     Import(cmd::import::Args),
     /// Write what this store holds, for a vendor's `export --have`
     Inventory(cmd::inventory::Args),
+    /// Keys for signed bundles: `airlock key generate` writes a minisign key pair
+    Key(cmd::key::Args),
 }
 
 fn main() -> ExitCode {
@@ -97,7 +99,8 @@ fn main() -> ExitCode {
     output::init_logging(cli.quiet, cli.verbose, format);
     ctx.log_format = format;
     // A running `airlock serve` owns the store: it runs the command (see `remote`).
-    if !matches!(cli.command, Command::Serve(_))
+    // `key` needs no store: it never waits for, nor goes to, a server.
+    if !matches!(cli.command, Command::Serve(_) | Command::Key(_))
         && let Some(code) = remote::hand_over(&ctx.data, std::env::args_os().skip(1).collect())
     {
         return code;
@@ -117,6 +120,7 @@ fn run(ctx: &mut Context, command: Command) -> ExitCode {
         Command::Export(args) => cmd::export::run(ctx, args),
         Command::Import(args) => cmd::import::run(ctx, args),
         Command::Inventory(args) => cmd::inventory::run(ctx, args),
+        Command::Key(args) => cmd::key::run(ctx, args),
     };
     match result {
         Ok(code) => code,
@@ -147,6 +151,7 @@ fn run_in_server(args: &[String], cwd: &Path, shared: &remote::Shared) -> u8 {
         Command::Export(a) => a.absolutize(cwd),
         Command::Import(a) => a.absolutize(cwd),
         Command::Inventory(a) => a.absolutize(cwd),
+        Command::Key(a) => a.absolutize(cwd),
         Command::Ls(_)
         | Command::Du(_)
         | Command::Diff(_)

@@ -52,6 +52,8 @@ pub(crate) const TAG_READ_LINE: u8 = 4;
 pub(crate) const TAG_READ_ALL: u8 = 5;
 /// From the client: what was read (empty at end of input).
 pub(crate) const TAG_INPUT: u8 = 6;
+/// Read a line from the terminal without echoing it (a password) and send it back.
+pub(crate) const TAG_READ_SECRET: u8 = 7;
 
 /// Largest frame either side accepts.
 pub(crate) const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
@@ -201,6 +203,18 @@ pub(crate) fn read_line() -> Option<String> {
             }
         }
     }
+}
+
+/// Asks for a secret (a password) on the command's terminal, without echo: `prompt` on its
+/// stderr, the answer read from its terminal. Ask only when [`interactive`].
+pub(crate) fn read_secret(prompt: &str) -> io::Result<String> {
+    write_err_str(prompt);
+    let line = match remote() {
+        Some(r) => String::from_utf8(r.input(TAG_READ_SECRET)?)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+        None => console::Term::stderr().read_secure_line()?,
+    };
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// Reads the command's stdin to its end.

@@ -30,8 +30,8 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::output::{
-    self, MAX_FRAME_BYTES, Remote, TAG_EXIT, TAG_INPUT, TAG_READ_ALL, TAG_READ_LINE, TAG_STDERR,
-    TAG_STDOUT, errln,
+    self, MAX_FRAME_BYTES, Remote, TAG_EXIT, TAG_INPUT, TAG_READ_ALL, TAG_READ_LINE,
+    TAG_READ_SECRET, TAG_STDERR, TAG_STDOUT, errln,
 };
 
 /// The socket's name in the data directory.
@@ -126,9 +126,15 @@ fn client(mut stream: UnixStream, args: Vec<OsString>) -> Result<ExitCode> {
                 let _ = err.write_all(&bytes).and_then(|()| err.flush());
             }
             TAG_EXIT => return Ok(ExitCode::from(bytes.first().copied().unwrap_or(2))),
-            TAG_READ_LINE | TAG_READ_ALL => {
+            TAG_READ_LINE | TAG_READ_ALL | TAG_READ_SECRET => {
                 let mut input = Vec::new();
-                if tag == TAG_READ_LINE {
+                if tag == TAG_READ_SECRET {
+                    // A password (`export --sign` with an encrypted key), typed unseen.
+                    let line = console::Term::stderr()
+                        .read_secure_line()
+                        .context("reading a password from the terminal")?;
+                    input = line.into_bytes();
+                } else if tag == TAG_READ_LINE {
                     let mut text = String::new();
                     io::BufRead::read_line(&mut io::stdin().lock(), &mut text)
                         .context("reading standard input")?;

@@ -10,7 +10,7 @@ use std::{
 
 use crate::{
     AccessRule, ByteSize, CHALLENGES, Error, Key, Origin, Setting, Value, access,
-    value::parse_checked_text,
+    trust::TrustConfig, value::parse_checked_text,
 };
 
 /// The whole configuration: built-in defaults, overlaid by `airlock.toml`, overlaid by
@@ -45,6 +45,8 @@ pub struct Config {
     pub groups: BTreeMap<String, Vec<String>>,
     /// `[[access]]`: who may pull, push or delete which repositories.
     pub access: Vec<AccessRule>,
+    /// `[trust]`: the public keys whose signatures an import accepts.
+    pub trust: TrustConfig,
     origins: BTreeMap<Key, Origin>,
     file: Option<PathBuf>,
 }

@@ -93,6 +93,14 @@ pub enum Error {
         /// What is wrong, naming the group, rule or field.
         what: String,
     },
+    /// A `[trust]` entry that is malformed.
+    #[error("{origin}: {what}")]
+    InvalidTrust {
+        /// Where it is written.
+        origin: Origin,
+        /// What is wrong.
+        what: String,
+    },
     /// A dotted key name that is not a [`Key`].
     #[error("unknown config key `{name}`; known keys: {}", known_keys())]
     UnknownKeyName {

@@ -92,8 +92,9 @@ pub(crate) const SECTIONS: &[&str] = &[
 ];
 
 /// The sections that hold lists rather than keys: `[groups]` (group name = member list) and
-/// `[[access]]` (one table per access rule); see `access`.
-pub(crate) const LIST_SECTIONS: &[&str] = &["groups", "access"];
+/// `[[access]]` (one table per access rule), see `access`; and `[trust]` (a list of keys),
+/// see `trust`.
+pub(crate) const LIST_SECTIONS: &[&str] = &["groups", "access", "trust"];
 
 /// The values `auth.challenge` takes.
 pub const CHALLENGES: &[&str] = &["bearer", "basic"];

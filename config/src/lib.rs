@@ -21,7 +21,8 @@
 //! - [`Config`]: the whole configuration, in sections [`StoreConfig`], [`ChunkerConfig`],
 //!   [`ServerConfig`] (with [`LogFormat`]), [`CacheConfig`] (with [`Materialize`]),
 //!   [`LayersConfig`], [`GcConfig`], [`TlsConfig`], [`AuthConfig`], [`LimitsConfig`] with public
-//!   fields, and the list sections `[groups]` and `[[access]]` ([`AccessRule`]), which have no
+//!   fields, and the list sections `[groups]`, `[[access]]` ([`AccessRule`]) and `[trust]`
+//!   ([`TrustConfig`]: the keys whose signed bundles an import accepts), which have no
 //!   environment variables.
 //! - [`Config::load`]: file discovery, environment overrides and validation in one call;
 //!   [`Config::load_with`] takes the directory and the environment as arguments.
@@ -65,6 +66,7 @@ mod key;
 mod load;
 mod origin;
 mod size;
+mod trust;
 mod value;
 
 pub use crate::{
@@ -78,5 +80,6 @@ pub use crate::{
     load::CONFIG_FILE_NAME,
     origin::{Origin, Setting},
     size::ByteSize,
+    trust::{KeySource, PUBLIC_KEY_CHARS, TrustConfig, TrustedKeyEntry},
     value::Value,
 };

@@ -19,6 +19,7 @@ use toml::{
 use crate::{
     Config, Error, Key, Origin, Value, access,
     key::{Kind, LIST_SECTIONS, SECTIONS},
+    trust,
     value::article,
 };
 
@@ -95,6 +96,11 @@ impl Config {
         let at = |span: Range<usize>| Origin::in_file(path, text, span.start);
         for (name, value) in in_file_order(doc.get_ref()) {
             let name_text: &str = name.get_ref();
+            if name_text == "trust" {
+                let file = FileText { path, text };
+                trust::read_section(&mut config, value, &file)?;
+                continue;
+            }
             if LIST_SECTIONS.contains(&name_text) {
                 let file = FileText { path, text };
                 access::read_list_section(&mut config, name_text, value, &file)?;
@@ -199,7 +205,7 @@ fn in_file_order<'a, 'i>(table: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
 }
 
 /// `p`, read from the config file at `file`, made relative to the file's directory.
-fn relative_to_file(file: &Path, p: PathBuf) -> PathBuf {
+pub(crate) fn relative_to_file(file: &Path, p: PathBuf) -> PathBuf {
     let base = file.parent().unwrap_or(Path::new(""));
     if p.is_absolute() || base.as_os_str().is_empty() || base == Path::new(".") {
         return p;

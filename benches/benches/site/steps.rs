@@ -131,7 +131,7 @@ pub fn import(bench: &Bench, v1: &Version, v2: &Version) -> Site {
         let dir = bench.path(&format!("bundle-{n}"));
         let dir = dir.to_str().expect("a UTF-8 temp path");
         run_sampled(
-            &mut bench.airlock(&data, &["import", "--no-prompt", dir]),
+            &mut bench.airlock(&data, &["import", "--no-prompt", "--allow-unsigned", dir]),
             "airlock import",
         )
         .1

@@ -20,6 +20,7 @@ use crate::{
     index::{BundleId, BundleIndex},
     inventory::INVENTORY_MAGIC,
     names::{list_volume_files, parse_volume_file_name},
+    sign::{MAX_SIGNATURE_BYTES, SIGNATURE_SUFFIX},
     volume::{VOLUME_MAGIC, VolumeReader},
 };
 
@@ -83,6 +84,9 @@ pub(super) struct Given {
     pub(super) volumes: Vec<PathBuf>,
     /// Readable bundle index files.
     pub(super) indexes: Vec<IndexFile>,
+    /// Signature files (`NAME.index.airlock.minisig`) and their bytes, used when no volume
+    /// of their bundle carries an intact signature.
+    pub(super) signatures: Vec<(PathBuf, Vec<u8>)>,
     /// Paths that are no volume, and why.
     pub(super) ignored: Vec<(PathBuf, String)>,
 }
@@ -130,6 +134,16 @@ impl Given {
                 return;
             }
         };
+        let minisig = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with(SIGNATURE_SUFFIX));
+        if minisig && !named_volume && head != *VOLUME_MAGIC {
+            match read_signature(path) {
+                Ok(bytes) => self.signatures.push((path.to_owned(), bytes)),
+                Err(why) => self.ignored.push((path.to_owned(), why)),
+            }
+            return;
+        }
         if named_volume || head == *VOLUME_MAGIC {
             self.volumes.push(path.to_owned());
         } else if head == *INDEX_MAGIC {
@@ -157,6 +171,18 @@ fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(8);
     File::open(path)?.take(8).read_to_end(&mut head)?;
     Ok(head)
+}
+
+/// A signature file's bytes, bounded.
+fn read_signature(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(MAX_SIGNATURE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("a signature file that cannot be read ({e})"))?;
+    if bytes.len() as u64 > MAX_SIGNATURE_BYTES {
+        return Err("a .minisig file too large to be a bundle's signature".into());
+    }
+    Ok(bytes)
 }
 
 fn read_index(path: &Path) -> Result<IndexFile> {

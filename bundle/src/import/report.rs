@@ -3,6 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use super::trust::{Signer, Trust};
 use crate::{
     index::{BundleId, RefEntry},
     volume::VolumeReader,
@@ -68,6 +69,8 @@ pub struct BundleOutcome {
     pub affected: Vec<String>,
     /// The references of the bundle (all moved when complete).
     pub refs: Vec<RefEntry>,
+    /// Who signed the bundle, as checked before anything was written.
+    pub signer: Signer,
     /// Bytes read from volumes.
     pub bytes_read: u64,
     /// Chunks added to the store, and their raw bytes.
@@ -108,6 +111,9 @@ pub struct ImportOptions<'a> {
     pub prompt: Option<&'a dyn Prompt>,
     /// Only say what would happen.
     pub dry_run: bool,
+    /// Which signatures are trusted, and whether unsigned bundles are imported (the default
+    /// trusts no key and refuses them).
+    pub trust: Trust,
 }
 
 impl std::fmt::Debug for ImportOptions<'_> {
@@ -115,6 +121,7 @@ impl std::fmt::Debug for ImportOptions<'_> {
         f.debug_struct("ImportOptions")
             .field("prompt", &self.prompt.is_some())
             .field("dry_run", &self.dry_run)
+            .field("trust", &self.trust)
             .finish()
     }
 }

@@ -297,6 +297,7 @@ fn refused_description(site: &Store, vols: &[PathBuf], digest: &Digest) -> Strin
         let opts = ImportOptions {
             prompt: None,
             dry_run,
+            trust: airlock_bundle::Trust::allow_unsigned(),
         };
         let err = import(site, vols, &opts, &NoProgress).unwrap_err();
         match &err {
@@ -376,7 +377,7 @@ fn issue_16_segments_that_would_expand_past_the_limit_are_refused_and_nothing_is
     assert_untouched(&site, &site_dir);
 
     // The pristine bundle then imports whole.
-    let report = import(&site, &vols, &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &vols, &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert!(site.has_blob(&gz).unwrap() && site.has_blob(&layers[1]).unwrap());
     assert!(site.verify(Verify::Full).unwrap().is_clean());
@@ -426,7 +427,7 @@ fn issue_16_lengths_of_u64_max_and_u32_max_in_the_index_are_refused() {
         recheck_index(&mut bytes);
         bytes
     });
-    let err = import(&site, &damaged, &ImportOptions::default(), &NoProgress).unwrap_err();
+    let err = import(&site, &damaged, &crate::common::unsigned(), &NoProgress).unwrap_err();
     assert!(matches!(err, Error::NoIndex { .. }), "{err}");
     let text = err.to_string();
     for (i, v) in damaged.iter().enumerate() {
@@ -453,7 +454,7 @@ fn issue_16_lengths_of_u64_max_and_u32_max_in_the_index_are_refused() {
             raw[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         })
     });
-    let err = import(&site, &damaged, &ImportOptions::default(), &NoProgress).unwrap_err();
+    let err = import(&site, &damaged, &crate::common::unsigned(), &NoProgress).unwrap_err();
     let text = err.to_string();
     let named = format!(
         "volume 1: {}: bundle index is corrupt: body: blob description at offset ",
@@ -471,7 +472,7 @@ fn issue_16_lengths_of_u64_max_and_u32_max_in_the_index_are_refused() {
     // An index copy claiming 2 GiB (a sparse file) is refused before it is read.
     let damaged = copy(&vols, &tmp.path().join("huge"));
     let head = fs::read(&damaged[0]).unwrap()[..VOLUME_HEADER_LEN as usize].to_vec();
-    let len = (2u64 << 30) + VOLUME_HEADER_LEN + 72;
+    let len = (2u64 << 30) + VOLUME_HEADER_LEN + VOLUME_TRAILER_LEN;
     let file = fs::File::create(&damaged[0]).unwrap();
     file.set_len(len).unwrap();
     file.write_all_at(&head, 0).unwrap();
@@ -479,11 +480,21 @@ fn issue_16_lengths_of_u64_max_and_u32_max_in_the_index_are_refused() {
     trailer.extend(VOLUME_HEADER_LEN.to_le_bytes());
     trailer.extend((2u64 << 30).to_le_bytes());
     trailer.extend_from_slice(&head[40..72]);
+    // No signature (format 2).
+    trailer.extend(0u64.to_le_bytes());
+    trailer.extend([0u8; 16]);
     let check = blake3::hash(&trailer);
     trailer.extend_from_slice(&check.as_bytes()[..16]);
-    file.write_all_at(&trailer, len - 72).unwrap();
+    file.write_all_at(&trailer, len - VOLUME_TRAILER_LEN)
+        .unwrap();
     drop(file);
-    let err = import(&site, &damaged[..1], &ImportOptions::default(), &NoProgress).unwrap_err();
+    let err = import(
+        &site,
+        &damaged[..1],
+        &crate::common::unsigned(),
+        &NoProgress,
+    )
+    .unwrap_err();
     let named = format!(
         "volume 1: {}: index of 2147483648 bytes is too large at offset 88",
         damaged[0].display()
@@ -504,7 +515,7 @@ fn issue_16_lengths_of_u64_max_and_u32_max_in_the_index_are_refused() {
         ix.volumes[two].frames[0].offset = u64::MAX;
         ix.encode().unwrap()
     });
-    let report = import(&site, &damaged, &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &damaged, &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(!report.is_complete());
     let bundle = &report.bundles[0];
     let one = &b.index.volumes[at(&b.index, 1)].frames[0];
@@ -558,7 +569,7 @@ fn issue_16_a_frame_whose_payload_expands_past_its_header_is_refused() {
     b.write(|ix| ix.encode().unwrap());
     let first = &b.index.volumes[0].frames[0];
 
-    let report = import(&site, &damaged, &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &damaged, &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(!report.is_complete());
     let d = &report.bundles[0].damaged;
     assert_eq!(d.len(), 1, "{d:?}");

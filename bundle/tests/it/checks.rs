@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use airlock_bundle::{ImportOptions, NoProgress, VolumeReader, import};
+use airlock_bundle::{NoProgress, VolumeReader, import};
 use airlock_store::{ChunkId, Digest, Materialize, Store, StoreOptions, StoredAs, Verify};
 
 fn golden_volumes(bundle: &str) -> Vec<PathBuf> {
@@ -68,7 +68,7 @@ fn issue_14_blobs_are_checked_as_soon_as_their_chunks_are_in() {
 
     let dir = tempfile::tempdir().unwrap();
     let site = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let report = import(&site, &vols[..2], &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &vols[..2], &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(!report.is_complete());
     assert_eq!(report.bundles[0].missing_volumes, vec![3]);
     assert_eq!(report.bundles[0].new_blobs, ready.len() as u64);
@@ -84,7 +84,7 @@ fn issue_14_blobs_are_checked_as_soon_as_their_chunks_are_in() {
         }
     }
     // The rest comes with the last volume.
-    let report = import(&site, &vols[2..], &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &vols[2..], &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(report.bundles[0].new_blobs, waiting.len() as u64);
     assert!(site.verify(Verify::Full).unwrap().is_clean());
@@ -102,7 +102,7 @@ fn issue_14_an_import_fills_the_cache_and_the_first_pull_rebuilds_nothing() {
             ..StoreOptions::default()
         };
         let site = Store::open(dir.path(), opts.clone()).unwrap();
-        let report = import(&site, &vols, &ImportOptions::default(), &NoProgress).unwrap();
+        let report = import(&site, &vols, &crate::common::unsigned(), &NoProgress).unwrap();
         assert!(report.is_complete(), "{report:?}");
         let index = VolumeReader::open(&vols[0])
             .unwrap()

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_bundle::{ExportOptions, Have, NoProgress, plan_export, write_export};
+use airlock_bundle::{
+    ExportOptions, Have, ImportOptions, NoProgress, Trust, plan_export, write_export,
+};
 use airlock_oci::ImageRef;
 use airlock_store::{Digest, PutOptions, RepoChange, Store, StoreOptions};
 
@@ -92,6 +94,7 @@ pub fn opts(out: &Path, name: &str, volume_size: u64, referrers: bool) -> Export
         have: Have::Nothing,
         tool: "test".into(),
         program: None,
+        signer: None,
     }
 }
 
@@ -107,4 +110,12 @@ pub fn export(store: &Store, refs: &[&str], opts: &ExportOptions) -> Vec<PathBuf
 /// Opens (or creates) a store with the default options.
 pub fn open(dir: &Path) -> Store {
     Store::open(dir, StoreOptions::default()).unwrap()
+}
+
+/// Import options for the unsigned bundles these tests write (what `--allow-unsigned` does).
+pub fn unsigned() -> ImportOptions<'static> {
+    ImportOptions {
+        trust: Trust::allow_unsigned(),
+        ..Default::default()
+    }
 }

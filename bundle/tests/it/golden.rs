@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use airlock_bundle::{ImportOptions, NoProgress, import};
+use airlock_bundle::{NoProgress, import};
 use airlock_store::{Digest, Store, StoreOptions, Verify};
 
 fn golden(name: &str) -> PathBuf {
@@ -57,11 +57,11 @@ fn imports_exactly(golden_dir: &str) {
     let mut full = volumes(&dir, "golden-1.0");
     assert_eq!(full.len(), 3);
     full.reverse();
-    let report = import(&site, &full, &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &full, &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(report.is_complete(), "{report:?}");
     let delta = volumes(&dir, "golden-1.1");
     assert_eq!(delta.len(), 1);
-    let report = import(&site, &delta, &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &delta, &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(report.is_complete(), "{report:?}");
 
     // Every blob the vendor had, byte for byte.

@@ -24,7 +24,7 @@ fn referrers_travel_unless_left_out() {
             &opts(&out, name, 1 << 30, referrers),
         );
         let site = open(&tmp.path().join(format!("site-{name}")));
-        let report = import(&site, &vols, &ImportOptions::default(), &NoProgress).unwrap();
+        let report = import(&site, &vols, &crate::common::unsigned(), &NoProgress).unwrap();
         assert!(report.is_complete(), "{report:?}");
         assert_eq!(site.tag("shop/web", "1.0").unwrap(), Some(manifest.clone()));
         let found = site.referrers("shop/web", &manifest).unwrap();
@@ -88,6 +88,7 @@ fn an_operator_is_asked_for_each_missing_disc_in_turn() {
     let opts = ImportOptions {
         prompt: Some(&discs),
         dry_run: false,
+        trust: airlock_bundle::Trust::allow_unsigned(),
     };
     let report = import(&site, &vols[..1], &opts, &NoProgress).unwrap();
     assert!(report.is_complete(), "{report:?}");
@@ -115,13 +116,13 @@ fn a_volume_whose_index_copy_is_cut_off_uses_another_volumes_copy() {
     std::fs::write(&vols[0], &first[..cut]).unwrap();
     let site = open(&tmp.path().join("site"));
     // Alone, it names what it is and asks for a volume with an index.
-    let err = import(&site, &vols[..1], &ImportOptions::default(), &NoProgress).unwrap_err();
+    let err = import(&site, &vols[..1], &crate::common::unsigned(), &NoProgress).unwrap_err();
     assert!(
         err.to_string().contains("no readable bundle index"),
         "{err}"
     );
     // With the others it completes (its frames are read, the index comes from volume 2).
-    let report = import(&site, &vols, &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &vols, &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(site.tag("shop/web", "1.0").unwrap(), Some(manifest));
     let listed = list_volume_files(&out).unwrap();
@@ -154,7 +155,7 @@ fn chunks_collected_between_two_runs_are_read_again() {
     );
     assert!(vols.len() >= 3);
     let site = open(&tmp.path().join("site"));
-    let first = import(&site, &vols[..2], &ImportOptions::default(), &NoProgress).unwrap();
+    let first = import(&site, &vols[..2], &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(!first.is_complete());
     // No blob references the chunks of an unfinished import yet: GC takes them.
     let gc = airlock_store::GcOptions {
@@ -165,7 +166,7 @@ fn chunks_collected_between_two_runs_are_read_again() {
     assert!(plan.chunks > 0, "{plan:?}");
     site.apply_gc(&plan).unwrap();
     // Everything again: the volumes whose chunks went are read again.
-    let report = import(&site, &vols, &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &vols, &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(site.tag("shop/web", "1.0").unwrap(), Some(manifest));
     assert!(site.verify(Verify::Full).unwrap().is_clean());
@@ -184,7 +185,7 @@ fn issue_5_damage_is_named_even_when_the_store_holds_what_it_carries() {
     assert!(vols.len() >= 3, "{} volumes", vols.len());
     let site = open(&tmp.path().join("site"));
     // Volumes 2 and 3 come in intact first (another disc, an earlier run, another bundle).
-    let first = import(&site, &vols[1..3], &ImportOptions::default(), &NoProgress).unwrap();
+    let first = import(&site, &vols[1..3], &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(!first.is_complete());
     assert!(first.bundles[0].damaged.is_empty(), "{first:?}");
     // Copies with a flipped byte in volume 2's first frame and in volume 3's index copy.
@@ -206,7 +207,7 @@ fn issue_5_damage_is_named_even_when_the_store_holds_what_it_carries() {
         given.push(copy);
     }
     // The import needs neither, and completes; both are named all the same.
-    let report = import(&site, &given, &ImportOptions::default(), &NoProgress).unwrap();
+    let report = import(&site, &given, &crate::common::unsigned(), &NoProgress).unwrap();
     assert!(report.is_complete(), "{report:?}");
     let damaged = &report.bundles[0].damaged;
     assert!(

@@ -69,15 +69,30 @@ pub struct Args {
     /// Print what would be shipped, write nothing
     #[arg(long)]
     dry_run: bool,
+
+    /// Sign the bundle with this minisign secret key (`airlock key generate`, or `minisign
+    /// -G`): every volume carries the signature, and NAME.index.airlock.minisig is written
+    /// beside the index; an encrypted key's password is asked on the terminal
+    #[arg(long, value_name = "SECRET_KEY_FILE")]
+    sign: Option<PathBuf>,
+
+    /// Read the --sign key's password from standard input instead of asking on the terminal
+    #[arg(long, requires = "sign")]
+    password_stdin: bool,
 }
 
 impl Args {
     /// Paths taken from `cwd` (a command run in the server for a client, see `remote`).
     pub fn absolutize(&mut self, cwd: &std::path::Path) {
         self.out = crate::remote::absolute(cwd, &self.out);
-        for p in [&mut self.since, &mut self.have, &mut self.binary]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.since,
+            &mut self.have,
+            &mut self.binary,
+            &mut self.sign,
+        ]
+        .into_iter()
+        .flatten()
         {
             *p = crate::remote::absolute(cwd, p);
         }
@@ -106,6 +121,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             Inventory::read(p).with_context(|| format!("reading --have {}", p.display()))?,
         )),
         (None, None) => Have::Nothing,
+    };
+    // The key first: a wrong password or file fails before any work.
+    let signer = match &args.sign {
+        Some(path) if !args.dry_run => {
+            Some(crate::cmd::key::signing_key(path, args.password_stdin)?)
+        }
+        Some(path) => {
+            airlock_bundle::SecretKeyFile::read(path).context("reading the --sign key")?;
+            None
+        }
+        None => None,
     };
     let name = match &args.name {
         Some(n) => n.clone(),
@@ -142,6 +168,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         have,
         tool: format!("airlock {}", env!("CARGO_PKG_VERSION")),
         program,
+        signer,
     };
     let plan = plan_export(&store, &refs, &opts)?;
     if !ctx.json && !ctx.quiet {
@@ -184,6 +211,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             "  {} (keep it: `airlock export --since` makes the next delta from it)",
             report.index_file.display()
         );
+        match &report.signature {
+            Some((path, key_id)) => crate::output::outln!(
+                "  {} (signed by key {key_id}; every volume carries the signature; check: \
+                 minisign -Vm {} -p KEY.pub)",
+                path.display(),
+                report.index_file.display()
+            ),
+            None => crate::output::outln!(
+                "  not signed: a site that lists trusted keys imports it only with \
+                 --allow-unsigned (sign with --sign KEY)"
+            ),
+        }
         if !report.starter.is_empty() {
             let names: Vec<String> = report
                 .starter
@@ -323,5 +362,9 @@ fn report_json(r: &ExportReport) -> serde_json::Value {
         "starter": r.starter,
         "bytes": r.bytes,
         "frames": r.frames,
+        "signature": r.signature.as_ref().map(|(path, key_id)| json!({
+            "file": path,
+            "key_id": key_id.to_string(),
+        })),
     })
 }

@@ -7,9 +7,13 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use airlock_bundle::{BundleOutcome, ImportOptions, ImportReport, Prompt, import, ref_text};
+use airlock_bundle::{
+    BundleOutcome, ImportOptions, ImportReport, Prompt, Signer, Trust, TrustedKey, TrustedKeys,
+    import, ref_text,
+};
+use airlock_config::KeySource;
 use airlock_store::Access;
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
 use crate::{
@@ -34,6 +38,12 @@ pub struct Args {
     /// Never ask for the next volume, even on a terminal
     #[arg(long)]
     no_prompt: bool,
+
+    /// Import bundles that are unsigned, or signed by a key airlock.toml [trust] does not
+    /// list, without verifying them; a signature by a trusted key that does not verify is
+    /// refused all the same
+    #[arg(long)]
+    allow_unsigned: bool,
 }
 
 impl Args {
@@ -76,6 +86,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let opts = ImportOptions {
         prompt: interactive.then_some(&AskOnTerminal as &dyn Prompt),
         dry_run: args.dry_run,
+        trust: Trust {
+            keys: trusted_keys(&ctx.config)?,
+            allow_unsigned: args.allow_unsigned,
+        },
     };
     let bars = Bars::new(ctx.json || ctx.quiet, ctx.quiet || ctx.json)
         .with_import_gauges(ctx.metrics.clone());
@@ -108,6 +122,27 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_PROBLEMS)
     })
+}
+
+/// The keys of `[trust]`, read and decoded; a key that cannot be is an error naming its place.
+fn trusted_keys(config: &airlock_config::Config) -> Result<TrustedKeys> {
+    let mut keys = Vec::new();
+    for entry in &config.trust.keys {
+        let key = match &entry.source {
+            KeySource::File(path) => TrustedKey::read_file(path)
+                .with_context(|| format!("{}: [trust] keys", entry.origin))?,
+            KeySource::Inline(text) => {
+                TrustedKey::parse(text, format!("inline key at {}", entry.origin))
+                    .map_err(|why| anyhow::anyhow!("{}: [trust] keys: {why}", entry.origin))?
+            }
+            other => bail!(
+                "{}: [trust] keys: unsupported entry {other:?}",
+                entry.origin
+            ),
+        };
+        keys.push(key);
+    }
+    Ok(TrustedKeys::new(keys))
 }
 
 fn print_report(report: &ImportReport, dry_run: bool) {
@@ -147,6 +182,7 @@ fn print_bundle(b: &BundleOutcome, dry_run: bool) {
         }
     }
     let refs: Vec<String> = b.refs.iter().map(ref_text).collect();
+    crate::output::outln!("bundle {} ({}): {}", b.name, b.bundle_id, b.signer);
     if b.complete {
         crate::output::outln!(
             "imported bundle {} ({}): {} reference(s) in {:.1}s; read {}, {} new ({} chunks), \
@@ -221,6 +257,7 @@ fn report_json(report: &ImportReport) -> serde_json::Value {
                 "path": d.path, "volume": d.volume, "offset": d.offset, "error": d.what,
             })).collect::<Vec<_>>(),
             "refs": b.refs.iter().map(ref_text).collect::<Vec<_>>(),
+            "signer": signer_json(&b.signer),
             "bytes_read": b.bytes_read,
             "new_chunks": b.new_chunks,
             "new_bytes": b.new_bytes,
@@ -228,4 +265,20 @@ fn report_json(report: &ImportReport) -> serde_json::Value {
             "seconds": b.elapsed.as_secs_f64(),
         })).collect::<Vec<_>>(),
     })
+}
+
+fn signer_json(s: &Signer) -> serde_json::Value {
+    match s {
+        Signer::Trusted {
+            key_id,
+            key,
+            comment,
+        } => {
+            json!({"status": "trusted", "key_id": key_id.to_string(), "key": key, "trusted_comment": comment})
+        }
+        Signer::NotTrusted { key_id, comment } => {
+            json!({"status": "not_trusted", "key_id": key_id.to_string(), "trusted_comment": comment})
+        }
+        Signer::Unsigned => json!({"status": "unsigned"}),
+    }
 }

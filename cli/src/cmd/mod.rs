@@ -8,6 +8,7 @@ pub mod export;
 pub mod gc;
 pub mod import;
 pub mod inventory;
+pub mod key;
 pub mod ls;
 pub mod names;
 pub mod serve;

@@ -203,7 +203,11 @@ pub(crate) fn export(cwd: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec
 
 /// Imports one path; returns the exit code and stdout.
 fn import(cwd: &Path, data: &Path, paths: &[&Path]) -> (i32, String) {
-    let mut args = vec!["import".to_owned(), "--no-prompt".to_owned()];
+    let mut args = vec![
+        "import".to_owned(),
+        "--no-prompt".to_owned(),
+        "--allow-unsigned".to_owned(),
+    ];
     args.extend(paths.iter().map(|p| p.to_str().unwrap().to_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = run(cwd, data, &args);
@@ -385,7 +389,12 @@ fn issue_5_delta_after_a_base_rebuild_ships_little() {
     let o = run(
         tmp.path(),
         &empty,
-        &["import", "--no-prompt", delta.to_str().unwrap()],
+        &[
+            "import",
+            "--no-prompt",
+            "--allow-unsigned",
+            delta.to_str().unwrap(),
+        ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
@@ -492,7 +501,7 @@ fn issue_5_damaged_truncated_and_foreign_volumes_are_named_and_the_rest_imports(
     // Each volume can be checked alone, without importing anything.
     let vendor = tmp.path().join("vendor");
     let good: Vec<&Path> = vols.iter().map(PathBuf::as_path).collect();
-    let mut args = vec!["import", "--dry-run"];
+    let mut args = vec!["import", "--dry-run", "--allow-unsigned"];
     args.extend(good.iter().map(|p| p.to_str().unwrap()));
     let o = run(tmp.path(), &vendor, &args);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
@@ -500,7 +509,12 @@ fn issue_5_damaged_truncated_and_foreign_volumes_are_named_and_the_rest_imports(
     let o = run(
         tmp.path(),
         &vendor,
-        &["import", "--dry-run", given[1].to_str().unwrap()],
+        &[
+            "import",
+            "--dry-run",
+            "--allow-unsigned",
+            given[1].to_str().unwrap(),
+        ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("damaged:"), "{}", stdout(&o));
@@ -557,6 +571,7 @@ fn issue_5_killed_imports_resume_and_the_store_verifies() {
                 site.to_str().unwrap(),
                 "import",
                 "--no-prompt",
+                "--allow-unsigned",
                 dir.to_str().unwrap(),
             ])
             .current_dir(tmp.path())
@@ -736,7 +751,7 @@ fn issue_16_a_segment_that_would_expand_past_the_limit_is_refused_and_nothing_is
     let paths: Vec<&str> = vols.iter().map(|v| v.to_str().unwrap()).collect();
     // The import creates the store; the dry run then reads it.
     for dry_run in [false, true] {
-        let mut args = vec!["import", "--no-prompt"];
+        let mut args = vec!["import", "--no-prompt", "--allow-unsigned"];
         if dry_run {
             args.push("--dry-run");
         }
@@ -823,7 +838,7 @@ fn issue_15_import_takes_everything_on_the_disc() {
     assert!(tag_digest(&ls(tmp.path(), &site), "airlock/apps/shop", "1.0").is_some());
 
     // --json lists what was ignored.
-    let mut args = vec!["--json", "import", "--no-prompt"];
+    let mut args = vec!["--json", "import", "--no-prompt", "--allow-unsigned"];
     args.extend(paths.iter().map(|p| p.to_str().unwrap()));
     let o = run(tmp.path(), &site, &args);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

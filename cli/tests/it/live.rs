@@ -145,7 +145,11 @@ fn issue_15_containerd_pulls_through_a_delta_import_and_a_gc_on_the_live_server(
 
     // The site: version 1 imported, then served.
     let data = dir.join("data");
-    let mut args = vec!["import".to_owned(), "--no-prompt".to_owned()];
+    let mut args = vec![
+        "import".to_owned(),
+        "--no-prompt".to_owned(),
+        "--allow-unsigned".to_owned(),
+    ];
     args.extend(volumes(&full).iter().map(|p| p.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(run(dir, &data, &args));
@@ -232,7 +236,11 @@ fn issue_15_containerd_pulls_through_a_delta_import_and_a_gc_on_the_live_server(
 
     // The delta import, handed to the server; its tags are there when it returns.
     let before = pulls.load(Ordering::Relaxed);
-    let mut args = vec!["import".to_owned(), "--no-prompt".to_owned()];
+    let mut args = vec![
+        "import".to_owned(),
+        "--no-prompt".to_owned(),
+        "--allow-unsigned".to_owned(),
+    ];
     args.extend(volumes(&delta).iter().map(|p| p.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let imported = run(dir, &data, &args);

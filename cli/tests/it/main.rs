@@ -30,6 +30,8 @@ mod names;
 mod ops;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.
 mod serve;
+/// Issue 17: signed bundles: keys, `export --sign`, minisign interop, `[trust]`, refusals.
+mod signed;
 /// Issue 14: serve killed during pushes and ingests; du, verify and export with staged blobs.
 mod staged;
 /// Issue 17: volume 1's disc carries the program, README.txt and SHA256SUMS; a cd fits its medium.

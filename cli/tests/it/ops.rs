@@ -451,7 +451,7 @@ fn issue_15_an_import_in_the_server_prompts_on_the_client_and_shows_in_the_metri
 
     // The first volume only, on a terminal: the import asks for the next one and waits.
     let command = format!(
-        "{} --data site import {}",
+        "{} --data site import --allow-unsigned {}",
         env!("CARGO_BIN_EXE_airlock"),
         volumes[0].display()
     );

@@ -101,7 +101,8 @@ fn issue_17_volume_1_carries_the_program_readme_and_checksums() {
         "volume 1 of 1",
         "x86_64 Linux",
         "sha256sum -c SHA256SUMS",
-        "import /media/cdrom/*",
+        "import --allow-unsigned /media/cdrom/*",
+        "NOT signed",
         "serve --listen",
         "airlock/apps/shop:1.0",
     ] {
@@ -123,6 +124,7 @@ fn issue_17_volume_1_carries_the_program_readme_and_checksums() {
     let site = cwd.join("site");
     let mut args = vec!["--data".to_owned(), site.to_str().unwrap().to_owned()];
     args.push("import".into());
+    args.push("--allow-unsigned".into());
     args.extend(
         files(&out)
             .iter()
@@ -221,7 +223,11 @@ fn issue_17_volume_1_gives_up_room_for_the_program() {
 
     // Both import the same at a site.
     let site = cwd.join("site");
-    let mut args = vec!["import".to_owned(), "--no-prompt".to_owned()];
+    let mut args = vec![
+        "import".to_owned(),
+        "--no-prompt".to_owned(),
+        "--allow-unsigned".to_owned(),
+    ];
     args.extend(vols.iter().rev().map(|v| v.to_str().unwrap().to_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(run(cwd, &site, &args));
@@ -353,4 +359,71 @@ fn issue_17_a_full_cd_volume_and_its_starter_files_fit_700_mb_media_as_iso_9660(
         &mut std::io::stderr(),
         format!("cd preset: ISO {iso_len} bytes, {spare} to spare on a 700 MB CD\n").as_bytes(),
     );
+}
+
+/// A signed bundle's disc: SHA256SUMS is signed too (Debian's minisign checks it with the
+/// vendor's public key before the program is run), README.txt names the key and how to trust it.
+#[test]
+fn issue_17_a_signed_bundle_signs_the_checksums_of_its_first_disc() {
+    let Some(minisign) = find_tool("minisign", "minisign") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (cwd, vendor) = (tmp.path(), tmp.path().join("vendor"));
+    add_shop(cwd, &vendor, 1);
+    ok(run(
+        cwd,
+        &vendor,
+        &["key", "generate", "--out", "vendor", "--no-password"],
+    ));
+    let out = cwd.join("disc");
+    ok(export(
+        cwd,
+        &vendor,
+        &out,
+        &[
+            "--binary",
+            "/usr/bin/true",
+            "--sign",
+            "vendor.key",
+            "--level",
+            "1",
+        ],
+    ));
+    let names = files(&out);
+    assert!(
+        names.contains(&"SHA256SUMS.minisig".to_owned()),
+        "{names:?}"
+    );
+    let check = Command::new(&minisign)
+        .args(["-Vm", "SHA256SUMS", "-p"])
+        .arg(cwd.join("vendor.pub"))
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    // A changed checksum line no longer verifies.
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    std::fs::write(out.join("SHA256SUMS"), sums.replacen('0', "1", 1)).unwrap();
+    let check = Command::new(&minisign)
+        .args(["-Vm", "SHA256SUMS", "-p"])
+        .arg(cwd.join("vendor.pub"))
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    let readme = std::fs::read_to_string(out.join("README.txt")).unwrap();
+    let public = std::fs::read_to_string(cwd.join("vendor.pub")).unwrap();
+    assert!(readme.contains("signed with minisign key"), "{readme}");
+    assert!(
+        readme.contains("[trust]") && !readme.contains("--allow-unsigned"),
+        "{readme}"
+    );
+    // The key id README.txt names is the public key's (minisign prints it in its comment line).
+    let id = readme
+        .split("signed with minisign key ")
+        .nth(1)
+        .and_then(|r| r.split('.').next())
+        .unwrap();
+    assert!(public.contains(id), "{id} not in {public}");
 }

@@ -117,3 +117,20 @@ fn issue_16_readme_serving_example_is_a_valid_config() {
     assert_eq!(config.access[1].repositories, ["ci/**"]);
     assert_eq!(config.access[1].users, ["ci"]);
 }
+
+/// The example's commented `[trust]` section parses as written (issue 17).
+#[test]
+fn issue_17_example_trust_section_parses() {
+    let start = EXAMPLE.find("\n# [trust]\n").expect("a [trust] example");
+    let text: String = EXAMPLE[start + 1..]
+        .lines()
+        .take(2)
+        .map(|line| format!("{}\n", line.strip_prefix("# ").unwrap_or(line)))
+        .collect();
+    let config = Config::parse(&text, Path::new("/etc/airlock/airlock.toml")).unwrap();
+    assert_eq!(config.trust.keys.len(), 2);
+    assert_eq!(
+        config.trust.keys[0].source,
+        airlock_config::KeySource::File("/etc/airlock/vendor.pub".into())
+    );
+}

@@ -153,13 +153,13 @@ fn unknown_top_level_key_names_key_line_and_sections() {
     assert_eq!(
         parse_err("# comment\n\n[stor]\ndata = \"x\"\n"),
         "airlock.toml:3:2: unknown key `stor`; allowed at the top level: sections store, \
-         chunker, server, cache, layers, gc, tls, auth, limits, groups, access; did you mean \
+         chunker, server, cache, layers, gc, tls, auth, limits, groups, access, trust; did you mean \
          `store`?"
     );
     assert_eq!(
         parse_err("data = \"x\"\n"),
         "airlock.toml:1:1: unknown key `data`; allowed at the top level: sections store, \
-         chunker, server, cache, layers, gc, tls, auth, limits, groups, access; did you mean \
+         chunker, server, cache, layers, gc, tls, auth, limits, groups, access, trust; did you mean \
          `store.data`?"
     );
 }
