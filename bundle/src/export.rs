@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use airlock_oci::ImageRef;
+use airlock_oci::{ImageRef, Platform};
 use airlock_store::{ChunkId, Digest, Frame, Store};
 use rayon::prelude::*;
 
@@ -111,6 +111,8 @@ pub struct ExportOptions {
     pub level: i32,
     /// Whether referrers (signatures, SBOMs) of the images come along.
     pub referrers: bool,
+    /// Only these platforms of multi-platform indexes travel (`--platform`; all when empty).
+    pub platforms: Vec<Platform>,
     /// What the site has (deltas).
     pub have: Have,
     /// What wrote the bundle, e.g. "airlock 0.1.0".
@@ -149,6 +151,8 @@ pub struct ExportPlan {
     pub max_volumes: u64,
     /// Bytes reserved in every volume for the header, index and trailer.
     pub overhead: u64,
+    /// Single-platform images of a platform not asked for, which travel whole (`--platform`).
+    pub warnings: Vec<String>,
 }
 
 /// Plans an export of `refs` (nothing is written).
@@ -163,7 +167,7 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         .iter()
         .map(|r| resolve(store, r))
         .collect::<Result<Vec<_>>>()?;
-    let content = content::collect(store, &resolved, opts.referrers)?;
+    let content = content::collect(store, &resolved, opts.referrers, &opts.platforms)?;
     let have = HaveSet::new(&opts.have);
     let mut blobs = Vec::with_capacity(content.blobs.len());
     let mut chunks = Vec::new();
@@ -246,6 +250,7 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         new_blob_bytes,
         max_volumes,
         overhead,
+        warnings: content.warnings,
     })
 }
 
