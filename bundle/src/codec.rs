@@ -633,7 +633,7 @@ mod tests {
         p.u8(0);
         let prefix = p.0.clone();
         p.u32(u32::MAX);
-        let err = BundleIndex::decode(&wrap(&p.0).unwrap()).unwrap_err();
+        let err = BundleIndex::decode(&wrap(&p.0, 1).unwrap()).unwrap_err();
         assert!(err.to_string().contains("claims"), "{err}");
         // A blob naming chunk 5 of an empty table.
         let mut p = Put(prefix);
@@ -648,7 +648,7 @@ mod tests {
         p.u32(5);
         p.u32(1); // volume count
         p.u32(0); // volumes
-        let err = BundleIndex::decode(&wrap(&p.0).unwrap()).unwrap_err();
+        let err = BundleIndex::decode(&wrap(&p.0, 1).unwrap()).unwrap_err();
         assert!(err.to_string().contains("names chunk 5"), "{err}");
         // A header claiming a huge raw length.
         let mut bytes = sample().encode().unwrap();
@@ -808,7 +808,9 @@ mod tests {
 
         #[test]
         fn garbage_bodies_never_panic(raw in prop::collection::vec(any::<u8>(), 0..300)) {
-            let _ = BundleIndex::decode(&wrap(&raw).unwrap());
+            for version in 1..=INDEX_FORMAT_VERSION {
+                let _ = BundleIndex::decode(&wrap(&raw, version).unwrap());
+            }
         }
     }
 }
