@@ -257,14 +257,16 @@ fn encode_raw(ix: &BundleIndex, with_volumes: bool) -> Result<Vec<u8>> {
         if version >= 2 {
             let mut at: Vec<u32> = Vec::with_capacity(m.absent.len());
             for a in &m.absent {
-                let i = m.children.iter().position(|c| c == a).ok_or_else(|| {
-                    Error::IndexTooLarge {
-                        what: format!(
-                            "manifest {} lists {a} as absent but not among its children",
-                            m.digest
-                        ),
-                    }
-                })?;
+                let i =
+                    m.children
+                        .iter()
+                        .position(|c| c == a)
+                        .ok_or_else(|| Error::IndexTooLarge {
+                            what: format!(
+                                "manifest {} lists {a} as absent but not among its children",
+                                m.digest
+                            ),
+                        })?;
                 at.push(len32("absent child", i)?);
             }
             at.sort_unstable();

@@ -140,7 +140,9 @@ fn read_small(store: &Store, digest: &Digest, what: &str) -> Result<Vec<u8>> {
 }
 
 fn store_digest(d: &airlock_oci::Digest) -> Result<Digest> {
-    d.as_str().parse().map_err(|e| Error::store(format!("digest {d}"), e))
+    d.as_str()
+        .parse()
+        .map_err(|e| Error::store(format!("digest {d}"), e))
 }
 
 /// A digest met in a repository: a root or referrer (no parent), or a child of `parent`.
@@ -245,10 +247,7 @@ impl Edges<'_> {
         }
         if !choice.has_any() {
             return Err(Error::Walk {
-                what: format!(
-                    "{repo}@{digest}: {}",
-                    choice.none_message(self.platforms)
-                ),
+                what: format!("{repo}@{digest}: {}", choice.none_message(self.platforms)),
             });
         }
         for (m, now) in self.matched.iter_mut().zip(&choice.matched) {

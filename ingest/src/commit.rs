@@ -237,7 +237,11 @@ pub fn link_into(
         let absent = m
             .absent
             .iter()
-            .chain(p.blobs().filter(|b| b.is_non_distributable()).map(|b| &b.digest))
+            .chain(
+                p.blobs()
+                    .filter(|b| b.is_non_distributable())
+                    .map(|b| &b.digest),
+            )
             .map(to_store)
             .collect::<Result<Vec<Digest>>>()?;
         if !absent.is_empty() {

@@ -167,17 +167,17 @@ pub fn plan(
             .context(|| format!("{label}: image {}", name.as_deref().unwrap_or("(unnamed)")))?;
         check_blobs(fs.as_ref(), &walked.blobs)?;
         let plan = ImagePlan {
-                label: format!("{label} {}", name.as_deref().unwrap_or(""))
-                    .trim_end()
-                    .to_owned(),
-                repo,
-                tags: vec![tag],
-                root: node.descriptor(),
-                manifests: std::mem::take(&mut walked.manifests),
-                extra_tags: Vec::new(),
-                blobs: std::mem::take(&mut walked.blobs),
-                source: blobs.clone(),
-            };
+            label: format!("{label} {}", name.as_deref().unwrap_or(""))
+                .trim_end()
+                .to_owned(),
+            repo,
+            tags: vec![tag],
+            root: node.descriptor(),
+            manifests: std::mem::take(&mut walked.manifests),
+            extra_tags: Vec::new(),
+            blobs: std::mem::take(&mut walked.blobs),
+            source: blobs.clone(),
+        };
         checks.push(walked.check_platforms(&plan)?);
         plans.insert(key, plan);
     }

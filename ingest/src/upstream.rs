@@ -23,9 +23,7 @@ use crate::{
     auth::Credentials,
     error::{Context as _, Result, err, fail},
     http::{Client, Response, header_text},
-    plan::{
-        BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked, finish_platforms, latest,
-    },
+    plan::{BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked, finish_platforms, latest},
     progress::Progress,
 };
 

@@ -109,11 +109,10 @@ pub fn choose_platforms(index: &ParsedManifest, wanted: &[Platform]) -> Platform
                 continue;
             }
             let of = e.annotations.get(REFERENCE_DIGEST).map(String::as_str);
-            chosen[i] = index
-                .manifests
-                .iter()
-                .zip(&chosen.clone())
-                .any(|(o, c)| *c && real(&o.platform).is_some() && Some(o.digest.as_str()) == of);
+            chosen[i] =
+                index.manifests.iter().zip(&chosen.clone()).any(|(o, c)| {
+                    *c && real(&o.platform).is_some() && Some(o.digest.as_str()) == of
+                });
         }
     }
     PlatformChoice {
@@ -259,14 +258,17 @@ mod tests {
                 {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d('f'), "size": 1}
             ]
         });
-        let index = crate::parse_manifest(None, &serde_json::to_vec(&body).expect("json"))
-            .expect("index");
+        let index =
+            crate::parse_manifest(None, &serde_json::to_vec(&body).expect("json")).expect("index");
         let arm: Platform = "linux/arm64".parse().expect("platform");
         let choice = choose_platforms(&index, std::slice::from_ref(&arm));
         assert_eq!(choice.chosen, [false, true, false, true, true]);
         assert_eq!(choice.matched, [true]);
         assert!(choice.is_multi_platform() && choice.has_any());
-        assert_eq!(platform_list(&choice.platforms), "linux/amd64, linux/arm64/v8");
+        assert_eq!(
+            platform_list(&choice.platforms),
+            "linux/amd64, linux/arm64/v8"
+        );
         let all = choose_platforms(&index, &[]);
         assert!(all.chosen.iter().all(|c| *c));
         let s390: Platform = "linux/s390x".parse().expect("platform");
@@ -278,7 +280,9 @@ mod tests {
         );
         let config = br#"{"os":"linux","architecture":"amd64","rootfs":{}}"#;
         assert_eq!(
-            Platform::from_config(config).map(|p| p.to_string()).as_deref(),
+            Platform::from_config(config)
+                .map(|p| p.to_string())
+                .as_deref(),
             Some("linux/amd64")
         );
     }

@@ -375,10 +375,19 @@ async fn pull_one_platform_keeps_the_index_exact_with_that_platform_only() {
     }
     for b in [&pushed.index, &pushed.arm64.manifest, &pushed.arm64.config] {
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut store.open_blob(&b.digest.parse().unwrap()).unwrap(), &mut bytes).unwrap();
+        std::io::Read::read_to_end(
+            &mut store.open_blob(&b.digest.parse().unwrap()).unwrap(),
+            &mut bytes,
+        )
+        .unwrap();
         assert_eq!(bytes, b.bytes, "{} exact", b.digest);
     }
-    assert!(store.verify(airlock_store::Verify::Quick).unwrap().is_clean());
+    assert!(
+        store
+            .verify(airlock_store::Verify::Quick)
+            .unwrap()
+            .is_clean()
+    );
     drop(store);
     let text = stdout(&airlock(
         tmp.path(),

@@ -25,6 +25,7 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// One platform's image: config, layers, manifest, as an index entry describes it.
+#[derive(Clone)]
 struct PlatformImage {
     config: Blob,
     layers: Vec<Blob>,
@@ -67,6 +68,23 @@ impl PlatformImage {
         v.extend(&self.layers);
         v
     }
+
+    /// An OCI layout holding this image alone, named `name`.
+    fn layout(&self, dir: &Path, name: &str) -> String {
+        write(
+            &dir.join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        );
+        for b in self.blobs() {
+            let (alg, hex) = b.digest.split_once(':').unwrap();
+            write(&dir.join("blobs").join(alg).join(hex), &b.bytes);
+        }
+        let mut d = self.manifest.descriptor();
+        d["annotations"] = json!({"org.opencontainers.image.ref.name": name});
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d]});
+        write(&dir.join("index.json"), index.to_string().as_bytes());
+        format!("oci:{}", dir.display())
+    }
 }
 
 /// A three-platform index with an attestation of the amd64 image, written as an OCI layout
@@ -82,12 +100,20 @@ struct MultiPlatform {
 
 impl MultiPlatform {
     fn new() -> MultiPlatform {
+        MultiPlatform::with(PlatformImage::new("linux", "arm64", Some("v8")))
+    }
+
+    /// A fresh amd64 and ppc64le image beside a given arm64 one.
+    fn with(arm64: PlatformImage) -> MultiPlatform {
         let amd64 = PlatformImage::new("linux", "amd64", None);
-        let arm64 = PlatformImage::new("linux", "arm64", Some("v8"));
         let ppc64le = PlatformImage::new("linux", "ppc64le", None);
         let attestation_layer = Blob::new(
             "application/vnd.in-toto+json",
-            br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#.to_vec(),
+            format!(
+                r#"{{"_type":"https://in-toto.io/Statement/v0.1","subject":"{}"}}"#,
+                amd64.manifest.digest
+            )
+            .into_bytes(),
         );
         let empty = Blob::new("application/vnd.oci.empty.v1+json", b"{}".to_vec());
         let attestation = Blob::json(
@@ -265,7 +291,14 @@ fn issue_17_export_platform_ships_one_platform_and_the_site_serves_it() {
     let err = exit_2(
         cwd,
         &vendor,
-        &["export", "acme/multi:1.0", "--out", "x", "--platform", "linux"],
+        &[
+            "export",
+            "acme/multi:1.0",
+            "--out",
+            "x",
+            "--platform",
+            "linux",
+        ],
     );
     assert!(err.contains("--platform linux"), "{err}");
     assert!(!cwd.join("x").exists(), "nothing written");
@@ -346,7 +379,12 @@ fn issue_17_export_platform_ships_one_platform_and_the_site_serves_it() {
     let gc = ok(cwd, &site, &["gc"]);
     assert!(ok(cwd, &site, &["verify"]).contains("clean"), "{gc}");
     for b in std::iter::once(&mp.index).chain(mp.arm64.blobs()) {
-        assert_eq!(read_blob(&site, &b.digest), b.bytes, "{} kept by gc", b.digest);
+        assert_eq!(
+            read_blob(&site, &b.digest),
+            b.bytes,
+            "{} kept by gc",
+            b.digest
+        );
     }
 
     // A delta over that bundle for the same platform ships nothing new.
@@ -480,4 +518,118 @@ fn issue_17_add_platform_keeps_the_index_with_the_chosen_platforms() {
         assert_eq!(read_blob(&data, &b.digest), b.bytes, "{}", b.digest);
     }
     assert!(ok(cwd, &data, &["verify"]).contains("clean"));
+}
+
+/// `diff --platform` plans the delta as `export --platform` ships it: a new version whose
+/// other platforms changed and whose arm64 image did not ships only its new index to an arm64
+/// site.
+#[test]
+fn issue_17_diff_platform_plans_the_delta_of_the_chosen_platforms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let data = cwd.join("data");
+    let v1 = MultiPlatform::new();
+    let v2 = MultiPlatform::with(v1.arm64.clone());
+    ok(
+        cwd,
+        &data,
+        &["add", &v1.layout(&cwd.join("v1"), "acme/multi:1.0")],
+    );
+    ok(
+        cwd,
+        &data,
+        &["add", &v2.layout(&cwd.join("v2"), "acme/multi:2.0")],
+    );
+    let diff = |extra: &[&str]| -> Value {
+        let mut args = vec!["--json", "diff", "acme/multi:1.0", "acme/multi:2.0"];
+        args.extend(extra);
+        serde_json::from_str(&ok(cwd, &data, &args)).unwrap()
+    };
+    let arm = diff(&["--platform", "linux/arm64"]);
+    assert_eq!(arm["delta"]["new_blobs"], 1, "only the new index: {arm}");
+    assert_eq!(
+        arm["delta"]["new_blob_bytes"],
+        v2.index.bytes.len() as u64,
+        "{arm}"
+    );
+    let all = diff(&[]);
+    // The index, amd64's and ppc64le's manifests, configs and layers, the attestation and
+    // its statement.
+    assert_eq!(all["delta"]["new_blobs"], 1 + 2 * 4 + 2, "{all}");
+    let export: Value = serde_json::from_str(&ok(
+        cwd,
+        &data,
+        &[
+            "--json",
+            "export",
+            "acme/multi:2.0",
+            "--out",
+            "out",
+            "--platform",
+            "linux/arm64",
+            "--dry-run",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(export["blobs"], 5, "{export}");
+
+    // A single-platform image of another platform travels whole, with a warning, beside an
+    // index that has the platform; alone, the platform is nowhere: exit 2.
+    let single = PlatformImage::new("linux", "amd64", None);
+    ok(
+        cwd,
+        &data,
+        &["add", &single.layout(&cwd.join("single"), "acme/single:1")],
+    );
+    let o = run(
+        cwd,
+        &data,
+        &[
+            "--json",
+            "export",
+            "acme/multi:2.0",
+            "acme/single:1",
+            "--out",
+            "out",
+            "--platform",
+            "linux/arm64",
+            "--dry-run",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warning = format!(
+        "warning: docker.io/acme/single@{} is a single-platform image for linux/amd64, not \
+         linux/arm64: it travels whole",
+        single.manifest.digest
+    );
+    assert!(stderr(&o).contains(&warning), "{}", stderr(&o));
+    let plan: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(plan["blobs"], 5 + 4, "{plan}");
+    let err = exit_2(
+        cwd,
+        &data,
+        &[
+            "export",
+            "acme/single:1",
+            "--out",
+            "out",
+            "--platform",
+            "linux/arm64",
+        ],
+    );
+    assert!(
+        err.contains("no image exported has platform linux/arm64"),
+        "{err}"
+    );
+    let err = exit_2(
+        cwd,
+        &data,
+        &[
+            "add",
+            &single.layout(&cwd.join("single"), "acme/single:1"),
+            "--platform",
+            "linux/arm64",
+        ],
+    );
+    assert!(err.contains("no image has platform linux/arm64"), "{err}");
 }

@@ -120,7 +120,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let platforms = args
         .platforms
         .iter()
-        .map(|p| p.parse::<Platform>().with_context(|| format!("--platform {p}")))
+        .map(|p| {
+            p.parse::<Platform>()
+                .with_context(|| format!("--platform {p}"))
+        })
         .collect::<Result<Vec<_>>>()?;
     let opts = AddOptions {
         format: match args.format {
