@@ -153,6 +153,47 @@ impl Containerd {
         )
     }
 
+    /// `ctr images pull --plain-http --platform PLATFORM --snapshotter native REFERENCE`: fetches
+    /// and unpacks the one platform asked for, even not this host's; what went wrong otherwise.
+    pub fn pull_platform(&self, reference: &str, platform: &str) -> Result<(), String> {
+        let out = self
+            .ctr_command()
+            .args([
+                "images",
+                "pull",
+                "--plain-http",
+                "--platform",
+                platform,
+                "--snapshotter",
+                "native",
+                reference,
+            ])
+            .output()
+            .map_err(|e| format!("running ctr: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ctr images pull --platform {platform} {reference}: {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// The digests of everything in containerd's content store (`ctr content ls -q`).
+    pub fn content_digests(&self) -> Vec<String> {
+        let out = must(
+            self.ctr_command().args(["content", "ls", "-q"]),
+            "ctr content ls",
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
     /// `ctr images rm --sync REFERENCE`: the image goes, and its content with containerd's
     /// GC, so the next pull fetches every blob again.
     pub fn remove_image(&self, reference: &str) {

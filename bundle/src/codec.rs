@@ -18,6 +18,7 @@
 //! chunk table: n, n × [32] ids strictly ascending (every chunk a blob or frame names)
 //! refs:      n × (repo str, has_tag u8, [tag str], digest)
 //! manifests: n × (repo str, digest, media_type str, n × child digest,
+//!                 [version 2: n × absent u32, positions in the children, ascending],
 //!                 has_subject u8, [subject digest, descriptor bytes])
 //! blobs:     n × (digest, size u64, description bytes, n × chunk u32)
 //! volume_count u32
@@ -39,8 +40,10 @@ use crate::{
     wire::{Put, Take, TakeResult},
 };
 
-/// Version of the index encoding this build writes and reads.
-pub const INDEX_FORMAT_VERSION: u32 = 1;
+/// Newest version of the index encoding, which this build reads with every older one (2: the
+/// children a manifest travels without on purpose, `export --platform`). An index with no
+/// such child is written as version 1, which airlocks before version 2 read.
+pub const INDEX_FORMAT_VERSION: u32 = 2;
 /// Magic at the start of index bytes.
 pub const INDEX_MAGIC: &[u8; 8] = b"AIRLKIDX";
 /// Bytes of the index header before its zstd body.
@@ -65,7 +68,7 @@ const WORST_BYTES_PER_SHIPPED_CHUNK: u64 = 32 + (8 + 4 + 4 + 4) + (4 + 4);
 impl BundleIndex {
     /// Encodes the index (header and zstd body).
     pub fn encode(&self) -> Result<Vec<u8>> {
-        wrap(&encode_raw(self, true)?)
+        wrap(&encode_raw(self, true)?, version_of(self))
     }
 
     /// An upper bound of the encoded size of this index once the exporter has added the frames
@@ -90,7 +93,7 @@ impl BundleIndex {
             return Err(corrupt("not a bundle index (bad magic)".into()));
         }
         let version = t.u32("index version").map_err(corrupt)?;
-        if version != INDEX_FORMAT_VERSION {
+        if !(1..=INDEX_FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 path: Default::default(),
                 kind: "index",
@@ -130,18 +133,27 @@ impl BundleIndex {
                 raw.len()
             )));
         }
-        decode_raw(&raw).map_err(|what| corrupt(format!("body: {what}")))
+        decode_raw(&raw, version).map_err(|what| corrupt(format!("body: {what}")))
+    }
+}
+
+/// The version an index is written as: the oldest that holds everything it says.
+fn version_of(ix: &BundleIndex) -> u32 {
+    if ix.manifests.iter().any(|m| !m.absent.is_empty()) {
+        2
+    } else {
+        1
     }
 }
 
 /// Puts the index header before the compressed `raw` body.
-fn wrap(raw: &[u8]) -> Result<Vec<u8>> {
+fn wrap(raw: &[u8], version: u32) -> Result<Vec<u8>> {
     let body = zstd::bulk::compress(raw, INDEX_ZSTD_LEVEL).map_err(|e| Error::IndexTooLarge {
         what: format!("compressing {} bytes: {e}", raw.len()),
     })?;
     let mut out = Put(Vec::with_capacity(INDEX_HEADER_LEN + body.len()));
     out.raw(INDEX_MAGIC);
-    out.u32(INDEX_FORMAT_VERSION);
+    out.u32(version);
     out.u32(0);
     out.u64(raw.len() as u64);
     out.u64(body.len() as u64);
@@ -180,6 +192,7 @@ fn put_refs(p: &mut Put, table: &[ChunkId], chunks: &[ChunkId]) -> Result<()> {
 }
 
 fn encode_raw(ix: &BundleIndex, with_volumes: bool) -> Result<Vec<u8>> {
+    let version = version_of(ix);
     let volumes: &[VolumeEntry] = if with_volumes { &ix.volumes } else { &[] };
     let mut table: Vec<ChunkId> = ix
         .blobs
@@ -241,6 +254,28 @@ fn encode_raw(ix: &BundleIndex, with_volumes: bool) -> Result<Vec<u8>> {
         for c in &m.children {
             put_str(&mut p, "digest", c.to_string().as_bytes())?;
         }
+        if version >= 2 {
+            let mut at: Vec<u32> = Vec::with_capacity(m.absent.len());
+            for a in &m.absent {
+                let i =
+                    m.children
+                        .iter()
+                        .position(|c| c == a)
+                        .ok_or_else(|| Error::IndexTooLarge {
+                            what: format!(
+                                "manifest {} lists {a} as absent but not among its children",
+                                m.digest
+                            ),
+                        })?;
+                at.push(len32("absent child", i)?);
+            }
+            at.sort_unstable();
+            at.dedup();
+            p.u32(len32("absent children", at.len())?);
+            for i in at {
+                p.u32(i);
+            }
+        }
         match &m.subject {
             None => p.u8(0),
             Some((d, descriptor)) => {
@@ -294,7 +329,7 @@ fn take_refs(t: &mut Take<'_>, table: &[ChunkId], what: &str) -> TakeResult<Vec<
     Ok(out)
 }
 
-fn decode_raw(raw: &[u8]) -> TakeResult<BundleIndex> {
+fn decode_raw(raw: &[u8], version: u32) -> TakeResult<BundleIndex> {
     let mut t = Take::new(raw);
     let bundle_id = BundleId(t.array("bundle id")?);
     let name = t.string("name")?;
@@ -347,6 +382,26 @@ fn decode_raw(raw: &[u8]) -> TakeResult<BundleIndex> {
         for _ in 0..k {
             children.push(take_digest(&mut t, "child digest")?);
         }
+        let mut absent = Vec::new();
+        if version >= 2 {
+            let k = t.count(4, "absent children")?;
+            let mut last: Option<u32> = None;
+            for _ in 0..k {
+                let at = t.pos();
+                let i = t.u32("absent child")?;
+                let child = children.get(i as usize).ok_or_else(|| {
+                    format!(
+                        "absent child at offset {at} names child {i} of {}",
+                        children.len()
+                    )
+                })?;
+                if last.is_some_and(|l| l >= i) {
+                    return Err(format!("absent children out of order at offset {at}"));
+                }
+                last = Some(i);
+                absent.push(child.clone());
+            }
+        }
         let at = t.pos();
         let subject = match t.u8("subject flag")? {
             0 => None,
@@ -361,6 +416,7 @@ fn decode_raw(raw: &[u8]) -> TakeResult<BundleIndex> {
             digest,
             media_type,
             children,
+            absent,
             subject,
         });
     }
@@ -461,6 +517,7 @@ mod tests {
                     digest: digest(1),
                     media_type: "application/vnd.oci.image.manifest.v1+json".into(),
                     children: vec![digest(10), digest(11)],
+                    absent: vec![],
                     subject: None,
                 },
                 ManifestEntry {
@@ -468,6 +525,7 @@ mod tests {
                     digest: digest(2),
                     media_type: "application/vnd.oci.image.manifest.v1+json".into(),
                     children: vec![digest(12)],
+                    absent: vec![],
                     subject: Some((digest(1), b"{\"mediaType\":\"x\"}".to_vec())),
                 },
             ],
@@ -541,11 +599,29 @@ mod tests {
     #[test]
     fn a_newer_version_is_named() {
         let mut bytes = sample().encode().unwrap();
-        bytes[8] = 2;
+        bytes[8] = 3;
         assert!(matches!(
             BundleIndex::decode(&bytes),
-            Err(Error::UnsupportedVersion { version: 2, .. })
+            Err(Error::UnsupportedVersion { version: 3, .. })
         ));
+    }
+
+    /// Issue 17: children left out on purpose make a version 2 index; without any, version 1
+    /// is written, which earlier airlocks read.
+    #[test]
+    fn absent_children_round_trip_as_version_2() {
+        let full = sample().encode().unwrap();
+        assert_eq!(full[8..12], 1u32.to_le_bytes());
+        let mut ix = sample();
+        ix.manifests[0].absent = vec![digest(11)];
+        let bytes = ix.encode().unwrap();
+        assert_eq!(bytes[8..12], 2u32.to_le_bytes());
+        assert_eq!(BundleIndex::decode(&bytes).unwrap(), ix);
+        for n in 0..bytes.len() {
+            assert!(BundleIndex::decode(&bytes[..n]).is_err(), "cut at {n}");
+        }
+        ix.manifests[0].absent = vec![digest(99)];
+        assert!(ix.encode().is_err(), "an absent child must be a child");
     }
 
     #[test]
@@ -559,7 +635,7 @@ mod tests {
         p.u8(0);
         let prefix = p.0.clone();
         p.u32(u32::MAX);
-        let err = BundleIndex::decode(&wrap(&p.0).unwrap()).unwrap_err();
+        let err = BundleIndex::decode(&wrap(&p.0, 1).unwrap()).unwrap_err();
         assert!(err.to_string().contains("claims"), "{err}");
         // A blob naming chunk 5 of an empty table.
         let mut p = Put(prefix);
@@ -574,7 +650,7 @@ mod tests {
         p.u32(5);
         p.u32(1); // volume count
         p.u32(0); // volumes
-        let err = BundleIndex::decode(&wrap(&p.0).unwrap()).unwrap_err();
+        let err = BundleIndex::decode(&wrap(&p.0, 1).unwrap()).unwrap_err();
         assert!(err.to_string().contains("names chunk 5"), "{err}");
         // A header claiming a huge raw length.
         let mut bytes = sample().encode().unwrap();
@@ -637,13 +713,25 @@ mod tests {
             "[a-z/.+]*",
             prop::collection::vec(0u32..50, 0..4),
             prop::option::of((0u32..50, prop::collection::vec(any::<u8>(), 0..30))),
+            any::<u8>(),
         )
-            .prop_map(|(repo, d, media_type, children, subject)| ManifestEntry {
-                repo,
-                digest: digest(d),
-                media_type,
-                children: children.into_iter().map(digest).collect(),
-                subject: subject.map(|(s, b)| (digest(s), b)),
+            .prop_map(|(repo, d, media_type, children, subject, mask)| {
+                let children: Vec<Digest> = children.into_iter().map(digest).collect();
+                // Absent children as a decoder returns them: each once, in children order.
+                let mut absent: Vec<Digest> = Vec::new();
+                for (i, c) in children.iter().enumerate() {
+                    if mask & (1 << i) != 0 && children.iter().position(|x| x == c) == Some(i) {
+                        absent.push(c.clone());
+                    }
+                }
+                ManifestEntry {
+                    repo,
+                    digest: digest(d),
+                    media_type,
+                    children,
+                    absent,
+                    subject: subject.map(|(s, b)| (digest(s), b)),
+                }
             });
         let reference =
             (".*", prop::option::of(".*"), 0u32..50).prop_map(|(repo, tag, d)| RefEntry {
@@ -722,7 +810,9 @@ mod tests {
 
         #[test]
         fn garbage_bodies_never_panic(raw in prop::collection::vec(any::<u8>(), 0..300)) {
-            let _ = BundleIndex::decode(&wrap(&raw).unwrap());
+            for version in 1..=INDEX_FORMAT_VERSION {
+                let _ = BundleIndex::decode(&wrap(&raw, version).unwrap());
+            }
         }
     }
 }

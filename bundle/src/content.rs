@@ -1,14 +1,21 @@
 //! What an export carries: the manifests and blobs reachable from the references asked for,
 //! with their referrers (signatures, SBOMs), read from the store's manifest edges by OCI's one
 //! manifest walk ([`airlock_oci::Walk`]). The store knows which digests are manifests and what
-//! each references; no manifest is parsed here.
+//! each references; a manifest is parsed here only to choose platforms (`export --platform`):
+//! of a multi-platform index only the entries [`airlock_oci::choose_platforms`] chooses are
+//! walked, the others are listed as absent children of the index, which stays as it is.
+//! Children the store itself records as absent (a site that received only some platforms)
+//! travel as absent too.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
     fmt,
 };
 
-use airlock_oci::{ImageRef, ManifestGraph, Walk};
+use airlock_oci::{
+    ImageRef, MAX_MANIFEST_BYTES, ManifestGraph, ManifestMediaType, Platform, Walk,
+    choose_platforms, is_image_config, parse_manifest, platform_list,
+};
 use airlock_store::{Digest, Store};
 
 use crate::{
@@ -62,15 +69,28 @@ pub struct Content {
     pub blobs: Vec<Digest>,
     /// For each reference (by position), the blobs it reaches.
     pub reach: Vec<BTreeSet<Digest>>,
+    /// Single-platform images of a platform not asked for (`--platform`), which travel whole:
+    /// one line each, naming the image and its platform.
+    pub warnings: Vec<String>,
 }
 
 /// Walks the store from `refs`: manifests, the blobs they reference and, with `referrers`, the
-/// manifests that refer to them. Fails naming the manifest and blob when something reachable
-/// is not stored.
-pub fn collect(store: &Store, refs: &[RefEntry], referrers: bool) -> Result<Content> {
+/// manifests that refer to them; of multi-platform indexes only the entries for `platforms`
+/// (all when empty). Fails naming the manifest and blob when something reachable is not
+/// stored, naming the index when it has none of `platforms`, and naming a platform no image
+/// reached has.
+pub fn collect(
+    store: &Store,
+    refs: &[RefEntry],
+    referrers: bool,
+    platforms: &[Platform],
+) -> Result<Content> {
     let mut graph = Edges {
         store,
         referrers,
+        platforms,
+        matched: vec![false; platforms.len()],
+        by_platform: HashSet::new(),
         content: Content::default(),
         seen_blobs: HashSet::new(),
         seen_manifests: HashMap::new(),
@@ -89,7 +109,40 @@ pub fn collect(store: &Store, refs: &[RefEntry], referrers: bool) -> Result<Cont
         let reach = std::mem::take(&mut graph.reach);
         graph.content.reach.push(reach);
     }
+    let unmatched: Vec<Platform> = platforms
+        .iter()
+        .zip(&graph.matched)
+        .filter(|(_, m)| !**m)
+        .map(|(p, _)| p.clone())
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(Error::Walk {
+            what: format!(
+                "no image exported has platform {} (see `airlock ls` for the platforms each \
+                 index holds)",
+                platform_list(&unmatched)
+            ),
+        });
+    }
     Ok(graph.content)
+}
+
+/// A manifest's or config's bytes, refusing one larger than a manifest may be.
+fn read_small(store: &Store, digest: &Digest, what: &str) -> Result<Vec<u8>> {
+    let st = |e| Error::store(format!("reading {what} {digest}"), e);
+    let size = store.stat_blob(digest).map_err(st)?.map_or(0, |s| s.size);
+    if size > MAX_MANIFEST_BYTES {
+        return Err(Error::Walk {
+            what: format!("{what} {digest} is {size} bytes, more than {MAX_MANIFEST_BYTES}"),
+        });
+    }
+    store.read_blob(digest).map_err(st)
+}
+
+fn store_digest(d: &airlock_oci::Digest) -> Result<Digest> {
+    d.as_str()
+        .parse()
+        .map_err(|e| Error::store(format!("digest {d}"), e))
 }
 
 /// A digest met in a repository: a root or referrer (no parent), or a child of `parent`.
@@ -118,14 +171,21 @@ impl fmt::Display for Key {
 struct Edges<'a> {
     store: &'a Store,
     referrers: bool,
+    /// The platforms asked for (all when empty).
+    platforms: &'a [Platform],
+    /// Per platform asked for: whether an index entry or a single-platform image has it.
+    matched: Vec<bool>,
+    /// Manifests chosen as an index entry for their platform.
+    by_platform: HashSet<Digest>,
     content: Content,
     seen_blobs: HashSet<Digest>,
     /// (repo, manifest) -> position in `content.manifests`.
     seen_manifests: HashMap<(String, Digest), usize>,
     /// What the reference being walked reaches.
     reach: BTreeSet<Digest>,
-    /// Media type and children of each manifest entered and not yet left, innermost last.
-    entered: Vec<(String, Vec<Digest>)>,
+    /// Media type, children and absent children of each manifest entered and not yet left,
+    /// innermost last.
+    entered: Vec<(String, Vec<Digest>, Vec<Digest>)>,
 }
 
 impl Edges<'_> {
@@ -144,7 +204,7 @@ impl Edges<'_> {
             if !self.reach.insert(m.digest.clone()) && i != at {
                 continue;
             }
-            for c in &m.children {
+            for c in m.children.iter().filter(|c| !m.absent.contains(c)) {
                 self.reach.insert(c.clone());
                 if let Some(&j) = self.seen_manifests.get(&(m.repo.clone(), c.clone())) {
                     stack.push(j);
@@ -160,6 +220,99 @@ impl Edges<'_> {
                 }
             }
         }
+    }
+}
+
+impl Edges<'_> {
+    /// With platforms asked for: the entries of a multi-platform index not chosen (an error when
+    /// it has none of them); for a single-platform image of another platform, a warning.
+    fn choose(&mut self, repo: &str, digest: &Digest, media_type: &str) -> Result<Vec<Digest>> {
+        let Some(kind) = ManifestMediaType::from_exact(media_type) else {
+            return Ok(Vec::new());
+        };
+        if !kind.is_index() && self.by_platform.contains(digest) {
+            return Ok(Vec::new());
+        }
+        let bytes = read_small(self.store, digest, "manifest")?;
+        let parsed = parse_manifest(Some(media_type), &bytes).map_err(|e| Error::Walk {
+            what: format!("manifest {digest} of {repo} does not parse: {e}"),
+        })?;
+        if !kind.is_index() {
+            self.check_single_platform(repo, digest, &parsed)?;
+            return Ok(Vec::new());
+        }
+        let choice = choose_platforms(&parsed, self.platforms);
+        if !choice.is_multi_platform() {
+            return Ok(Vec::new());
+        }
+        if !choice.has_any() {
+            return Err(Error::Walk {
+                what: format!("{repo}@{digest}: {}", choice.none_message(self.platforms)),
+            });
+        }
+        for (m, now) in self.matched.iter_mut().zip(&choice.matched) {
+            *m |= *now;
+        }
+        let mut kept = HashSet::new();
+        let mut left = Vec::new();
+        for (e, chosen) in parsed.manifests.iter().zip(&choice.chosen) {
+            let d = store_digest(&e.digest)?;
+            if *chosen {
+                if e.platform.is_some() {
+                    self.by_platform.insert(d.clone());
+                }
+                kept.insert(d);
+            } else {
+                left.push(d);
+            }
+        }
+        // The same manifest may be listed for two platforms: one chosen keeps it.
+        left.retain(|d| !kept.contains(d));
+        Ok(left)
+    }
+
+    /// An image manifest not chosen from an index: its config's platform, when it says one,
+    /// counts as found when asked for, else the image travels whole with a warning.
+    fn check_single_platform(
+        &mut self,
+        repo: &str,
+        digest: &Digest,
+        parsed: &airlock_oci::ParsedManifest,
+    ) -> Result<()> {
+        let Some(config) = parsed
+            .config
+            .as_ref()
+            .filter(|c| is_image_config(&c.media_type))
+        else {
+            return Ok(());
+        };
+        let config_digest = store_digest(&config.digest)?;
+        if !self
+            .store
+            .has_blob(&config_digest)
+            .map_err(|e| Error::store(format!("reading config {config_digest}"), e))?
+        {
+            return Ok(());
+        }
+        let bytes = read_small(self.store, &config_digest, "config")?;
+        let Some(p) = Platform::from_config(&bytes) else {
+            return Ok(());
+        };
+        let mut any = false;
+        for (w, m) in self.platforms.iter().zip(self.matched.iter_mut()) {
+            if w.matches(&p) {
+                *m = true;
+                any = true;
+            }
+        }
+        let note = format!(
+            "{repo}@{digest} is a single-platform image for {p}, not {}: it travels whole",
+            platform_list(self.platforms)
+        );
+        if !any && !self.content.warnings.contains(&note) {
+            self.content.warnings.push(note);
+        }
+        Ok(())
     }
 }
 
@@ -199,8 +352,23 @@ impl ManifestGraph for Edges<'_> {
             .store
             .manifest_children(digest)
             .map_err(|e| Error::store(format!("reading manifest {digest} of {repo}"), e))?;
+        let mut absent = Vec::new();
+        for c in self.store.absent_children(digest).map_err(st)? {
+            if !self.store.has_blob(&c).map_err(st)? {
+                absent.push(c);
+            }
+        }
+        if !self.platforms.is_empty() {
+            absent.extend(self.choose(repo, digest, &media_type)?);
+        }
+        let absent: Vec<Digest> = children
+            .iter()
+            .filter(|c| absent.contains(c))
+            .cloned()
+            .collect();
         let nodes = children
             .iter()
+            .filter(|c| !absent.contains(c))
             .map(|c| Node {
                 repo: repo.clone(),
                 digest: c.clone(),
@@ -208,13 +376,13 @@ impl ManifestGraph for Edges<'_> {
                 subject: None,
             })
             .collect();
-        self.entered.push((media_type, children));
+        self.entered.push((media_type, children, absent));
         Ok(Some(nodes))
     }
 
     fn leave(&mut self, node: &Node) -> Result<Vec<Node>> {
         let (repo, digest) = (&node.repo, &node.digest);
-        let Some((media_type, children)) = self.entered.pop() else {
+        let Some((media_type, children, absent)) = self.entered.pop() else {
             return Err(Error::Walk {
                 what: format!("manifest {digest} of {repo} was left without being entered"),
             });
@@ -225,6 +393,7 @@ impl ManifestGraph for Edges<'_> {
             digest: digest.clone(),
             media_type,
             children,
+            absent,
             subject: node.subject.clone(),
         });
         self.seen_manifests
@@ -311,7 +480,7 @@ mod tests {
         let blob: ImageRef = format!("shop/web@{layer_d}").parse().unwrap();
         assert!(resolve(&store, &blob).is_err(), "a layer is not a manifest");
 
-        let content = collect(&store, &[by_tag], false).unwrap();
+        let content = collect(&store, &[by_tag], false, &[]).unwrap();
         assert_eq!(content.blobs, [manifest_d.clone(), layer_d.clone()]);
         assert_eq!(content.manifests.len(), 1);
         assert_eq!(content.reach[0].len(), 2);

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use airlock_oci::ImageRef;
+use airlock_oci::{ImageRef, Platform};
 use airlock_store::{Digest, Store};
 
 use crate::{
@@ -39,13 +39,19 @@ pub struct DeltaPlan {
 }
 
 /// An inventory of what a store holding exactly `refs` (and, with `referrers`, their
-/// referrers) would have: every blob they reach and every chunk of those blobs.
-pub fn inventory_of(store: &Store, refs: &[ImageRef], referrers: bool) -> Result<Inventory> {
+/// referrers; of multi-platform indexes, `platforms` only, all when empty) would have: every
+/// blob they reach and every chunk of those blobs.
+pub fn inventory_of(
+    store: &Store,
+    refs: &[ImageRef],
+    referrers: bool,
+    platforms: &[Platform],
+) -> Result<Inventory> {
     let resolved = refs
         .iter()
         .map(|r| resolve(store, r))
         .collect::<Result<Vec<_>>>()?;
-    let content = content::collect(store, &resolved, referrers)?;
+    let content = content::collect(store, &resolved, referrers, platforms)?;
     let mut builder = Inventory::builder(format!("{:?}", store.format()));
     for digest in content.blobs {
         let ids = store
@@ -59,14 +65,16 @@ pub fn inventory_of(store: &Store, refs: &[ImageRef], referrers: bool) -> Result
 }
 
 /// Plans the delta that brings a site holding `from` to `to` (both resolved in `store`), with
-/// the export planner; `from` may be empty (a full bundle).
+/// the export planner; `from` may be empty (a full bundle). With `platforms`, the site holds
+/// and gets only those platforms of multi-platform indexes, as `export --platform` ships.
 pub fn plan_delta(
     store: &Store,
     from: &[ImageRef],
     to: &[ImageRef],
     referrers: bool,
+    platforms: &[Platform],
 ) -> Result<DeltaPlan> {
-    let have = inventory_of(store, from, referrers)?;
+    let have = inventory_of(store, from, referrers, platforms)?;
     let (have_blobs, have_chunks) = (have.blobs().len(), have.chunks().len());
     let opts = ExportOptions {
         name: "diff".into(),
@@ -74,6 +82,7 @@ pub fn plan_delta(
         volume_size: u64::MAX,
         level: DEFAULT_LEVEL,
         referrers,
+        platforms: platforms.to_vec(),
         have: Have::Inventory(Box::new(have)),
         tool: "airlock diff".into(),
         program: None,
@@ -166,6 +175,7 @@ mod tests {
             std::slice::from_ref(&a),
             std::slice::from_ref(&b),
             true,
+            &[],
         )
         .unwrap();
         // New: the manifest, the config and the rebuilt layer; the service layer is shared.
@@ -179,7 +189,7 @@ mod tests {
         assert_eq!(plan.have_blobs, 4);
 
         // From nothing: everything B reaches, each chunk once.
-        let full = plan_delta(&store, &[], std::slice::from_ref(&b), true).unwrap();
+        let full = plan_delta(&store, &[], std::slice::from_ref(&b), true, &[]).unwrap();
         assert_eq!(full.new_blobs.len(), 4);
         assert_eq!(full.new_blob_bytes, full.blob_bytes);
         assert_eq!(
@@ -199,6 +209,7 @@ mod tests {
             std::slice::from_ref(&a),
             std::slice::from_ref(&a),
             true,
+            &[],
         )
         .unwrap();
         assert_eq!((plan.chunks, plan.chunk_bytes), (0, 0));
@@ -206,7 +217,7 @@ mod tests {
         assert_eq!(plan.blobs, 3);
 
         let missing = "shop/api:9".parse::<ImageRef>().unwrap();
-        let err = plan_delta(&store, &[missing], &[a], true).unwrap_err();
+        let err = plan_delta(&store, &[missing], &[a], true, &[]).unwrap_err();
         assert!(err.to_string().contains("shop/api:9"), "{err}");
     }
 }

@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use airlock_oci::ImageRef;
+use airlock_oci::{ImageRef, Platform};
 use airlock_store::{ChunkId, Digest, Frame, Store};
 use rayon::prelude::*;
 
@@ -114,6 +114,8 @@ pub struct ExportOptions {
     pub level: i32,
     /// Whether referrers (signatures, SBOMs) of the images come along.
     pub referrers: bool,
+    /// Only these platforms of multi-platform indexes travel (`--platform`; all when empty).
+    pub platforms: Vec<Platform>,
     /// What the site has (deltas).
     pub have: Have,
     /// What wrote the bundle, e.g. "airlock 0.1.0".
@@ -167,6 +169,8 @@ pub struct ExportPlan {
     pub overhead: u64,
     /// Bytes volume 1 leaves to the starter files on its disc (program, README.txt, SHA256SUMS).
     pub starter: u64,
+    /// Single-platform images of a platform not asked for, which travel whole (`--platform`).
+    pub warnings: Vec<String>,
 }
 
 /// Plans an export of `refs` (nothing is written).
@@ -181,7 +185,7 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         .iter()
         .map(|r| resolve(store, r))
         .collect::<Result<Vec<_>>>()?;
-    let content = content::collect(store, &resolved, opts.referrers)?;
+    let content = content::collect(store, &resolved, opts.referrers, &opts.platforms)?;
     let have = HaveSet::new(&opts.have);
     let mut blobs = Vec::with_capacity(content.blobs.len());
     let mut chunks = Vec::new();
@@ -283,6 +287,7 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         max_volumes,
         overhead,
         starter,
+        warnings: content.warnings,
     })
 }
 

@@ -655,7 +655,7 @@ pub(crate) fn repo_changes(index: &BundleIndex) -> Vec<RepoChange> {
     let mut changes = Vec::new();
     for m in &index.manifests {
         for c in &m.children {
-            if !manifests.contains(c) {
+            if !manifests.contains(c) && !m.absent.contains(c) {
                 changes.push(RepoChange::LinkBlob {
                     repo: m.repo.clone(),
                     digest: c.clone(),
@@ -669,6 +669,12 @@ pub(crate) fn repo_changes(index: &BundleIndex) -> Vec<RepoChange> {
             subject: m.subject.clone(),
             media_type: m.media_type.clone(),
         });
+        if !m.absent.is_empty() {
+            changes.push(RepoChange::MarkAbsent {
+                digest: m.digest.clone(),
+                children: m.absent.clone(),
+            });
+        }
     }
     for r in &index.refs {
         if let Some(tag) = &r.tag {

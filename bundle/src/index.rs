@@ -129,6 +129,10 @@ pub struct ManifestEntry {
     pub media_type: String,
     /// Manifests and blobs it references.
     pub children: Vec<Digest>,
+    /// Those of `children` it travels without on purpose (platforms `export --platform` left
+    /// out, with everything only they reach), in the order of `children`; the site records
+    /// them as absent, not missing.
+    pub absent: Vec<Digest>,
     /// Its subject (referrers): the subject's digest and this manifest's descriptor bytes.
     pub subject: Option<(Digest, Vec<u8>)>,
 }
@@ -379,6 +383,7 @@ mod tests {
             digest: image.clone(),
             media_type: "m".into(),
             children: vec![config],
+            absent: vec![],
             subject: None,
         });
         ix.refs = vec![

@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use airlock_oci::Target;
+use airlock_oci::{Platform, Target};
 use airlock_store::Store;
 
 use crate::{
@@ -89,6 +89,9 @@ pub struct AddOptions {
     pub compression: Compression,
     /// How to reach upstream registries.
     pub upstream: UpstreamOptions,
+    /// Only these platforms of multi-platform indexes (`--platform`; all when empty): the
+    /// index is kept byte for byte, the other platforms' manifests are left out.
+    pub platforms: Vec<Platform>,
     /// Blobs stored at once.
     pub jobs: usize,
 }
@@ -100,6 +103,7 @@ impl Default for AddOptions {
             format: ManifestFormat::Oci,
             compression: Compression::None,
             upstream: UpstreamOptions::default(),
+            platforms: Vec::new(),
             jobs: 4,
         }
     }
@@ -125,19 +129,48 @@ pub fn plan_source(
     match source {
         Source::DockerArchive(file) => {
             let label = format!("docker-archive:{}", file.display());
-            docker_archive::plan(file, &label, opts.format, opts.compression, target)
+            docker_archive::plan(
+                file,
+                &label,
+                opts.format,
+                opts.compression,
+                target,
+                &opts.platforms,
+                progress,
+            )
         }
         Source::OciDir { dir, reference } => {
             let label = format!("oci:{}", dir.display());
             let fs = Arc::new(archive::DirFs::new(dir).context(|| label.clone())?);
-            oci_layout::plan(fs, &label, reference.as_deref(), target)
+            oci_layout::plan(
+                fs,
+                &label,
+                reference.as_deref(),
+                target,
+                &opts.platforms,
+                progress,
+            )
         }
         Source::OciArchive { file, reference } => {
             let label = format!("oci-archive:{}", file.display());
             let fs = Arc::new(archive::TarIndex::scan(file)?);
-            oci_layout::plan(fs, &label, reference.as_deref(), target)
+            oci_layout::plan(
+                fs,
+                &label,
+                reference.as_deref(),
+                target,
+                &opts.platforms,
+                progress,
+            )
         }
-        Source::Registry(spec) => upstream::plan(spec, target, &opts.upstream, untagged, progress),
+        Source::Registry(spec) => upstream::plan(
+            spec,
+            target,
+            &opts.upstream,
+            &opts.platforms,
+            untagged,
+            progress,
+        ),
     }
 }
 

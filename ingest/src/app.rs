@@ -132,7 +132,7 @@ pub fn add_app(
             .context(|| what.clone())?;
         let mut opts = opts.clone();
         if let Some(p) = platform {
-            opts.upstream.platform = Some(p.parse::<Platform>().context(|| what.clone())?);
+            opts.platforms = vec![p.parse::<Platform>().context(|| what.clone())?];
         }
         let planned = plan_source(&source, target.as_ref(), &opts, Untagged::Allow, progress)
             .context(|| what.clone())?;

@@ -137,8 +137,19 @@ pub fn commit_image(store: &Store, plan: &ImagePlan) -> Result<Committed> {
     Ok(Committed::Added)
 }
 
-/// Whether the plan's tags all point at its root, which is linked in its repository.
+/// Whether the plan's tags all point at its root, which is linked in its repository with
+/// every manifest of the plan (an index added with `--platform` earlier lacks the others).
 fn is_present(store: &Store, plan: &ImagePlan) -> Result<bool> {
+    for m in &plan.manifests {
+        let d = to_store(&m.digest)?;
+        let linked = store
+            .link(plan.repo.as_str(), &d)
+            .context(|| format!("looking up {d} in {}", plan.repo))?
+            .is_some_and(|l| l.manifest);
+        if !linked {
+            return Ok(false);
+        }
+    }
     let root = to_store(&plan.root.digest)?;
     let linked = store
         .link(plan.repo.as_str(), &root)
@@ -214,13 +225,31 @@ pub fn link_into(
             }
             None => None,
         };
+        let digest = to_store(&m.digest)?;
         changes.push(RepoChange::LinkManifest {
             repo: repo.to_string(),
-            digest: to_store(&m.digest)?,
+            digest: digest.clone(),
             children,
             subject,
             media_type: p.media_type.as_str().to_owned(),
         });
+        // Platforms left out (`--platform`) and non-distributable layers are not stored.
+        let absent = m
+            .absent
+            .iter()
+            .chain(
+                p.blobs()
+                    .filter(|b| b.is_non_distributable())
+                    .map(|b| &b.digest),
+            )
+            .map(to_store)
+            .collect::<Result<Vec<Digest>>>()?;
+        if !absent.is_empty() {
+            changes.push(RepoChange::MarkAbsent {
+                digest,
+                children: absent,
+            });
+        }
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use std::{
 };
 
 use airlock_oci::{
-    DOCKER_MANIFEST, Descriptor, Digest, OCI_MANIFEST, RepoName, Tag, Target,
+    DOCKER_MANIFEST, Descriptor, Digest, OCI_MANIFEST, Platform, RepoName, Tag, Target,
     normalize_docker_reference,
 };
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,8 @@ use crate::{
     digest::{to_oci, to_store},
     error::{Context as _, Result, err, fail},
     oci_layout,
-    plan::{BlobSource, ImagePlan, ManifestNode, latest},
+    plan::{BlobSource, ImagePlan, ManifestNode, Walked, finish_platforms, latest},
+    progress::Progress,
 };
 
 /// Largest `manifest.json` and image config accepted.
@@ -207,6 +208,8 @@ pub fn plan(
     format: ManifestFormat,
     compression: Compression,
     target: Option<&Target>,
+    platforms: &[Platform],
+    progress: &dyn Progress,
 ) -> Result<Vec<ImagePlan>> {
     let index = Arc::new(TarIndex::scan(path)?);
     let listing = index
@@ -297,7 +300,14 @@ pub fn plan(
                 if is_containerd_export(&index, layer)? {
                     // Docker with the containerd image store saves the registry's compressed
                     // layers and manifests in an OCI layout: take the images from there, exact.
-                    return oci_layout::plan(index.clone(), label, None, target);
+                    return oci_layout::plan(
+                        index.clone(),
+                        label,
+                        None,
+                        target,
+                        platforms,
+                        progress,
+                    );
                 }
                 fail!(
                     Content,
@@ -377,6 +387,12 @@ pub fn plan(
             });
         }
     }
+    // Single-platform images: their configs say their platform.
+    let checks = plans
+        .iter()
+        .map(|p| Walked::with_platforms(platforms).check_platforms(p))
+        .collect::<Result<Vec<_>>>()?;
+    finish_platforms(label, platforms, checks, progress)?;
     Ok(plans)
 }
 

@@ -2,20 +2,22 @@
 //! `index.json`, `blobs/<alg>/<hex>`), every image named in `index.json` or the one named REF.
 //! Manifests and indexes are kept byte for byte (multi-platform images whole, nested indexes
 //! followed; unnamed entries of `index.json` whose `subject` is a chosen image come along as
-//! its referrers); every blob is checked to exist with its descriptor's size before anything is
-//! stored.
+//! its referrers; with `--platform`, only the chosen platforms' manifests of an index, which
+//! stays as it is); every blob is checked to exist with its descriptor's size before anything
+//! is stored.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use airlock_oci::{
-    Descriptor, Digest, MAX_MANIFEST_BYTES, OCI_INDEX, RepoName, Tag, Target,
+    Descriptor, Digest, MAX_MANIFEST_BYTES, OCI_INDEX, Platform, RepoName, Tag, Target,
     normalize_docker_reference, parse_manifest,
 };
 
 use crate::{
     archive::SourceFs,
     error::{Context as _, Result, err, fail},
-    plan::{BlobSource, ImagePlan, ManifestSource, Walked, fetch_node},
+    plan::{BlobSource, ImagePlan, ManifestSource, Walked, fetch_node, finish_platforms},
+    progress::Progress,
 };
 
 /// The annotation naming an image in a layout's `index.json`.
@@ -70,6 +72,8 @@ pub fn plan(
     label: &str,
     reference: Option<&str>,
     target: Option<&Target>,
+    platforms: &[Platform],
+    progress: &dyn Progress,
 ) -> Result<Vec<ImagePlan>> {
     if fs.read_small("oci-layout", 64 * 1024)?.is_none() {
         fail!(
@@ -147,6 +151,7 @@ pub fn plan(
     // One plan per (repository, root): several names of one image in one repository are tags.
     let mut plans: BTreeMap<(RepoName, Digest), ImagePlan> = BTreeMap::new();
     let chosen: Vec<Digest> = selected.iter().map(|(_, d)| d.digest.clone()).collect();
+    let mut checks = Vec::new();
     for (name, root) in selected {
         let (repo, tag) = destination(label, name.as_deref(), target)?;
         let key = (repo.clone(), root.digest.clone());
@@ -156,27 +161,27 @@ pub fn plan(
             }
             continue;
         }
-        let mut walked = Walked::default();
+        let mut walked = Walked::with_platforms(platforms);
         let node = walked
             .walk(blobs.as_ref(), root)
             .context(|| format!("{label}: image {}", name.as_deref().unwrap_or("(unnamed)")))?;
         check_blobs(fs.as_ref(), &walked.blobs)?;
-        plans.insert(
-            key,
-            ImagePlan {
-                label: format!("{label} {}", name.as_deref().unwrap_or(""))
-                    .trim_end()
-                    .to_owned(),
-                repo,
-                tags: vec![tag],
-                root: node.descriptor(),
-                manifests: walked.manifests,
-                extra_tags: Vec::new(),
-                blobs: walked.blobs,
-                source: blobs.clone(),
-            },
-        );
+        let plan = ImagePlan {
+            label: format!("{label} {}", name.as_deref().unwrap_or(""))
+                .trim_end()
+                .to_owned(),
+            repo,
+            tags: vec![tag],
+            root: node.descriptor(),
+            manifests: std::mem::take(&mut walked.manifests),
+            extra_tags: Vec::new(),
+            blobs: std::mem::take(&mut walked.blobs),
+            source: blobs.clone(),
+        };
+        checks.push(walked.check_platforms(&plan)?);
+        plans.insert(key, plan);
     }
+    finish_platforms(label, platforms, checks, progress)?;
     let mut plans: Vec<ImagePlan> = plans.into_values().collect();
     let others = index
         .manifests

@@ -11,7 +11,8 @@ use std::{
 
 use airlock_oci::{
     Descriptor, Digest, MAX_MANIFEST_BYTES, ManifestGraph, ManifestMediaType, ParsedManifest,
-    RepoName, Tag, Walk, parse_manifest,
+    Platform, RepoName, Tag, Walk, choose_platforms, is_image_config, parse_manifest,
+    platform_list,
 };
 
 use crate::digest::{to_oci, to_store};
@@ -35,6 +36,8 @@ pub struct ManifestNode {
     pub bytes: Vec<u8>,
     /// What it references.
     pub parsed: ParsedManifest,
+    /// Child manifests left out on purpose (platforms not chosen with `--platform`).
+    pub absent: Vec<Digest>,
 }
 
 impl ManifestNode {
@@ -65,6 +68,7 @@ impl ManifestNode {
             digest,
             bytes,
             parsed,
+            absent: Vec::new(),
         })
     }
 
@@ -126,9 +130,82 @@ pub struct Walked {
     pub blobs: Vec<Descriptor>,
     walk: Walk<Digest>,
     seen_blobs: HashSet<Digest>,
+    /// Only these platforms of multi-platform indexes (all when empty).
+    platforms: Vec<Platform>,
+    /// Per platform: whether an index entry had it.
+    matched: Vec<bool>,
+    /// Manifests chosen as an index entry for their platform.
+    by_platform: HashSet<Digest>,
 }
 
 impl Walked {
+    /// A walk that keeps only `platforms` of multi-platform indexes (all when empty), by
+    /// [`airlock_oci::choose_platforms`]: the indexes stay as they are, the other entries are
+    /// recorded as their absent children.
+    pub fn with_platforms(platforms: &[Platform]) -> Walked {
+        Walked {
+            platforms: platforms.to_vec(),
+            matched: vec![false; platforms.len()],
+            ..Walked::default()
+        }
+    }
+
+    /// The platforms asked for that no index entry walked had, nor a single-platform image of
+    /// `plan` (whose configs are read from its source); and a warning per single-platform
+    /// image of a platform not asked for, which is added whole.
+    pub fn check_platforms(&self, plan: &ImagePlan) -> Result<(Vec<Platform>, Vec<String>)> {
+        let mut matched = self.matched.clone();
+        let mut warnings = Vec::new();
+        if self.platforms.is_empty() {
+            return Ok((Vec::new(), warnings));
+        }
+        for m in &plan.manifests {
+            if m.parsed.media_type.is_index() || self.by_platform.contains(&m.digest) {
+                continue;
+            }
+            let Some(config) = m
+                .parsed
+                .config
+                .as_ref()
+                .filter(|c| is_image_config(&c.media_type) && c.size <= MAX_MANIFEST_BYTES)
+            else {
+                continue;
+            };
+            let mut bytes = Vec::new();
+            plan.source
+                .open_blob(config)?
+                .take(MAX_MANIFEST_BYTES)
+                .read_to_end(&mut bytes)
+                .context(|| format!("reading config {}", config.digest))?;
+            let Some(p) = Platform::from_config(&bytes) else {
+                continue;
+            };
+            let mut any = false;
+            for (w, hit) in self.platforms.iter().zip(matched.iter_mut()) {
+                if w.matches(&p) {
+                    *hit = true;
+                    any = true;
+                }
+            }
+            if !any {
+                warnings.push(format!(
+                    "{}@{} is a single-platform image for {p}, not {}: it is added whole",
+                    plan.repo,
+                    m.digest,
+                    platform_list(&self.platforms)
+                ));
+            }
+        }
+        let missing = self
+            .platforms
+            .iter()
+            .zip(&matched)
+            .filter(|(_, m)| !**m)
+            .map(|(p, _)| p.clone())
+            .collect();
+        Ok((missing, warnings))
+    }
+
     /// Walks from `root`, fetching every manifest it reaches that was not walked yet; returns
     /// the root's node.
     pub fn walk(&mut self, src: &dyn ManifestSource, root: &Descriptor) -> Result<ManifestNode> {
@@ -138,6 +215,9 @@ impl Walked {
             blobs: &mut self.blobs,
             seen_blobs: &mut self.seen_blobs,
             entered: HashMap::new(),
+            platforms: &self.platforms,
+            matched: &mut self.matched,
+            by_platform: &mut self.by_platform,
         };
         self.walk.visit(&mut graph, root.clone())?;
         self.manifests
@@ -161,6 +241,9 @@ struct Fetching<'a> {
     seen_blobs: &'a mut HashSet<Digest>,
     /// Manifests fetched and not yet left.
     entered: HashMap<Digest, ManifestNode>,
+    platforms: &'a [Platform],
+    matched: &'a mut Vec<bool>,
+    by_platform: &'a mut HashSet<Digest>,
 }
 
 impl ManifestGraph for Fetching<'_> {
@@ -173,8 +256,39 @@ impl ManifestGraph for Fetching<'_> {
     }
 
     fn enter(&mut self, d: &Descriptor) -> Result<Option<Vec<Descriptor>>> {
-        let node = fetch_node(self.src, d)?;
-        let children = node.parsed.manifests.clone();
+        let mut node = fetch_node(self.src, d)?;
+        let mut children = node.parsed.manifests.clone();
+        if !self.platforms.is_empty() && node.parsed.media_type.is_index() {
+            let choice = choose_platforms(&node.parsed, self.platforms);
+            if choice.is_multi_platform() {
+                if !choice.has_any() {
+                    fail!(
+                        Content,
+                        "index {}: {}",
+                        node.digest,
+                        choice.none_message(self.platforms)
+                    );
+                }
+                for (m, now) in self.matched.iter_mut().zip(&choice.matched) {
+                    *m |= *now;
+                }
+                let kept: HashSet<Digest> = children
+                    .iter()
+                    .zip(&choice.chosen)
+                    .filter(|(_, c)| **c)
+                    .map(|(e, _)| e.digest.clone())
+                    .collect();
+                for (e, c) in children.iter().zip(&choice.chosen) {
+                    if *c && e.platform.is_some() {
+                        self.by_platform.insert(e.digest.clone());
+                    }
+                    if !*c && !kept.contains(&e.digest) && !node.absent.contains(&e.digest) {
+                        node.absent.push(e.digest.clone());
+                    }
+                }
+                children.retain(|e| kept.contains(&e.digest));
+            }
+        }
         self.entered.insert(node.digest.clone(), node);
         Ok(Some(children))
     }
@@ -202,6 +316,39 @@ impl ManifestGraph for Fetching<'_> {
     fn in_child(&self, parent: &Descriptor, err: Error) -> Error {
         err.within(format!("in index {}", parent.digest))
     }
+}
+
+/// After a source is planned with `--platform`: fails naming the platforms asked for that none
+/// of its images has (`checks` holds each walk's [`Walked::check_platforms`]), else notes a
+/// warning per single-platform image of another platform.
+pub(crate) fn finish_platforms(
+    label: &str,
+    platforms: &[Platform],
+    checks: Vec<(Vec<Platform>, Vec<String>)>,
+    progress: &dyn crate::progress::Progress,
+) -> Result<()> {
+    if platforms.is_empty() || checks.is_empty() {
+        return Ok(());
+    }
+    let missing: Vec<Platform> = platforms
+        .iter()
+        .filter(|p| checks.iter().all(|(m, _)| m.contains(p)))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        fail!(
+            Content,
+            "{label}: no image has platform {} (a single-platform image of another platform is \
+             added only when a platform asked for is found elsewhere in the source)",
+            platform_list(&missing)
+        );
+    }
+    for (_, warnings) in checks {
+        for w in warnings {
+            progress.note(&format!("warning: {w}"));
+        }
+    }
+    Ok(())
 }
 
 /// The tag of an image named without one.

@@ -1,6 +1,7 @@
 //! `docker://HOST/REPO:TAG` (or `@DIGEST`): pulling from an upstream registry. Manifests and
 //! indexes are kept byte for byte (all platforms of an index by default; with `--platform` the
-//! chosen platform's manifest is stored and tagged, the index is not rewritten). Referrers
+//! index is stored and tagged as it is with only the chosen platforms' manifests, by the rule
+//! `airlock export --platform` applies, [`airlock_oci::choose_platforms`]). Referrers
 //! (signatures, SBOMs) come along through the referrers API, and cosign's `sha256-<hex>.sig`,
 //! `.att` and `.sbom` tags of the root when the registry has them. The image is stored under a
 //! name that keeps its registry host (`docker.io/library/nginx`), as containerd's `ns=` mirror
@@ -22,7 +23,7 @@ use crate::{
     auth::Credentials,
     error::{Context as _, Result, err, fail},
     http::{Client, Response, header_text},
-    plan::{BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked, latest},
+    plan::{BlobSource, ImagePlan, ManifestNode, ManifestSource, Walked, finish_platforms, latest},
     progress::Progress,
 };
 
@@ -44,8 +45,6 @@ const ACCEPT: [&str; 4] = [
 pub struct UpstreamOptions {
     /// Plain HTTP instead of HTTPS.
     pub insecure: bool,
-    /// Keep only this platform's manifest of an index.
-    pub platform: Option<Platform>,
     /// Credentials from flags (else docker's config file is read).
     pub credentials: Option<Credentials>,
 }
@@ -145,6 +144,7 @@ pub fn plan(
     spec: &str,
     target: Option<&Target>,
     opts: &UpstreamOptions,
+    platforms: &[Platform],
     untagged: Untagged,
     progress: &dyn Progress,
 ) -> Result<Vec<ImagePlan>> {
@@ -175,11 +175,8 @@ pub fn plan(
     if let Ok(mut c) = upstream.cache.lock() {
         c.insert(top.digest.clone(), bytes.clone());
     }
-    let root = match &opts.platform {
-        Some(p) if top.parsed.media_type.is_index() => choose_platform(&top, p, &label)?,
-        _ => top.descriptor(),
-    };
-    let mut walked = Walked::default();
+    let root = top.descriptor();
+    let mut walked = Walked::with_platforms(platforms);
     let root_node = walked
         .walk(upstream.as_ref(), &root)
         .context(|| label.clone())?;
@@ -206,40 +203,19 @@ pub fn plan(
             root_node.digest
         ),
     };
-    Ok(vec![ImagePlan {
-        label,
+    let plan = ImagePlan {
+        label: label.clone(),
         repo,
         tags,
         root: root_node.descriptor(),
-        manifests: walked.manifests,
+        manifests: std::mem::take(&mut walked.manifests),
         extra_tags,
-        blobs: walked.blobs,
+        blobs: std::mem::take(&mut walked.blobs),
         source: upstream,
-    }])
-}
-
-/// The index entry for `platform`, or an error listing the platforms there are.
-fn choose_platform(index: &ManifestNode, platform: &Platform, label: &str) -> Result<Descriptor> {
-    let entries = &index.parsed.manifests;
-    if let Some(entry) = entries
-        .iter()
-        .find(|e| e.platform.as_ref().is_some_and(|p| platform.matches(p)))
-    {
-        return Ok(entry.clone());
-    }
-    let have: Vec<String> = entries
-        .iter()
-        .filter_map(|e| e.platform.as_ref().map(Platform::to_string))
-        .collect();
-    fail!(
-        Upstream,
-        "{label}: no manifest for platform {platform} (the index has {})",
-        if have.is_empty() {
-            "none".to_owned()
-        } else {
-            have.join(", ")
-        }
-    )
+    };
+    let check = walked.check_platforms(&plan)?;
+    finish_platforms(&label, platforms, vec![check], progress)?;
+    Ok(vec![plan])
 }
 
 /// Adds every referrer of every walked manifest (and theirs), through the referrers API, and

@@ -25,6 +25,8 @@
 //! - [`ManifestMediaType`] and the media type constants.
 //! - [`parse_manifest`] -> [`ParsedManifest`] of [`Descriptor`]s, each with an optional
 //!   [`Platform`].
+//! - [`choose_platforms`] -> [`PlatformChoice`]: which entries of a multi-platform index
+//!   travel when only some platforms are wanted (`--platform`).
 //! - [`Walk`] over a [`ManifestGraph`], at most [`MAX_WALK_DEPTH`] deep.
 //! - [`Error`]: every failure, naming the text or field at fault.
 //!
@@ -55,7 +57,7 @@ pub use crate::{
         DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, ManifestMediaType, OCI_INDEX, OCI_MANIFEST,
     },
     name::{MAX_NAME_BYTES, MAX_TAG_BYTES, Namespace, RepoName, Tag},
-    platform::Platform,
+    platform::{Platform, PlatformChoice, choose_platforms, is_image_config, platform_list},
     reference::{DOCKER_HUB, DockerRef, ImageRef, Reference, Target, normalize_docker_reference},
     resolve::{RepoQuery, direct_name},
     walk::{MAX_WALK_DEPTH, ManifestGraph, Walk},

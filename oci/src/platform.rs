@@ -1,8 +1,132 @@
-//! Platforms of index entries (`os`, `architecture`, `variant`) and `--platform os/arch[/variant]`.
+//! Platforms of index entries (`os`, `architecture`, `variant`) and `--platform os/arch[/variant]`,
+//! and the one rule for which entries of a multi-platform index travel when only some
+//! platforms are wanted ([`choose_platforms`]), which `airlock add` and `airlock export` share.
 
 use std::{fmt, str::FromStr};
 
-use crate::error::Error;
+use crate::{error::Error, manifest::ParsedManifest};
+
+/// The annotation buildx puts on an attestation manifest entry (`attestation-manifest`).
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// The annotation naming the entry an attestation manifest describes.
+const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+/// Media types of an image's config (OCI and Docker), whose `os` and `architecture` say the
+/// platform of a single-platform image.
+const IMAGE_CONFIG_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// Which entries of an index travel when only some platforms are wanted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformChoice {
+    /// Per entry of the index's `manifests`, in order: whether it travels.
+    pub chosen: Vec<bool>,
+    /// Per platform wanted, in order: whether an entry of this index has it.
+    pub matched: Vec<bool>,
+    /// The platforms the index's entries run on (not `unknown/unknown`), in order.
+    pub platforms: Vec<Platform>,
+}
+
+impl PlatformChoice {
+    /// Whether the index is a multi-platform one: an entry says what it runs on.
+    pub fn is_multi_platform(&self) -> bool {
+        !self.platforms.is_empty()
+    }
+
+    /// Whether some platform wanted is among the index's entries (always true for an index
+    /// that is not a multi-platform one, whose entries all travel).
+    pub fn has_any(&self) -> bool {
+        !self.is_multi_platform() || self.matched.iter().any(|m| *m)
+    }
+
+    /// Why nothing of the index travels: `no manifest for platform linux/s390x (the index has
+    /// linux/amd64, linux/arm64)`.
+    pub fn none_message(&self, wanted: &[Platform]) -> String {
+        format!(
+            "no manifest for platform {} (the index has {})",
+            platform_list(wanted),
+            if self.platforms.is_empty() {
+                "none".to_owned()
+            } else {
+                platform_list(&self.platforms)
+            }
+        )
+    }
+}
+
+/// Platforms as text, comma-separated (`linux/amd64, linux/arm64`).
+pub fn platform_list(platforms: &[Platform]) -> String {
+    platforms
+        .iter()
+        .map(Platform::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which entries of `index` travel when only `wanted` platforms are (all of them when
+/// `wanted` is empty). The rule:
+/// - an entry whose platform is a real one travels when a platform wanted matches it
+///   ([`Platform::matches`]);
+/// - an attestation manifest (buildx: annotation `vnd.docker.reference.type` =
+///   `attestation-manifest`, platform `unknown/unknown`) travels with the entry it describes
+///   (`vnd.docker.reference.digest`);
+/// - any other entry (no platform, or `unknown/unknown`: artifacts, nested indexes) is not
+///   for a platform and travels; a nested index is chosen from by the same rule.
+pub fn choose_platforms(index: &ParsedManifest, wanted: &[Platform]) -> PlatformChoice {
+    let real = |p: &Option<Platform>| -> Option<Platform> {
+        p.clone()
+            .filter(|p| !(p.os == "unknown" && p.arch == "unknown"))
+    };
+    let platforms: Vec<Platform> = index
+        .manifests
+        .iter()
+        .filter_map(|e| real(&e.platform))
+        .collect();
+    let mut matched = vec![false; wanted.len()];
+    let mut chosen: Vec<bool> = index
+        .manifests
+        .iter()
+        .map(|e| match real(&e.platform) {
+            Some(p) if !wanted.is_empty() => {
+                let mut any = false;
+                for (i, w) in wanted.iter().enumerate() {
+                    if w.matches(&p) {
+                        matched[i] = true;
+                        any = true;
+                    }
+                }
+                any
+            }
+            _ => true,
+        })
+        .collect();
+    if !wanted.is_empty() {
+        for (i, e) in index.manifests.iter().enumerate() {
+            let attests = e.annotations.get(REFERENCE_TYPE).map(String::as_str)
+                == Some("attestation-manifest");
+            if !attests || real(&e.platform).is_some() {
+                continue;
+            }
+            let of = e.annotations.get(REFERENCE_DIGEST).map(String::as_str);
+            chosen[i] =
+                index.manifests.iter().zip(&chosen.clone()).any(|(o, c)| {
+                    *c && real(&o.platform).is_some() && Some(o.digest.as_str()) == of
+                });
+        }
+    }
+    PlatformChoice {
+        chosen,
+        matched,
+        platforms,
+    }
+}
+
+/// Whether a config of this media type is an image's config, whose platform
+/// [`Platform::from_config`] reads.
+pub fn is_image_config(media_type: &str) -> bool {
+    IMAGE_CONFIG_TYPES.contains(&media_type)
+}
 
 /// A platform: what an index entry runs on, or what a user asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -28,6 +152,12 @@ impl Platform {
         self.os == entry.os
             && self.arch == entry.arch
             && (self.variant.is_none() || default_variant(self) == default_variant(entry))
+    }
+
+    /// The platform an image's config says (`os`, `architecture`, `variant`), if it says one.
+    pub fn from_config(config: &[u8]) -> Option<Platform> {
+        let v: serde_json::Value = serde_json::from_slice(config).ok()?;
+        Platform::from_json(&v)
     }
 
     /// The platform of a descriptor's `platform` object, when it has a string `os` and
@@ -104,6 +234,57 @@ mod tests {
             assert!(bad.parse::<Platform>().is_err(), "{bad}");
         }
         assert_eq!(v8.to_string(), "linux/arm64/v8");
+    }
+
+    #[test]
+    fn entries_are_chosen_by_platform_and_attestations_follow_theirs() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let body = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d('a'), "size": 1,
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d('b'), "size": 1,
+                 "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d('c'), "size": 1,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                 "vnd.docker.reference.digest": d('a')}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d('e'), "size": 1,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                 "vnd.docker.reference.digest": d('b')}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d('f'), "size": 1}
+            ]
+        });
+        let index =
+            crate::parse_manifest(None, &serde_json::to_vec(&body).expect("json")).expect("index");
+        let arm: Platform = "linux/arm64".parse().expect("platform");
+        let choice = choose_platforms(&index, std::slice::from_ref(&arm));
+        assert_eq!(choice.chosen, [false, true, false, true, true]);
+        assert_eq!(choice.matched, [true]);
+        assert!(choice.is_multi_platform() && choice.has_any());
+        assert_eq!(
+            platform_list(&choice.platforms),
+            "linux/amd64, linux/arm64/v8"
+        );
+        let all = choose_platforms(&index, &[]);
+        assert!(all.chosen.iter().all(|c| *c));
+        let s390: Platform = "linux/s390x".parse().expect("platform");
+        let none = choose_platforms(&index, std::slice::from_ref(&s390));
+        assert!(!none.has_any());
+        assert_eq!(
+            none.none_message(&[s390]),
+            "no manifest for platform linux/s390x (the index has linux/amd64, linux/arm64/v8)"
+        );
+        let config = br#"{"os":"linux","architecture":"amd64","rootfs":{}}"#;
+        assert_eq!(
+            Platform::from_config(config)
+                .map(|p| p.to_string())
+                .as_deref(),
+            Some("linux/amd64")
+        );
     }
 
     #[test]

@@ -33,6 +33,18 @@ pub enum RepoChange {
         /// The media type the manifest was pushed with, served back with it.
         media_type: String,
     },
+    /// Records that a manifest (linked by an earlier change of the list, or before) is linked
+    /// without some of its children on purpose: the platforms an export or an add left out
+    /// (`--platform`), non-distributable layers. `verify` does not report them missing. Only
+    /// children among the manifest's recorded edges and not stored when the list applies are
+    /// recorded; a later `LinkManifest` of the same manifest forgets them all (a link with all
+    /// its children), so list a `MarkAbsent` after each partial link.
+    MarkAbsent {
+        /// The manifest.
+        digest: Digest,
+        /// Children it was linked without.
+        children: Vec<Digest>,
+    },
     /// Point a tag at a manifest linked in the same repository.
     SetTag {
         /// Repository name.
@@ -119,6 +131,13 @@ impl Store {
     /// of the same list).
     pub fn apply_repo_changes(&self, changes: &[RepoChange]) -> Result<()> {
         self.check_writable()?;
+        if changes
+            .iter()
+            .any(|c| matches!(c, RepoChange::MarkAbsent { .. }))
+        {
+            // Older airlocks would not know these children are absent on purpose.
+            self.raise_format()?;
+        }
         let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
         let now = now();
         let mut tx = self.inner.index.write()?;
@@ -177,6 +196,11 @@ impl Store {
     /// Digests a manifest was recorded as referencing.
     pub fn manifest_children(&self, digest: &Digest) -> Result<Vec<Digest>> {
         self.inner.index.read()?.edges(digest)
+    }
+
+    /// Children a manifest is linked without on purpose (see [`RepoChange::MarkAbsent`]).
+    pub fn absent_children(&self, digest: &Digest) -> Result<Vec<Digest>> {
+        self.inner.index.read()?.absent(digest)
     }
 
     /// The media type a manifest was pushed with.
@@ -253,10 +277,21 @@ pub(crate) fn apply_changes_in(
                 if tx.edges(digest)?.is_empty() {
                     tx.put_edges(digest, children)?;
                 }
+                tx.clear_absent(digest)?;
                 tx.put_media_type(digest, media_type)?;
                 if let Some((subject, descriptor)) = subject {
                     tx.put_referrer(repo, subject, digest, descriptor)?;
                 }
+            }
+            RepoChange::MarkAbsent { digest, children } => {
+                let edges = tx.edges(digest)?;
+                let mut absent = Vec::new();
+                for c in children {
+                    if edges.contains(c) && !tx.holds_blob(c)? && !absent.contains(c) {
+                        absent.push(c.clone());
+                    }
+                }
+                tx.put_absent(digest, &absent)?;
             }
             RepoChange::SetTag { repo, tag, digest } => {
                 check_repo(repo)?;

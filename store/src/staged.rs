@@ -253,8 +253,9 @@ impl Store {
         Ok(dir)
     }
 
-    /// Raises `store.json` to the format that may hold staged blobs, once.
-    fn raise_format(&self) -> Result<()> {
+    /// Raises `store.json` to the current format (staged blobs, children absent on purpose),
+    /// once.
+    pub(crate) fn raise_format(&self) -> Result<()> {
         if self.inner.format_raised.load(Ordering::Acquire) {
             return Ok(());
         }

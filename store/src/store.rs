@@ -44,10 +44,11 @@ use crate::{
 
 /// Version of the store's directory layout and format header (2: `cache/`, `tmp/`, the
 /// script format and preflate-rs version in the header; 3: staged blobs, `staged/` and the
-/// index's `staged` table). New stores are created at this version; a store of version 2 is
-/// raised to it when it first stages a blob, so that an airlock that does not know staged
-/// blobs refuses it from then on, and reads it until then.
-pub const STORE_FORMAT_VERSION: u32 = 3;
+/// index's `staged` table; 4: the index's `absent` table, children a manifest is linked
+/// without on purpose). New stores are created at this version; an older store is raised to
+/// it when it first stages a blob or records an absent child, so that an airlock that does not
+/// know them refuses it from then on, and reads it until then.
+pub const STORE_FORMAT_VERSION: u32 = 4;
 
 /// The oldest store format this airlock opens.
 const OLDEST_STORE_FORMAT_VERSION: u32 = 2;

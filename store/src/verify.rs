@@ -18,7 +18,7 @@ use airlock_chunker::ChunkId;
 
 use crate::{
     CacheCheck, Digest, Error, HashingReader, PackId, Result, Store,
-    index::{BlobRecord, ChunkRecord, ReadTx},
+    index::{BlobRecord, ChunkRecord, LinkKind, ReadTx},
     pack,
 };
 
@@ -121,6 +121,16 @@ pub enum Defect {
         /// What is wrong.
         what: String,
     },
+    /// A manifest linked in a repository references a blob or manifest that is not stored and
+    /// was not left out on purpose (see [`crate::RepoChange::MarkAbsent`]).
+    ChildMissing {
+        /// A repository linking the manifest.
+        repo: String,
+        /// The manifest.
+        manifest: Digest,
+        /// What it references.
+        child: Digest,
+    },
     /// A repository links a digest that is not stored.
     LinkDangling {
         /// The repository.
@@ -208,6 +218,14 @@ impl fmt::Display for Defect {
             Defect::LinkDangling { repo, digest } => {
                 write!(f, "repository {repo} links {digest}, which is not stored")
             }
+            Defect::ChildMissing {
+                repo,
+                manifest,
+                child,
+            } => write!(
+                f,
+                "manifest {manifest} of {repo} references {child}, which is not stored"
+            ),
         }
     }
 }
@@ -532,7 +550,24 @@ impl Store {
         });
         report.defects.extend(wrong);
         self.verify_staged(&rtx, depth, &mut report)?;
-        for (repo, digest, _) in rtx.all_links()? {
+        let links = rtx.all_links()?;
+        let mut manifests_seen: HashSet<Digest> = HashSet::new();
+        for (repo, digest, kind) in &links {
+            if !kind.contains(LinkKind::MANIFEST) || !manifests_seen.insert(digest.clone()) {
+                continue;
+            }
+            let absent = rtx.absent(digest)?;
+            for child in rtx.edges(digest)? {
+                if !absent.contains(&child) && !rtx.holds_blob(&child)? {
+                    report.defects.push(Defect::ChildMissing {
+                        repo: repo.clone(),
+                        manifest: digest.clone(),
+                        child,
+                    });
+                }
+            }
+        }
+        for (repo, digest, _) in links {
             if !rtx.holds_blob(&digest)? {
                 report.defects.push(Defect::LinkDangling { repo, digest });
             }

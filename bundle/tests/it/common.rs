@@ -91,6 +91,7 @@ pub fn opts(out: &Path, name: &str, volume_size: u64, referrers: bool) -> Export
         volume_size,
         level: 3,
         referrers,
+        platforms: Vec::new(),
         have: Have::Nothing,
         tool: "test".into(),
         program: None,

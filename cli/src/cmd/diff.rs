@@ -36,6 +36,12 @@ pub struct Args {
     /// Leave referrers (signatures, SBOMs) out of the delta, as `airlock export --no-referrers`
     #[arg(long)]
     no_referrers: bool,
+
+    /// Plan the delta for this platform of multi-platform indexes only, as `airlock export
+    /// --platform` ships it to a site that received A the same way (repeatable; the layer
+    /// lists still cover every platform)
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    platforms: Vec<String>,
 }
 
 /// One image of either side.
@@ -91,11 +97,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     } else {
         match_images(&store, a_images.clone(), b_images.clone())?
     };
+    let platforms = args
+        .platforms
+        .iter()
+        .map(|p| {
+            p.parse::<airlock_oci::Platform>()
+                .with_context(|| format!("--platform {p}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let delta = plan_delta(
         &store,
         &delta_refs(&a_ref, &a_images, a_app)?,
         &delta_refs(&b_ref, &b_images, b_app)?,
         !args.no_referrers,
+        &platforms,
     )
     .context("planning the delta")?;
     let changed_layer_bytes = changed_layer_bytes(&report, &delta);

@@ -8,7 +8,7 @@ use airlock_bundle::{
     OLDEST_GLIBC, Program, VolumeSize, plan_export, ref_text, write_export,
 };
 use airlock_ingest::app_images;
-use airlock_oci::ImageRef;
+use airlock_oci::{ImageRef, Platform, platform_list};
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
@@ -65,6 +65,10 @@ pub struct Args {
     /// Leave the airlock program, README.txt and SHA256SUMS out of volume 1's disc
     #[arg(long)]
     no_binary: bool,
+    /// Ship only this platform of multi-platform indexes (repeatable): os/arch[/variant], e.g.
+    /// linux/arm64; the indexes travel unchanged, the other platforms' manifests stay behind
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    platforms: Vec<String>,
 
     /// Print what would be shipped, write nothing
     #[arg(long)]
@@ -159,18 +163,30 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         }
         Some(program)
     };
+    let platforms = args
+        .platforms
+        .iter()
+        .map(|p| {
+            p.parse::<Platform>()
+                .with_context(|| format!("--platform {p}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let opts = ExportOptions {
         name,
         out_dir: args.out.clone(),
         volume_size,
         level: args.level,
         referrers: !args.no_referrers,
+        platforms,
         have,
         tool: format!("airlock {}", env!("CARGO_PKG_VERSION")),
         program,
         signer,
     };
     let plan = plan_export(&store, &refs, &opts)?;
+    for w in &plan.warnings {
+        crate::output::errln!("warning: {w}");
+    }
     if !ctx.json && !ctx.quiet {
         print_plan(&plan, &opts, ctx.verbose);
     }
@@ -285,6 +301,14 @@ fn print_plan(plan: &ExportPlan, opts: &ExportOptions, verbose: u8) {
             inv.blobs().len()
         ),
     }
+    if !opts.platforms.is_empty() {
+        crate::output::outln!(
+            "platforms: {} of multi-platform indexes ({} manifest(s) of other platforms stay \
+             behind; the indexes travel unchanged)",
+            platform_list(&opts.platforms),
+            left_out(plan)
+        );
+    }
     for image in &plan.images {
         let new: u64 = image.new_blobs.iter().map(|(_, s)| s).sum();
         crate::output::outln!(
@@ -352,7 +376,21 @@ fn plan_json(
             "glibc": p.glibc.map(|(a, b)| format!("{a}.{b}")),
             "reserved": plan.starter,
         })),
+        "platforms": opts.platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "absent_manifests": left_out(plan),
+        "warnings": plan.warnings,
     })
+}
+
+/// Children of the bundle's manifests that stay behind (other platforms), each once.
+fn left_out(plan: &ExportPlan) -> usize {
+    let absent: std::collections::BTreeSet<_> = plan
+        .index
+        .manifests
+        .iter()
+        .flat_map(|m| &m.absent)
+        .collect();
+    absent.len()
 }
 
 fn report_json(r: &ExportReport) -> serde_json::Value {

@@ -1,11 +1,13 @@
 //! `airlock ls`: repositories, their tags and the manifests they point at, each repository by
 //! the name a pull reads it by directly (`acme/gateway` for the stored
-//! `docker.io/acme/gateway`, by `airlock_oci::direct_name`), and by its stored name.
+//! `docker.io/acme/gateway`, by `airlock_oci::direct_name`), and by its stored name. An index
+//! the store holds only some platforms of (`export --platform`, `add --platform`) says which:
+//! `linux/arm64 of 3 platforms`.
 
 use std::{collections::BTreeSet, process::ExitCode};
 
-use airlock_oci::{RepoName, RepoQuery, direct_name};
-use airlock_store::{Access, Digest};
+use airlock_oci::{Platform, RepoName, RepoQuery, direct_name, parse_manifest, platform_list};
+use airlock_store::{Access, Digest, Store};
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
@@ -26,7 +28,43 @@ struct Listed {
     direct: Option<RepoName>,
     /// The other repositories its stored name also means, when it has no direct name.
     shadowed_by: Vec<String>,
-    tags: Vec<(String, Digest, Option<String>)>,
+    tags: Vec<(String, Digest, Option<String>, Option<Partial>)>,
+}
+
+/// The platforms of an index the store holds, when it holds only some.
+struct Partial {
+    present: Vec<Platform>,
+    of: usize,
+}
+
+/// The platforms a tagged index holds, when children are absent on purpose; `None` for a
+/// manifest, or an index held whole.
+fn partial(store: &Store, digest: &Digest, media_type: Option<&str>) -> Result<Option<Partial>> {
+    let absent = store.absent_children(digest)?;
+    if absent.is_empty() {
+        return Ok(None);
+    }
+    let bytes = store.read_blob(digest)?;
+    let Ok(parsed) = parse_manifest(media_type, &bytes) else {
+        return Ok(None);
+    };
+    let mut present = Vec::new();
+    let mut of = 0;
+    for e in &parsed.manifests {
+        let Some(p) = e.platform.clone().filter(|p| p.os != "unknown") else {
+            continue;
+        };
+        of += 1;
+        let held = e
+            .digest
+            .as_str()
+            .parse::<Digest>()
+            .is_ok_and(|d| !absent.contains(&d));
+        if held {
+            present.push(p);
+        }
+    }
+    Ok(Some(Partial { present, of }))
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
@@ -64,7 +102,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             let media_type = store
                 .manifest_media_type(&digest)
                 .with_context(|| format!("reading {repo}:{tag}"))?;
-            tags.push((tag, digest, media_type));
+            let part = partial(&store, &digest, media_type.as_deref())
+                .with_context(|| format!("reading the platforms of {repo}:{tag}"))?;
+            tags.push((tag, digest, media_type, part));
         }
         repos.push(Listed {
             stored: repo.clone(),
@@ -80,9 +120,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 json!({
                     "repository": r.stored,
                     "direct": r.direct,
-                    "tags": r.tags.iter().map(|(t, d, m)| json!({
-                        "tag": t, "digest": d, "media_type": m,
-                    })).collect::<Vec<_>>(),
+                    "tags": r.tags.iter().map(|(t, d, m, p)| {
+                        let mut v = json!({"tag": t, "digest": d, "media_type": m});
+                        if let Some(p) = p {
+                            v["platforms"] = json!({
+                                "present": p.present.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                                "of": p.of,
+                            });
+                        }
+                        v
+                    }).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -94,9 +141,21 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         if r.tags.is_empty() {
             crate::output::outln!("{name}  (no tags){note}");
         }
-        for (tag, digest, media_type) in &r.tags {
+        for (tag, digest, media_type, part) in &r.tags {
+            let platforms = match part {
+                Some(p) => format!(
+                    "  {} of {} platforms",
+                    if p.present.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        platform_list(&p.present)
+                    },
+                    p.of
+                ),
+                None => String::new(),
+            };
             crate::output::outln!(
-                "{name}:{tag}  {digest}  {}{note}",
+                "{name}:{tag}  {digest}  {}{platforms}{note}",
                 media_type.as_deref().map_or("", kind)
             );
         }

@@ -27,7 +27,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use crate::{
-    common::{stderr, stdout},
+    common::{airlock, stderr, stdout},
     content::{add, ls, read_blob, tag_digest},
 };
 
@@ -339,7 +339,9 @@ async fn pull_with_anonymous_token_all_platforms_and_referrers() {
 }
 
 #[tokio::test]
-async fn pull_one_platform_keeps_its_manifest_exact() {
+/// Issue 17 changed `--platform`: the index is kept and tagged as published, with only the
+/// chosen platform's manifest (earlier, that manifest alone was tagged).
+async fn pull_one_platform_keeps_the_index_exact_with_that_platform_only() {
     let upstream = Upstream::start();
     let pushed = push(&format!("http://{}", upstream.addr)).await;
     let tmp = tempfile::tempdir().unwrap();
@@ -362,7 +364,7 @@ async fn pull_one_platform_keeps_its_manifest_exact() {
     let listed = ls(tmp.path(), &data);
     assert_eq!(
         tag_digest(&listed, "mirror/app", "arm").as_deref(),
-        Some(pushed.arm64.manifest.digest.as_str())
+        Some(pushed.index.digest.as_str())
     );
     let store = open(&data);
     for l in &pushed.amd64.layers {
@@ -371,7 +373,27 @@ async fn pull_one_platform_keeps_its_manifest_exact() {
             "other platforms are not fetched"
         );
     }
+    for b in [&pushed.index, &pushed.arm64.manifest, &pushed.arm64.config] {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut store.open_blob(&b.digest.parse().unwrap()).unwrap(),
+            &mut bytes,
+        )
+        .unwrap();
+        assert_eq!(bytes, b.bytes, "{} exact", b.digest);
+    }
+    assert!(
+        store
+            .verify(airlock_store::Verify::Quick)
+            .unwrap()
+            .is_clean()
+    );
     drop(store);
+    let text = stdout(&airlock(
+        tmp.path(),
+        &["--data", data.to_str().unwrap(), "ls"],
+    ));
+    assert!(text.contains("linux/arm64 of 2 platforms"), "{text}");
     let o = add(
         tmp.path(),
         &data,

@@ -178,6 +178,18 @@ impl Push {
             subject: subject.clone(),
             media_type: parsed.media_type.as_str().to_owned(),
         });
+        // A registry need not hold non-distributable layers: verify must not miss them.
+        let foreign = parsed
+            .blobs()
+            .filter(|d| d.is_non_distributable())
+            .map(|d| store_digest(&d.digest))
+            .collect::<Result<Vec<Digest>, _>>()?;
+        if !foreign.is_empty() {
+            changes.push(RepoChange::MarkAbsent {
+                digest: digest.clone(),
+                children: foreign,
+            });
+        }
         let tags = self.reference.tag().into_iter().chain(&self.tags);
         changes.extend(tags.map(|tag| RepoChange::SetTag {
             repo: repo.clone(),

@@ -18,6 +18,8 @@
 //! - `referrers`: (repository, subject, referrer) -> opaque descriptor bytes
 //! - `uploads`: upload id -> opaque session bytes
 //! - `media_types`: manifest digest -> the media type it was pushed with
+//! - `absent`: manifest digest -> children it was linked without on purpose (platforms not
+//!   chosen by `--platform`, non-distributable layers; multimap; added with store format 4)
 
 //!
 //! Files: `records` holds the record types and their encodings, `reads` the lookups both
@@ -49,6 +51,7 @@ const EDGES: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new(
 const REFERRERS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("referrers");
 const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 const MEDIA_TYPES: TableDefinition<&str, &str> = TableDefinition::new("media_types");
+const ABSENT: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("absent");
 
 const NEXT_PACK: &str = "next_pack";
 
@@ -132,6 +135,7 @@ impl Index {
             ix!(index, tx.open_table(REFERRERS))?;
             ix!(index, tx.open_table(UPLOADS))?;
             ix!(index, tx.open_table(MEDIA_TYPES))?;
+            ix!(index, tx.open_multimap_table(ABSENT))?;
         }
         ix!(index, tx.commit())?;
         Ok(index)

@@ -415,6 +415,21 @@ macro_rules! reads {
                 Ok(out)
             }
 
+            /// Children `parent` was linked without on purpose (see `WriteTx::put_absent`).
+            /// An index of an older store lacks the table: nothing is absent there.
+            pub fn absent(&self, parent: &Digest) -> Result<Vec<Digest>> {
+                let t = match self.tx.open_multimap_table(ABSENT) {
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                    other => ix!(self, other)?,
+                };
+                let p = parent.to_string();
+                let mut out = Vec::new();
+                for v in ix!(self, t.get(p.as_str()))? {
+                    out.push(ix!(self, v)?.value().parse()?);
+                }
+                Ok(out)
+            }
+
             /// Referrers of `subject` in `repo`: (referrer digest, opaque descriptor bytes).
             pub fn referrers(
                 &self,

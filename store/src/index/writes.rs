@@ -135,6 +135,8 @@ impl WriteTx<'_> {
         ix!(self, e.remove_all(key.as_str()))?;
         let mut m = ix!(self, self.tx.open_table(MEDIA_TYPES))?;
         ix!(self, m.remove(key.as_str()))?;
+        let mut a = ix!(self, self.tx.open_multimap_table(ABSENT))?;
+        ix!(self, a.remove_all(key.as_str()))?;
         Ok(())
     }
 
@@ -185,6 +187,25 @@ impl WriteTx<'_> {
             let c = c.to_string();
             ix!(self, t.insert(p.as_str(), c.as_str()))?;
         }
+        Ok(())
+    }
+
+    /// Records children of `parent` that it is linked without on purpose.
+    pub fn put_absent(&mut self, parent: &Digest, children: &[Digest]) -> Result<()> {
+        let p = parent.to_string();
+        let mut t = ix!(self, self.tx.open_multimap_table(ABSENT))?;
+        for c in children {
+            let c = c.to_string();
+            ix!(self, t.insert(p.as_str(), c.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets which children of `parent` were absent on purpose (a link with all of them).
+    pub fn clear_absent(&mut self, parent: &Digest) -> Result<()> {
+        let p = parent.to_string();
+        let mut t = ix!(self, self.tx.open_multimap_table(ABSENT))?;
+        ix!(self, t.remove_all(p.as_str()))?;
         Ok(())
     }
 

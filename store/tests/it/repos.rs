@@ -344,3 +344,61 @@ fn upload_sessions_survive_reopen() {
     assert!(!store.remove_upload("u1").unwrap());
     assert_eq!(store.upload("u1").unwrap(), None);
 }
+
+/// Issue 17: an index linked without some children on purpose (`--platform`) verifies clean;
+/// a child that should be there and is not is named; a later link with every child forgets
+/// what was absent; the first absent record raises the store to the current format.
+#[test]
+fn issue_17_children_absent_on_purpose_are_not_missing() {
+    let (dir, store) = store_with(StoreOptions::default());
+    let (layer, arm, _) = three_blobs(&store);
+    let index = put(&store, br#"{"index":1}"#).0;
+    let amd = Digest::sha256(br#"{"manifest":"amd64"}"#);
+    let gone = Digest::sha256(b"a layer that should be there");
+    store
+        .apply_repo_changes(&[
+            link_manifest("multi", &arm, std::slice::from_ref(&layer)),
+            link_manifest("multi", &index, &[arm.clone(), amd.clone()]),
+            RepoChange::MarkAbsent {
+                digest: index.clone(),
+                // A stored child is never recorded absent.
+                children: vec![amd.clone(), arm.clone()],
+            },
+            set_tag("multi", "1", &index),
+        ])
+        .unwrap();
+    assert_eq!(store.absent_children(&index).unwrap(), vec![amd.clone()]);
+    let report = store.verify(Verify::Quick).unwrap();
+    assert!(report.is_clean(), "{:?}", report.defects);
+    let header: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("store.json")).unwrap()).unwrap();
+    assert_eq!(
+        header["version"].as_u64(),
+        Some(u64::from(airlock_store::STORE_FORMAT_VERSION))
+    );
+
+    // A manifest whose layer is missing, not on purpose.
+    let broken = put(&store, br#"{"manifest":"broken"}"#).0;
+    store
+        .apply_repo_changes(&[link_manifest("multi", &broken, std::slice::from_ref(&gone))])
+        .unwrap();
+    let report = store.verify(Verify::Quick).unwrap();
+    let defects: Vec<String> = report.defects.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        defects,
+        [format!(
+            "manifest {broken} of multi references {gone}, which is not stored"
+        )]
+    );
+
+    // A link with every child (the amd64 manifest arrived) forgets the absent record.
+    let amd_stored = put(&store, br#"{"manifest":"amd64"}"#).0;
+    assert_eq!(amd_stored, amd);
+    store
+        .apply_repo_changes(&[
+            link_manifest("multi", &amd, &[]),
+            link_manifest("multi", &index, &[arm.clone(), amd.clone()]),
+        ])
+        .unwrap();
+    assert!(store.absent_children(&index).unwrap().is_empty());
+}

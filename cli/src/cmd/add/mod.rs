@@ -64,9 +64,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "none")]
     compress: Compress,
 
-    /// Keep only this platform of a multi-platform upstream image: os/arch[/variant]
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    platform: Option<String>,
+    /// Keep only this platform of multi-platform indexes (repeatable): os/arch[/variant]; the
+    /// index is kept as published, the other platforms' manifests are left out
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
+    platforms: Vec<String>,
 
     /// Reach upstream registries over plain HTTP
     #[arg(long)]
@@ -116,11 +117,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         }
         None => None,
     };
-    let platform = args
-        .platform
-        .as_deref()
-        .map(str::parse::<Platform>)
-        .transpose()?;
+    let platforms = args
+        .platforms
+        .iter()
+        .map(|p| {
+            p.parse::<Platform>()
+                .with_context(|| format!("--platform {p}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let opts = AddOptions {
         format: match args.format {
             Format::Oci => ManifestFormat::Oci,
@@ -132,9 +136,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         },
         upstream: UpstreamOptions {
             insecure: args.insecure,
-            platform,
             credentials,
         },
+        platforms,
         jobs: usize::from(args.jobs),
     };
     let mode = if ctx.json {
