@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use super::trust::{Signer, Trust};
 use crate::{
     index::{BundleId, RefEntry},
-    volume::VolumeReader,
+    volume::{SignatureCopy, VolumeReader},
 };
 
 /// Asks the operator for the next volume (a single drive: "insert disc 3 of 5").
@@ -42,11 +42,20 @@ impl Damage {
     }
 
     /// The damage of a volume whose own copy of the index is unusable (the import reads
-    /// another's), if it is.
+    /// another's), if it is; else of one whose copy of the signature is.
     pub(super) fn of_index_copy(v: &VolumeReader) -> Option<Damage> {
-        let problem = v.index_problem()?;
-        let what = format!("its copy of the bundle index is unusable: {problem}");
-        Some(Damage::at(v, 0, what))
+        if let Some(problem) = v.index_problem() {
+            let what = format!("its copy of the bundle index is unusable: {problem}");
+            return Some(Damage::at(v, 0, what));
+        }
+        match v.signature() {
+            SignatureCopy::Damaged(why) => Some(Damage::at(
+                v,
+                0,
+                format!("its copy of the bundle's signature is unusable: {why}"),
+            )),
+            _ => None,
+        }
     }
 }
 

@@ -652,14 +652,46 @@ fn issue_17_altered_swapped_foreign_untrusted_and_unsigned_bundles_are_refused_w
         "{out}"
     );
 
-    // The intact signed bundle still imports.
+    // 6. Signature sections damaged on the way (their checks not recomputed) are damage, not
+    // tampering: with every volume's copy damaged, the bundle's .minisig file given beside them
+    // is used; without it, the import is refused as unsigned.
+    let rotten = copy_all(&as_paths(&good_vols), &dir.join("rotten"));
+    for v in &rotten {
+        let p = parts(v);
+        let mut bytes = std::fs::read(v).unwrap();
+        let at = VOLUME_HEADER_LEN as usize + p.frames.len() + p.index.len() + 30;
+        bytes[at] ^= 0x20;
+        std::fs::write(v, bytes).unwrap();
+    }
+    let all: Vec<&Path> = rotten.iter().map(PathBuf::as_path).collect();
+    refused(
+        dir,
+        &site,
+        &config,
+        &[],
+        &all,
+        &[
+            "no signature given is readable",
+            "app-1.0.index.airlock.minisig",
+        ],
+    );
+    let sig_file = good.join("app-1.0.index.airlock.minisig");
     let mut args = vec![
         "--config",
         config.to_str().unwrap(),
         "import",
         "--no-prompt",
     ];
-    args.extend(good_vols.iter().map(|p| p.to_str().unwrap()));
+    args.extend(rotten.iter().map(|p| p.to_str().unwrap()));
+    args.push(sig_file.to_str().unwrap());
     let out = ok(run(dir, &site, &args));
-    assert!(out.contains("imported bundle app-1.0"), "{out}");
+    assert!(
+        out.contains("imported bundle app-1.0") && out.contains("(trusted: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("its copy of the bundle's signature is unusable"),
+        "{out}"
+    );
+    ok(run(dir, &site, &["verify"]));
 }
