@@ -76,6 +76,7 @@ pub fn plan_delta(
         referrers,
         have: Have::Inventory(Box::new(have)),
         tool: "airlock diff".into(),
+        parity: 0,
     };
     let plan = plan_export(store, to, &opts)?;
     let new_blobs: BTreeMap<Digest, u64> = plan

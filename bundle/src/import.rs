@@ -25,11 +25,12 @@
 mod check;
 mod checks;
 mod given;
+mod rebuild;
 mod report;
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -37,17 +38,22 @@ use airlock_store::{ChunkId, Digest, Frame, RepoChange, Store};
 use rayon::prelude::*;
 
 use self::check::{IndexAt, check_descriptions, description};
-pub use self::report::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, ref_text};
+pub use self::report::{
+    BundleOutcome, Damage, ImportOptions, ImportReport, ParityProblem, Prompt, Rebuilt, ref_text,
+};
 use self::{
     checks::{Checks, Shared},
     given::Given,
+    rebuild::Rebuilder,
 };
 use crate::{
     error::{Error, Result},
-    index::{Base, BundleId, BundleIndex},
+    index::{Base, BundleId, BundleIndex, FrameEntry},
+    names::{parse_volume_file_name, volume_file_name},
+    parity::ParityReader,
     progress::Progress,
     state::ImportState,
-    volume::VolumeReader,
+    volume::{VOLUME_HEADER_LEN, VolumeReader, parse_header},
 };
 
 /// Imports the volumes found at `paths`: volume files, directories of them, and whatever else
@@ -87,6 +93,27 @@ pub fn import(
         progress.note(&format!("ignoring {}: {why}", path.display()));
         report.ignored.push((path, why));
     }
+    let mut parity: HashMap<BundleId, Vec<ParityReader>> = HashMap::new();
+    for path in given.parity {
+        match ParityReader::open(&path) {
+            Ok(r) if groups.iter().any(|(id, _)| *id == r.header().bundle_id) => {
+                parity.entry(r.header().bundle_id).or_default().push(r);
+            }
+            Ok(r) => {
+                let why = format!(
+                    "a parity volume of bundle {}, none of whose volumes were given; not used",
+                    r.header().bundle_id
+                );
+                progress.note(&format!("ignoring {}: {why}", path.display()));
+                report.ignored.push((path, why));
+            }
+            Err(e) => {
+                let why = format!("a parity volume that fails its checks, not used: {e}");
+                progress.note(&format!("ignoring {}: {why}", path.display()));
+                report.ignored.push((path, why));
+            }
+        }
+    }
     let mut fallbacks: HashMap<BundleId, (PathBuf, BundleIndex)> = HashMap::new();
     for file in given.indexes {
         let (why, used) = file.role(&groups);
@@ -124,10 +151,43 @@ pub fn import(
     }
     for (id, volumes) in groups {
         let fallback = fallbacks.remove(&id);
-        let outcome = Importer::new(store, id, volumes, fallback, opts, progress)?.run()?;
+        let parity = parity.remove(&id).unwrap_or_default();
+        let outcome = Importer::new(store, id, volumes, fallback, parity, opts, progress)?.run()?;
         report.bundles.push(outcome);
     }
+    replace_unreadable(&mut report, progress);
     Ok(report)
+}
+
+/// A volume file that could not even be opened, of a bundle whose volume of that number was
+/// rebuilt from parity and imported, no longer makes the import incomplete.
+fn replace_unreadable(report: &mut ImportReport, progress: &dyn Progress) {
+    let unreadable = std::mem::take(&mut report.unreadable);
+    for (path, why) in unreadable {
+        let named = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_volume_file_name);
+        let replaced = named.as_ref().and_then(|(name, number)| {
+            report.bundles.iter().find(|b| {
+                b.complete
+                    && &b.name == name
+                    && b.rebuilt.iter().any(|r| !r.given && r.volume == *number)
+            })
+        });
+        match replaced {
+            Some(b) => {
+                let why = format!(
+                    "unreadable ({why}); volume {} of bundle {} was rebuilt from parity instead",
+                    named.map_or(0, |n| n.1),
+                    b.name
+                );
+                progress.note(&format!("{}: {why}", path.display()));
+                report.ignored.push((path, why));
+            }
+            None => report.unreadable.push((path, why)),
+        }
+    }
 }
 
 /// Why each volume's index copy is unusable, by volume, for an import that found none.
@@ -151,6 +211,10 @@ struct Importer<'a> {
     progress: &'a dyn Progress,
     outcome: BundleOutcome,
     started: Instant,
+    /// The parity volumes of the bundle, when given.
+    rebuilder: Option<Rebuilder>,
+    /// Volumes not given whose rebuild was tried since the last volume was admitted.
+    rebuild_tried: BTreeSet<u32>,
 }
 
 impl<'a> Importer<'a> {
@@ -159,6 +223,7 @@ impl<'a> Importer<'a> {
         id: BundleId,
         volumes: Vec<VolumeReader>,
         fallback: Option<(PathBuf, BundleIndex)>,
+        parity: Vec<ParityReader>,
         opts: &'a ImportOptions<'a>,
         progress: &'a dyn Progress,
     ) -> Result<Importer<'a>> {
@@ -184,7 +249,7 @@ impl<'a> Importer<'a> {
         if !checked {
             check_descriptions(&index, IndexAt::Saved(&state.saved_index()))?;
         }
-        let outcome = BundleOutcome {
+        let mut outcome = BundleOutcome {
             bundle_id: id,
             name: index.name.clone(),
             volume_count: index.volume_count,
@@ -192,6 +257,10 @@ impl<'a> Importer<'a> {
             missing_volumes: Vec::new(),
             damaged: Vec::new(),
             affected: Vec::new(),
+            rebuilt: Vec::new(),
+            parity_volumes: Vec::new(),
+            parity_problems: Vec::new(),
+            parity_short: None,
             refs: index.refs.clone(),
             bytes_read: 0,
             new_chunks: 0,
@@ -199,6 +268,17 @@ impl<'a> Importer<'a> {
             new_blobs: 0,
             elapsed: Duration::ZERO,
         };
+        let mut rebuilder = None;
+        let index_checks: BTreeSet<[u8; 32]> =
+            volumes.iter().map(|v| v.header().index_check).collect();
+        if let (false, Some(&check)) = (parity.is_empty(), index_checks.first()) {
+            let (kept, refused) = Rebuilder::new(check, index.volume_count, parity);
+            for (path, what) in refused {
+                progress.note(&format!("not using {}: {what}", path.display()));
+                outcome.parity_problems.push(ParityProblem { path, what });
+            }
+            rebuilder = kept;
+        }
         let mut me = Importer {
             store,
             index,
@@ -208,6 +288,8 @@ impl<'a> Importer<'a> {
             progress,
             outcome,
             started: Instant::now(),
+            rebuilder,
+            rebuild_tried: BTreeSet::new(),
         };
         for v in volumes {
             me.admit(v);
@@ -232,6 +314,10 @@ impl<'a> Importer<'a> {
             Some(what) => self.outcome.damaged.push(Damage::at(&v, 0, what)),
             None => {
                 if !self.volumes.iter().any(|o| o.header().number == h.number) {
+                    if let Some(r) = self.rebuilder.as_mut() {
+                        r.add_data(h.number, v.path());
+                    }
+                    self.rebuild_tried.clear();
                     self.volumes.push(v);
                 }
             }
@@ -243,8 +329,14 @@ impl<'a> Importer<'a> {
         if self.opts.dry_run {
             self.volumes.sort_by_key(|v| v.header().number);
             for v in std::mem::take(&mut self.volumes) {
-                self.check_volume(&v);
+                self.check_volume(Some(&v), v.header().number);
             }
+            // Each volume not given is checked as it would be rebuilt, whatever the store holds.
+            let all: Vec<u32> = (1..=self.index.volume_count).collect();
+            for n in self.rebuildable(&all) {
+                self.check_volume(None, n);
+            }
+            self.finish_parity_report();
             let mut missing: BTreeSet<u32> = self.missing_volumes()?.into_iter().collect();
             missing.extend(self.outcome.damaged.iter().map(|d| d.volume));
             self.outcome.missing_volumes = missing.into_iter().collect();
@@ -265,6 +357,7 @@ impl<'a> Importer<'a> {
             self.outcome.new_blobs += checked?;
             read
         })?;
+        self.finish_parity_report();
         if complete {
             self.finish()?;
         }
@@ -279,7 +372,7 @@ impl<'a> Importer<'a> {
             self.volumes.sort_by_key(|v| v.header().number);
             let pending: Vec<VolumeReader> = std::mem::take(&mut self.volumes);
             for v in pending {
-                self.read_volume(&v, checks)?;
+                self.read_volume(Some(&v), v.header().number, checks)?;
                 if checks.failed() {
                     return Ok(false);
                 }
@@ -287,6 +380,16 @@ impl<'a> Importer<'a> {
             let missing = self.missing_volumes()?;
             if missing.is_empty() {
                 return Ok(true);
+            }
+            let rebuildable = self.rebuildable(&missing);
+            if !rebuildable.is_empty() {
+                for n in rebuildable {
+                    self.read_volume(None, n, checks)?;
+                    if checks.failed() {
+                        return Ok(false);
+                    }
+                }
+                continue;
             }
             let Some(prompt) = self.opts.prompt else {
                 self.outcome.affected = self.affected(&missing);
@@ -392,27 +495,52 @@ impl<'a> Importer<'a> {
         })
     }
 
-    fn read_volume(&mut self, v: &VolumeReader, checks: &mut Checks<'_>) -> Result<()> {
-        let number = v.header().number;
-        let Some(entry) = self.index.volumes.iter().find(|e| e.number == number) else {
+    /// Reads volume `number`: the volume given, or (`None`) rebuilt from parity.
+    fn read_volume(
+        &mut self,
+        v: Option<&VolumeReader>,
+        number: u32,
+        checks: &mut Checks<'_>,
+    ) -> Result<()> {
+        let Some(entry) = self
+            .index
+            .volumes
+            .iter()
+            .find(|e| e.number == number)
+            .cloned()
+        else {
             return Err(Error::IndexCorrupt {
                 what: format!("no frame table for volume {number}"),
             });
         };
+        let path = self.volume_path(v, number);
         let total: u64 = entry.frames.iter().map(|f| u64::from(f.len)).sum();
+        let label = if v.is_some() {
+            "volume"
+        } else {
+            "rebuilding volume"
+        };
         self.progress.begin(
-            &format!("volume {number}/{}", self.index.volume_count),
+            &format!("{label} {number}/{}", self.index.volume_count),
             total,
         );
-        self.outcome.damaged.extend(Damage::of_index_copy(v));
+        if let Err(what) = self.check_source(v, number) {
+            self.outcome
+                .damaged
+                .push(Damage::new(&path, number, 0, what));
+            self.progress.advance(total);
+            return Ok(());
+        }
         let mut had = 0usize;
         for f in &entry.frames {
             // Read and checked even when its chunks are all stored (from another volume, bundle
             // or run): a damaged frame is named whatever the store got first.
-            let decoded = match read_frame(v, f.offset, f.len, &f.chunks) {
+            let decoded = match self.fetch(v, number, f) {
                 Ok(decoded) => decoded,
                 Err(what) => {
-                    self.outcome.damaged.push(Damage::at(v, f.offset, what));
+                    self.outcome
+                        .damaged
+                        .push(Damage::new(&path, number, f.offset, what));
                     self.progress.advance(u64::from(f.len));
                     continue;
                 }
@@ -439,38 +567,198 @@ impl<'a> Importer<'a> {
             }
             self.progress.advance(u64::from(f.len));
         }
-        if had == entry.frames.len() {
+        if had == entry.frames.len() && v.is_some() {
             self.progress.note(&format!(
                 "volume {number}: everything in it is already in the store"
             ));
         }
-        self.progress
-            .volume(v.path(), number, self.index.volume_count);
+        self.progress.volume(&path, number, self.index.volume_count);
         Ok(())
+    }
+
+    /// The file of volume `number`: the one given, or where it would lie beside the parity.
+    fn volume_path(&self, v: Option<&VolumeReader>, number: u32) -> PathBuf {
+        match v {
+            Some(v) => v.path().to_owned(),
+            None => {
+                let dir = self.rebuilder.as_ref().and_then(|r| r.parity_dir());
+                let file = volume_file_name(&self.index.name, number);
+                dir.map_or_else(|| PathBuf::from(&file), |d| d.join(&file))
+            }
+        }
+    }
+
+    /// A volume given: its index copy's damage is recorded. A volume rebuilt: its header,
+    /// rebuilt too, must be that volume's of this bundle.
+    fn check_source(
+        &mut self,
+        v: Option<&VolumeReader>,
+        number: u32,
+    ) -> std::result::Result<(), String> {
+        if let Some(v) = v {
+            self.outcome.damaged.extend(Damage::of_index_copy(v));
+            return Ok(());
+        }
+        let r = self
+            .rebuilder
+            .as_mut()
+            .ok_or_else(|| "not given, and no parity volume to rebuild it".to_owned())?;
+        let head = r
+            .read(number, 0, VOLUME_HEADER_LEN)
+            .map_err(|why| format!("not given, and cannot be rebuilt from parity: {why}"))?;
+        let path = self.volume_path(None, number);
+        let h = parse_header(&path, &head, VOLUME_HEADER_LEN)
+            .map_err(|e| format!("rebuilt from parity, its header is refused: {e}"))?;
+        if h.bundle_id != self.index.bundle_id || h.number != number {
+            return Err(format!(
+                "rebuilt from parity, its header says volume {} of bundle {}",
+                h.number, h.bundle_id
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads one frame from the volume given, else (damaged there, or not given) through the
+    /// parity volumes; either way checked whole and holding the chunks the index says.
+    fn fetch(
+        &mut self,
+        v: Option<&VolumeReader>,
+        number: u32,
+        f: &FrameEntry,
+    ) -> std::result::Result<airlock_store::DecodedChunks, String> {
+        let direct = match v {
+            Some(v) => read_frame(v, f.offset, f.len, &f.chunks),
+            None => Err("not given".to_owned()),
+        };
+        let what = match direct {
+            Ok(decoded) => return Ok(decoded),
+            Err(what) => what,
+        };
+        let Some(r) = self.rebuilder.as_mut() else {
+            return Err(what);
+        };
+        r.read(number, f.offset, u64::from(f.len))
+            .and_then(|bytes| decode_frame(bytes, &f.chunks))
+            .map_err(|why| match v {
+                Some(_) => format!("{what}; not repaired from parity: {why}"),
+                None => format!("not given, and cannot be rebuilt from parity: {why}"),
+            })
+    }
+
+    /// Volumes among `missing` that are not given and that the parity volumes can rebuild,
+    /// not tried yet since the last volume was admitted; notes why when they cannot.
+    fn rebuildable(&mut self, missing: &[u32]) -> Vec<u32> {
+        let Some(r) = self.rebuilder.as_ref() else {
+            return Vec::new();
+        };
+        let todo: Vec<u32> = missing
+            .iter()
+            .copied()
+            .filter(|&n| !r.given(n) && !self.rebuild_tried.contains(&n))
+            .collect();
+        if todo.is_empty() {
+            return todo;
+        }
+        self.rebuild_tried.extend(&todo);
+        self.outcome.parity_short = None;
+        let absent = r.absent();
+        let parity = r.parity_numbers();
+        if absent.len() > parity.len() {
+            let list: Vec<String> = absent.iter().map(u32::to_string).collect();
+            let why = format!(
+                "volume(s) {} not given: the {} parity volume(s) given rebuild at most {}; \
+                 give {} more volume(s) (data or parity)",
+                list.join(", "),
+                parity.len(),
+                parity.len(),
+                absent.len() - parity.len()
+            );
+            self.progress.note(&why);
+            self.outcome.parity_short = Some(why);
+            return Vec::new();
+        }
+        todo
+    }
+
+    /// Copies what the parity volumes rebuilt and what failed their checks into the outcome.
+    fn finish_parity_report(&mut self) {
+        let Some(r) = self.rebuilder.as_ref() else {
+            return;
+        };
+        self.outcome.parity_volumes = r
+            .parity_numbers()
+            .into_iter()
+            .filter_map(|n| r.parity_path(n).map(Path::to_owned))
+            .collect();
+        let rebuilt: Vec<Rebuilt> = r
+            .log
+            .iter()
+            .map(|(&volume, log)| {
+                let given = r.given(volume);
+                Rebuilt {
+                    volume,
+                    path: r
+                        .data_path(volume)
+                        .map(Path::to_owned)
+                        .unwrap_or_else(|| self.volume_path(None, volume)),
+                    given,
+                    stripes: log.stripes.iter().copied().collect(),
+                    stripe_bytes: r.stripe_bytes(),
+                    from_volumes: log.from_data.iter().copied().collect(),
+                    from_parity: log.from_parity.iter().copied().collect(),
+                }
+            })
+            .collect();
+        for (&n, stripes) in &r.parity_damage {
+            let list: Vec<String> = stripes.iter().map(u64::to_string).collect();
+            if let Some(path) = r.parity_path(n) {
+                self.outcome.parity_problems.push(ParityProblem {
+                    path: path.to_owned(),
+                    what: format!(
+                        "stripe(s) {} fail their checks; not used there",
+                        list.join(", ")
+                    ),
+                });
+            }
+        }
+        self.outcome.rebuilt = rebuilt;
     }
 
     /// Reads and checks every frame of a volume without storing anything (a dry run: each
     /// volume can be checked alone, e.g. right after burning it).
-    fn check_volume(&mut self, v: &VolumeReader) {
-        let number = v.header().number;
-        let Some(entry) = self.index.volumes.iter().find(|e| e.number == number) else {
+    fn check_volume(&mut self, v: Option<&VolumeReader>, number: u32) {
+        let Some(entry) = self
+            .index
+            .volumes
+            .iter()
+            .find(|e| e.number == number)
+            .cloned()
+        else {
             return;
         };
+        let path = self.volume_path(v, number);
         let total: u64 = entry.frames.iter().map(|f| u64::from(f.len)).sum();
         self.progress.begin(
             &format!("check {number}/{}", self.index.volume_count),
             total,
         );
-        self.outcome.damaged.extend(Damage::of_index_copy(v));
+        if let Err(what) = self.check_source(v, number) {
+            self.outcome
+                .damaged
+                .push(Damage::new(&path, number, 0, what));
+            return;
+        }
         for f in &entry.frames {
-            match read_frame(v, f.offset, f.len, &f.chunks) {
+            match self.fetch(v, number, f) {
                 Ok(_) => self.outcome.bytes_read += u64::from(f.len),
-                Err(what) => self.outcome.damaged.push(Damage::at(v, f.offset, what)),
+                Err(what) => self
+                    .outcome
+                    .damaged
+                    .push(Damage::new(&path, number, f.offset, what)),
             }
             self.progress.advance(u64::from(f.len));
         }
-        self.progress
-            .volume(v.path(), number, self.index.volume_count);
+        self.progress.volume(&path, number, self.index.volume_count);
     }
 
     /// Volumes holding chunks still lacking.
@@ -579,6 +867,14 @@ fn read_frame(
         Error::FrameCorrupt { what, .. } => what,
         other => other.to_string(),
     })?;
+    decode_frame(bytes, chunks)
+}
+
+/// Checks a frame's bytes whole and that it holds the chunks the index says.
+fn decode_frame(
+    bytes: Vec<u8>,
+    chunks: &[ChunkId],
+) -> std::result::Result<airlock_store::DecodedChunks, String> {
     let decoded = Frame::decode(bytes).map_err(|e| e.to_string())?;
     let ids: Vec<ChunkId> = decoded.chunks().map(|(id, _)| id).collect();
     if ids != chunks {

@@ -48,6 +48,7 @@ mod import;
 mod index;
 mod inventory;
 mod names;
+mod parity;
 mod progress;
 mod size;
 mod state;
@@ -61,7 +62,7 @@ pub use crate::{
     error::{Error, Result},
     export::{
         DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, FRAME_RAW_BYTES, Have, ImagePlan,
-        plan_export, write_export,
+        ParityPlan, plan_export, write_export,
     },
     import::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, import, ref_text},
     index::{
@@ -70,8 +71,13 @@ pub use crate::{
     },
     inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryBuilder},
     names::{
-        BUNDLE_SUFFIX, VolumeFile, check_bundle_name, index_file_name, list_volume_files,
-        parse_volume_file_name, volume_file_name,
+        BUNDLE_SUFFIX, VolumeFile, check_bundle_name, index_file_name, list_parity_files,
+        list_volume_files, parity_file_name, parse_parity_file_name, parse_volume_file_name,
+        volume_file_name,
+    },
+    parity::{
+        MAX_PARITY_VOLUMES, PARITY_FORMAT_VERSION, ParityHeader, ParityReader, parity_reserve,
+        stripe_bytes_for,
     },
     progress::{NoProgress, Progress},
     size::VolumeSize,

@@ -91,6 +91,7 @@ pub fn opts(out: &Path, name: &str, volume_size: u64, referrers: bool) -> Export
         referrers,
         have: Have::Nothing,
         tool: "test".into(),
+        parity: 0,
     }
 }
 

@@ -28,6 +28,8 @@ mod live;
 mod names;
 /// Issue 15: health, metrics after a push and a pull, JSON logs, the systemd unit's command line.
 mod ops;
+/// Issue 17: parity volumes: missing and damaged volumes rebuilt, too many named, bad parity unused.
+mod parity;
 /// `airlock serve`: starts, answers on loopback, stops on SIGTERM.
 mod serve;
 /// Issue 14: serve killed during pushes and ingests; du, verify and export with staged blobs.
