@@ -377,9 +377,7 @@ pub fn write_export(
             &opts.name,
             (report.bundle_id, check),
             &report.volumes,
-            p.count,
-            p.stripe_bytes,
-            opts.volume_size,
+            (p.count, p.stripe_bytes, opts.volume_size),
             progress,
         );
         match written {

@@ -29,7 +29,7 @@ mod rebuild;
 mod report;
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -215,6 +215,10 @@ struct Importer<'a> {
     rebuilder: Option<Rebuilder>,
     /// Volumes not given whose rebuild was tried since the last volume was admitted.
     rebuild_tried: BTreeSet<u32>,
+    /// The data volumes admitted, by number.
+    given_paths: BTreeMap<u32, PathBuf>,
+    /// The index check the volumes' headers name (what parity volumes must cover).
+    index_check: Option<[u8; 32]>,
 }
 
 impl<'a> Importer<'a> {
@@ -249,7 +253,7 @@ impl<'a> Importer<'a> {
         if !checked {
             check_descriptions(&index, IndexAt::Saved(&state.saved_index()))?;
         }
-        let mut outcome = BundleOutcome {
+        let outcome = BundleOutcome {
             bundle_id: id,
             name: index.name.clone(),
             volume_count: index.volume_count,
@@ -268,17 +272,7 @@ impl<'a> Importer<'a> {
             new_blobs: 0,
             elapsed: Duration::ZERO,
         };
-        let mut rebuilder = None;
-        let index_checks: BTreeSet<[u8; 32]> =
-            volumes.iter().map(|v| v.header().index_check).collect();
-        if let (false, Some(&check)) = (parity.is_empty(), index_checks.first()) {
-            let (kept, refused) = Rebuilder::new(check, index.volume_count, parity);
-            for (path, what) in refused {
-                progress.note(&format!("not using {}: {what}", path.display()));
-                outcome.parity_problems.push(ParityProblem { path, what });
-            }
-            rebuilder = kept;
-        }
+        let index_check = volumes.first().map(|v| v.header().index_check);
         let mut me = Importer {
             store,
             index,
@@ -288,12 +282,15 @@ impl<'a> Importer<'a> {
             progress,
             outcome,
             started: Instant::now(),
-            rebuilder,
+            rebuilder: None,
             rebuild_tried: BTreeSet::new(),
+            given_paths: BTreeMap::new(),
+            index_check,
         };
         for v in volumes {
             me.admit(v);
         }
+        me.add_parity(parity);
         Ok(me)
     }
 
@@ -317,11 +314,50 @@ impl<'a> Importer<'a> {
                     if let Some(r) = self.rebuilder.as_mut() {
                         r.add_data(h.number, v.path());
                     }
+                    self.given_paths
+                        .entry(h.number)
+                        .or_insert_with(|| v.path().to_owned());
                     self.rebuild_tried.clear();
                     self.volumes.push(v);
                 }
             }
         }
+    }
+
+    /// Uses parity volumes of the bundle (given at the start, or later at a prompt).
+    fn add_parity(&mut self, readers: Vec<ParityReader>) {
+        if readers.is_empty() {
+            return;
+        }
+        let Some(check) = self.index_check else {
+            return;
+        };
+        let mut refused = Vec::new();
+        match self.rebuilder.as_mut() {
+            Some(r) => {
+                for p in readers {
+                    refused.extend(r.add_parity(p).err());
+                }
+            }
+            None => {
+                let (kept, no) = Rebuilder::new(check, self.index.volume_count, readers);
+                refused = no;
+                self.rebuilder = kept;
+                if let Some(r) = self.rebuilder.as_mut() {
+                    for (&n, path) in &self.given_paths {
+                        r.add_data(n, path);
+                    }
+                }
+            }
+        }
+        for (path, what) in refused {
+            self.progress
+                .note(&format!("not using {}: {what}", path.display()));
+            self.outcome
+                .parity_problems
+                .push(ParityProblem { path, what });
+        }
+        self.rebuild_tried.clear();
     }
 
     fn run(mut self) -> Result<BundleOutcome> {
@@ -408,6 +444,26 @@ impl<'a> Importer<'a> {
                 self.progress
                     .note(&format!("ignoring {}: {why}", path.display()));
             }
+            let mut parity = Vec::new();
+            for path in given.parity {
+                match ParityReader::open(&path) {
+                    Ok(r) if r.header().bundle_id == self.index.bundle_id => parity.push(r),
+                    Ok(r) => self.progress.note(&format!(
+                        "{} is a parity volume of another bundle ({}), not {}",
+                        path.display(),
+                        r.header().bundle_id,
+                        self.index.name
+                    )),
+                    Err(e) => {
+                        let what = format!("fails its checks, not used: {e}");
+                        self.progress.note(&format!("{}: {what}", path.display()));
+                        self.outcome
+                            .parity_problems
+                            .push(ParityProblem { path, what });
+                    }
+                }
+            }
+            self.add_parity(parity);
             for path in given.volumes {
                 match VolumeReader::open(&path) {
                     Ok(v) if v.header().bundle_id == self.index.bundle_id => self.admit(v),

@@ -278,16 +278,14 @@ pub(crate) fn read_data_shard(
 
 /// Writes the parity volumes of the finished data volumes `data` (in number order) to `dir`:
 /// each as `.partial`, synced, and renamed only once all are written. Returns their paths.
-/// The stripe is `planned` or the best one for the volumes written, whichever makes the parity
-/// volumes smaller; they must fit `capacity`.
+/// `parity` volumes are written; the stripe is `planned` or the best one for the volumes
+/// written, whichever makes the parity volumes smaller; they must fit `capacity`.
 pub(crate) fn write_parity(
     dir: &Path,
     name: &str,
     (bundle_id, index_check): (BundleId, [u8; 32]),
     data: &[PathBuf],
-    parity: u32,
-    planned: u32,
-    capacity: u64,
+    (parity, planned, capacity): (u32, u32, u64),
     progress: &dyn Progress,
 ) -> Result<Vec<PathBuf>> {
     check_bundle_name(name)?;
@@ -730,9 +728,7 @@ mod tests {
             "app",
             id,
             &paths,
-            2,
-            4096,
-            1 << 20,
+            (2, 4096, 1 << 20),
             &crate::NoProgress,
         )
         .unwrap();
@@ -741,7 +737,8 @@ mod tests {
             out.iter().map(|p| ParityReader::open(p).unwrap()).collect();
         let h = readers[0].header();
         assert!(readers[0].is_whole());
-        assert_eq!(h.stripes, 4);
+        let sb = h.stripe_bytes as usize;
+        assert_eq!(h.stripes, 12_345u64.div_ceil(sb as u64));
         assert_eq!(h.lengths, vec![9000, 12_345, 700]);
         assert!(h.same_set(readers[1].header()));
         // Volume 2 lost: rebuilt from the others and the parity, stripe by stripe.
@@ -750,7 +747,7 @@ mod tests {
             assert_eq!(row, readers[1].row(j).unwrap());
             let mut d: Vec<Option<Vec<u8>>> = vols
                 .iter()
-                .map(|v| Some(shard_of(v, j as usize, 4096)))
+                .map(|v| Some(shard_of(v, j as usize, sb)))
                 .collect();
             for (i, x) in d.iter().enumerate() {
                 assert_eq!(shard_check(x.as_ref().unwrap()), row.data[i]);
@@ -761,11 +758,8 @@ mod tests {
             for (i, x) in p.iter().enumerate() {
                 assert_eq!(shard_check(x.as_ref().unwrap()), row.parity[i]);
             }
-            rebuild_stripe(&mut d, &p, 4096).unwrap();
-            assert_eq!(
-                d[1].as_ref().unwrap(),
-                &shard_of(&vols[1], j as usize, 4096)
-            );
+            rebuild_stripe(&mut d, &p, sb).unwrap();
+            assert_eq!(d[1].as_ref().unwrap(), &shard_of(&vols[1], j as usize, sb));
         }
         // A flipped byte in the header: refused; in a row: that row refused.
         let mut bytes = std::fs::read(&out[0]).unwrap();

@@ -53,8 +53,8 @@ impl Rebuilder {
         data_count: u32,
         readers: Vec<ParityReader>,
     ) -> (Option<Rebuilder>, Vec<(PathBuf, String)>) {
+        let mut me: Option<Rebuilder> = None;
         let mut refused = Vec::new();
-        let mut kept: Vec<ParityReader> = Vec::new();
         for r in readers {
             let h = r.header();
             let why = if h.index_check != index_check {
@@ -64,37 +64,56 @@ impl Rebuilder {
                     "covers {} data volumes, the bundle has {data_count}",
                     h.data_count
                 ))
-            } else if kept.first().is_some_and(|k| !k.header().same_set(h)) {
-                Some("disagrees with the other parity volumes of the bundle".to_owned())
-            } else if kept.iter().any(|k| k.header().number == h.number) {
-                Some(format!("parity volume {} was given twice", h.number))
             } else {
                 None
             };
-            match why {
-                Some(why) => refused.push((r.path().to_owned(), why)),
-                None => kept.push(r),
+            if let Some(why) = why {
+                refused.push((r.path().to_owned(), why));
+                continue;
+            }
+            match me.as_mut() {
+                Some(m) => {
+                    if let Err(e) = m.add_parity(r) {
+                        refused.push(e);
+                    }
+                }
+                None => me = Some(Rebuilder::with(r)),
             }
         }
-        let Some(first) = kept.first() else {
-            return (None, refused);
-        };
+        (me, refused)
+    }
+
+    fn with(first: ParityReader) -> Rebuilder {
         let header = first.header().clone();
         let mut parity: Vec<Option<ParityReader>> =
             (0..header.parity_count).map(|_| None).collect();
-        for r in kept {
-            let i = r.header().number as usize - 1;
-            parity[i] = Some(r);
-        }
-        let me = Rebuilder {
+        parity[header.number as usize - 1] = Some(first);
+        Rebuilder {
             data: (0..header.data_count).map(|_| None).collect(),
             header,
             parity,
             cache: VecDeque::new(),
             log: BTreeMap::new(),
             parity_damage: BTreeMap::new(),
-        };
-        (Some(me), refused)
+        }
+    }
+
+    /// Adds a parity volume of the same set (given later, e.g. at a prompt); refused, with
+    /// its path and the reason, when it is not.
+    pub(super) fn add_parity(&mut self, r: ParityReader) -> Result<(), (PathBuf, String)> {
+        let h = r.header();
+        if !self.header.same_set(h) {
+            let why = "disagrees with the other parity volumes of the bundle".to_owned();
+            return Err((r.path().to_owned(), why));
+        }
+        let slot = &mut self.parity[h.number as usize - 1];
+        if slot.is_some() {
+            let why = format!("parity volume {} was given twice", h.number);
+            return Err((r.path().to_owned(), why));
+        }
+        *slot = Some(r);
+        self.cache.clear();
+        Ok(())
     }
 
     /// A data volume given (readable header): its stripes count as present.
@@ -285,5 +304,119 @@ impl Rebuilder {
         }
         self.cache.push_back((j, stripe.clone()));
         Ok(stripe)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::{index::BundleId, parity::write_parity};
+
+    fn bytes(seed: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        blake3::Hasher::new()
+            .update(&seed.to_le_bytes())
+            .finalize_xof()
+            .fill(&mut out);
+        out
+    }
+
+    /// Five data volumes of different lengths, one parity volume of stripes of 4 KiB.
+    fn bundle(dir: &Path) -> (Vec<Vec<u8>>, Vec<PathBuf>, Vec<PathBuf>) {
+        let vols: Vec<Vec<u8>> = [20_000, 19_000, 20_480, 7_000, 12_345]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| bytes(i as u64, l))
+            .collect();
+        let paths: Vec<PathBuf> = (0..vols.len())
+            .map(|i| dir.join(format!("app.{:03}.airlock", i + 1)))
+            .collect();
+        for (p, v) in paths.iter().zip(&vols) {
+            std::fs::write(p, v).unwrap();
+        }
+        let id = (BundleId([1; 16]), [2; 32]);
+        let parity = write_parity(
+            dir,
+            "app",
+            id,
+            &paths,
+            (1, 4096, 1 << 20),
+            &crate::NoProgress,
+        )
+        .unwrap();
+        (vols, paths, parity)
+    }
+
+    fn rebuilder(data: &[PathBuf], parity: &[PathBuf], skip: &[usize]) -> Rebuilder {
+        let readers = parity
+            .iter()
+            .map(|p| ParityReader::open(p).unwrap())
+            .collect();
+        let (r, refused) = Rebuilder::new([2; 32], data.len() as u32, readers);
+        assert!(refused.is_empty());
+        let mut r = r.unwrap();
+        for (i, p) in data.iter().enumerate() {
+            if !skip.contains(&i) {
+                r.add_data(i as u32 + 1, p);
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn damage_spread_over_volumes_one_per_stripe_is_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vols, paths, parity) = bundle(dir.path());
+        // One bad shard in each of stripes 0, 1, 2 and 3, in four different volumes.
+        for (v, at) in [(0usize, 10usize), (1, 5000), (2, 9000), (4, 12_300)] {
+            let mut b = vols[v].clone();
+            b[at] ^= 1;
+            std::fs::write(&paths[v], b).unwrap();
+        }
+        let mut r = rebuilder(&paths, &parity, &[]);
+        for (i, v) in vols.iter().enumerate() {
+            let n = i as u32 + 1;
+            assert_eq!(&r.read(n, 0, v.len() as u64).unwrap(), v, "volume {n}");
+            assert_eq!(r.read(n, 100, 50).unwrap(), v[100..150].to_vec());
+        }
+        let stripes: Vec<(u32, Vec<u64>)> = r
+            .log
+            .iter()
+            .map(|(n, l)| (*n, l.stripes.iter().copied().collect()))
+            .collect();
+        assert_eq!(
+            stripes,
+            vec![(1, vec![0]), (2, vec![1]), (3, vec![2]), (5, vec![3])]
+        );
+        assert_eq!(r.log[&1].from_parity, BTreeSet::from([1]));
+        assert!(!r.log[&1].from_data.contains(&1));
+        assert!(r.read(1, 19_990, 20).is_err(), "beyond the volume's end");
+    }
+
+    #[test]
+    fn a_missing_volume_is_rebuilt_and_two_lost_in_a_stripe_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vols, paths, parity) = bundle(dir.path());
+        let mut r = rebuilder(&paths, &parity, &[2]);
+        assert_eq!(r.absent(), vec![3]);
+        assert_eq!(r.read(3, 0, 20_480).unwrap(), vols[2]);
+        // Volume 4 ends in stripe 1: its zeros past the end are known, so stripe 3 of
+        // volume 3 still rebuilds while volume 4 is missing too, but stripe 1 does not.
+        let mut r = rebuilder(&paths, &parity, &[2, 3]);
+        assert_eq!(r.read(3, 12_288, 8192).unwrap(), vols[2][12_288..].to_vec());
+        let err = r.read(3, 4096, 10).unwrap_err();
+        assert!(
+            err.contains("stripe 1 cannot be rebuilt: volume(s) 3, 4"),
+            "{err}"
+        );
+        // A parity shard that fails its check is named and not used.
+        let mut p = std::fs::read(&parity[0]).unwrap();
+        let n = p.len();
+        p[n - 100] ^= 1;
+        std::fs::write(&parity[0], p).unwrap();
+        let mut r = rebuilder(&paths, &parity, &[2]);
+        assert!(r.read(3, 20_000, 100).is_err());
+        assert_eq!(r.parity_damage[&1], BTreeSet::from([4]));
     }
 }

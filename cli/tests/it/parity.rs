@@ -195,6 +195,24 @@ fn issue_17_a_missing_and_a_damaged_volume_are_rebuilt_from_two_parity_volumes()
     assert!(out.contains("parity volume(s) 1"), "{out}");
     assert!(out.contains("imported bundle shop"), "{out}");
     assert_exact(tmp.path(), &e.vendor, &site, &e.images);
+    // A dry run checks the disc the same way and says what it would rebuild.
+    let o = run(
+        tmp.path(),
+        &site,
+        &["import", "--dry-run", disc.to_str().unwrap()],
+    );
+    let dry = crate::common::stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{dry}{}",
+        crate::common::stderr(&o)
+    );
+    assert!(
+        dry.contains("volume 3 (not given") && dry.contains("can be rebuilt"),
+        "{dry}"
+    );
+    assert!(dry.contains("intact"), "{dry}");
 
     // The same in JSON, into a fresh store, timed.
     let (code, v, rebuild_secs) = import_json(tmp.path(), &tmp.path().join("site2"), &[&disc]);
