@@ -204,9 +204,15 @@ impl StripeEncoder {
     }
 }
 
+/// A Reed-Solomon decoder kept from one stripe to the next (its work area is the size of a
+/// stripe of every volume: allocated once, not per stripe).
+#[derive(Default)]
+pub(crate) struct StripeDecoder(Option<ReedSolomonDecoder>);
+
 /// Fills the erased (`None`) data shards of a stripe from the intact ones and the intact
 /// parity shards (`parity[p]` is recovery shard `p`); says why when it cannot.
 pub(crate) fn rebuild_stripe(
+    decoder: &mut StripeDecoder,
     data: &mut [Option<Vec<u8>>],
     parity: &[Option<Vec<u8>>],
     stripe_bytes: usize,
@@ -222,8 +228,17 @@ pub(crate) fn rebuild_stripe(
             erased.len()
         ));
     }
-    let mut decoder = ReedSolomonDecoder::new(data.len(), parity.len(), stripe_bytes)
-        .map_err(|e| e.to_string())?;
+    let decoder = match &mut decoder.0 {
+        Some(d) => {
+            d.reset(data.len(), parity.len(), stripe_bytes)
+                .map_err(|e| e.to_string())?;
+            d
+        }
+        slot => slot.insert(
+            ReedSolomonDecoder::new(data.len(), parity.len(), stripe_bytes)
+                .map_err(|e| e.to_string())?,
+        ),
+    };
     for (i, d) in data.iter().enumerate() {
         if let Some(d) = d {
             decoder
@@ -644,6 +659,8 @@ mod tests {
                 lens.iter().enumerate().map(|(i, &l)| volume(i as u64, l)).collect();
             let stripes = lens.iter().max().unwrap().div_ceil(s);
             let mut enc = StripeEncoder::new(vols.len(), parity, s).unwrap();
+            // One decoder for every stripe, as an import keeps it.
+            let mut dec = StripeDecoder::default();
             let erasures = (erase_seed as usize % (parity + 1)).min(vols.len() + parity);
             for j in 0..stripes {
                 let data: Vec<Vec<u8>> = vols.iter().map(|v| shard_of(v, j, s)).collect();
@@ -661,7 +678,7 @@ mod tests {
                     .map(|(i, x)| (!gone.contains(&i)).then(|| x.clone())).collect();
                 let p: Vec<Option<Vec<u8>>> = rec.iter().enumerate()
                     .map(|(i, x)| (!gone.contains(&(vols.len() + i))).then(|| x.clone())).collect();
-                rebuild_stripe(&mut d, &p, s).unwrap();
+                rebuild_stripe(&mut dec, &mut d, &p, s).unwrap();
                 let got: Vec<Vec<u8>> = d.into_iter().map(Option::unwrap).collect();
                 prop_assert_eq!(got, data);
             }
@@ -677,7 +694,7 @@ mod tests {
         d[0] = None;
         d[2] = None;
         let p = vec![None, Some(rec[1].clone())];
-        let err = rebuild_stripe(&mut d, &p, s).unwrap_err();
+        let err = rebuild_stripe(&mut StripeDecoder::default(), &mut d, &p, s).unwrap_err();
         assert!(err.contains("2 data shard(s) lost"), "{err}");
     }
 
@@ -758,7 +775,7 @@ mod tests {
             for (i, x) in p.iter().enumerate() {
                 assert_eq!(shard_check(x.as_ref().unwrap()), row.parity[i]);
             }
-            rebuild_stripe(&mut d, &p, sb).unwrap();
+            rebuild_stripe(&mut StripeDecoder::default(), &mut d, &p, sb).unwrap();
             assert_eq!(d[1].as_ref().unwrap(), &shard_of(&vols[1], j as usize, sb));
         }
         // A flipped byte in the header: refused; in a row: that row refused.

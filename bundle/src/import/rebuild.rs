@@ -17,7 +17,7 @@ use std::{
 };
 
 use crate::parity::{
-    ParityHeader, ParityReader, Row, read_data_shard, rebuild_stripe, shard_check,
+    ParityHeader, ParityReader, Row, StripeDecoder, read_data_shard, rebuild_stripe, shard_check,
 };
 
 /// Stripes kept rebuilt: an import reads frames in order, a frame spans a few stripes.
@@ -39,6 +39,7 @@ pub(super) struct Rebuilder {
     /// By data volume number - 1.
     data: Vec<Option<(PathBuf, File)>>,
     cache: VecDeque<(u64, Arc<Vec<Vec<u8>>>)>,
+    decoder: StripeDecoder,
     /// Rebuilt stripes by data volume number.
     pub(super) log: BTreeMap<u32, Log>,
     /// Stripes whose parity shard or row failed its check, by parity volume number.
@@ -93,6 +94,7 @@ impl Rebuilder {
             header,
             parity,
             cache: VecDeque::new(),
+            decoder: StripeDecoder::default(),
             log: BTreeMap::new(),
             parity_damage: BTreeMap::new(),
         }
@@ -273,7 +275,7 @@ impl Rebuilder {
                 .take(lost.len())
                 .map(|p| p as u32 + 1)
                 .collect();
-            rebuild_stripe(&mut data, &parity, sb as usize).map_err(|why| {
+            rebuild_stripe(&mut self.decoder, &mut data, &parity, sb as usize).map_err(|why| {
                 let names: Vec<String> = lost.iter().map(|i| (i + 1).to_string()).collect();
                 format!(
                     "stripe {j} cannot be rebuilt: volume(s) {} missing or damaged there, {why}",
