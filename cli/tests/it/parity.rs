@@ -324,6 +324,24 @@ fn issue_17_a_damaged_parity_volume_is_not_used() {
     );
     assert_exact(tmp.path(), &e.vendor, &site2, &e.images);
 
+    // A data volume whose header is damaged cannot be opened: it is rebuilt whole instead.
+    let disc3 = copy(&tmp.path().join("disc3"), &all, |name, b| match name {
+        "shop.002.airlock" => Some(flip(b, &[20])),
+        _ => Some(b),
+    });
+    let site3 = tmp.path().join("site3");
+    let (code, v, _) = import_json(tmp.path(), &site3, &[&disc3]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["bundles"][0]["rebuilt"][0]["volume"], 2, "{v}");
+    assert_eq!(v["bundles"][0]["rebuilt"][0]["given"], false, "{v}");
+    assert_eq!(v["unreadable"], serde_json::json!([]), "{v}");
+    let ignored = v["ignored"].to_string();
+    assert!(
+        ignored.contains("shop.002.airlock") && ignored.contains("rebuilt from parity instead"),
+        "{v}"
+    );
+    assert_exact(tmp.path(), &e.vendor, &site3, &e.images);
+
     // The dry run shows the parity volumes of an export.
     let o = run(
         tmp.path(),
