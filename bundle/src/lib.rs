@@ -1,7 +1,7 @@
 //! The bundle format: how an export leaves a store as volume files that fit removable media,
 //! and how an import reads them back. This crate owns the byte layouts (bundle/FORMAT.md):
-//! volumes (a header, store pack frames verbatim, a copy of the bundle index, a trailer), the
-//! bundle index codec, the standalone index file, inventories of a site's store, and media
+//! volumes (a header, store pack frames verbatim, a copy of the bundle index, a trailer), parity
+//! volumes, the bundle index codec, the standalone index file, inventories of a site's store, and media
 //! sizes.
 //!
 //! It knows nothing of HTTP, and nothing of how frames are chosen or chunks inserted: export
@@ -16,6 +16,8 @@
 //!   opens one, returning its [`VolumeHeader`] even when its trailer or index is damaged.
 //! - [`BundleIndex`]: refs, manifests, blobs with their chunks, frames per volume;
 //!   [`BundleIndex::encode`], [`BundleIndex::decode`], [`BundleIndex::encoded_len_bound`].
+//! - [`ParityReader`]: a parity volume `NAME.parity.NN.airlock` (`export --parity N`), whose
+//!   Reed-Solomon shards and per-stripe checks let an import rebuild missing or damaged volumes.
 //! - [`Inventory`]: the chunks and blobs a site has, for delta exports.
 //! - [`plan_delta`] -> [`DeltaPlan`]: what a delta between two sets of references in one store
 //!   would ship (`airlock diff`).
