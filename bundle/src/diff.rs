@@ -87,6 +87,7 @@ pub fn plan_delta(
         tool: "airlock diff".into(),
         program: None,
         signer: None,
+        parity: 0,
     };
     let plan = plan_export(store, to, &opts)?;
     let new_blobs: BTreeMap<Digest, u64> = plan

@@ -167,6 +167,22 @@ pub enum Error {
         #[source]
         source: airlock_store::Error,
     },
+    /// A parity volume's header, or the part of it being read, is unusable.
+    #[error("{}: parity volume: {what} at offset {offset}", path.display())]
+    ParityCorrupt {
+        /// The parity volume file.
+        path: PathBuf,
+        /// Where.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// Parity cannot be made as asked (counts beyond the code's limits).
+    #[error("parity volumes cannot be made: {what}")]
+    ParityUnsupported {
+        /// Why.
+        what: String,
+    },
     /// The volume size cannot hold a bundle's index and one frame.
     #[error(
         "a volume of {size} bytes is too small for this bundle: it needs at least {needed} bytes \

@@ -22,7 +22,8 @@ use crate::{
     error::{Error, Result, io_error},
     index::{Base, BlobEntry, BundleId, BundleIndex, FrameEntry, RefEntry, VolumeEntry},
     inventory::Inventory,
-    names::{index_file_name, signature_file_name, volume_file_name},
+    names::{index_file_name, parity_file_name, signature_file_name, volume_file_name},
+    parity::{MAX_PARITY_VOLUMES, parity_reserve, stripe_bytes_for, write_parity},
     progress::Progress,
     sign::{KeyId, MAX_SIGNATURE_BYTES, SigningKey},
     starter::{self, PROGRAM_FILE, Program, README_FILE, SUMS_FILE, SUMS_SIGNATURE_FILE},
@@ -126,6 +127,9 @@ pub struct ExportOptions {
     /// The airlock program to put beside volume 1 with `README.txt` and `SHA256SUMS`, its room
     /// taken from volume 1 (`None`: `export --no-binary`).
     pub program: Option<Program>,
+    /// Parity volumes to add (`--parity N`), 0 for none: any N missing or damaged data
+    /// volumes are then rebuilt on import.
+    pub parity: u32,
 }
 
 impl ExportOptions {
@@ -133,6 +137,19 @@ impl ExportOptions {
     pub fn starter_reserve(&self) -> u64 {
         self.program.as_ref().map_or(0, Program::reserve)
     }
+}
+
+/// The parity volumes an export adds, and the room they take in each data volume.
+#[derive(Debug, Clone, Copy)]
+pub struct ParityPlan {
+    /// Parity volumes.
+    pub count: u32,
+    /// Bytes of a stripe (a shard of each volume).
+    pub stripe_bytes: u32,
+    /// Bytes each data volume keeps free so that a parity volume fits the volume size.
+    pub reserve: u64,
+    /// Data volumes the reserve was computed for (more than the bundle should need).
+    pub max_data_volumes: u32,
 }
 
 /// One exported reference in a plan.
@@ -171,6 +188,8 @@ pub struct ExportPlan {
     pub starter: u64,
     /// Single-platform images of a platform not asked for, which travel whole (`--platform`).
     pub warnings: Vec<String>,
+    /// Parity volumes, when asked for.
+    pub parity: Option<ParityPlan>,
 }
 
 /// Plans an export of `refs` (nothing is written).
@@ -258,11 +277,13 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         + VOLUME_TRAILER_LEN
         + signature_room
         + index.encoded_len_bound(chunks.len() as u64)?;
-    let room = opts.volume_size.saturating_sub(overhead);
+    let parity = plan_parity(opts, overhead, chunk_bytes, chunks.len() as u64)?;
+    let data_size = opts.volume_size - parity.map_or(0, |p| p.reserve);
+    let room = data_size.saturating_sub(overhead);
     if room < 64 * 1024 {
         return Err(Error::VolumeTooSmall {
             size: opts.volume_size,
-            needed: overhead + 64 * 1024,
+            needed: opts.volume_size - room + 64 * 1024,
         });
     }
     let starter = opts.starter_reserve();
@@ -272,7 +293,7 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         return Err(Error::NoRoomForProgram {
             size: opts.volume_size,
             program: program.path.clone(),
-            needed: overhead + starter + 64 * 1024,
+            needed: opts.volume_size - room + starter + 64 * 1024,
         });
     }
     // Volume 1 holds `room - starter` bytes of frames, every other volume `room`.
@@ -288,6 +309,58 @@ pub fn plan_export(store: &Store, refs: &[ImageRef], opts: &ExportOptions) -> Re
         overhead,
         starter,
         warnings: content.warnings,
+        parity,
+    })
+}
+
+/// Sizes the parity of an export: the stripe, and the room each data volume leaves so that a
+/// parity volume over as many data volumes as the bundle can possibly need fits the volume size.
+fn plan_parity(
+    opts: &ExportOptions,
+    overhead: u64,
+    chunk_bytes: u64,
+    chunks: u64,
+) -> Result<Option<ParityPlan>> {
+    let count = opts.parity;
+    if count == 0 {
+        return Ok(None);
+    }
+    if count > MAX_PARITY_VOLUMES {
+        return Err(Error::ParityUnsupported {
+            what: format!("{count} parity volumes asked for, {MAX_PARITY_VOLUMES} at most"),
+        });
+    }
+    let size = opts.volume_size;
+    // The data volumes the bundle should take: its chunks uncompressed, a frame's table, and a
+    // quarter for volumes closed early. More only make the parity rows larger: the stripe
+    // chosen once the volumes are written keeps the parity volumes within the size (checked).
+    let bound = |room: u64| -> u64 {
+        let stored = chunk_bytes + 40 * chunks + 1;
+        stored.div_ceil(room.max(1)) * 5 / 4 + 2
+    };
+    let mut max_data = bound(size.saturating_sub(overhead)).min(u64::from(u32::MAX)) as u32;
+    for _ in 0..16 {
+        let reserve = parity_reserve(size, max_data, count);
+        let room = size.saturating_sub(reserve).saturating_sub(overhead);
+        if room < 64 * 1024 {
+            return Err(Error::VolumeTooSmall {
+                size,
+                needed: overhead + reserve + 64 * 1024,
+            });
+        }
+        let next = bound(room).min(u64::from(u32::MAX)) as u32;
+        if next <= max_data {
+            return Ok(Some(ParityPlan {
+                count,
+                stripe_bytes: stripe_bytes_for(size, max_data, count),
+                reserve,
+                max_data_volumes: max_data,
+            }));
+        }
+        max_data = next;
+    }
+    Err(Error::ParityUnsupported {
+        what: format!("no room for parity in volumes of {size} bytes"),
     })
 }
 
@@ -308,6 +381,10 @@ pub struct ExportReport {
     pub bundle_id: BundleId,
     /// `NAME.index.airlock.minisig` and the key that signed, when signed.
     pub signature: Option<(PathBuf, KeyId)>,
+    /// The parity volumes, in order (none without `--parity`).
+    pub parity_volumes: Vec<PathBuf>,
+    /// Bytes of all parity volumes.
+    pub parity_bytes: u64,
 }
 
 /// Writes the volumes of a plan.
@@ -323,7 +400,7 @@ pub fn write_export(
         dir: opts.out_dir.clone(),
         name: opts.name.clone(),
         id: plan.index.bundle_id,
-        size: opts.volume_size,
+        size: opts.volume_size - plan.parity.map_or(0, |p| p.reserve),
         reserve: plan.overhead,
         starter: plan.starter,
         written: Vec::new(),
@@ -331,22 +408,61 @@ pub fn write_export(
         current: None,
         entries: Vec::new(),
         frames: 0,
+        index_check: [0; 32],
     };
     let result = out.fill(store, &plan, opts.level, progress);
-    match result.and_then(|()| {
+    let finished = result.and_then(|()| {
         out.finish(
             plan.index,
             opts.program.as_ref(),
             opts.signer.as_ref(),
             progress,
         )
-    }) {
-        Ok(report) => Ok(report),
+    });
+    let mut report = match finished {
+        Ok(report) => report,
         Err(e) => {
             out.abandon();
-            Err(e)
+            return Err(e);
+        }
+    };
+    if let Some(p) = plan.parity {
+        let check = out.index_check;
+        let written = write_parity(
+            &opts.out_dir,
+            &opts.name,
+            (report.bundle_id, check),
+            &report.volumes,
+            (p.count, p.stripe_bytes, opts.volume_size),
+            progress,
+        );
+        match written {
+            Ok(paths) => {
+                for (i, path) in paths.iter().enumerate() {
+                    report.parity_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                    progress.note(&format!(
+                        "parity volume {} of {}: {}",
+                        i + 1,
+                        p.count,
+                        path.display()
+                    ));
+                }
+                report.parity_volumes = paths;
+            }
+            Err(e) => {
+                // No bundle that looks whole without the parity asked for.
+                let signature = report.signature.as_ref().map(|(p, _)| p);
+                let written = report.volumes.iter().chain(&report.starter);
+                for path in written.chain([&report.index_file]).chain(signature) {
+                    if let Err(e) = std::fs::remove_file(path) {
+                        tracing::warn!("removing {}: {e}", path.display());
+                    }
+                }
+                return Err(e);
+            }
         }
     }
+    Ok(report)
 }
 
 fn refuse_existing(dir: &Path, name: &str, starter: bool) -> Result<()> {
@@ -354,6 +470,7 @@ fn refuse_existing(dir: &Path, name: &str, starter: bool) -> Result<()> {
         dir.join(volume_file_name(name, 1)),
         dir.join(index_file_name(name)),
         dir.join(signature_file_name(name)),
+        dir.join(parity_file_name(name, 1)),
     ];
     if starter {
         files.extend(
@@ -373,6 +490,8 @@ struct Volumes {
     name: String,
     id: BundleId,
     size: u64,
+    /// BLAKE3 of the final index bytes, once written.
+    index_check: [u8; 32],
     reserve: u64,
     /// Bytes volume 1 leaves to the starter files.
     starter: u64,
@@ -531,6 +650,7 @@ impl Volumes {
             }
             None => Vec::new(),
         };
+        self.index_check = crate::codec::index_check(&bytes);
         let mut volumes = Vec::new();
         let mut total = 0;
         for w in self.closed.drain(..) {
@@ -566,6 +686,8 @@ impl Volumes {
             frames: self.frames,
             bundle_id: index.bundle_id,
             signature,
+            parity_volumes: Vec::new(),
+            parity_bytes: 0,
         })
     }
 

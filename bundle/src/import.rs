@@ -25,11 +25,13 @@
 mod check;
 mod checks;
 mod given;
+mod rebuild;
+mod repair;
 mod report;
 mod trust;
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -38,16 +40,21 @@ use airlock_store::{ChunkId, Digest, Frame, RepoChange, Store};
 use rayon::prelude::*;
 
 use self::check::{IndexAt, check_descriptions, description};
-pub use self::report::{BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, ref_text};
+pub use self::report::{
+    BundleOutcome, Damage, ImportOptions, ImportReport, ParityProblem, Prompt, Rebuilt, ref_text,
+};
 pub use self::trust::{Signer, Trust};
 use self::{
     checks::{Checks, Shared},
     given::Given,
+    rebuild::Rebuilder,
+    repair::replace_unreadable,
     trust::{IndexBytes, Verdict},
 };
 use crate::{
     error::{Error, Result},
     index::{Base, BundleId, BundleIndex},
+    parity::ParityReader,
     progress::Progress,
     state::{self, ImportState},
     volume::VolumeReader,
@@ -91,6 +98,27 @@ pub fn import(
         progress.note(&format!("ignoring {}: {why}", path.display()));
         report.ignored.push((path, why));
     }
+    let mut parity: HashMap<BundleId, Vec<ParityReader>> = HashMap::new();
+    for path in given.parity {
+        match ParityReader::open(&path) {
+            Ok(r) if groups.iter().any(|(id, _)| *id == r.header().bundle_id) => {
+                parity.entry(r.header().bundle_id).or_default().push(r);
+            }
+            Ok(r) => {
+                let why = format!(
+                    "a parity volume of bundle {}, none of whose volumes were given; not used",
+                    r.header().bundle_id
+                );
+                progress.note(&format!("ignoring {}: {why}", path.display()));
+                report.ignored.push((path, why));
+            }
+            Err(e) => {
+                let why = format!("a parity volume that fails its checks, not used: {e}");
+                progress.note(&format!("ignoring {}: {why}", path.display()));
+                report.ignored.push((path, why));
+            }
+        }
+    }
     let mut fallbacks: HashMap<BundleId, Fallback> = HashMap::new();
     for file in given.indexes {
         let (why, used) = file.role(&groups);
@@ -130,12 +158,17 @@ pub fn import(
     let mut prepared = Vec::with_capacity(groups.len());
     for (id, volumes) in groups {
         let fallback = fallbacks.remove(&id);
-        prepared.push(prepare(store, id, volumes, fallback, &signatures, opts)?);
+        let parity = parity.remove(&id).unwrap_or_default();
+        prepared.push((
+            prepare(store, id, volumes, fallback, &signatures, opts)?,
+            parity,
+        ));
     }
-    for p in prepared {
-        let outcome = Importer::new(store, p, opts, progress)?.run()?;
+    for (p, parity) in prepared {
+        let outcome = Importer::new(store, p, parity, opts, progress)?.run()?;
         report.bundles.push(outcome);
     }
+    replace_unreadable(&mut report, progress);
     Ok(report)
 }
 
@@ -226,12 +259,21 @@ struct Importer<'a> {
     /// BLAKE3 of the signed index, when the bundle is signed by a trusted key: every volume
     /// must name it.
     signed_check: Option<[u8; 32]>,
+    /// The parity volumes of the bundle, when given.
+    rebuilder: Option<Rebuilder>,
+    /// Volumes not given whose rebuild was tried since the last volume was admitted.
+    rebuild_tried: BTreeSet<u32>,
+    /// The data volumes admitted, by number.
+    given_paths: BTreeMap<u32, PathBuf>,
+    /// The index check the volumes' headers name (what parity volumes must cover).
+    index_check: Option<[u8; 32]>,
 }
 
 impl<'a> Importer<'a> {
     fn new(
         store: &'a Store,
         p: Prepared,
+        parity: Vec<ParityReader>,
         opts: &'a ImportOptions<'a>,
         progress: &'a dyn Progress,
     ) -> Result<Importer<'a>> {
@@ -246,6 +288,10 @@ impl<'a> Importer<'a> {
             missing_volumes: Vec::new(),
             damaged: Vec::new(),
             affected: Vec::new(),
+            rebuilt: Vec::new(),
+            parity_volumes: Vec::new(),
+            parity_problems: Vec::new(),
+            parity_short: None,
             refs: index.refs.clone(),
             signer: p.verdict.signer.clone(),
             bytes_read: 0,
@@ -254,6 +300,11 @@ impl<'a> Importer<'a> {
             new_blobs: 0,
             elapsed: Duration::ZERO,
         };
+        // What parity volumes must cover: the signed index when signed, else the volumes' one.
+        let index_check = p
+            .verdict
+            .signed_check
+            .or_else(|| p.volumes.first().map(|v| v.header().index_check));
         let mut me = Importer {
             store,
             index,
@@ -264,10 +315,15 @@ impl<'a> Importer<'a> {
             outcome,
             started: Instant::now(),
             signed_check: p.verdict.signed_check,
+            rebuilder: None,
+            rebuild_tried: BTreeSet::new(),
+            given_paths: BTreeMap::new(),
+            index_check,
         };
         for v in p.volumes {
             me.admit(v);
         }
+        me.add_parity(parity);
         Ok(me)
     }
 
@@ -294,6 +350,13 @@ impl<'a> Importer<'a> {
             Some(what) => self.outcome.damaged.push(Damage::at(&v, 0, what)),
             None => {
                 if !self.volumes.iter().any(|o| o.header().number == h.number) {
+                    if let Some(r) = self.rebuilder.as_mut() {
+                        r.add_data(h.number, v.path());
+                    }
+                    self.given_paths
+                        .entry(h.number)
+                        .or_insert_with(|| v.path().to_owned());
+                    self.rebuild_tried.clear();
                     self.volumes.push(v);
                 }
             }
@@ -305,8 +368,14 @@ impl<'a> Importer<'a> {
         if self.opts.dry_run {
             self.volumes.sort_by_key(|v| v.header().number);
             for v in std::mem::take(&mut self.volumes) {
-                self.check_volume(&v);
+                self.check_volume(Some(&v), v.header().number);
             }
+            // Each volume not given is checked as it would be rebuilt, whatever the store holds.
+            let all: Vec<u32> = (1..=self.index.volume_count).collect();
+            for n in self.rebuildable(&all) {
+                self.check_volume(None, n);
+            }
+            self.finish_parity_report();
             let mut missing: BTreeSet<u32> = self.missing_volumes()?.into_iter().collect();
             missing.extend(self.outcome.damaged.iter().map(|d| d.volume));
             self.outcome.missing_volumes = missing.into_iter().collect();
@@ -327,6 +396,7 @@ impl<'a> Importer<'a> {
             self.outcome.new_blobs += checked?;
             read
         })?;
+        self.finish_parity_report();
         if complete {
             self.finish()?;
         }
@@ -341,7 +411,7 @@ impl<'a> Importer<'a> {
             self.volumes.sort_by_key(|v| v.header().number);
             let pending: Vec<VolumeReader> = std::mem::take(&mut self.volumes);
             for v in pending {
-                self.read_volume(&v, checks)?;
+                self.read_volume(Some(&v), v.header().number, checks)?;
                 if checks.failed() {
                     return Ok(false);
                 }
@@ -349,6 +419,16 @@ impl<'a> Importer<'a> {
             let missing = self.missing_volumes()?;
             if missing.is_empty() {
                 return Ok(true);
+            }
+            let rebuildable = self.rebuildable(&missing);
+            if !rebuildable.is_empty() {
+                for n in rebuildable {
+                    self.read_volume(None, n, checks)?;
+                    if checks.failed() {
+                        return Ok(false);
+                    }
+                }
+                continue;
             }
             let Some(prompt) = self.opts.prompt else {
                 self.outcome.affected = self.affected(&missing);
@@ -367,6 +447,26 @@ impl<'a> Importer<'a> {
                 self.progress
                     .note(&format!("ignoring {}: {why}", path.display()));
             }
+            let mut parity = Vec::new();
+            for path in given.parity {
+                match ParityReader::open(&path) {
+                    Ok(r) if r.header().bundle_id == self.index.bundle_id => parity.push(r),
+                    Ok(r) => self.progress.note(&format!(
+                        "{} is a parity volume of another bundle ({}), not {}",
+                        path.display(),
+                        r.header().bundle_id,
+                        self.index.name
+                    )),
+                    Err(e) => {
+                        let what = format!("fails its checks, not used: {e}");
+                        self.progress.note(&format!("{}: {what}", path.display()));
+                        self.outcome
+                            .parity_problems
+                            .push(ParityProblem { path, what });
+                    }
+                }
+            }
+            self.add_parity(parity);
             for path in given.volumes {
                 match VolumeReader::open(&path) {
                     Ok(v) if v.header().bundle_id == self.index.bundle_id => self.admit(v),
@@ -454,27 +554,52 @@ impl<'a> Importer<'a> {
         })
     }
 
-    fn read_volume(&mut self, v: &VolumeReader, checks: &mut Checks<'_>) -> Result<()> {
-        let number = v.header().number;
-        let Some(entry) = self.index.volumes.iter().find(|e| e.number == number) else {
+    /// Reads volume `number`: the volume given, or (`None`) rebuilt from parity.
+    fn read_volume(
+        &mut self,
+        v: Option<&VolumeReader>,
+        number: u32,
+        checks: &mut Checks<'_>,
+    ) -> Result<()> {
+        let Some(entry) = self
+            .index
+            .volumes
+            .iter()
+            .find(|e| e.number == number)
+            .cloned()
+        else {
             return Err(Error::IndexCorrupt {
                 what: format!("no frame table for volume {number}"),
             });
         };
+        let path = self.volume_path(v, number);
         let total: u64 = entry.frames.iter().map(|f| u64::from(f.len)).sum();
+        let label = if v.is_some() {
+            "volume"
+        } else {
+            "rebuilding volume"
+        };
         self.progress.begin(
-            &format!("volume {number}/{}", self.index.volume_count),
+            &format!("{label} {number}/{}", self.index.volume_count),
             total,
         );
-        self.outcome.damaged.extend(Damage::of_index_copy(v));
+        if let Err(what) = self.check_source(v, number) {
+            self.outcome
+                .damaged
+                .push(Damage::new(&path, number, 0, what));
+            self.progress.advance(total);
+            return Ok(());
+        }
         let mut had = 0usize;
         for f in &entry.frames {
             // Read and checked even when its chunks are all stored (from another volume, bundle
             // or run): a damaged frame is named whatever the store got first.
-            let decoded = match read_frame(v, f.offset, f.len, &f.chunks) {
+            let decoded = match self.fetch(v, number, f) {
                 Ok(decoded) => decoded,
                 Err(what) => {
-                    self.outcome.damaged.push(Damage::at(v, f.offset, what));
+                    self.outcome
+                        .damaged
+                        .push(Damage::new(&path, number, f.offset, what));
                     self.progress.advance(u64::from(f.len));
                     continue;
                 }
@@ -501,38 +626,50 @@ impl<'a> Importer<'a> {
             }
             self.progress.advance(u64::from(f.len));
         }
-        if had == entry.frames.len() {
+        if had == entry.frames.len() && v.is_some() {
             self.progress.note(&format!(
                 "volume {number}: everything in it is already in the store"
             ));
         }
-        self.progress
-            .volume(v.path(), number, self.index.volume_count);
+        self.progress.volume(&path, number, self.index.volume_count);
         Ok(())
     }
 
     /// Reads and checks every frame of a volume without storing anything (a dry run: each
     /// volume can be checked alone, e.g. right after burning it).
-    fn check_volume(&mut self, v: &VolumeReader) {
-        let number = v.header().number;
-        let Some(entry) = self.index.volumes.iter().find(|e| e.number == number) else {
+    fn check_volume(&mut self, v: Option<&VolumeReader>, number: u32) {
+        let Some(entry) = self
+            .index
+            .volumes
+            .iter()
+            .find(|e| e.number == number)
+            .cloned()
+        else {
             return;
         };
+        let path = self.volume_path(v, number);
         let total: u64 = entry.frames.iter().map(|f| u64::from(f.len)).sum();
         self.progress.begin(
             &format!("check {number}/{}", self.index.volume_count),
             total,
         );
-        self.outcome.damaged.extend(Damage::of_index_copy(v));
+        if let Err(what) = self.check_source(v, number) {
+            self.outcome
+                .damaged
+                .push(Damage::new(&path, number, 0, what));
+            return;
+        }
         for f in &entry.frames {
-            match read_frame(v, f.offset, f.len, &f.chunks) {
+            match self.fetch(v, number, f) {
                 Ok(_) => self.outcome.bytes_read += u64::from(f.len),
-                Err(what) => self.outcome.damaged.push(Damage::at(v, f.offset, what)),
+                Err(what) => self
+                    .outcome
+                    .damaged
+                    .push(Damage::new(&path, number, f.offset, what)),
             }
             self.progress.advance(u64::from(f.len));
         }
-        self.progress
-            .volume(v.path(), number, self.index.volume_count);
+        self.progress.volume(&path, number, self.index.volume_count);
     }
 
     /// Volumes holding chunks still lacking.
@@ -641,6 +778,14 @@ fn read_frame(
         Error::FrameCorrupt { what, .. } => what,
         other => other.to_string(),
     })?;
+    decode_frame(bytes, chunks)
+}
+
+/// Checks a frame's bytes whole and that it holds the chunks the index says.
+fn decode_frame(
+    bytes: Vec<u8>,
+    chunks: &[ChunkId],
+) -> std::result::Result<airlock_store::DecodedChunks, String> {
     let decoded = Frame::decode(bytes).map_err(|e| e.to_string())?;
     let ids: Vec<ChunkId> = decoded.chunks().map(|(id, _)| id).collect();
     if ids != chunks {

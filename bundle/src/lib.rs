@@ -1,8 +1,8 @@
 //! The bundle format: how an export leaves a store as volume files that fit removable media,
 //! and how an import reads them back. This crate owns the byte layouts (bundle/FORMAT.md):
 //! volumes (a header, store pack frames verbatim, a copy of the bundle index, its signature, a
-//! trailer), the bundle index codec, the standalone index file and its `.minisig` signature,
-//! inventories of a site's store, and media sizes.
+//! trailer), parity volumes, the bundle index codec, the standalone index file and its `.minisig`
+//! signature, inventories of a site's store, and media sizes.
 //!
 //! It knows nothing of HTTP, and nothing of how frames are chosen or chunks inserted: export
 //! and import sit on top of it. Frames are the store's (`airlock_store::Frame`); only `volume`
@@ -17,6 +17,8 @@
 //!   opens one, returning its [`VolumeHeader`] even when its trailer or index is damaged.
 //! - [`BundleIndex`]: refs, manifests, blobs with their chunks, frames per volume;
 //!   [`BundleIndex::encode`], [`BundleIndex::decode`], [`BundleIndex::encoded_len_bound`].
+//! - [`ParityReader`]: a parity volume `NAME.parity.NN.airlock` (`export --parity N`), whose
+//!   Reed-Solomon shards and per-stripe checks let an import rebuild missing or damaged volumes.
 //! - [`Inventory`]: the chunks and blobs a site has, for delta exports.
 //! - Signatures (minisign's format): [`KeyPair`], [`SecretKeyFile`] -> [`SigningKey`] for
 //!   [`ExportOptions::signer`]; [`TrustedKeys`] in [`Trust`] for [`ImportOptions::trust`];
@@ -52,6 +54,7 @@ mod import;
 mod index;
 mod inventory;
 mod names;
+mod parity;
 mod progress;
 mod sign;
 mod size;
@@ -67,7 +70,7 @@ pub use crate::{
     error::{Error, Result},
     export::{
         DEFAULT_LEVEL, ExportOptions, ExportPlan, ExportReport, FRAME_RAW_BYTES, Have, ImagePlan,
-        plan_export, write_export,
+        ParityPlan, plan_export, write_export,
     },
     import::{
         BundleOutcome, Damage, ImportOptions, ImportReport, Prompt, Signer, Trust, import, ref_text,
@@ -78,8 +81,13 @@ pub use crate::{
     },
     inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryBuilder},
     names::{
-        BUNDLE_SUFFIX, VolumeFile, check_bundle_name, index_file_name, list_volume_files,
-        parse_volume_file_name, signature_file_name, volume_file_name,
+        BUNDLE_SUFFIX, VolumeFile, check_bundle_name, index_file_name, list_parity_files,
+        list_volume_files, parity_file_name, parse_parity_file_name, parse_volume_file_name,
+        signature_file_name, volume_file_name,
+    },
+    parity::{
+        MAX_PARITY_VOLUMES, PARITY_FORMAT_VERSION, ParityHeader, ParityReader, parity_reserve,
+        stripe_bytes_for,
     },
     progress::{NoProgress, Progress},
     sign::{

@@ -591,7 +591,8 @@ impl VolumeReader {
     }
 }
 
-fn parse_header(path: &Path, head: &[u8], len: u64) -> Result<VolumeHeader> {
+/// Parses and checks a volume header (`head`, the file's first bytes; `len`, its length).
+pub(crate) fn parse_header(path: &Path, head: &[u8], len: u64) -> Result<VolumeHeader> {
     let magic_len = head.len().min(8);
     if head[..magic_len] != VOLUME_MAGIC[..magic_len] {
         return Err(Error::NotAVolume {

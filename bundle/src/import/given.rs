@@ -5,8 +5,10 @@
 //! A file is a volume when it starts with the volume magic or is named `NAME.NNN.airlock`:
 //! opening it then says what is wrong with a damaged or truncated one, which stays an error. A
 //! file that starts with the index magic is a bundle's index (`NAME.index.airlock`), which the
-//! import can use when no volume of its bundle carries an intact copy. Anything else is
-//! named and ignored. A directory gives its volume files; one without any is named and ignored.
+//! import can use when no volume of its bundle carries an intact copy. A file named
+//! `NAME.parity.NN.airlock` or starting with the parity magic is a parity volume. Anything else
+//! is named and ignored. A directory gives its volume and parity files; one without any is
+//! named and ignored.
 
 use std::{
     fs::File,
@@ -19,7 +21,8 @@ use crate::{
     error::Result,
     index::{BundleId, BundleIndex},
     inventory::INVENTORY_MAGIC,
-    names::{list_volume_files, parse_volume_file_name},
+    names::{list_parity_files, list_volume_files, parse_parity_file_name, parse_volume_file_name},
+    parity::PARITY_MAGIC,
     sign::{MAX_SIGNATURE_BYTES, SIGNATURE_SUFFIX},
     volume::{VOLUME_MAGIC, VolumeReader},
 };
@@ -82,6 +85,8 @@ impl IndexFile {
 pub(super) struct Given {
     /// Files to open as volumes.
     pub(super) volumes: Vec<PathBuf>,
+    /// Files to open as parity volumes.
+    pub(super) parity: Vec<PathBuf>,
     /// Readable bundle index files.
     pub(super) indexes: Vec<IndexFile>,
     /// Signature files (`NAME.index.airlock.minisig`) and their bytes, used when no volume
@@ -98,12 +103,16 @@ impl Given {
         for p in paths {
             if p.is_dir() {
                 // `lost+found` is often unreadable to whoever imports.
-                match list_volume_files(p) {
-                    Ok(found) if found.is_empty() => given.ignored.push((
+                let found = list_volume_files(p).and_then(|v| Ok((v, list_parity_files(p)?)));
+                match found {
+                    Ok((found, _)) if found.is_empty() => given.ignored.push((
                         p.clone(),
                         "a directory without volume files (NAME.NNN.airlock)".into(),
                     )),
-                    Ok(found) => given.volumes.extend(found.into_iter().map(|f| f.path)),
+                    Ok((found, parity)) => {
+                        given.volumes.extend(found.into_iter().map(|f| f.path));
+                        given.parity.extend(parity.into_iter().map(|f| f.path));
+                    }
                     Err(e) => given
                         .ignored
                         .push((p.clone(), format!("a directory that cannot be read: {e}"))),
@@ -120,6 +129,10 @@ impl Given {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| parse_volume_file_name(n).is_some());
+        let named_parity = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| parse_parity_file_name(n).is_some());
         // A FIFO or a device is never read (it could block for ever).
         if path.exists() && !path.is_file() {
             self.ignored
@@ -129,6 +142,10 @@ impl Given {
         let head = match read_head(path) {
             Ok(head) => head,
             // Unreadable: opening it as a volume names the error.
+            Err(_) if named_parity => {
+                self.parity.push(path.to_owned());
+                return;
+            }
             Err(_) => {
                 self.volumes.push(path.to_owned());
                 return;
@@ -144,7 +161,9 @@ impl Given {
             }
             return;
         }
-        if named_volume || head == *VOLUME_MAGIC {
+        if named_parity || head == *PARITY_MAGIC {
+            self.parity.push(path.to_owned());
+        } else if named_volume || head == *VOLUME_MAGIC {
             self.volumes.push(path.to_owned());
         } else if head == *INDEX_MAGIC {
             match read_index(path) {
@@ -219,6 +238,8 @@ mod tests {
             write("x.001.airlock", b""),
             write("site.inventory", INVENTORY_MAGIC),
             write("bad.index.airlock", INDEX_MAGIC),
+            write("x.parity.01.airlock", b""),
+            write("renamed.par", PARITY_MAGIC),
         ];
         let lost = dir.path().join("lost+found");
         std::fs::create_dir(&lost).unwrap();
@@ -227,6 +248,7 @@ mod tests {
         let given = Given::sort(&all);
         assert_eq!(given.volumes, vec![paths[2].clone(), paths[3].clone()]);
         assert!(given.indexes.is_empty());
+        assert_eq!(given.parity, vec![paths[6].clone(), paths[7].clone()]);
         let ignored: Vec<(&Path, &str)> = given
             .ignored
             .iter()

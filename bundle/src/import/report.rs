@@ -30,6 +30,16 @@ pub struct Damage {
 }
 
 impl Damage {
+    /// What is wrong at `offset` of volume `volume`, the file `path` (given or rebuilt).
+    pub(super) fn new(path: &std::path::Path, volume: u32, offset: u64, what: String) -> Damage {
+        Damage {
+            path: path.to_owned(),
+            volume,
+            offset,
+            what,
+        }
+    }
+
     /// What is wrong at `offset` of volume `v`.
     pub(super) fn at(v: &VolumeReader, offset: u64, what: String) -> Damage {
         let (path, volume) = (v.path().to_owned(), v.header().number);
@@ -59,6 +69,34 @@ impl Damage {
     }
 }
 
+/// A data volume whose stripes were rebuilt from parity volumes.
+#[derive(Debug, Clone)]
+pub struct Rebuilt {
+    /// Its number.
+    pub volume: u32,
+    /// The file given (damaged), or where it would lie (not given).
+    pub path: PathBuf,
+    /// Whether it was given (only its damaged stripes were rebuilt) or not (all of it read).
+    pub given: bool,
+    /// Stripes rebuilt, by number from 0.
+    pub stripes: Vec<u64>,
+    /// Bytes of a stripe.
+    pub stripe_bytes: u32,
+    /// Data volumes read to rebuild them.
+    pub from_volumes: Vec<u32>,
+    /// Parity volumes read to rebuild them.
+    pub from_parity: Vec<u32>,
+}
+
+/// A parity volume, or stripes of one, not used because they fail their checks.
+#[derive(Debug, Clone)]
+pub struct ParityProblem {
+    /// The parity volume file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub what: String,
+}
+
 /// What happened to one bundle.
 #[derive(Debug, Clone)]
 pub struct BundleOutcome {
@@ -74,6 +112,14 @@ pub struct BundleOutcome {
     pub missing_volumes: Vec<u32>,
     /// Damaged frames and volumes met on the way.
     pub damaged: Vec<Damage>,
+    /// Data volumes rebuilt from parity, wholly (not given) or in part (damaged stripes).
+    pub rebuilt: Vec<Rebuilt>,
+    /// Parity volumes given for the bundle and used when needed.
+    pub parity_volumes: Vec<PathBuf>,
+    /// Parity volumes, or stripes of them, not used: they failed their checks.
+    pub parity_problems: Vec<ParityProblem>,
+    /// Why volumes not given were not rebuilt from the parity volumes given, when so.
+    pub parity_short: Option<String>,
     /// References that cannot be imported yet (their blobs need a missing volume).
     pub affected: Vec<String>,
     /// The references of the bundle (all moved when complete).

@@ -96,6 +96,7 @@ pub fn opts(out: &Path, name: &str, volume_size: u64, referrers: bool) -> Export
         tool: "test".into(),
         program: None,
         signer: None,
+        parity: 0,
     }
 }
 

@@ -70,6 +70,11 @@ pub struct Args {
     #[arg(long = "platform", value_name = "OS/ARCH")]
     platforms: Vec<String>,
 
+    /// Add N parity volumes (NAME.parity.NN.airlock, each within --volume-size): import rebuilds
+    /// any N missing or damaged data volumes from them
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=99))]
+    parity: u32,
+
     /// Print what would be shipped, write nothing
     #[arg(long)]
     dry_run: bool,
@@ -182,6 +187,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         tool: format!("airlock {}", env!("CARGO_PKG_VERSION")),
         program,
         signer,
+        parity: args.parity,
     };
     let plan = plan_export(&store, &refs, &opts)?;
     for w in &plan.warnings {
@@ -222,6 +228,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         );
         for v in &report.volumes {
             crate::output::outln!("  {}", v.display());
+        }
+        if !report.parity_volumes.is_empty() {
+            let data = report.bytes.max(1);
+            crate::output::outln!(
+                "{} parity volume(s), {} ({:.1}% of the data volumes): any {} missing or damaged \
+                 data volume(s) are rebuilt on import",
+                report.parity_volumes.len(),
+                output::bytes(report.parity_bytes),
+                report.parity_bytes as f64 * 100.0 / data as f64,
+                report.parity_volumes.len()
+            );
+            for v in &report.parity_volumes {
+                crate::output::outln!("  {}", v.display());
+            }
         }
         crate::output::outln!(
             "  {} (keep it: `airlock export --since` makes the next delta from it)",
@@ -343,6 +363,20 @@ fn print_plan(plan: &ExportPlan, opts: &ExportOptions, verbose: u8) {
             p.needs()
         );
     }
+    if let Some(p) = &plan.parity {
+        crate::output::outln!(
+            "plus {} parity volume(s) {}: each at most {}, about as large as the largest data \
+             volume (stripes of {}); each data volume keeps {} free so they fit",
+            p.count,
+            (1..=p.count)
+                .map(|n| airlock_bundle::parity_file_name(&opts.name, n))
+                .collect::<Vec<_>>()
+                .join(", "),
+            output::bytes(opts.volume_size),
+            output::bytes(u64::from(p.stripe_bytes)),
+            output::bytes(p.reserve)
+        );
+    }
 }
 
 fn plan_json(
@@ -379,6 +413,12 @@ fn plan_json(
         "platforms": opts.platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "absent_manifests": left_out(plan),
         "warnings": plan.warnings,
+        "parity": plan.parity.map(|p| json!({
+            "volumes": p.count,
+            "files": (1..=p.count).map(|n| airlock_bundle::parity_file_name(&opts.name, n)).collect::<Vec<_>>(),
+            "stripe_bytes": p.stripe_bytes,
+            "reserve_per_volume": p.reserve,
+        })),
     })
 }
 
@@ -404,5 +444,7 @@ fn report_json(r: &ExportReport) -> serde_json::Value {
             "file": path,
             "key_id": key_id.to_string(),
         })),
+        "parity_volumes": r.parity_volumes,
+        "parity_bytes": r.parity_bytes,
     })
 }

@@ -25,8 +25,9 @@ use crate::{
 /// Arguments of `airlock import`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Volumes (NAME.NNN.airlock) or directories holding them, in any order; other files
-    /// (the bundle's index, a README) are named and ignored
+    /// Volumes (NAME.NNN.airlock), parity volumes (NAME.parity.NN.airlock) or directories
+    /// holding them, in any order; other files (the bundle's index, a README) are named and
+    /// ignored
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
 
@@ -157,7 +158,60 @@ fn print_report(report: &ImportReport, dry_run: bool) {
 /// Damaged frames shown per volume before the rest are counted.
 const DAMAGE_LINES_PER_VOLUME: usize = 3;
 
+/// `1, 2, 4-8`.
+fn ranges<T: Copy + Into<u64>>(numbers: &[T]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start: u64 = numbers[i].into();
+        let mut end = start;
+        while i + 1 < numbers.len() && numbers[i + 1].into() == end + 1 {
+            end += 1;
+            i += 1;
+        }
+        out.push(if end > start {
+            format!("{start}-{end}")
+        } else {
+            start.to_string()
+        });
+        i += 1;
+    }
+    out.join(", ")
+}
+
+fn print_parity(b: &BundleOutcome, dry_run: bool) {
+    for p in &b.parity_problems {
+        crate::output::outln!("parity: {}: {}", p.path.display(), p.what);
+    }
+    let verb = if dry_run { "can be rebuilt" } else { "rebuilt" };
+    for r in &b.rebuilt {
+        let what = if r.given {
+            format!(
+                "volume {} ({}): {} damaged stripe(s) of {} ({}) {verb}",
+                r.volume,
+                r.path.display(),
+                r.stripes.len(),
+                output::bytes(u64::from(r.stripe_bytes)),
+                ranges(&r.stripes)
+            )
+        } else {
+            format!(
+                "volume {} (not given, {}): {verb} whole, {} stripe(s)",
+                r.volume,
+                r.path.display(),
+                r.stripes.len()
+            )
+        };
+        crate::output::outln!(
+            "{what} from volume(s) {} and parity volume(s) {}",
+            ranges(&r.from_volumes),
+            ranges(&r.from_parity)
+        );
+    }
+}
+
 fn print_bundle(b: &BundleOutcome, dry_run: bool) {
+    print_parity(b, dry_run);
     let mut shown: std::collections::HashMap<&std::path::Path, usize> = Default::default();
     for d in &b.damaged {
         let n = shown.entry(&d.path).or_default();
@@ -232,6 +286,9 @@ fn print_bundle(b: &BundleOutcome, dry_run: bool) {
             " (damaged or not given)"
         }
     );
+    if let Some(why) = &b.parity_short {
+        crate::output::outln!("  parity: {why}");
+    }
     if !b.affected.is_empty() {
         crate::output::outln!("  waiting for them: {}", b.affected.join(", "));
     }
@@ -258,6 +315,20 @@ fn report_json(report: &ImportReport) -> serde_json::Value {
             })).collect::<Vec<_>>(),
             "refs": b.refs.iter().map(ref_text).collect::<Vec<_>>(),
             "signer": signer_json(&b.signer),
+            "parity_volumes": b.parity_volumes,
+            "rebuilt": b.rebuilt.iter().map(|r| json!({
+                "volume": r.volume,
+                "path": r.path,
+                "given": r.given,
+                "stripes": r.stripes,
+                "stripe_bytes": r.stripe_bytes,
+                "from_volumes": r.from_volumes,
+                "from_parity": r.from_parity,
+            })).collect::<Vec<_>>(),
+            "parity_short": b.parity_short,
+            "parity_problems": b.parity_problems.iter().map(|p| json!({
+                "path": p.path, "error": p.what,
+            })).collect::<Vec<_>>(),
             "bytes_read": b.bytes_read,
             "new_chunks": b.new_chunks,
             "new_bytes": b.new_bytes,

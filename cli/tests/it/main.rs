@@ -28,6 +28,8 @@ mod live;
 mod names;
 /// Issue 15: health, metrics after a push and a pull, JSON logs, the systemd unit's command line.
 mod ops;
+/// Issue 17: parity volumes: missing and damaged volumes rebuilt, too many named, bad parity unused.
+mod parity;
 /// Issue 17: `export --platform` and `add --platform`: one platform of a multi-platform index
 /// travels, the site lists, verifies and serves it, containerd pulls it.
 mod platforms;
