@@ -91,6 +91,8 @@ pub struct AddOptions {
     pub upstream: UpstreamOptions,
     /// Blobs stored at once.
     pub jobs: usize,
+    /// Who adds: recorded in an application's history (`add -f app.yaml`).
+    pub user: String,
 }
 
 impl Default for AddOptions {
@@ -101,6 +103,7 @@ impl Default for AddOptions {
             compression: Compression::None,
             upstream: UpstreamOptions::default(),
             jobs: 4,
+            user: String::new(),
         }
     }
 }

@@ -18,6 +18,8 @@
 //! - `referrers`: (repository, subject, referrer) -> opaque descriptor bytes
 //! - `uploads`: upload id -> opaque session bytes
 //! - `media_types`: manifest digest -> the media type it was pushed with
+//! - `app_events`: (application repository, seq) -> [`crate::AppEvent`] (versions added or
+//!   imported and made current; added with store format 4, absent from older indexes)
 
 //!
 //! Files: `records` holds the record types and their encodings, `reads` the lookups both
@@ -49,6 +51,7 @@ const EDGES: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new(
 const REFERRERS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("referrers");
 const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 const MEDIA_TYPES: TableDefinition<&str, &str> = TableDefinition::new("media_types");
+const APP_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("app_events");
 
 const NEXT_PACK: &str = "next_pack";
 
@@ -132,6 +135,7 @@ impl Index {
             ix!(index, tx.open_table(REFERRERS))?;
             ix!(index, tx.open_table(UPLOADS))?;
             ix!(index, tx.open_table(MEDIA_TYPES))?;
+            ix!(index, tx.open_table(APP_EVENTS))?;
         }
         ix!(index, tx.commit())?;
         Ok(index)

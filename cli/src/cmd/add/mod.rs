@@ -136,6 +136,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             credentials,
         },
         jobs: usize::from(args.jobs),
+        user: ctx.user.clone(),
     };
     let mode = if ctx.json {
         Mode::Json
