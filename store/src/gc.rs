@@ -455,11 +455,7 @@ struct Marked {
 /// manifest link and tag-history event inside the window except of what dropped versions reach
 /// (those stay only when a root of the other kinds reaches them). With `only`, no version
 /// outside it is dropped.
-fn mark(
-    rtx: &ReadTx<'_>,
-    options: GcOptions,
-    only: Option<&[DroppedVersion]>,
-) -> Result<Marked> {
+fn mark(rtx: &ReadTx<'_>, options: GcOptions, only: Option<&[DroppedVersion]>) -> Result<Marked> {
     let now = now();
     let history_cutoff = cutoff(now, options.keep_tag_history);
     let mut dropped = dropped_versions(rtx, options.keep_app_versions)?;

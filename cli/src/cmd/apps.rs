@@ -336,7 +336,10 @@ fn switch(
             return;
         }
         for m in &moves {
-            let from = m.from.as_ref().map_or("(none)".to_owned(), |d| d.to_string());
+            let from = m
+                .from
+                .as_ref()
+                .map_or("(none)".to_owned(), |d| d.to_string());
             outln!("{}:{} {from} -> {}", m.repo, m.tag, m.to);
         }
         let was = current.as_deref().unwrap_or("none");
