@@ -134,7 +134,9 @@ pub(crate) fn order_versions(
     events: &[(u64, AppEvent)],
     tags: &[(String, Digest)],
 ) -> Vec<(String, Digest, Option<u64>)> {
-    let mut keyed: Vec<(Option<(u64, u64)>, String, Digest)> = tags
+    // (time, seq) of the last arrival, version, index.
+    type Keyed = (Option<(u64, u64)>, String, Digest);
+    let mut keyed: Vec<Keyed> = tags
         .iter()
         .map(|(tag, digest)| {
             let arrived = events
