@@ -217,12 +217,12 @@ fn switch(
     action: AppAction,
     dry_run: bool,
 ) -> Result<ExitCode> {
-    let access = if dry_run {
-        Access::ReadOnly
-    } else {
-        Access::ReadWrite
-    };
-    let store = ctx.open_store(access)?;
+    // A store that is not there is an error, not one created for nothing.
+    let mut store = ctx.open_store(Access::ReadOnly)?;
+    if !dry_run {
+        drop(store);
+        store = ctx.open_store(Access::ReadWrite)?;
+    }
     let repo = app_repo(&store, name)?;
     let status = store.app_status(&repo)?;
     let current = status.current.as_ref().map(|(v, _)| v.clone());
