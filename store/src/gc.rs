@@ -3,8 +3,8 @@
 //! Live blobs are marked from every manifest linked in a repository, every tag, and every
 //! tag-history event inside the rollback window, following the references recorded with each
 //! manifest. Application versions beyond [`GcOptions::keep_app_versions`] are dropped first:
-//! their tags are no roots, and what they reach is kept only by the other roots' tags and
-//! kept versions, not by manifest links or tag history (see `mark`). Blobs stored, put again or linked as a blob within the upload grace period are
+//! their tags are no roots, and what they reach stays only when a tag reaches it (a plain
+//! tag, or a kept version's), not by its manifest links or tag history (see `mark`). Blobs stored, put again or linked as a blob within the upload grace period are
 //! kept too: their manifest may still be on its way. Staged blobs (issue 14) follow the same
 //! rules; one collected loses its record, then its file. [`Store::plan_gc`] only reads and says what would go; [`Store::apply_gc`]
 //! waits for transfers in progress ([`Store::hold_chunks`]: an import's chunks are stored
