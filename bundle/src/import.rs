@@ -36,7 +36,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use airlock_store::{ChunkId, Digest, Frame, RepoChange, Store};
+use airlock_store::{AppAction, ChunkId, Digest, Frame, RepoChange, Store};
 use rayon::prelude::*;
 
 use self::check::{IndexAt, check_descriptions, description};
@@ -757,10 +757,20 @@ impl<'a> Importer<'a> {
                 self.outcome.new_blobs += 1;
             }
         }
-        let changes = repo_changes(&self.index);
+        let mut changes = repo_changes(&self.index);
+        let apps = app_changes(&self.index);
+        changes.extend(apps.iter().cloned());
         self.store
             .apply_repo_changes(&changes)
             .map_err(st("moving the bundle's tags"))?;
+        for change in &apps {
+            if let RepoChange::AppEvent { repo, version, .. } = change {
+                self.progress.note(&format!(
+                    "application {}: version {version} is current",
+                    repo.strip_prefix(APP_REPO_PREFIX).unwrap_or(repo)
+                ));
+            }
+        }
         self.outcome.complete = true;
         self.state.remove();
         Ok(())
@@ -831,6 +841,30 @@ pub(crate) fn repo_changes(index: &BundleIndex) -> Vec<RepoChange> {
         }
     }
     changes
+}
+
+/// Repositories of application versions (`airlock add -f app.yaml`) are named so.
+const APP_REPO_PREFIX: &str = "airlock/apps/";
+
+/// An application version the bundle carries becomes current, in the same transaction as the
+/// tags (see `airlock apps`): one event per version tag of `airlock/apps/NAME`, recorded as
+/// imported by the bundle (its id and name). Of several versions of one application, the last
+/// listed ends current.
+pub(crate) fn app_changes(index: &BundleIndex) -> Vec<RepoChange> {
+    let by = format!("bundle {} ({})", index.bundle_id, index.name);
+    index
+        .refs
+        .iter()
+        .filter(|r| r.repo.starts_with(APP_REPO_PREFIX))
+        .filter_map(|r| {
+            r.tag.as_ref().map(|tag| RepoChange::AppEvent {
+                repo: r.repo.clone(),
+                version: tag.clone(),
+                action: AppAction::Import,
+                by: by.clone(),
+            })
+        })
+        .collect()
 }
 
 fn st(context: &'static str) -> impl Fn(airlock_store::Error) -> Error {

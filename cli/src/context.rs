@@ -20,6 +20,9 @@ pub struct Context {
     pub shared: Option<Store>,
     /// The running server's metrics, when the command runs in it.
     pub metrics: Option<airlock_registry::Metrics>,
+    /// Who runs the command: the OS user of the process, or of the client that handed it to
+    /// the running server (recorded in application histories).
+    pub user: String,
 }
 
 impl Context {
@@ -53,6 +56,7 @@ impl Context {
             log_format: crate::output::LogFormat::default(),
             shared: None,
             metrics: None,
+            user: os_user(),
         })
     }
 
@@ -63,6 +67,7 @@ impl Context {
         json: bool,
         quiet: bool,
         verbose: u8,
+        user: String,
     ) -> Context {
         Context {
             config: shared.config.clone(),
@@ -74,6 +79,7 @@ impl Context {
             log_format: crate::output::LogFormat::default(),
             shared: Some(shared.store.clone()),
             metrics: Some(shared.metrics.clone()),
+            user,
         }
     }
 
@@ -167,6 +173,35 @@ impl Context {
         }
         Ok(store)
     }
+}
+
+/// This process's OS user: `$USER` (else `$LOGNAME`), else the name `/etc/passwd` gives its
+/// uid, else `uid N`.
+pub fn os_user() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(u) = std::env::var(var)
+            && !u.is_empty()
+        {
+            return u;
+        }
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().map(str::to_owned))
+        });
+    let Some(uid) = uid else {
+        return "unknown user".into();
+    };
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+        p.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_owned())
+        })
+    });
+    name.unwrap_or_else(|| format!("uid {uid}"))
 }
 
 fn airlock_chunker_params(c: &Config) -> Result<airlock_store::ChunkerParams> {

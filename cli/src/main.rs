@@ -74,6 +74,8 @@ enum Command {
     Inventory(cmd::inventory::Args),
     /// Keys for signed bundles: `airlock key generate` writes a minisign key pair
     Key(cmd::key::Args),
+    /// Applications: versions and the current one; `history`, `use`, `rollback`
+    Apps(cmd::apps::Args),
 }
 
 fn main() -> ExitCode {
@@ -121,6 +123,7 @@ fn run(ctx: &mut Context, command: Command) -> ExitCode {
         Command::Import(args) => cmd::import::run(ctx, args),
         Command::Inventory(args) => cmd::inventory::run(ctx, args),
         Command::Key(args) => cmd::key::run(ctx, args),
+        Command::Apps(args) => cmd::apps::run(ctx, args),
     };
     match result {
         Ok(code) => code,
@@ -130,7 +133,7 @@ fn run(ctx: &mut Context, command: Command) -> ExitCode {
 
 /// Runs a client's command in the server (see `remote`), with the server's configuration and
 /// store; relative paths are the client's, from `cwd`. Returns the exit code.
-fn run_in_server(args: &[String], cwd: &Path, shared: &remote::Shared) -> u8 {
+fn run_in_server(args: &[String], cwd: &Path, shared: &remote::Shared, user: String) -> u8 {
     let cli = match Cli::try_parse_from(
         std::iter::once("airlock").chain(args.iter().map(String::as_str)),
     ) {
@@ -156,8 +159,9 @@ fn run_in_server(args: &[String], cwd: &Path, shared: &remote::Shared) -> u8 {
         | Command::Du(_)
         | Command::Diff(_)
         | Command::Verify(_)
-        | Command::Gc(_) => {}
+        | Command::Gc(_)
+        | Command::Apps(_) => {}
     }
-    let mut ctx = Context::in_server(shared, cli.json, cli.quiet, cli.verbose);
+    let mut ctx = Context::in_server(shared, cli.json, cli.quiet, cli.verbose, user);
     remote::exit_number(run(&mut ctx, command))
 }

@@ -53,6 +53,9 @@ struct Request {
     stdin_tty: bool,
     stderr_tty: bool,
     width: u16,
+    /// The client's OS user (recorded in application histories); older clients send none.
+    #[serde(default)]
+    user: Option<String>,
 }
 
 /// The socket of the store at `data`.
@@ -99,6 +102,7 @@ fn client(mut stream: UnixStream, args: Vec<OsString>) -> Result<ExitCode> {
         stdin_tty: io::stdin().is_terminal(),
         stderr_tty: io::stderr().is_terminal(),
         width,
+        user: Some(crate::context::os_user()),
     };
     let mut line = serde_json::to_vec(&request).context("encoding the request")?;
     line.push(b'\n');
@@ -233,7 +237,7 @@ impl Listener {
                 let shared = shared.clone();
                 let spawned = std::thread::Builder::new()
                     .name("airlock-command".into())
-                    .spawn(move || serve_one(stream, &shared));
+                    .spawn(move || serve_one(stream, &shared, uid.ok()));
                 if let Err(e) = spawned {
                     tracing::warn!("starting a command thread: {e}");
                 }
@@ -244,7 +248,7 @@ impl Listener {
 }
 
 /// Reads a request, runs it, sends its exit code.
-fn serve_one(stream: UnixStream, shared: &Shared) {
+fn serve_one(stream: UnixStream, shared: &Shared, uid: Option<u32>) {
     let request = match read_request(&stream) {
         Ok(r) => r,
         Err(e) => {
@@ -268,7 +272,11 @@ fn serve_one(stream: UnixStream, shared: &Shared) {
             );
             return output::EXIT_ERROR;
         }
-        crate::run_in_server(&request.args, &request.cwd, shared)
+        let user = request.user.clone().unwrap_or_else(|| match uid {
+            Some(uid) => format!("uid {uid}"),
+            None => "unknown user".into(),
+        });
+        crate::run_in_server(&request.args, &request.cwd, shared, user)
     });
     tracing::info!(command = %args, code, "command ended");
     let _ = remote.send(TAG_EXIT, &[code]);

@@ -204,6 +204,9 @@ pub struct GcConfig {
     /// `upload_grace`: data written this recently is kept even if nothing references it yet, so
     /// GC never breaks a push in progress (default 1h, 1m to 30d).
     pub upload_grace: Duration,
+    /// `keep_app_versions`: GC keeps the last this many versions of each application (by when
+    /// they were added or imported) and the current one, and everything they reach.
+    pub keep_app_versions: u32,
 }
 
 /// `[tls]`: HTTPS for the registry; both keys or neither.
@@ -342,6 +345,7 @@ impl Default for GcConfig {
         GcConfig {
             keep_tag_history: Duration::from_secs(7 * 24 * 3600),
             upload_grace: Duration::from_secs(3600),
+            keep_app_versions: 3,
         }
     }
 }
@@ -373,6 +377,7 @@ impl Config {
             Key::LayersMaxDecompressedSize => Value::Bytes(self.layers.max_decompressed_size),
             Key::GcKeepTagHistory => Value::Duration(self.gc.keep_tag_history),
             Key::GcUploadGrace => Value::Duration(self.gc.upload_grace),
+            Key::GcKeepAppVersions => Value::Integer(self.gc.keep_app_versions.into()),
             Key::TlsCert => optional_path(&self.tls.cert),
             Key::TlsKey => optional_path(&self.tls.key),
             Key::AuthHtpasswd => optional_path(&self.auth.htpasswd),
@@ -531,6 +536,9 @@ impl Config {
             }
             (Key::GcKeepTagHistory, Value::Duration(d)) => self.gc.keep_tag_history = d,
             (Key::GcUploadGrace, Value::Duration(d)) => self.gc.upload_grace = d,
+            (Key::GcKeepAppVersions, Value::Integer(n)) => {
+                self.gc.keep_app_versions = u32::try_from(n).unwrap_or(u32::MAX)
+            }
             (Key::TlsCert, Value::Path(p)) => self.tls.cert = path(p),
             (Key::TlsKey, Value::Path(p)) => self.tls.key = path(p),
             (Key::AuthHtpasswd, Value::Path(p)) => self.auth.htpasswd = path(p),

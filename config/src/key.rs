@@ -56,6 +56,8 @@ pub enum Key {
     GcKeepTagHistory,
     /// `gc.upload_grace`: how long unreferenced new data is safe from GC.
     GcUploadGrace,
+    /// `gc.keep_app_versions`: versions of each application GC keeps.
+    GcKeepAppVersions,
     /// `tls.cert`: the server's certificate chain (PEM); empty serves plain HTTP.
     TlsCert,
     /// `tls.key`: the private key of `tls.cert` (PEM).
@@ -152,7 +154,7 @@ const fn chunk_bytes(min: ByteSize, max: ByteSize) -> Kind {
 
 impl Key {
     /// Every key, in the order of the example file.
-    pub const ALL: [Key; 35] = [
+    pub const ALL: [Key; 36] = [
         Key::StoreData,
         Key::StorePackSize,
         Key::StoreFrameSize,
@@ -174,6 +176,7 @@ impl Key {
         Key::LayersMaxDecompressedSize,
         Key::GcKeepTagHistory,
         Key::GcUploadGrace,
+        Key::GcKeepAppVersions,
         Key::TlsCert,
         Key::TlsKey,
         Key::AuthHtpasswd,
@@ -214,6 +217,7 @@ impl Key {
             Key::LayersMaxDecompressedSize => ("layers", "max_decompressed_size"),
             Key::GcKeepTagHistory => ("gc", "keep_tag_history"),
             Key::GcUploadGrace => ("gc", "upload_grace"),
+            Key::GcKeepAppVersions => ("gc", "keep_app_versions"),
             Key::TlsCert => ("tls", "cert"),
             Key::TlsKey => ("tls", "key"),
             Key::AuthHtpasswd => ("auth", "htpasswd"),
@@ -255,6 +259,7 @@ impl Key {
             Key::LayersMaxDecompressedSize => "layers.max_decompressed_size",
             Key::GcKeepTagHistory => "gc.keep_tag_history",
             Key::GcUploadGrace => "gc.upload_grace",
+            Key::GcKeepAppVersions => "gc.keep_app_versions",
             Key::TlsCert => "tls.cert",
             Key::TlsKey => "tls.key",
             Key::AuthHtpasswd => "auth.htpasswd",
@@ -296,6 +301,7 @@ impl Key {
             Key::LayersMaxDecompressedSize => "AIRLOCK_MAX_DECOMPRESSED_SIZE",
             Key::GcKeepTagHistory => "AIRLOCK_KEEP_TAG_HISTORY",
             Key::GcUploadGrace => "AIRLOCK_UPLOAD_GRACE",
+            Key::GcKeepAppVersions => "AIRLOCK_KEEP_APP_VERSIONS",
             Key::TlsCert => "AIRLOCK_TLS_CERT",
             Key::TlsKey => "AIRLOCK_TLS_KEY",
             Key::AuthHtpasswd => "AIRLOCK_HTPASSWD",
@@ -407,6 +413,10 @@ impl Key {
             Key::GcUploadGrace => Kind::Duration {
                 min: secs(MINUTE),
                 max: secs(30 * DAY),
+            },
+            Key::GcKeepAppVersions => Kind::Integer {
+                min: 1,
+                max: 100_000,
             },
             Key::TlsCert | Key::TlsKey | Key::AuthHtpasswd => Kind::OptionalPath,
             Key::AuthAnonymousPull | Key::AuthAnonymousWrite => Kind::Bool,

@@ -94,6 +94,8 @@ pub struct AddOptions {
     pub platforms: Vec<Platform>,
     /// Blobs stored at once.
     pub jobs: usize,
+    /// Who adds: recorded in an application's history (`add -f app.yaml`).
+    pub user: String,
 }
 
 impl Default for AddOptions {
@@ -105,6 +107,7 @@ impl Default for AddOptions {
             upstream: UpstreamOptions::default(),
             platforms: Vec::new(),
             jobs: 4,
+            user: String::new(),
         }
     }
 }

@@ -18,7 +18,8 @@
 //! `<version>` in `airlock/apps/<name>`. Everything the images reach is linked into that
 //! repository too, so the index is an ordinary, pullable index for bundles and diffs. The index
 //! bytes depend only on the file's content and the images' digests: adding it again changes
-//! nothing.
+//! nothing. A version added (or changed) becomes the application's current one, recorded in
+//! its history with the user who added it (see `airlock apps`).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -26,7 +27,7 @@ use std::{
 };
 
 use airlock_oci::{Descriptor, ImageRef, OCI_INDEX, Platform, RepoName, Tag, Target};
-use airlock_store::{Digest, RepoChange, Store};
+use airlock_store::{AppAction, Digest, RepoChange, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -139,7 +140,7 @@ pub fn add_app(
         plans.extend(planned);
     }
     store_and_commit(store, &plans, opts, progress)?;
-    let (outcome, node) = commit_app(store, &repo, &version, &app, &plans)?;
+    let (outcome, node) = commit_app(store, &repo, &version, &app, &plans, &opts.user)?;
     progress.app(&AppReport {
         outcome,
         name: app.name.clone(),
@@ -178,6 +179,7 @@ fn commit_app(
     version: &Tag,
     app: &AppFile,
     plans: &[ImagePlan],
+    user: &str,
 ) -> Result<(Committed, ManifestNode)> {
     let mut entries: Vec<Descriptor> = Vec::new();
     for plan in plans {
@@ -221,6 +223,13 @@ fn commit_app(
         repo: repo.to_string(),
         tag: version.to_string(),
         digest: to_store(&node.digest)?,
+    });
+    // The version is current from now on, with its images' tags moved by the changes above.
+    changes.push(RepoChange::AppEvent {
+        repo: repo.to_string(),
+        version: version.to_string(),
+        action: AppAction::Add,
+        by: user.to_owned(),
     });
     store
         .apply_repo_changes(&changes)

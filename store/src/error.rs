@@ -28,6 +28,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// An application event names a version its repository has no tag for.
+    #[error("application {repo} has no version {version}")]
+    AppVersionNotFound {
+        /// The application's repository.
+        repo: String,
+        /// The version asked for.
+        version: String,
+    },
     /// Text that is not a digest.
     #[error("invalid digest {text:?}")]
     InvalidDigest {

@@ -2,7 +2,9 @@
 //!
 //! Live blobs are marked from every manifest linked in a repository, every tag, and every
 //! tag-history event inside the rollback window, following the references recorded with each
-//! manifest. Blobs stored, put again or linked as a blob within the upload grace period are
+//! manifest. Application versions beyond [`GcOptions::keep_app_versions`] are dropped first:
+//! their tags are no roots, and what they reach stays only when a tag reaches it (a plain
+//! tag, or a kept version's), not by its manifest links or tag history (see `mark`). Blobs stored, put again or linked as a blob within the upload grace period are
 //! kept too: their manifest may still be on its way. Staged blobs (issue 14) follow the same
 //! rules; one collected loses its record, then its file. [`Store::plan_gc`] only reads and says what would go; [`Store::apply_gc`]
 //! waits for transfers in progress ([`Store::hold_chunks`]: an import's chunks are stored
@@ -18,8 +20,9 @@ use std::{
 use airlock_chunker::ChunkId;
 
 use crate::{
-    Digest, Error, PackId, Result, Store,
-    index::{ChunkRecord, LinkKind},
+    AppAction, Digest, Error, PackId, Result, Store,
+    apps::{current_of, order_versions, record_event},
+    index::{ChunkRecord, LinkKind, ReadTx},
     pack::{self, CompressedFrame},
     put::Writers,
     staged::for_each_staged,
@@ -37,6 +40,11 @@ pub struct GcOptions {
     pub keep_tag_history: Duration,
     /// Blobs stored within this window stay (a push whose manifest has not arrived yet).
     pub upload_grace: Duration,
+    /// Versions of each application kept: the last this many by when they were added or
+    /// imported, and the current one whatever its age. Older ones are dropped: their tag is
+    /// deleted, and what only they reach is no longer kept by the manifest links and tag
+    /// history that hold it otherwise (a plain tag, or another kept version, still keeps it).
+    pub keep_app_versions: u32,
 }
 
 impl Default for GcOptions {
@@ -44,6 +52,7 @@ impl Default for GcOptions {
         GcOptions {
             keep_tag_history: Duration::from_secs(7 * 24 * 3600),
             upload_grace: Duration::from_secs(3600),
+            keep_app_versions: 3,
         }
     }
 }
@@ -61,14 +70,28 @@ pub struct GcPlan {
     pub delete_packs: Vec<PackId>,
     /// Packs that would be rewritten without their dead chunks.
     pub repack_packs: Vec<PackId>,
+    /// Application versions that would be dropped (beyond `keep_app_versions`).
+    pub app_versions: Vec<DroppedVersion>,
     /// The options the plan was made with.
     pub options: GcOptions,
+}
+
+/// An application version GC drops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedVersion {
+    /// The application's repository.
+    pub repo: String,
+    /// The version (its tag).
+    pub version: String,
+    /// Its index.
+    pub digest: Digest,
 }
 
 impl GcPlan {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.blobs.is_empty()
+            && self.app_versions.is_empty()
             && self.chunks == 0
             && self.delete_packs.is_empty()
             && self.repack_packs.is_empty()
@@ -90,13 +113,16 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Tag-history events pruned.
     pub history_pruned: u64,
+    /// Application versions dropped.
+    pub app_versions: u64,
 }
 
 impl Store {
     /// Works out what GC would remove, without changing anything.
     pub fn plan_gc(&self, options: GcOptions) -> Result<GcPlan> {
-        let dead = self.unreachable_blobs(options)?;
         let rtx = self.inner.index.read()?;
+        let marked = mark(&rtx, options, None)?;
+        let dead = marked.dead;
         let mut drops: HashMap<ChunkId, u32> = HashMap::new();
         let mut blobs = Vec::new();
         for (digest, size) in &dead {
@@ -140,6 +166,7 @@ impl Store {
             chunk_bytes,
             delete_packs,
             repack_packs,
+            app_versions: marked.dropped,
             options,
         })
     }
@@ -159,13 +186,38 @@ impl Store {
             .gc_lock
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        let still_dead: HashMap<Digest, u64> =
-            self.unreachable_blobs(plan.options)?.into_iter().collect();
+        // Only versions the plan named: one added since is not dropped unseen.
+        let marked = mark(
+            &self.inner.index.read()?,
+            plan.options,
+            Some(&plan.app_versions),
+        )?;
+        let still_dead: HashMap<Digest, u64> = marked.dead.into_iter().collect();
         let mut report = GcReport::default();
-        let cutoff = cutoff(now(), plan.options.keep_tag_history);
+        let now = now();
+        let cutoff = cutoff(now, plan.options.keep_tag_history);
 
-        // 1. Blobs and chunk references, in one transaction.
+        // 1. Dropped versions, blobs and chunk references, in one transaction.
+        if !marked.dropped.is_empty() {
+            self.raise_format(crate::store::APPS_FORMAT_VERSION)?;
+        }
         let mut tx = self.inner.index.write()?;
+        for v in &marked.dropped {
+            record_event(&mut tx, &v.repo, &v.version, AppAction::Drop, "gc", now)?;
+            tx.set_tag(&v.repo, &v.version, None, now)?;
+            report.app_versions += 1;
+        }
+        // What only dropped versions reached is no longer held by its manifest links (kept
+        // for now only by the upload grace, it goes at a later GC).
+        for (repo, digest, kind) in tx.all_links()? {
+            if kind.contains(LinkKind::MANIFEST)
+                && marked.dropped_reach.contains(&digest)
+                && !marked.live.contains(&digest)
+            {
+                tx.remove_link(&repo, &digest, LinkKind::MANIFEST)?;
+                tx.remove_referrer_everywhere(&repo, &digest)?;
+            }
+        }
         let mut removed = HashSet::new();
         let mut staged_files = Vec::new();
         for (digest, _) in &plan.blobs {
@@ -387,50 +439,115 @@ impl Store {
         }
         Ok(())
     }
+}
 
-    /// Blobs not reachable from any root, with their sizes.
-    fn unreachable_blobs(&self, options: GcOptions) -> Result<Vec<(Digest, u64)>> {
-        let rtx = self.inner.index.read()?;
-        let now = now();
-        let history_cutoff = cutoff(now, options.keep_tag_history);
-        let mut live: HashSet<Digest> = HashSet::new();
-        let mut queue: VecDeque<Digest> = VecDeque::new();
-        for (_, digest, kind) in rtx.all_links()? {
-            if kind.contains(LinkKind::MANIFEST) {
-                queue.push_back(digest);
-            }
+/// What marking found.
+struct Marked {
+    /// Blobs reachable from a root.
+    live: HashSet<Digest>,
+    /// Blobs not reachable (and out of the upload grace), with their sizes.
+    dead: Vec<(Digest, u64)>,
+    /// Application versions dropped.
+    dropped: Vec<DroppedVersion>,
+    /// Everything the dropped versions reach.
+    dropped_reach: HashSet<Digest>,
+}
+
+/// Marks what is reachable. Roots: every tag but those of dropped application versions, every
+/// manifest link and tag-history event inside the window except of what dropped versions reach
+/// (those stay only when a root of the other kinds reaches them). With `only`, no version
+/// outside it is dropped.
+fn mark(rtx: &ReadTx<'_>, options: GcOptions, only: Option<&[DroppedVersion]>) -> Result<Marked> {
+    let now = now();
+    let history_cutoff = cutoff(now, options.keep_tag_history);
+    let mut dropped = dropped_versions(rtx, options.keep_app_versions)?;
+    if let Some(only) = only {
+        dropped.retain(|v| only.contains(v));
+    }
+    let dropped_tags: HashSet<(&str, &str)> = dropped
+        .iter()
+        .map(|v| (v.repo.as_str(), v.version.as_str()))
+        .collect();
+    let mut dropped_reach: HashSet<Digest> = HashSet::new();
+    let mut queue: VecDeque<Digest> = dropped.iter().map(|v| v.digest.clone()).collect();
+    while let Some(d) = queue.pop_front() {
+        if dropped_reach.insert(d.clone()) {
+            queue.extend(rtx.edges(&d)?);
         }
-        for (_, _, digest) in rtx.all_tags()? {
+    }
+    let mut live: HashSet<Digest> = HashSet::new();
+    for (_, digest, kind) in rtx.all_links()? {
+        if kind.contains(LinkKind::MANIFEST) && !dropped_reach.contains(&digest) {
             queue.push_back(digest);
         }
-        for (_, _, event) in rtx.all_tag_history()? {
-            if event.time >= history_cutoff
-                && let Some(d) = event.digest
-            {
-                queue.push_back(d);
-            }
-        }
-        while let Some(d) = queue.pop_front() {
-            if live.insert(d.clone()) {
-                queue.extend(rtx.edges(&d)?);
-            }
-        }
-        let grace_cutoff = cutoff(now, options.upload_grace);
-        let mut dead = Vec::new();
-        for_each_blob(&rtx, |digest, rec| {
-            if !live.contains(digest) && rec.last_touched() < grace_cutoff {
-                dead.push((digest.clone(), rec.size));
-            }
-            Ok(())
-        })?;
-        for_each_staged(&rtx, |digest, rec| {
-            if !live.contains(digest) && rec.last_touched() < grace_cutoff {
-                dead.push((digest.clone(), rec.size));
-            }
-            Ok(())
-        })?;
-        Ok(dead)
     }
+    for (repo, tag, digest) in rtx.all_tags()? {
+        if !dropped_tags.contains(&(repo.as_str(), tag.as_str())) {
+            queue.push_back(digest);
+        }
+    }
+    for (_, _, event) in rtx.all_tag_history()? {
+        if event.time >= history_cutoff
+            && let Some(d) = event.digest
+            && !dropped_reach.contains(&d)
+        {
+            queue.push_back(d);
+        }
+    }
+    while let Some(d) = queue.pop_front() {
+        if live.insert(d.clone()) {
+            queue.extend(rtx.edges(&d)?);
+        }
+    }
+    let grace_cutoff = cutoff(now, options.upload_grace);
+    let mut dead = Vec::new();
+    for_each_blob(rtx, |digest, rec| {
+        if !live.contains(digest) && rec.last_touched() < grace_cutoff {
+            dead.push((digest.clone(), rec.size));
+        }
+        Ok(())
+    })?;
+    for_each_staged(rtx, |digest, rec| {
+        if !live.contains(digest) && rec.last_touched() < grace_cutoff {
+            dead.push((digest.clone(), rec.size));
+        }
+        Ok(())
+    })?;
+    Ok(Marked {
+        live,
+        dead,
+        dropped,
+        dropped_reach,
+    })
+}
+
+/// The application versions beyond the last `keep` of each application by arrival, never the
+/// current one.
+fn dropped_versions(rtx: &ReadTx<'_>, keep: u32) -> Result<Vec<DroppedVersion>> {
+    let mut out = Vec::new();
+    for repo in rtx.app_repos()? {
+        let events = rtx.app_events(&repo)?;
+        let current = current_of(&events).map(|(v, _)| v);
+        let versions = order_versions(&events, &rtx.tags(&repo)?);
+        let mut kept = 0u32;
+        for (version, digest, _) in versions {
+            if current.as_deref() == Some(version.as_str()) {
+                continue;
+            }
+            // The current version counts among the kept ones.
+            let room = keep.saturating_sub(u32::from(current.is_some()));
+            if kept < room {
+                kept += 1;
+                continue;
+            }
+            out.push(DroppedVersion {
+                repo: repo.clone(),
+                version,
+                digest,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Unix seconds before which a time (stored in whole seconds) is surely older than `window`:

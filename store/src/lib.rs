@@ -24,6 +24,9 @@
 //! - Staged blobs (issue 14): [`Store::stage_file`] and [`Store::stage_blob`] acknowledge a
 //!   blob once its bytes and digest are durable; [`Store::start_ingest`] (an [`Ingest`]) or
 //!   [`Store::ingest_blob`] cut it into chunks later.
+//! - Applications: [`RepoChange::AppEvent`] records a version added, imported or made
+//!   current with the tag moves it goes with; [`Store::app_status`], [`Store::app_history`];
+//!   GC keeps the last [`GcOptions::keep_app_versions`] of each.
 //! - [`Digest`]: a validated `sha256:`/`sha512:` digest; [`HashingReader`] computes one.
 //! - [`Encoding`], [`StoredAs`], [`OpaqueReason`]: what a blob's bytes are and how they are
 //!   kept ([`Store::stat_blob`], [`DiskUsage`]).
@@ -45,6 +48,7 @@
 //! assert_eq!(back, data);
 //! ```
 
+mod apps;
 mod cache;
 mod digest;
 mod du;
@@ -78,12 +82,13 @@ pub use airlock_chunker::ChunkId;
 pub use airlock_chunker::ChunkerParams;
 
 pub use crate::{
+    apps::{AppAction, AppEvent, AppStatus},
     cache::{CacheCheck, CacheDrop, CacheStats, Materialize},
     digest::{Algorithm, Digest, Hasher, HashingReader},
     du::{DiskUsage, LayerUsage},
     error::{Error, Result},
     frame::{DecodedChunks, FRAME_HEADER_LEN, Frame, frame_len},
-    gc::{GcOptions, GcPlan, GcReport},
+    gc::{DroppedVersion, GcOptions, GcPlan, GcReport},
     ingest::{INGEST_MAX_DEFER, INGEST_QUIET, Ingest, IngestOutcome},
     layer::{Encoding, OpaqueReason, StoredAs},
     put::{PutOptions, PutOutcome},

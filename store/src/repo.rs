@@ -2,7 +2,8 @@
 //! upload sessions. The store does not read manifests: callers say what a manifest references.
 
 use crate::{
-    Digest, Error, Result, Store,
+    AppAction, Digest, Error, Result, Store,
+    apps::record_event,
     index::{LinkKind, TagEvent, WriteTx},
     store::now,
 };
@@ -76,6 +77,21 @@ pub enum RepoChange {
         /// The blob.
         digest: Digest,
     },
+    /// Appends an event to the history of the application whose versions are the tags of
+    /// `repo`, naming the version `repo:version` points to when the change applies (after the
+    /// earlier changes of the list): fails the whole list with [`Error::AppVersionNotFound`]
+    /// when that tag does not exist. An add or import of the version already current (same
+    /// index) records nothing. Raises the store to format 4 (see `STORE_FORMAT_VERSION`).
+    AppEvent {
+        /// The application's repository.
+        repo: String,
+        /// The version (a tag of `repo`).
+        version: String,
+        /// What happened; every action but [`AppAction::Drop`] makes the version current.
+        action: AppAction,
+        /// Who: an OS user, or the bundle an import came from.
+        by: String,
+    },
     /// Changes nothing, but fails the whole list with [`Error::BlobNotFound`] unless the blob
     /// is stored when the list applies. A caller that checked what a manifest references puts
     /// one before its `LinkManifest`, so GC cannot remove a child between check and link.
@@ -136,9 +152,15 @@ impl Store {
             .any(|c| matches!(c, RepoChange::MarkAbsent { .. }))
         {
             // Older airlocks would not know these children are absent on purpose.
-            self.raise_format()?;
+            self.raise_format(crate::store::ABSENT_FORMAT_VERSION)?;
         }
         let _gc = self.inner.gc_lock.read().unwrap_or_else(|p| p.into_inner());
+        if changes
+            .iter()
+            .any(|c| matches!(c, RepoChange::AppEvent { .. }))
+        {
+            self.raise_format(crate::store::APPS_FORMAT_VERSION)?;
+        }
         let now = now();
         let mut tx = self.inner.index.write()?;
         apply_changes_in(&mut tx, changes, now)?;
@@ -344,6 +366,15 @@ pub(crate) fn apply_changes_in(
                         digest: digest.clone(),
                     });
                 }
+            }
+            RepoChange::AppEvent {
+                repo,
+                version,
+                action,
+                by,
+            } => {
+                check_repo(repo)?;
+                record_event(tx, repo, version, *action, by, now)?;
             }
             RepoChange::RequireBlob { digest } => {
                 if !tx.holds_blob(digest)? {

@@ -42,7 +42,7 @@ use crate::{
     pack::sync_dir,
     read::BlobReader,
     repo::apply_changes_in,
-    store::{STORE_FORMAT_VERSION, now, write_format},
+    store::{STAGED_FORMAT_VERSION, now, write_format},
 };
 
 /// The store's directory of staged blobs.
@@ -215,7 +215,7 @@ impl Store {
         File::open(path)
             .and_then(|f| f.sync_all())
             .map_err(Error::io("syncing", path))?;
-        self.raise_format()?;
+        self.raise_format(STAGED_FORMAT_VERSION)?;
         let dir = self.staged_dir()?;
         let dest = staged_path(&self.inner.root, digest);
         fs::rename(path, &dest).map_err(Error::io("moving into staged/", path))?;
@@ -253,16 +253,21 @@ impl Store {
         Ok(dir)
     }
 
-    /// Raises `store.json` to the current format (staged blobs, children absent on purpose),
-    /// once.
-    pub(crate) fn raise_format(&self) -> Result<()> {
-        if self.inner.format_raised.load(Ordering::Acquire) {
+    /// Raises `store.json` to format `version` (3: staged blobs, 4: application events)
+    /// unless it says that one or a newer one already.
+    pub(crate) fn raise_format(&self, version: u32) -> Result<()> {
+        let _raise = self
+            .inner
+            .format_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.inner.format_version.load(Ordering::Acquire) >= version {
             return Ok(());
         }
         let mut format = self.inner.format.clone();
-        format.version = STORE_FORMAT_VERSION;
+        format.version = version;
         write_format(&self.inner.root, &format)?;
-        self.inner.format_raised.store(true, Ordering::Release);
+        self.inner.format_version.store(version, Ordering::Release);
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use std::{
     fs::{self, File, OpenOptions},
     io::Write,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock, atomic::AtomicBool},
+    sync::{Arc, Mutex, RwLock, atomic::AtomicU32},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -45,10 +45,21 @@ use crate::{
 /// Version of the store's directory layout and format header (2: `cache/`, `tmp/`, the
 /// script format and preflate-rs version in the header; 3: staged blobs, `staged/` and the
 /// index's `staged` table; 4: the index's `absent` table, children a manifest is linked
-/// without on purpose). New stores are created at this version; an older store is raised to
-/// it when it first stages a blob or records an absent child, so that an airlock that does not
-/// know them refuses it from then on, and reads it until then.
+/// without on purpose, and application versions' history and current pointer, the index's
+/// `app_events` table). New stores are created at this version; an older store is raised to 3
+/// when it first stages a blob and to 4 when it first records an absent child or an
+/// application event, so that an airlock that does not know them refuses it from then on, and
+/// reads it until then.
 pub const STORE_FORMAT_VERSION: u32 = 4;
+
+/// The store format that may hold application events.
+pub(crate) const APPS_FORMAT_VERSION: u32 = 4;
+
+/// The store format that may hold children absent on purpose.
+pub(crate) const ABSENT_FORMAT_VERSION: u32 = 4;
+
+/// The store format that may hold staged blobs.
+pub(crate) const STAGED_FORMAT_VERSION: u32 = 3;
 
 /// The oldest store format this airlock opens.
 const OLDEST_STORE_FORMAT_VERSION: u32 = 2;
@@ -221,8 +232,10 @@ pub(crate) struct Inner {
     pub(crate) inflight: Inflight,
     /// Held by a staging from its lookup to its commit (see `staged`).
     pub(crate) stage_lock: Mutex<()>,
-    /// Whether `store.json` says a format that may hold staged blobs.
-    pub(crate) format_raised: AtomicBool,
+    /// The format version `store.json` says now (raised from the one it was opened with).
+    pub(crate) format_version: AtomicU32,
+    /// Orders raises of `store.json`'s format version.
+    pub(crate) format_lock: Mutex<()>,
     /// The ingest's queue and wake-ups (see `ingest`).
     pub(crate) ingest: IngestState,
     _lock: File,
@@ -389,7 +402,7 @@ impl Store {
             sync_dir(root)?;
         }
         let (pool, next) = recover_packs(&index, &packs_dir, opts.access)?;
-        let raised = format.version >= STORE_FORMAT_VERSION;
+        let version = format.version;
         Ok(Store {
             inner: Arc::new(Inner {
                 root: root.to_owned(),
@@ -408,7 +421,8 @@ impl Store {
                 cache: BlobCache::new(root, opts.blob_cache_size, opts.materialize, opts.access),
                 inflight: Inflight::new(Inflight::max_producers()),
                 stage_lock: Mutex::new(()),
-                format_raised: AtomicBool::new(raised),
+                format_version: AtomicU32::new(version),
+                format_lock: Mutex::new(()),
                 ingest: IngestState::default(),
                 _lock: lock,
             }),

@@ -161,6 +161,7 @@ fn chunks_collected_between_two_runs_are_read_again() {
     let gc = airlock_store::GcOptions {
         keep_tag_history: std::time::Duration::ZERO,
         upload_grace: std::time::Duration::ZERO,
+        keep_app_versions: 3,
     };
     let plan = site.plan_gc(gc).unwrap();
     assert!(plan.chunks > 0, "{plan:?}");

@@ -25,12 +25,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let options = GcOptions {
         keep_tag_history: ctx.config.gc.keep_tag_history,
         upload_grace: ctx.config.gc.upload_grace,
+        keep_app_versions: ctx.config.gc.keep_app_versions,
     };
     let plan = store.plan_gc(options)?;
     let blob_bytes: u64 = plan.blobs.iter().map(|(_, s)| s).sum();
     if !ctx.json && !ctx.quiet {
         crate::output::outln!(
-            "plan: {} unreachable blobs ({}), {} chunks ({}) no longer used, {} packs to delete, {} to rewrite",
+            "plan: {} application version(s) to drop, {} unreachable blobs ({}), {} chunks ({}) no longer used, {} packs to delete, {} to rewrite",
+            plan.app_versions.len(),
             plan.blobs.len(),
             output::bytes(blob_bytes),
             plan.chunks,
@@ -38,6 +40,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             plan.delete_packs.len(),
             plan.repack_packs.len()
         );
+        for v in &plan.app_versions {
+            crate::output::outln!(
+                "  drop application version {}:{} ({}): beyond gc.keep_app_versions = {}",
+                v.repo,
+                v.version,
+                v.digest,
+                plan.options.keep_app_versions
+            );
+        }
         if ctx.verbose > 0 {
             for (d, s) in &plan.blobs {
                 crate::output::outln!("  remove {d} ({})", output::bytes(*s));
@@ -59,7 +70,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         crate::output::outln!("{}", plan_json(&plan, Some(&report)));
     } else if !ctx.quiet {
         crate::output::outln!(
-            "removed {} blobs and {} chunks; deleted {} packs, rewrote {}; freed {}; pruned {} tag-history entries",
+            "dropped {} application version(s); removed {} blobs and {} chunks; deleted {} packs, rewrote {}; freed {}; pruned {} tag-history entries",
+            report.app_versions,
             report.blobs,
             report.chunks,
             report.packs_deleted,
@@ -78,6 +90,7 @@ fn plan_json(
     let mut v = serde_json::json!({
         "dry_run": report.is_none(),
         "blobs": plan.blobs.iter().map(|(d, s)| serde_json::json!({"digest": d, "size": s})).collect::<Vec<_>>(),
+        "app_versions": plan.app_versions.iter().map(|v| serde_json::json!({"repo": v.repo, "version": v.version, "digest": v.digest})).collect::<Vec<_>>(),
         "chunks": plan.chunks,
         "chunk_bytes": plan.chunk_bytes,
         "delete_packs": plan.delete_packs.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -91,6 +104,7 @@ fn plan_json(
             "packs_rewritten": r.packs_rewritten,
             "bytes_freed": r.bytes_freed,
             "history_pruned": r.history_pruned,
+            "app_versions": r.app_versions,
         });
     }
     v

@@ -1,6 +1,7 @@
 //! One module per subcommand: `Args` (clap) and `run`.
 
 pub mod add;
+pub mod apps;
 pub mod bars;
 pub mod diff;
 pub mod du;

@@ -121,7 +121,7 @@ pub(crate) const SERVICES: [&str; 3] = ["web", "api", "worker"];
 
 /// Version 1 or 2 of the shop: three services over one base. Version 2 rebuilds the base
 /// (edits and new mtimes) and changes the api service. Returns the images by service.
-fn shop(dir: &Path, version: u64) -> Vec<Image> {
+pub(crate) fn shop(dir: &Path, version: u64) -> Vec<Image> {
     let base = gzip(&rootfs(400, (version > 1).then_some(version)));
     let images: Vec<Image> = SERVICES
         .iter()

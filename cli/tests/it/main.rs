@@ -11,6 +11,9 @@ mod add_oci;
 mod add_skopeo;
 /// `airlock add docker://`: token auth, all platforms or one, referrers, mirror naming.
 mod add_upstream;
+/// Issue 18: application versions: import, rollback and roll forward pulled by containerd,
+/// history, GC keeping the last versions.
+mod apps;
 /// Bundles: export to tiny volumes, shuffled import, deltas, damage, kill -9, skopeo pulls.
 mod bundle;
 /// Shared helpers: running the binary, filling a store through the library.

@@ -39,6 +39,7 @@ max_decompressed_size = "1TiB"
 [gc]
 keep_tag_history = "30d"
 upload_grace = "90m"
+keep_app_versions = 5
 
 [tls]
 cert = "/etc/airlock/tls.crt"
@@ -98,6 +99,7 @@ actions = ["pull"]
     assert_eq!(c.layers.max_decompressed_size, ByteSize::tib(1));
     assert_eq!(c.gc.keep_tag_history, Duration::from_secs(30 * 86_400));
     assert_eq!(c.gc.upload_grace, Duration::from_secs(5400));
+    assert_eq!(c.gc.keep_app_versions, 5);
     assert_eq!(
         c.tls.cert.as_deref(),
         Some(Path::new("/etc/airlock/tls.crt"))
@@ -178,14 +180,17 @@ fn unknown_nested_key_names_dotted_key_line_and_allowed_keys() {
             assert_eq!((*line, *column), (6, 1));
             assert_eq!(key, "gc.keep");
             assert_eq!(*section, Some("gc"));
-            assert_eq!(allowed, &["keep_tag_history", "upload_grace"]);
+            assert_eq!(
+                allowed,
+                &["keep_tag_history", "upload_grace", "keep_app_versions"]
+            );
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(
         err.to_string(),
         "airlock.toml:6:1: unknown key `gc.keep`; allowed keys in [gc]: keep_tag_history, \
-         upload_grace"
+         upload_grace, keep_app_versions"
     );
     let err = parse_err("[server]\nzstd_level = 3\n");
     assert!(err.ends_with("did you mean `store.zstd_level`?"), "{err}");

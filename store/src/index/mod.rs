@@ -20,6 +20,8 @@
 //! - `media_types`: manifest digest -> the media type it was pushed with
 //! - `absent`: manifest digest -> children it was linked without on purpose (platforms not
 //!   chosen by `--platform`, non-distributable layers; multimap; added with store format 4)
+//! - `app_events`: (application repository, seq) -> [`crate::AppEvent`] (versions added or
+//!   imported and made current; added with store format 4, absent from older indexes)
 
 //!
 //! Files: `records` holds the record types and their encodings, `reads` the lookups both
@@ -52,6 +54,7 @@ const REFERRERS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::n
 const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 const MEDIA_TYPES: TableDefinition<&str, &str> = TableDefinition::new("media_types");
 const ABSENT: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("absent");
+const APP_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("app_events");
 
 const NEXT_PACK: &str = "next_pack";
 
@@ -136,6 +139,7 @@ impl Index {
             ix!(index, tx.open_table(UPLOADS))?;
             ix!(index, tx.open_table(MEDIA_TYPES))?;
             ix!(index, tx.open_multimap_table(ABSENT))?;
+            ix!(index, tx.open_table(APP_EVENTS))?;
         }
         ix!(index, tx.commit())?;
         Ok(index)

@@ -369,6 +369,38 @@ macro_rules! reads {
                 Ok(out)
             }
 
+            /// The events of an application (by its repository), oldest first, as (seq, event).
+            pub fn app_events(&self, repo: &str) -> Result<Vec<(u64, crate::AppEvent)>> {
+                let t = match self.tx.open_table(APP_EVENTS) {
+                    // An index written before store format 4: no application recorded.
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                    other => ix!(self, other)?,
+                };
+                let mut out = Vec::new();
+                for row in ix!(self, t.range((repo, 0)..=(repo, u64::MAX)))? {
+                    let (k, v) = ix!(self, row)?;
+                    out.push((k.value().1, decode_json(self.path, "app event", v.value())?));
+                }
+                Ok(out)
+            }
+
+            /// The repositories of applications with recorded events, sorted.
+            pub fn app_repos(&self) -> Result<Vec<String>> {
+                let t = match self.tx.open_table(APP_EVENTS) {
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                    other => ix!(self, other)?,
+                };
+                let mut out: Vec<String> = Vec::new();
+                for row in ix!(self, t.iter())? {
+                    let (k, _) = ix!(self, row)?;
+                    let repo = k.value().0;
+                    if out.last().map(String::as_str) != Some(repo) {
+                        out.push(repo.to_owned());
+                    }
+                }
+                Ok(out)
+            }
+
             /// Repositories, sorted.
             pub fn repos(&self) -> Result<Vec<String>> {
                 let t = ix!(self, self.tx.open_table(REPOS))?;

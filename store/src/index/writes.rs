@@ -248,6 +248,20 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Appends an event to an application's history.
+    pub fn push_app_event(&mut self, repo: &str, ev: &crate::AppEvent) -> Result<()> {
+        let mut t = ix!(self, self.tx.open_table(APP_EVENTS))?;
+        let seq = {
+            let mut range = ix!(self, t.range((repo, 0)..=(repo, u64::MAX)))?;
+            match range.next_back() {
+                Some(row) => ix!(self, row)?.0.value().1 + 1,
+                None => 0,
+            }
+        };
+        ix!(self, t.insert((repo, seq), encode_json(ev).as_slice()))?;
+        Ok(())
+    }
+
     /// Drops tag-history events older than `before` (unix seconds), except each tag's latest.
     pub fn prune_tag_history(&mut self, before: u64) -> Result<u64> {
         let mut h = ix!(self, self.tx.open_table(TAG_HISTORY))?;

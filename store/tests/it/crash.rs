@@ -104,6 +104,7 @@ fn writer_child() {
                         let no_grace = GcOptions {
                             upload_grace: Duration::ZERO,
                             keep_tag_history: Duration::ZERO,
+                            keep_app_versions: 3,
                         };
                         let plan = store.plan_gc(no_grace).unwrap();
                         store.apply_gc(&plan).unwrap();

@@ -21,6 +21,7 @@ type Blob = (Digest, Vec<u8>);
 const NO_WINDOWS: GcOptions = GcOptions {
     keep_tag_history: Duration::ZERO,
     upload_grace: Duration::ZERO,
+    keep_app_versions: 3,
 };
 
 fn link_manifest(repo: &str, digest: &Digest, children: &[Digest]) -> RepoChange {
@@ -155,6 +156,7 @@ fn tag_history_window_keeps_a_previous_target() {
     let window = GcOptions {
         keep_tag_history: Duration::from_secs(3600),
         upload_grace: Duration::ZERO,
+        keep_app_versions: 3,
     };
     let plan = store.plan_gc(window).unwrap();
     assert!(plan.blobs.is_empty(), "{plan:?}");
@@ -186,6 +188,7 @@ fn re_put_or_blob_link_restarts_the_grace_period() {
     let grace = GcOptions {
         keep_tag_history: Duration::ZERO,
         upload_grace: Duration::from_secs(1),
+        keep_app_versions: 3,
     };
     assert!(store.plan_gc(grace).unwrap().blobs.is_empty());
     // Times are kept in whole seconds: past two, all three are older than the grace period.

@@ -458,6 +458,7 @@ fn issue_3_gc_counts_reconstruction_chunks() {
     let none = GcOptions {
         keep_tag_history: Duration::ZERO,
         upload_grace: Duration::ZERO,
+        keep_app_versions: 3,
     };
     // Neither blob is reachable: both go, and every chunk with them.
     let plan = store.plan_gc(none).unwrap();

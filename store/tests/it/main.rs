@@ -2,6 +2,7 @@
 //! made, the documented on-disk layout).
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod apps; // issue 18: application histories, the current pointer, GC keeping versions, format 4
 mod cache; // issue 14: shared rebuilds, the cache policies, read-only fills, verify, the limit
 mod checkpoints; // issue 14: ranges rebuild from the checkpoint before them, whole blobs in parallel, exactly
 mod common; // fixtures: seeded content, tar streams, small-pack stores, pack-file walkers

@@ -264,6 +264,7 @@ fn issue_15_gc_waits_for_a_transfer_holding_its_chunks() {
     let options = airlock_store::GcOptions {
         keep_tag_history: std::time::Duration::ZERO,
         upload_grace: std::time::Duration::ZERO,
+        keep_app_versions: 3,
     };
     let gc = {
         let to = to.clone();

@@ -140,6 +140,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         },
         platforms,
         jobs: usize::from(args.jobs),
+        user: ctx.user.clone(),
     };
     let mode = if ctx.json {
         Mode::Json
