@@ -56,6 +56,7 @@ fn vendor(dir: &Path) -> PathBuf {
 fn export(dir: &Path, data: &Path, reference: &str, name: &str, out: &Path, extra: &[&str]) {
     let mut args = vec![
         "export",
+        "--no-binary",
         reference,
         "--out",
         out.to_str().unwrap(),
@@ -242,6 +243,7 @@ fn issue_17_a_signed_bundle_imports_is_named_by_the_dry_run_and_verifies_with_mi
         &data,
         &[
             "export",
+            "--no-binary",
             "example.com/app:1.0",
             "--out",
             out_dir.to_str().unwrap(),
@@ -261,6 +263,7 @@ fn issue_17_a_signed_bundle_imports_is_named_by_the_dry_run_and_verifies_with_mi
         &data,
         &[
             "export",
+            "--no-binary",
             "example.com/app:1.0",
             "--out",
             out_dir.to_str().unwrap(),
