@@ -97,14 +97,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     } else {
         match_images(&store, a_images.clone(), b_images.clone())?
     };
-    let platforms = args
-        .platforms
-        .iter()
-        .map(|p| {
-            p.parse::<airlock_oci::Platform>()
-                .with_context(|| format!("--platform {p}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let platforms = crate::cmd::names::platforms(&args.platforms)?;
     let delta = plan_delta(
         &store,
         &delta_refs(&a_ref, &a_images, a_app)?,

@@ -8,7 +8,7 @@ use airlock_bundle::{
     OLDEST_GLIBC, Program, VolumeSize, plan_export, ref_text, write_export,
 };
 use airlock_ingest::app_images;
-use airlock_oci::{ImageRef, Platform, platform_list};
+use airlock_oci::{ImageRef, platform_list};
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
@@ -168,14 +168,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         }
         Some(program)
     };
-    let platforms = args
-        .platforms
-        .iter()
-        .map(|p| {
-            p.parse::<Platform>()
-                .with_context(|| format!("--platform {p}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let platforms = names::platforms(&args.platforms)?;
     let opts = ExportOptions {
         name,
         out_dir: args.out.clone(),

@@ -13,6 +13,15 @@ pub fn image_ref(store: &Store, text: &str) -> Result<ImageRef> {
     ImageRef::resolve(text, stored(store))
 }
 
+/// The platforms of `--platform` (`add`, `export`, `diff`), each as `os/arch[/variant]`; the
+/// first that does not parse is named.
+pub fn platforms(texts: &[String]) -> Result<Vec<airlock_oci::Platform>> {
+    texts
+        .iter()
+        .map(|p| p.parse().with_context(|| format!("--platform {p}")))
+        .collect()
+}
+
 /// Where `add --as TEXT` stores: the repository a pull of that name reads, else the name itself.
 pub fn target(store: &Store, text: &str) -> Result<Target> {
     Target::place(text, stored(store)).with_context(|| format!("--as {text:?}"))

@@ -3,7 +3,6 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use airlock_oci::Platform;
 use airlock_store::Access;
 use anyhow::{Context as _, Result, bail};
 
@@ -117,14 +116,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         }
         None => None,
     };
-    let platforms = args
-        .platforms
-        .iter()
-        .map(|p| {
-            p.parse::<Platform>()
-                .with_context(|| format!("--platform {p}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let platforms = crate::cmd::names::platforms(&args.platforms)?;
     let opts = AddOptions {
         format: match args.format {
             Format::Oci => ManifestFormat::Oci,
