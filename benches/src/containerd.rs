@@ -105,23 +105,24 @@ impl Containerd {
 
     /// As [`Containerd::pull`], returning what went wrong instead of panicking.
     pub fn try_pull(&self, reference: &str, snapshotter: &str) -> Result<(), String> {
+        self.pull_with(&["--snapshotter", snapshotter], reference)
+    }
+
+    /// `ctr images pull --plain-http ARGS REFERENCE`; what went wrong otherwise.
+    fn pull_with(&self, args: &[&str], reference: &str) -> Result<(), String> {
         let out = self
             .ctr_command()
-            .args([
-                "images",
-                "pull",
-                "--plain-http",
-                "--snapshotter",
-                snapshotter,
-                reference,
-            ])
+            .args(["images", "pull", "--plain-http"])
+            .args(args)
+            .arg(reference)
             .output()
             .map_err(|e| format!("running ctr: {e}"))?;
         if out.status.success() {
             Ok(())
         } else {
             Err(format!(
-                "ctr images pull {reference}: {}\n{}",
+                "ctr images pull {} {reference}: {}\n{}",
+                args.join(" "),
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             ))
@@ -156,29 +157,8 @@ impl Containerd {
     /// `ctr images pull --plain-http --platform PLATFORM --snapshotter native REFERENCE`: fetches
     /// and unpacks the one platform asked for, even not this host's; what went wrong otherwise.
     pub fn pull_platform(&self, reference: &str, platform: &str) -> Result<(), String> {
-        let out = self
-            .ctr_command()
-            .args([
-                "images",
-                "pull",
-                "--plain-http",
-                "--platform",
-                platform,
-                "--snapshotter",
-                "native",
-                reference,
-            ])
-            .output()
-            .map_err(|e| format!("running ctr: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "ctr images pull --platform {platform} {reference}: {}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+        let args = ["--platform", platform, "--snapshotter", "native"];
+        self.pull_with(&args, reference)
     }
 
     /// The digests of everything in containerd's content store (`ctr content ls -q`).
